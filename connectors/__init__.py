@@ -1,0 +1,1 @@
+"""CRM connectors, their shared protocol and registry, and the sandbox CRMs."""

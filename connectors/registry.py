@@ -1,0 +1,45 @@
+"""Connector discovery through the ``leadsync.connectors`` entry-point group.
+
+A third-party package ships a connector by declaring, in its own ``pyproject.toml``::
+
+    [project.entry-points."leadsync.connectors"]
+    mycrm = "mycrm_leadsync:MyCRMConnector"
+
+where the object has ``from_config(config, *, context)``. Nothing in this repository
+changes; no import-time registration or metaclass is involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.metadata import EntryPoint, entry_points
+from typing import Any
+
+from connectors.base import Connector, ConnectorConfigError, ConnectorFactory, RuntimeContext
+
+GROUP = "leadsync.connectors"
+
+
+def available() -> dict[str, EntryPoint]:
+    """Installed connectors by name (later installs of the same name win, as pip does)."""
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def load_factory(name: str) -> ConnectorFactory:
+    eps = available()
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none"
+        raise ConnectorConfigError(f"crm.type: unknown connector {name!r} (installed: {known})")
+    try:
+        factory = eps[name].load()
+    except Exception as exc:  # a broken plug-in must not take the CLI down with a traceback
+        raise ConnectorConfigError(
+            f"crm.type: connector {name!r} failed to load: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not callable(getattr(factory, "from_config", None)):
+        raise ConnectorConfigError(f"crm.type: connector {name!r} has no from_config()")
+    return factory  # type: ignore[no-any-return]
+
+
+def create(name: str, config: Mapping[str, Any], *, context: RuntimeContext) -> Connector:
+    return load_factory(name).from_config(config, context=context)

@@ -1,0 +1,1 @@
+"""The sync: state store, write-back, scheduling and the ``leadsync`` command line."""
