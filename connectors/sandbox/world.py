@@ -1,0 +1,1273 @@
+"""A seeded, realistic CRM world that both fake CRMs build their stores from.
+
+The HubSpot and Salesforce sandboxes must hold *the same people* so that a model
+scored against one flavour can be compared with the other, and the data must carry
+a real signal so that demos and benchmarks of scoring mean something. Everything is
+therefore drawn here, once, from one seed: companies, owners, people, 180 days of
+engagement and historical deals. A hidden per-person ``propensity`` drives both the
+engagement and whether deals were won, which is what a lead score should recover.
+
+Engagement is kept columnar (a few numpy arrays sorted by person and time) because
+100,000 people produce millions of events; Python objects per event would not fit
+the sandbox's memory budget.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "ACTIVITY_TYPES",
+    "CAMPAIGNS",
+    "FORMS",
+    "PAGES",
+    "PAGE_SECTIONS",
+    "SITE",
+    "WEBINARS",
+    "Activities",
+    "CompanySeed",
+    "DealSeed",
+    "OwnerSeed",
+    "PersonSeed",
+    "World",
+    "generate_world",
+]
+
+DAY = 86_400.0
+DEFAULT_NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
+
+ACTIVITY_TYPES: tuple[str, ...] = (
+    "page_view",
+    "email_send",
+    "email_open",
+    "email_click",
+    "email_reply",
+    "form_submit",
+    "meeting_booked",
+    "meeting_cancelled",
+    "call",
+    "webinar_attended",
+    "unsubscribe",
+)
+_K = {name: i for i, name in enumerate(ACTIVITY_TYPES)}
+_EMAIL_KINDS = np.array(
+    [_K["email_send"], _K["email_open"], _K["email_click"], _K["email_reply"]], dtype=np.uint8
+)
+
+SITE: str = "https://www.acmecloud.example"
+
+# ----------------------------------------------------------------------------- pages
+
+_PRICING_PATHS = (
+    "/pricing",
+    "/pricing/starter",
+    "/pricing/professional",
+    "/pricing/enterprise",
+    "/plans",
+    "/plans/compare",
+    "/pricing/faq",
+    "/pricing/calculator",
+    "/demo",
+    "/trial",
+)
+_PRODUCT_FEATURES = (
+    "lead-scoring",
+    "pipeline",
+    "forecasting",
+    "email-sequences",
+    "workflows",
+    "reporting",
+    "dashboards",
+    "integrations",
+    "api",
+    "mobile",
+    "security",
+    "data-enrichment",
+    "territories",
+    "quotes",
+    "call-tracking",
+    "ai-assistant",
+    "landing-pages",
+    "forms",
+    "chat",
+    "attribution",
+)
+_PRODUCT_PATHS = (
+    "/product",
+    "/product/tour",
+    "/customers",
+    "/customers/case-studies",
+    *(f"/product/{f}" for f in _PRODUCT_FEATURES),
+    "/integrations/salesforce",
+    "/integrations/hubspot",
+    "/integrations/slack",
+    "/integrations/gmail",
+    "/integrations/outlook",
+    "/integrations/zapier",
+)
+_DOCS_TOPICS = (
+    "getting-started",
+    "installation",
+    "authentication",
+    "api-reference",
+    "webhooks",
+    "rate-limits",
+    "data-import",
+    "data-export",
+    "field-mapping",
+    "scoring-models",
+    "workflows",
+    "permissions",
+    "sso",
+    "audit-log",
+    "sandbox",
+    "release-notes",
+    "troubleshooting",
+    "faq",
+    "sdk-python",
+    "sdk-javascript",
+    "changelog",
+    "migration-guide",
+    "best-practices",
+    "glossary",
+)
+_DOCS_PATHS = ("/docs", *(f"/docs/{t}" for t in _DOCS_TOPICS))
+_BLOG_WORDS_A = (
+    "how-to",
+    "why",
+    "the-ultimate-guide-to",
+    "5-ways-to",
+    "what-is",
+    "a-beginners-guide-to",
+    "10-tips-for",
+    "lessons-from",
+    "the-state-of",
+    "rethinking",
+    "stop-ignoring",
+)
+_BLOG_WORDS_B = (
+    "lead-scoring",
+    "sales-pipeline-hygiene",
+    "b2b-marketing",
+    "account-based-marketing",
+    "cold-email",
+    "crm-data-quality",
+    "revenue-operations",
+    "sales-forecasting",
+    "marketing-attribution",
+    "demand-generation",
+)
+_BLOG_PATHS = (
+    "/blog",
+    *(f"/blog/{a}-{b}" for a in _BLOG_WORDS_A for b in _BLOG_WORDS_B),
+)
+_CAREERS_PATHS = (
+    "/careers",
+    "/careers/life-at-acme",
+    "/careers/benefits",
+    "/careers/account-executive",
+    "/careers/sales-development-representative",
+    "/careers/senior-backend-engineer",
+    "/careers/frontend-engineer",
+    "/careers/data-scientist",
+    "/careers/product-designer",
+    "/careers/customer-success-manager",
+    "/careers/marketing-manager",
+    "/careers/internships",
+)
+_ABOUT_PATHS = (
+    "/",
+    "/about",
+    "/about/team",
+    "/about/press",
+    "/about/partners",
+    "/contact",
+    "/legal/privacy",
+    "/legal/terms",
+)
+
+_SECTION_PATHS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("pricing", _PRICING_PATHS),
+    ("product", _PRODUCT_PATHS),
+    ("docs", _DOCS_PATHS),
+    ("blog", _BLOG_PATHS),
+    ("careers", _CAREERS_PATHS),
+    ("about", _ABOUT_PATHS),
+)
+PAGES: tuple[str, ...] = tuple(SITE + p for _, paths in _SECTION_PATHS for p in paths)
+# Section of each page, aligned with PAGES, so consumers can aggregate without parsing URLs.
+PAGE_SECTIONS: tuple[str, ...] = tuple(s for s, paths in _SECTION_PATHS for _ in paths)
+_SECTION_NAMES = tuple(s for s, _ in _SECTION_PATHS)
+_SECTION_START = np.cumsum([0] + [len(p) for _, p in _SECTION_PATHS])[:-1].astype(np.int32)
+_SECTION_SIZE = np.array([len(p) for _, p in _SECTION_PATHS], dtype=np.int32)
+# Share of page views per section for an uninterested and an eager visitor; a person's
+# mix is interpolated by propensity, so buyers read pricing and docs, not careers.
+_SECTION_W_LOW = np.array([0.03, 0.14, 0.05, 0.56, 0.14, 0.08])
+_SECTION_W_HIGH = np.array([0.26, 0.30, 0.16, 0.18, 0.02, 0.08])
+
+FORMS: tuple[str, ...] = (
+    "newsletter",
+    "ebook",
+    "contact-us",
+    "demo-request",
+    "webinar-registration",
+    "trial-signup",
+)
+_F = {name: i for i, name in enumerate(FORMS)}
+# Webinar registrations are drawn with the webinars, so their weight here is zero.
+_FORM_W_LOW = np.array([0.50, 0.36, 0.07, 0.02, 0.0, 0.05])
+_FORM_W_HIGH = np.array([0.08, 0.17, 0.20, 0.33, 0.0, 0.22])
+
+CAMPAIGNS: tuple[str, ...] = (
+    "Newsletter: January digest",
+    "Product update: Workflows 2.0",
+    "Nurture 1: Why teams switch",
+    "Nurture 2: Clean CRM data",
+    "Nurture 3: Customer stories",
+    "Webinar invite: Forecasting that works",
+    "Newsletter: February digest",
+    "E-book: The lead scoring playbook",
+    "Product update: AI assistant beta",
+    "Event: RevOps Summit meetup",
+    "Newsletter: March digest",
+    "Case study: Northwind doubles pipeline",
+    "Webinar invite: ABM in practice",
+    "Pricing update: new Professional plan",
+    "Newsletter: April digest",
+    "Nurture 4: Integrations tour",
+    "Product update: Mobile app",
+    "Survey: State of sales ops",
+    "Newsletter: May digest",
+    "Webinar invite: Attribution without tears",
+    "Trial follow-up: Getting value fast",
+    "Product update: Territories",
+    "Newsletter: June digest",
+    "Re-engagement: Still interested?",
+)
+
+WEBINARS: tuple[str, ...] = (
+    "Forecasting that works",
+    "ABM in practice",
+    "Lead scoring 101",
+    "Attribution without tears",
+    "Cleaning your CRM in a week",
+    "From MQL to revenue",
+    "RevOps roundtable",
+    "Customer panel: scaling outbound",
+)
+
+# ----------------------------------------------------------------------------- records
+
+
+@dataclass(slots=True)
+class OwnerSeed:
+    idx: int
+    first_name: str
+    last_name: str
+    email: str
+    kind: Literal["person", "queue"]
+    active: bool
+
+
+@dataclass(slots=True)
+class CompanySeed:
+    idx: int
+    name: str
+    domain: str
+    size: int
+    industry: str
+    country: str
+    is_competitor: bool
+
+
+@dataclass(slots=True)
+class PersonSeed:
+    idx: int
+    company_idx: int
+    first_name: str
+    last_name: str
+    email: str
+    job_title: str | None
+    phone: str | None
+    # HubSpot values: subscriber, lead, marketingqualifiedlead, salesqualifiedlead,
+    # opportunity, customer, other.
+    lifecycle_stage: str
+    # Salesforce Lead Status. "Closed - Converted" for converted leads and for contacts
+    # that never were leads.
+    lead_status: str
+    owner_idx: int | None
+    created_at: float
+    sf_kind: Literal["lead", "converted_lead", "contact"]
+    propensity: float
+    duplicate_of: int | None
+
+
+@dataclass(slots=True)
+class DealSeed:
+    idx: int
+    person_idx: int
+    owner_idx: int
+    name: str
+    amount: float
+    created_at: float
+    stage: Literal["open", "won", "lost"]
+    closed_at: float | None
+    created_by_rep: bool
+
+
+class Activities:
+    """Engagement events as parallel arrays, sorted by (person, ts).
+
+    ``kind`` indexes :data:`ACTIVITY_TYPES`; ``detail`` indexes :data:`PAGES`
+    (page_view), :data:`FORMS` (form_submit), :data:`CAMPAIGNS` (email_*) or
+    :data:`WEBINARS` (webinar_attended), and is -1 otherwise.
+    """
+
+    __slots__ = ("_offsets", "detail", "kind", "person", "ts")
+
+    def __init__(
+        self,
+        person: npt.NDArray[np.int32],
+        kind: npt.NDArray[np.uint8],
+        ts: npt.NDArray[np.float64],
+        detail: npt.NDArray[np.int32],
+        n_people: int,
+    ) -> None:
+        n = len(person)
+        if not (len(kind) == len(ts) == len(detail) == n):
+            raise ValueError("Activities: person, kind, ts and detail must have the same length")
+        order = np.lexsort((ts, person))
+        self.person: npt.NDArray[np.int32] = np.ascontiguousarray(person[order], dtype=np.int32)
+        self.kind: npt.NDArray[np.uint8] = np.ascontiguousarray(kind[order], dtype=np.uint8)
+        self.ts: npt.NDArray[np.float64] = np.ascontiguousarray(ts[order], dtype=np.float64)
+        self.detail: npt.NDArray[np.int32] = np.ascontiguousarray(detail[order], dtype=np.int32)
+        if n and (self.person[0] < 0 or self.person[-1] >= n_people):
+            raise ValueError("Activities: person index out of range")
+        counts = np.bincount(self.person, minlength=n_people)
+        self._offsets = np.zeros(n_people + 1, dtype=np.int64)
+        np.cumsum(counts, out=self._offsets[1:])
+
+    def __len__(self) -> int:
+        return len(self.person)
+
+    def for_person(self, idx: int) -> slice:
+        """Rows of one person: ``acts.kind[acts.for_person(i)]``."""
+        if not 0 <= idx < len(self._offsets) - 1:
+            raise IndexError(f"person index {idx} out of range")
+        return slice(int(self._offsets[idx]), int(self._offsets[idx + 1]))
+
+    def counts(self) -> npt.NDArray[np.int64]:
+        """Number of events per person (a copy)."""
+        return np.diff(self._offsets)
+
+
+@dataclass
+class World:
+    seed: int
+    now: float
+    days: int
+    owners: list[OwnerSeed]
+    companies: list[CompanySeed]
+    people: list[PersonSeed]
+    activities: Activities
+    deals: list[DealSeed]
+
+
+# ------------------------------------------------------------------------- vocabularies
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+_FIRST_NAMES = _words(
+    "James Mary Robert Patricia John Jennifer Michael Linda David Elizabeth William Barbara "
+    "Richard Susan Joseph Jessica Thomas Sarah Charles Karen Daniel Lisa Matthew Nancy "
+    "Anthony Sandra Mark Ashley Steven Emily Andrew Michelle Paul Amanda Joshua Melissa "
+    "Kevin Laura Brian Rebecca George Sharon Timothy Cynthia Jason Amy Ryan Anna Jacob "
+    "Olivia Lukas Sophie Felix Hannah Jonas Lea Maximilian Emma Pierre Camille Louis Chloe "
+    "Lucas Manon Hugo Ines Priya Arjun Ananya Rohan Aisha Wei Mei Hiroshi Yuki Sven Ingrid "
+    "Lars Freya Mateo Sofia Diego Lucia Carlos Valentina Liam Noah Ava Mia Ethan Zoe Omar "
+    "Fatima Daan Sanne Joao Beatriz Siobhan Connor Aoife Niamh Raj Kavya Tomas Elena"
+)
+_LAST_NAMES = _words(
+    "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez "
+    "Lopez Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson "
+    "White Harris Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott "
+    "Torres Nguyen Hill Flores Green Adams Nelson Baker Hall Rivera Campbell Mitchell Carter "
+    "Roberts Mueller Schmidt Schneider Fischer Weber Meyer Wagner Becker Hoffmann Schulz "
+    "Dubois Laurent Bernard Moreau Lefebvre Girard Patel Sharma Gupta Singh Kumar Iyer Chen "
+    "Wang Li Zhang Tanaka Suzuki Sato Andersson Johansson Larsson Nilsson Silva Santos "
+    "Oliveira Costa Fernandez Ruiz Murphy Kelly OBrien Byrne DeVries Jansen Bakker Visser "
+    "Rossi Russo Ferrari Novak Kowalski Nowak"
+)
+
+# (title, weight, effect on the propensity's log-odds). Buyers of a sales/marketing
+# tool sit in sales and marketing leadership; students and recruiters rarely buy.
+_TITLES: tuple[tuple[str, float, float], ...] = (
+    ("CEO", 3, 0.5),
+    ("Founder", 2, 0.4),
+    ("CMO", 2, 0.8),
+    ("CFO", 1, -0.1),
+    ("CTO", 2, 0.2),
+    ("VP of Sales", 3, 1.0),
+    ("VP of Marketing", 3, 0.9),
+    ("Head of Sales", 2, 0.9),
+    ("Head of Growth", 2, 0.8),
+    ("Head of Marketing", 2, 0.8),
+    ("Head of Revenue Operations", 2, 1.0),
+    ("Director of Sales", 3, 0.8),
+    ("Director of Marketing", 3, 0.7),
+    ("Director", 2, 0.4),
+    ("Sales Lead", 4, 0.6),
+    ("Sales Manager", 4, 0.5),
+    ("Revenue Operations Manager", 3, 0.7),
+    ("Marketing Manager", 5, 0.4),
+    ("Senior Manager", 4, 0.3),
+    ("Account Executive", 4, 0.2),
+    ("Sales Development Representative", 4, 0.1),
+    ("Product Manager", 3, 0.0),
+    ("Operations Manager", 3, 0.0),
+    ("Customer Success Manager", 3, 0.0),
+    ("Marketing Associate", 6, -0.3),
+    ("Marketing Coordinator", 3, -0.3),
+    ("Consultant", 6, -0.5),
+    ("Senior Consultant", 2, -0.4),
+    ("Engineer", 3, -0.7),
+    ("Software Engineer", 5, -0.7),
+    ("Data Analyst", 3, -0.4),
+    ("HR Manager", 2, -0.9),
+    ("Recruiter", 2, -1.1),
+    ("Office Manager", 2, -0.8),
+    ("Freelancer", 2, -0.7),
+    ("Intern", 2, -1.6),
+    ("Student", 5, -2.2),
+)
+# Real CRMs hold the same title spelled many ways; scoring must cope with that.
+_TITLE_VARIANTS: dict[str, tuple[str, ...]] = {
+    "CEO": ("Chief Executive Officer", "ceo & co-founder", "CEO / Founder"),
+    "CMO": ("Chief Marketing Officer", "cmo"),
+    "CTO": ("Chief Technology Officer",),
+    "VP of Sales": ("VP Sales", "Vice President, Sales", "vp of sales", "SVP Sales"),
+    "VP of Marketing": ("VP Marketing", "Vice President of Marketing"),
+    "Head of Sales": ("Head of Sales EMEA", "head of sales"),
+    "Director of Sales": ("Sales Director", "Dir. Sales"),
+    "Director of Marketing": ("Marketing Director",),
+    "Sales Lead": ("Team Lead Sales", "sales lead"),
+    "Senior Manager": ("Sr. Manager", "Senior Manager, Operations"),
+    "Software Engineer": ("Senior Software Engineer", "software developer"),
+    "Student": ("student", "MBA Student", "Graduate Student"),
+    "Consultant": ("Independent Consultant", "consultant"),
+}
+_NO_TITLE_SHARE = 0.08
+_VARIANT_SHARE = 0.15
+
+# (industry, weight, effect on log-odds)
+_INDUSTRIES: tuple[tuple[str, float, float], ...] = (
+    ("Software", 18, 0.5),
+    ("IT Services", 10, 0.3),
+    ("Marketing & Advertising", 8, 0.4),
+    ("Financial Services", 8, 0.1),
+    ("Consulting", 7, 0.1),
+    ("Healthcare", 7, -0.2),
+    ("Manufacturing", 8, -0.1),
+    ("Retail", 6, 0.0),
+    ("Telecommunications", 4, 0.1),
+    ("Media", 4, 0.1),
+    ("Logistics", 4, -0.1),
+    ("Real Estate", 4, -0.2),
+    ("Education", 5, -0.6),
+    ("Non-profit", 4, -0.7),
+    ("Government", 3, -0.8),
+)
+# (country, weight, top-level domain, phone prefix)
+_COUNTRIES: tuple[tuple[str, float, str, str], ...] = (
+    ("United States", 40, "com", "+1"),
+    ("United Kingdom", 10, "co.uk", "+44"),
+    ("Germany", 10, "de", "+49"),
+    ("India", 6, "in", "+91"),
+    ("Canada", 5, "ca", "+1"),
+    ("France", 5, "fr", "+33"),
+    ("Netherlands", 4, "nl", "+31"),
+    ("Australia", 4, "com.au", "+61"),
+    ("Spain", 3, "es", "+34"),
+    ("Brazil", 3, "com.br", "+55"),
+    ("Sweden", 2, "se", "+46"),
+    ("Ireland", 2, "ie", "+353"),
+    ("Switzerland", 2, "ch", "+41"),
+    ("Singapore", 2, "sg", "+65"),
+    ("Japan", 2, "jp", "+81"),
+)
+_LEGAL_FORM = {
+    "United States": ("Inc.", "LLC", "", ""),
+    "United Kingdom": ("Ltd", "plc", ""),
+    "Germany": ("GmbH", "AG", "GmbH"),
+    "Canada": ("Inc.", "Ltd.", ""),
+    "France": ("SAS", "SA", ""),
+    "Netherlands": ("B.V.", ""),
+    "Australia": ("Pty Ltd", ""),
+    "India": ("Pvt Ltd", "Ltd", ""),
+    "Spain": ("S.L.", "S.A."),
+    "Brazil": ("Ltda", ""),
+    "Sweden": ("AB",),
+    "Ireland": ("Ltd", "DAC"),
+    "Switzerland": ("AG", "GmbH", "SA"),
+    "Singapore": ("Pte Ltd",),
+    "Japan": ("K.K.", ""),
+}
+_NAME_A = _words(
+    "Northwind Contoso Fabrikam Blue Red Green Silver Golden Bright Clear Swift Nimbus Apex "
+    "Summit Pioneer Vertex Quantum Stellar Atlas Orion Polar Harbor River Cedar Maple Oak "
+    "Pine Granite Iron Copper Crystal Lunar Solar Nova Zenith Horizon Beacon Cobalt Falcon "
+    "Eagle Lion Tiger Wolf Fox Hawk Alpine Coastal Urban Prairie Evergreen Sterling Crown "
+    "Royal Liberty Union Frontier Keystone Lighthouse Meridian Pinnacle Radiant Sapphire "
+    "Emerald Onyx Velvet Willow Birch Aspen Tidal Metro Prime Core True Bold Open Smart "
+    "Rapid Global Nordic Pacific Atlantic Central"
+)
+_NAME_B = _words(
+    "Analytics Systems Solutions Labs Logistics Health Foods Motors Energy Capital Media "
+    "Software Networks Robotics Dynamics Partners Consulting Ventures Industries Retail "
+    "Pharma Bank Insurance Telecom Studios Digital Cloud Data Security Learning Travel "
+    "Apparel Brewing Construction Engineering Manufacturing Properties Outfitters Devices "
+    "Materials Biotech Logic Works Supply Marine Aviation Foods Goods Markets"
+)
+_NAME_C = ("", "", "", "", "Group", "Holdings", "International", "Global", "Partners", "& Co")
+_COMPETITORS: tuple[tuple[str, str, int, str], ...] = (
+    ("PipeRival", "piperival.com", 420, "United States"),
+    ("Leadly", "leadly.io", 130, "United Kingdom"),
+    ("ScoreForge", "scoreforge.com", 75, "Germany"),
+    ("FunnelHound", "funnelhound.com", 260, "Canada"),
+)
+_FREE_MAIL: tuple[tuple[str, float], ...] = (
+    ("gmail.com", 45),
+    ("yahoo.com", 11),
+    ("outlook.com", 11),
+    ("hotmail.com", 9),
+    ("icloud.com", 7),
+    ("aol.com", 3),
+    ("gmx.de", 4),
+    ("web.de", 3),
+    ("proton.me", 4),
+    ("yahoo.co.uk", 3),
+)
+_FREE_MAIL_SHARE = 0.18
+_COMPETITOR_PERSON_SHARE = 0.015
+_DUPLICATE_SHARE = 0.015
+_PHONE_SHARE = 0.62
+
+_REPS: tuple[tuple[str, str], ...] = (
+    ("Alex", "Morgan"),
+    ("Jordan", "Reyes"),
+    ("Taylor", "Brooks"),
+    ("Sam", "Whitfield"),
+    ("Casey", "Nakamura"),
+    ("Riley", "Okafor"),
+    ("Jamie", "Lindqvist"),
+    ("Morgan", "Dietrich"),
+    ("Avery", "Castellano"),
+    ("Quinn", "Mahoney"),
+    ("Parker", "Asante"),
+    ("Drew", "Kovacs"),
+)
+_DEAL_PRODUCTS = (
+    "Starter plan",
+    "Professional plan",
+    "Enterprise plan",
+    "Seat expansion",
+    "Annual renewal",
+    "Pilot",
+)
+
+# ----------------------------------------------------------------------------- helpers
+
+_Rng = np.random.Generator
+_F64 = npt.NDArray[np.float64]
+_I64 = npt.NDArray[np.int64]
+
+
+def _weights(values: tuple[float, ...] | list[float]) -> _F64:
+    w = np.asarray(values, dtype=np.float64)
+    out: _F64 = w / w.sum()
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", text.lower())
+
+
+def _to_epoch(now: float | datetime | None) -> float:
+    if now is None:
+        return DEFAULT_NOW.timestamp()
+    if isinstance(now, datetime):
+        if now.tzinfo is None:
+            raise ValueError("now: datetime must be timezone-aware (e.g. tzinfo=UTC)")
+        return now.timestamp()
+    value = float(now)
+    if not math.isfinite(value):
+        raise ValueError(f"now: expected a finite epoch time, got {now!r}")
+    return value
+
+
+def _sigmoid(x: _F64) -> _F64:
+    out: _F64 = np.asarray(1.0 / (1.0 + np.exp(-x)), dtype=np.float64)
+    return out
+
+
+def _pick_by_rowweights(rng: _Rng, w_low: _F64, w_high: _F64, p: _F64) -> _I64:
+    """Draw a category per row from a mix of two weight vectors, interpolated by ``p``.
+
+    Cumulates one category at a time so memory stays at a few arrays of the row count
+    instead of a rows-by-categories matrix.
+    """
+    u = rng.random(len(p))
+    out = np.zeros(len(p), dtype=np.int64)
+    cum = np.zeros(len(p), dtype=np.float64)
+    for c in range(len(w_low) - 1):
+        cum += w_low[c] + (w_high[c] - w_low[c]) * p
+        out += u >= cum
+    return out
+
+
+def _uniform_in(rng: _Rng, lo: _F64, hi: _F64) -> _F64:
+    return lo + rng.random(len(lo)) * (hi - lo)
+
+
+# ----------------------------------------------------------------------------- generator
+
+
+def generate_world(
+    n_contacts: int = 2000,
+    *,
+    seed: int = 7,
+    now: float | datetime | None = None,
+    days: int = 180,
+) -> World:
+    """Draw a complete CRM world; the same arguments always give the same world.
+
+    ``now`` defaults to 2026-06-30T12:00:00Z (not the wall clock) so that worlds are
+    reproducible; every event lies in ``[now - days, now]``.
+    """
+    if isinstance(n_contacts, bool) or not isinstance(n_contacts, int) or n_contacts < 0:
+        raise ValueError(f"n_contacts: expected a non-negative integer, got {n_contacts!r}")
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise ValueError(f"days: expected a positive integer, got {days!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    now_s = _to_epoch(now)
+    rng = np.random.default_rng(seed)
+
+    owners = _make_owners(n_contacts)
+    companies = _make_companies(rng, n_contacts)
+    people_arrays = _draw_people(rng, n_contacts, companies, owners, now_s, days)
+    activities, stats = _draw_activities(rng, people_arrays, owners, now_s, days)
+    deals, won_any, open_any = _draw_deals(rng, people_arrays, companies, owners, now_s, days)
+    people = _finish_people(rng, people_arrays, companies, stats, won_any, open_any)
+    return World(
+        seed=seed,
+        now=now_s,
+        days=days,
+        owners=owners,
+        companies=companies,
+        people=people,
+        activities=activities,
+        deals=deals,
+    )
+
+
+def _make_owners(n_contacts: int) -> list[OwnerSeed]:
+    n_reps = int(min(len(_REPS), max(6, 6 + n_contacts // 20_000)))
+    owners = [
+        OwnerSeed(
+            idx=i,
+            first_name=first,
+            last_name=last,
+            email=f"{first.lower()}.{last.lower()}@acmecloud.example",
+            kind="person",
+            # One rep has left the company but still owns records, as in every real CRM.
+            active=i != n_reps - 1,
+        )
+        for i, (first, last) in enumerate(_REPS[:n_reps])
+    ]
+    owners.append(
+        OwnerSeed(
+            idx=n_reps,
+            first_name="Inbound",
+            last_name="Lead Queue",
+            email="inbound-leads@acmecloud.example",
+            kind="queue",
+            active=True,
+        )
+    )
+    return owners
+
+
+def _make_companies(rng: _Rng, n_contacts: int) -> list[CompanySeed]:
+    n_regular = max(3, round(n_contacts / 6))
+    country_w = _weights([c[1] for c in _COUNTRIES])
+    industry_w = _weights([i[1] for i in _INDUSTRIES])
+    # Log-normal sizes: most firms are small, a few are huge (median ~40 employees).
+    sizes = np.clip(np.rint(np.exp(rng.normal(np.log(40.0), 1.7, n_regular))), 1, 250_000)
+    countries = rng.choice(len(_COUNTRIES), size=n_regular, p=country_w)
+    industries = rng.choice(len(_INDUSTRIES), size=n_regular, p=industry_w)
+    n_combos = len(_NAME_A) * len(_NAME_B) * len(_NAME_C)
+    if n_regular <= n_combos:
+        combos = rng.choice(n_combos, size=n_regular, replace=False)
+    else:
+        combos = rng.permutation(n_regular) % n_combos  # rounds are told apart below
+    legal_u = rng.random(n_regular)
+
+    companies: list[CompanySeed] = []
+    for i in range(n_regular):
+        combo = int(combos[i])
+        a, rest = divmod(combo, len(_NAME_B) * len(_NAME_C))
+        b, c = divmod(rest, len(_NAME_C))
+        base = " ".join(x for x in (_NAME_A[a], _NAME_B[b], _NAME_C[c]) if x)
+        round_no = i // n_combos if n_regular > n_combos else 0
+        if round_no:
+            base = f"{base} {round_no + 1}"
+        country, _, tld, _ = _COUNTRIES[int(countries[i])]
+        forms = _LEGAL_FORM[country]
+        legal = forms[int(legal_u[i] * len(forms))]
+        companies.append(
+            CompanySeed(
+                idx=i,
+                name=f"{base} {legal}".strip(),
+                domain=f"{_slug(base)}.{tld}",
+                size=int(sizes[i]),
+                industry=_INDUSTRIES[int(industries[i])][0],
+                country=country,
+                is_competitor=False,
+            )
+        )
+    for name, domain, size, country in _COMPETITORS:
+        companies.append(
+            CompanySeed(
+                idx=len(companies),
+                name=name,
+                domain=domain,
+                size=size,
+                industry="Software",
+                country=country,
+                is_competitor=True,
+            )
+        )
+    return companies
+
+
+@dataclass(slots=True)
+class _PeopleArrays:
+    """Per-person columns shared by the later drawing steps (internal)."""
+
+    n: int
+    company: _I64
+    first: _I64
+    last: _I64
+    title: list[str | None]
+    title_effect: _F64
+    email: list[str]
+    freemail: npt.NDArray[np.bool_]
+    competitor: npt.NDArray[np.bool_]
+    phone: list[str | None]
+    owner: _I64  # -1: unowned
+    created: _F64
+    propensity: _F64
+    activity: _F64  # per-person engagement multiplier, independent of propensity
+    duplicate_of: _I64  # -1: not a duplicate
+
+
+def _draw_people(
+    rng: _Rng,
+    n: int,
+    companies: list[CompanySeed],
+    owners: list[OwnerSeed],
+    now: float,
+    days: int,
+) -> _PeopleArrays:
+    regular = [c for c in companies if not c.is_competitor]
+    competitors = [c for c in companies if c.is_competitor]
+    sizes = np.array([c.size for c in regular], dtype=np.float64)
+    # Bigger companies have more people in the CRM, but far less than proportionally.
+    company_w = sizes**0.45
+    company = rng.choice(len(regular), size=n, p=company_w / company_w.sum()).astype(np.int64)
+    is_comp = rng.random(n) < _COMPETITOR_PERSON_SHARE
+    if competitors:
+        company[is_comp] = rng.choice([c.idx for c in competitors], size=int(is_comp.sum())).astype(
+            np.int64
+        )
+    freemail = (rng.random(n) < _FREE_MAIL_SHARE) & ~is_comp
+    first = rng.integers(0, len(_FIRST_NAMES), n)
+    last = rng.integers(0, len(_LAST_NAMES), n)
+
+    # Duplicates: a later record of an earlier person (same name and company).
+    dup = np.full(n, -1, dtype=np.int64)
+    if n >= 2:
+        is_dup = rng.random(n) < _DUPLICATE_SHARE
+        is_dup[0] = False
+        dup_rows = np.flatnonzero(is_dup)
+        dup[dup_rows] = (rng.random(len(dup_rows)) * dup_rows).astype(np.int64)
+        # Chains (a duplicate of a duplicate) point at the original.
+        for r in dup_rows:
+            while dup[dup[r]] >= 0:
+                dup[r] = dup[dup[r]]
+        company[dup_rows] = company[dup[dup_rows]]
+        first[dup_rows] = first[dup[dup_rows]]
+        last[dup_rows] = last[dup[dup_rows]]
+        is_comp[dup_rows] = is_comp[dup[dup_rows]]
+        # The second record usually came in through a personal address.
+        freemail[dup_rows] = rng.random(len(dup_rows)) < 0.6
+        freemail &= ~is_comp
+
+    # Titles
+    title_w = _weights([t[1] for t in _TITLES])
+    title_idx = rng.choice(len(_TITLES), size=n, p=title_w)
+    no_title = rng.random(n) < _NO_TITLE_SHARE
+    variant_u = rng.random(n)
+    titles: list[str | None] = []
+    title_effect = np.zeros(n, dtype=np.float64)
+    for i in range(n):
+        name, _, effect = _TITLES[int(title_idx[i])]
+        title_effect[i] = effect
+        if no_title[i]:
+            titles.append(None)
+            continue
+        variants = _TITLE_VARIANTS.get(name)
+        if variants and variant_u[i] < _VARIANT_SHARE:
+            name = variants[int(variant_u[i] / _VARIANT_SHARE * len(variants))]
+        titles.append(name)
+    if n >= 2:
+        for r in np.flatnonzero(dup >= 0):
+            titles[r] = titles[dup[r]]
+            title_effect[r] = title_effect[dup[r]]
+
+    # Hidden propensity: fit (title, industry, size, address) plus individual noise.
+    industry_effect = {name: eff for name, _, eff in _INDUSTRIES}
+    comp_ind = np.array([industry_effect[c.industry] for c in companies], dtype=np.float64)
+    comp_size = np.array([c.size for c in companies], dtype=np.float64)
+    size_effect = np.where(
+        (comp_size >= 50) & (comp_size <= 5000), 0.4, np.where(comp_size < 10, -0.5, 0.0)
+    )
+    logit = (
+        rng.normal(-1.6, 1.0, n)
+        + title_effect
+        + comp_ind[company]
+        + size_effect[company]
+        - 0.6 * freemail
+        - 4.0 * is_comp
+    )
+    propensity = _sigmoid(logit)
+    if n >= 2:
+        rows = np.flatnonzero(dup >= 0)
+        propensity[rows] = propensity[dup[rows]]
+    activity = rng.gamma(4.0, 0.25, n)
+
+    # Created: about half before the window (older database), the rest during it.
+    span = days * DAY
+    before = rng.random(n) < 0.5
+    created = np.where(
+        before,
+        now - span - rng.exponential(365 * DAY, n),
+        now - span + rng.random(n) * span * 0.97,
+    )
+    if n >= 2:
+        rows = np.flatnonzero(dup >= 0)
+        created[rows] = np.maximum(
+            created[rows], created[dup[rows]] + rng.random(len(rows)) * DAY * 30
+        )
+        created[rows] = np.minimum(created[rows], now - DAY)
+    created = np.floor(created * 1000.0) / 1000.0
+
+    # Owners: ~15% unowned, some with the queue, a few stuck with the rep who left.
+    reps = [o.idx for o in owners if o.kind == "person" and o.active]
+    inactive = [o.idx for o in owners if o.kind == "person" and not o.active]
+    queue = [o.idx for o in owners if o.kind == "queue"]
+    rep_w = _weights([1.0 + 0.5 * (k % 3) for k in range(len(reps))])
+    owner = rng.choice(reps, size=n, p=rep_w).astype(np.int64)
+    u = rng.random(n)
+    owner[u < 0.15] = -1
+    owner[(u >= 0.15) & (u < 0.25)] = queue[0]
+    if inactive:
+        owner[(u >= 0.25) & (u < 0.30)] = inactive[0]
+
+    # E-mails and phones
+    free_w = _weights([f[1] for f in _FREE_MAIL])
+    free_dom = rng.choice(len(_FREE_MAIL), size=n, p=free_w)
+    pattern = rng.choice(5, size=n, p=[0.5, 0.2, 0.1, 0.1, 0.1])
+    digits = rng.integers(1, 99, n)
+    has_phone = rng.random(n) < _PHONE_SHARE
+    phone_digits = rng.integers(200_0000, 999_9999, n)
+    phone_area = rng.integers(201, 989, n)
+    country_prefix = {c[0]: c[3] for c in _COUNTRIES}
+    used: set[str] = set()
+    emails: list[str] = []
+    phones: list[str | None] = []
+    for i in range(n):
+        fn = _slug(_FIRST_NAMES[int(first[i])])
+        ln = _slug(_LAST_NAMES[int(last[i])])
+        comp = companies[int(company[i])]
+        if freemail[i]:
+            domain = _FREE_MAIL[int(free_dom[i])][0]
+            local = (
+                f"{fn}.{ln}"
+                if pattern[i] < 2
+                else f"{fn}{ln}{digits[i]}"
+                if pattern[i] < 4
+                else f"{fn[0]}{ln}{digits[i]}"
+            )
+        else:
+            domain = comp.domain
+            p = int(pattern[i])
+            if dup[i] >= 0:
+                p = (p + 1) % 5  # a second record comes with another spelling
+            local = (f"{fn}.{ln}", f"{fn[0]}{ln}", fn, f"{fn}{ln[0]}", f"{fn}_{ln}")[p]
+        email = f"{local}@{domain}"
+        k = 2
+        while email in used:
+            email = f"{local}{k}@{domain}"
+            k += 1
+        used.add(email)
+        emails.append(email)
+        if has_phone[i]:
+            prefix = country_prefix[comp.country]
+            d = int(phone_digits[i])
+            phones.append(f"{prefix} {phone_area[i]} {d // 10000:03d} {d % 10000:04d}")
+        else:
+            phones.append(None)
+
+    return _PeopleArrays(
+        n=n,
+        company=company,
+        first=first,
+        last=last,
+        title=titles,
+        title_effect=title_effect,
+        email=emails,
+        freemail=freemail,
+        competitor=is_comp,
+        phone=phones,
+        owner=owner,
+        created=created,
+        propensity=propensity,
+        activity=activity,
+        duplicate_of=dup,
+    )
+
+
+@dataclass(slots=True)
+class _ActivityStats:
+    calls: _I64
+    meetings: _I64
+    forms: _I64
+    unsubscribed: npt.NDArray[np.bool_]
+
+
+def _draw_activities(
+    rng: _Rng,
+    pa: _PeopleArrays,
+    owners: list[OwnerSeed],
+    now: float,
+    days: int,
+) -> tuple[Activities, _ActivityStats]:
+    n = pa.n
+    span = days * DAY
+    t0 = now - span
+    now_ms = math.floor(now * 1000.0) / 1000.0
+    t0_ms = math.ceil(t0 * 1000.0) / 1000.0
+    start = np.maximum(pa.created, t0)
+    frac = np.clip((now - start) / span, 0.0, 1.0)  # share of the window the person existed
+    p = pa.propensity
+    act = pa.activity
+
+    persons: list[npt.NDArray[np.int64]] = []
+    kinds: list[npt.NDArray[np.uint8]] = []
+    tss: list[_F64] = []
+    details: list[npt.NDArray[np.int64]] = []
+
+    def add(
+        person: npt.NDArray[np.int64], kind: int, ts: _F64, detail: npt.NDArray[np.int64] | int
+    ) -> None:
+        persons.append(person)
+        kinds.append(np.full(len(person), kind, dtype=np.uint8))
+        tss.append(ts)
+        if isinstance(detail, int):
+            details.append(np.full(len(person), detail, dtype=np.int64))
+        else:
+            details.append(detail)
+
+    def recent_time(person: npt.NDArray[np.int64]) -> _F64:
+        # Interested people engage more towards the end of the window (a buying cycle).
+        u = rng.random(len(person)) ** (1.0 / (1.0 + 1.5 * p[person]))
+        return start[person] + u * (now - start[person])
+
+    # Page views, in sessions of a few pages a couple of minutes apart.
+    sessions = rng.poisson(frac * act * (1.5 + 30.0 * p**1.3))
+    s_person = np.repeat(np.arange(n, dtype=np.int64), sessions)
+    s_start = recent_time(s_person)
+    s_pages = rng.geometric(0.4, len(s_person))
+    pv_person = np.repeat(s_person, s_pages)
+    step = rng.exponential(100.0, len(pv_person))
+    csum = np.cumsum(step)
+    first_row = np.cumsum(s_pages) - s_pages
+    base = np.repeat(csum[first_row] - step[first_row], s_pages)
+    pv_ts = np.repeat(s_start, s_pages) + (csum - base) - step  # first page at session start
+    section = _pick_by_rowweights(rng, _SECTION_W_LOW, _SECTION_W_HIGH, p[pv_person])
+    # Popular pages get most views: an index skewed towards the start of the section.
+    within = (rng.random(len(pv_person)) ** 2.2 * _SECTION_SIZE[section]).astype(np.int64)
+    add(pv_person, _K["page_view"], pv_ts, _SECTION_START[section] + within)
+    del s_person, s_start, step, csum, base, section, within
+
+    # Marketing e-mail: each campaign goes out once, to the subscribed part of a segment.
+    n_c = len(CAMPAIGNS)
+    send_at = t0 + (np.arange(n_c) + 0.2 + 0.6 * rng.random(n_c)) * (span / n_c)
+    subscribed = (rng.random(n) < 0.85) & ~pa.competitor
+    in_segment = rng.random((n, n_c)) < 0.7
+    sent = in_segment & subscribed[:, None] & (pa.created[:, None] <= send_at[None, :])
+    unsub_p = 0.002 + 0.02 * (1.0 - p) ** 2
+    unsub_hit = sent & (rng.random((n, n_c)) < unsub_p[:, None])
+    unsubscribed: npt.NDArray[np.bool_] = np.asarray(unsub_hit.any(axis=1), dtype=np.bool_)
+    unsub_col = np.where(unsubscribed, unsub_hit.argmax(axis=1), n_c)
+    sent &= np.arange(n_c)[None, :] <= unsub_col[:, None]
+    del in_segment, unsub_hit
+    e_person, e_camp = np.nonzero(sent)
+    e_person = e_person.astype(np.int64)
+    e_camp = e_camp.astype(np.int64)
+    del sent
+    e_send = send_at[e_camp] + rng.random(len(e_person)) * 900.0  # batch goes out over 15 min
+    add(e_person, _K["email_send"], e_send, e_camp)
+    ep = p[e_person]
+    is_unsub_mail = unsubscribed[e_person] & (e_camp == unsub_col[e_person])
+    opened = (
+        rng.random(len(e_person)) < np.minimum(0.95, (0.12 + 0.6 * ep) * np.sqrt(act[e_person]))
+    ) | is_unsub_mail
+    o_idx = np.flatnonzero(opened)
+    o_ts = e_send[o_idx] + np.minimum(rng.lognormal(np.log(3 * 3600.0), 1.2, len(o_idx)), 6 * DAY)
+    add(e_person[o_idx], _K["email_open"], o_ts, e_camp[o_idx])
+    o_p = ep[o_idx]
+    o_unsub = is_unsub_mail[o_idx]
+    clicked = (rng.random(len(o_idx)) < 0.06 + 0.45 * o_p) & ~o_unsub
+    c_ts = o_ts[clicked] + rng.exponential(40.0, int(clicked.sum())) + 2.0
+    add(e_person[o_idx[clicked]], _K["email_click"], c_ts, e_camp[o_idx[clicked]])
+    replied = (rng.random(len(o_idx)) < 0.004 + 0.05 * o_p) & ~o_unsub
+    r_ts = o_ts[replied] + rng.exponential(4 * 3600.0, int(replied.sum())) + 60.0
+    add(e_person[o_idx[replied]], _K["email_reply"], r_ts, e_camp[o_idx[replied]])
+    u_rows = o_idx[o_unsub]
+    unsub_ts = np.full(n, np.inf)
+    u_ts = o_ts[o_unsub] + 5.0 + rng.exponential(60.0, len(u_rows))
+    unsub_ts[e_person[u_rows]] = u_ts
+    add(e_person[u_rows], _K["unsubscribe"], u_ts, -1)
+    del e_person, e_camp, e_send, ep, is_unsub_mail, opened, o_idx, o_ts
+
+    # Forms (webinar registrations come with the webinars below).
+    n_forms = rng.poisson(frac * act * (0.12 + 2.2 * p**1.2))
+    f_person = np.repeat(np.arange(n, dtype=np.int64), n_forms)
+    f_kind = _pick_by_rowweights(rng, _FORM_W_LOW, _FORM_W_HIGH, p[f_person])
+    add(f_person, _K["form_submit"], recent_time(f_person), f_kind)
+    form_count = n_forms.astype(np.int64)
+
+    # Webinars: register a few days before, some attend.
+    n_w = len(WEBINARS)
+    w_at = t0 + (np.arange(n_w) + 0.3 + 0.4 * rng.random(n_w)) * (span / n_w)
+    reg_ts = w_at[None, :] - (1.0 + 13.0 * rng.random((n, n_w))) * DAY
+    registered = (rng.random((n, n_w)) < 0.01 + 0.18 * p[:, None]) & (reg_ts >= start[:, None])
+    r_person, r_web = np.nonzero(registered)
+    r_person = r_person.astype(np.int64)
+    add(r_person, _K["form_submit"], reg_ts[r_person, r_web], _F["webinar-registration"])
+    form_count += np.bincount(r_person, minlength=n)
+    attended = rng.random(len(r_person)) < 0.35 + 0.45 * p[r_person]
+    a_ts = w_at[r_web[attended]] + rng.random(int(attended.sum())) * 600.0
+    add(r_person[attended], _K["webinar_attended"], a_ts, r_web[attended].astype(np.int64))
+    del reg_ts, registered
+
+    # Meetings and calls. Reps call the people they own; unowned people get few calls.
+    owner_kind = np.array([o.kind == "person" for o in owners] + [False])  # [-1] -> False
+    by_rep = owner_kind[pa.owner]
+    n_meet = rng.poisson(frac * act * (0.01 + 1.6 * p**2))
+    m_person = np.repeat(np.arange(n, dtype=np.int64), n_meet)
+    m_ts = recent_time(m_person)
+    add(m_person, _K["meeting_booked"], m_ts, -1)
+    cancelled = rng.random(len(m_person)) < 0.3 - 0.15 * p[m_person]
+    mc_ts = m_ts[cancelled] + 3600.0 + rng.random(int(cancelled.sum())) * 3 * DAY
+    add(m_person[cancelled], _K["meeting_cancelled"], mc_ts, -1)
+    n_call = rng.poisson(frac * act * np.where(by_rep, 1.0, 0.25) * (0.05 + 2.5 * p**1.5))
+    c_person = np.repeat(np.arange(n, dtype=np.int64), n_call)
+    add(c_person, _K["call"], recent_time(c_person), -1)
+
+    person = np.concatenate(persons) if persons else np.zeros(0, dtype=np.int64)
+    kind = np.concatenate(kinds) if kinds else np.zeros(0, dtype=np.uint8)
+    ts = np.concatenate(tss) if tss else np.zeros(0, dtype=np.float64)
+    detail = np.concatenate(details) if details else np.zeros(0, dtype=np.int64)
+    for parts in (persons, kinds, tss, details):
+        parts.clear()  # free the pieces before the sort needs its memory
+    ts = np.round(ts * 1000.0) / 1000.0
+    ts = np.maximum(ts, t0_ms)
+    # Events that would fall after `now` have not happened yet; no e-mail engagement
+    # after an unsubscribe.
+    keep = ts <= now_ms
+    keep &= ~(np.isin(kind, _EMAIL_KINDS) & (ts > unsub_ts[person]))
+    acts = Activities(
+        person[keep].astype(np.int32),
+        kind[keep],
+        ts[keep],
+        detail[keep].astype(np.int32),
+        n,
+    )
+    stats = _ActivityStats(
+        calls=np.bincount(c_person, minlength=n).astype(np.int64),
+        meetings=n_meet.astype(np.int64),
+        forms=form_count,
+        unsubscribed=unsubscribed,
+    )
+    return acts, stats
+
+
+def _draw_deals(
+    rng: _Rng,
+    pa: _PeopleArrays,
+    companies: list[CompanySeed],
+    owners: list[OwnerSeed],
+    now: float,
+    days: int,
+) -> tuple[list[DealSeed], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    n = pa.n
+    span = days * DAY
+    t0 = now - span
+    p = pa.propensity
+    eligible = (pa.duplicate_of < 0) & ~pa.competitor
+    reps = np.array([o.idx for o in owners if o.kind == "person" and o.active], dtype=np.int64)
+    person_rep = np.array([o.kind == "person" and o.active for o in owners] + [False])
+
+    # Closed deals: closing happened inside the window, at least two weeks after creation.
+    earliest_close = np.maximum(pa.created + 14 * DAY, t0)
+    can_close = eligible & (earliest_close < now - DAY)
+    closed = can_close & (rng.random(n) < 0.03 + 0.3 * p)
+    won_p = _sigmoid(10.0 * (p - 0.4))
+    won = closed & (rng.random(n) < won_p)
+    close_at = _uniform_in(rng, earliest_close, np.full(n, now - DAY))
+    c_created = np.maximum(pa.created, close_at - (14 + 100 * rng.random(n)) * DAY)
+
+    # Open deals: younger, some typed in by reps by hand.
+    open_ = eligible & (rng.random(n) < 0.01 + 0.12 * p) & (pa.created < now - DAY)
+    o_created = _uniform_in(rng, np.maximum(pa.created, now - 90 * DAY), np.full(n, now - 3600.0))
+    by_hand_u = rng.random(n)
+    fallback = rng.choice(reps, size=n)
+    amount = np.exp(rng.normal(np.log(9000.0), 0.8, n))
+    sizes = np.array([c.size for c in companies], dtype=np.float64)
+    amount = np.round(amount * (np.maximum(sizes[pa.company], 5) / 50.0) ** 0.25, -2)
+    amount2 = np.round(amount * np.exp(rng.normal(0.0, 0.3, n)), -2)
+    product = rng.integers(0, len(_DEAL_PRODUCTS), (n, 2))
+
+    deals: list[DealSeed] = []
+
+    def owner_of(i: int) -> int:
+        o = int(pa.owner[i])
+        return o if o >= 0 and person_rep[o] else int(fallback[i])
+
+    for row in np.flatnonzero(closed | open_):
+        i = int(row)
+        company = companies[int(pa.company[i])].name
+        if closed[i]:
+            deals.append(
+                DealSeed(
+                    idx=len(deals),
+                    person_idx=i,
+                    owner_idx=owner_of(i),
+                    name=f"{company} - {_DEAL_PRODUCTS[int(product[i, 0])]}",
+                    amount=float(max(amount[i], 500.0)),
+                    created_at=math.floor(c_created[i] * 1000.0) / 1000.0,
+                    stage="won" if won[i] else "lost",
+                    closed_at=math.floor(close_at[i] * 1000.0) / 1000.0,
+                    created_by_rep=bool(by_hand_u[i] < 0.7),
+                )
+            )
+        if open_[i]:
+            deals.append(
+                DealSeed(
+                    idx=len(deals),
+                    person_idx=i,
+                    owner_idx=owner_of(i),
+                    name=f"{company} - {_DEAL_PRODUCTS[int(product[i, 1])]}",
+                    amount=float(max(amount2[i], 500.0)),
+                    created_at=math.floor(o_created[i] * 1000.0) / 1000.0,
+                    stage="open",
+                    closed_at=None,
+                    created_by_rep=bool(by_hand_u[i] < 0.5),
+                )
+            )
+    return deals, won, open_
+
+
+def _finish_people(
+    rng: _Rng,
+    pa: _PeopleArrays,
+    companies: list[CompanySeed],
+    stats: _ActivityStats,
+    won: npt.NDArray[np.bool_],
+    open_: npt.NDArray[np.bool_],
+) -> list[PersonSeed]:
+    n = pa.n
+    p = pa.propensity
+    # Stages reflect what marketing and sales saw, so they follow propensity noisily.
+    noisy = p * np.exp(rng.normal(0.0, 0.5, n))
+    kind_u = rng.random(n)
+    status_u = rng.random(n)
+    has_deal = won | open_
+    people: list[PersonSeed] = []
+    for i in range(n):
+        if won[i]:
+            stage = "customer"
+        elif open_[i]:
+            stage = "opportunity"
+        elif pa.competitor[i] or (pa.title[i] in ("Student", "student") and status_u[i] < 0.5):
+            stage = "other"
+        elif noisy[i] > 0.45 and (stats.meetings[i] > 0 or stats.calls[i] > 1):
+            stage = "salesqualifiedlead"
+        elif noisy[i] > 0.25 and stats.forms[i] > 0:
+            stage = "marketingqualifiedlead"
+        elif stats.forms[i] > 0 or noisy[i] > 0.1:
+            stage = "lead"
+        else:
+            stage = "subscriber"
+
+        sf_kind: Literal["lead", "converted_lead", "contact"]
+        if has_deal[i]:
+            sf_kind = "converted_lead" if kind_u[i] < 0.6 else "contact"
+        elif kind_u[i] < 0.12:
+            sf_kind = "contact"
+        else:
+            sf_kind = "lead"
+        if sf_kind != "lead":
+            status = "Closed - Converted"
+        elif stage == "other" or (stats.unsubscribed[i] and status_u[i] < 0.7):
+            status = "Closed - Not Converted"
+        elif stats.calls[i] > 0 or stats.meetings[i] > 0:
+            status = "Working - Contacted"
+        else:
+            status = "Open - Not Contacted"
+
+        owner = int(pa.owner[i])
+        dup = int(pa.duplicate_of[i])
+        people.append(
+            PersonSeed(
+                idx=i,
+                company_idx=int(pa.company[i]),
+                first_name=_FIRST_NAMES[int(pa.first[i])],
+                last_name=_LAST_NAMES[int(pa.last[i])],
+                email=pa.email[i],
+                job_title=pa.title[i],
+                phone=pa.phone[i],
+                lifecycle_stage=stage,
+                lead_status=status,
+                owner_idx=owner if owner >= 0 else None,
+                created_at=float(pa.created[i]),
+                sf_kind=sf_kind,
+                propensity=float(p[i]),
+                duplicate_of=dup if dup >= 0 else None,
+            )
+        )
+    return people
