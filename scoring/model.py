@@ -1,0 +1,973 @@
+"""Scoring models: the YAML file marketers edit, validated into frozen pydantic objects.
+
+Why YAML 1.2 through ruamel.yaml: PyYAML reads ``NO`` (Norway) as false and forgets
+line numbers; ruamel keeps both right and rejects duplicate keys. Every problem in a
+file becomes one line ``FILE:LINE: path.to.field: message`` so that an editor or CI log
+points at it (docs/scoring.md, "Checking a model").
+
+The objects follow the agreed interface (notes on the scoring core): ``Match`` holds one
+optional field per operator, rules are ``FitRule``/``BehaviorRule`` discriminated on
+``kind``, and ``ModelSet`` is what ``load_models`` returns.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+import re
+import warnings
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "BAND_NAMES",
+    "Bands",
+    "BehaviorRule",
+    "Condition",
+    "DecayStep",
+    "FitRule",
+    "Match",
+    "ModelFileError",
+    "ModelSet",
+    "Rule",
+    "Scale",
+    "ScoringModel",
+    "check_warnings",
+    "load_models",
+]
+
+BAND_NAMES = ("hot", "warm", "cold")
+
+_NAME_RE = re.compile(r"[a-z0-9_-]+")
+# A custom pydantic error type whose context carries sub-paths, so that checks across
+# fields (duplicate ids, decay order) still point at the exact line of the culprit.
+_OWN_ERROR = "leadsync_problem"
+
+Path = tuple[str | int, ...]
+
+_CONFIG = ConfigDict(
+    frozen=True,
+    extra="forbid",
+    strict=True,  # a marketer's "10" in quotes is a typo to flag, not a number to guess
+    allow_inf_nan=False,
+    populate_by_name=True,
+)
+
+
+def _problems(*items: tuple[Path, str]) -> PydanticCustomError:
+    summary = "; ".join(message for _, message in items)
+    return PydanticCustomError(
+        _OWN_ERROR, "{summary}", {"summary": summary, "problems": list(items)}
+    )
+
+
+def _describe(value: Any) -> str:
+    """How a value reads in an error message ("got text 'ten'")."""
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return f"the number {value}" if abs(value) < 1e15 else "a very large number"
+    if isinstance(value, str):
+        shown = value if len(value) <= 40 else value[:37] + "..."
+        return f"text {shown!r}"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return type(value).__name__
+
+
+_Scalar = str | float | int | bool
+
+
+def _check_scalar(value: Any) -> Any:
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise _problems(((), "must be a finite number"))
+        return value
+    if isinstance(value, bool):
+        return value
+    raise _problems(((), f"expected text, a number or true/false, got {_describe(value)}"))
+
+
+class Match(BaseModel):
+    """One value test; all set operators must hold (docs/scoring.md, "Matching")."""
+
+    model_config = _CONFIG
+
+    equals: _Scalar | None = None
+    in_: list[_Scalar] | None = Field(default=None, alias="in")
+    contains: str | None = None
+    contains_any: list[str] | None = None
+    glob: str | None = None
+    regex: str | None = None
+    gt: float | None = None
+    gte: float | None = None
+    lt: float | None = None
+    lte: float | None = None
+    exists: bool | None = None
+    email_domain_in: list[str] | None = None
+    free_email: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _scalar_means_equals(cls, data: Any) -> Any:
+        if isinstance(data, Match | Mapping):
+            return data
+        if isinstance(data, str | int | float | bool):
+            return {"equals": data}
+        raise _problems(
+            (
+                (),
+                "expected a value or an operator object such as {contains: pricing}, "
+                f"got {_describe(data)}",
+            )
+        )
+
+    @field_validator("equals", mode="before")
+    @classmethod
+    def _equals_is_scalar(cls, value: Any) -> Any:
+        return None if value is None else _check_scalar(value)
+
+    @field_validator("in_", mode="before")
+    @classmethod
+    def _in_is_list_of_scalars(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            raise _problems(((), f"expected a list of values, got {_describe(value)}"))
+        if not value:
+            raise _problems(((), "must list at least one value"))
+        problems = []
+        for index, item in enumerate(value):
+            try:
+                _check_scalar(item)
+            except PydanticCustomError as exc:
+                problems.append(((index,), str(exc)))
+        if problems:
+            raise _problems(*problems)
+        return value
+
+    @field_validator("contains_any", "email_domain_in")
+    @classmethod
+    def _not_empty(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and not value:
+            raise _problems(((), "must list at least one value"))
+        return value
+
+    @field_validator("email_domain_in")
+    @classmethod
+    def _domains_lower(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_clean_domain(d) for d in value]
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except (re.error, OverflowError, RecursionError, ValueError) as exc:
+                raise _problems(((), f"invalid regular expression: {exc}")) from None
+        return value
+
+    @model_validator(mode="after")
+    def _at_least_one_operator(self) -> Match:
+        if not self.operators():
+            raise _problems(((), f"needs at least one operator ({', '.join(OPERATORS)})"))
+        return self
+
+    def operators(self) -> list[tuple[str, Any]]:
+        """The set operators as ``(name, value)`` in a fixed order (``in_`` as ``in``)."""
+        out: list[tuple[str, Any]] = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if value is not None:
+                out.append((name.rstrip("_"), value))
+        return out
+
+
+OPERATORS: tuple[str, ...] = tuple(name.rstrip("_") for name in Match.model_fields)
+
+
+def _clean_domain(domain: str) -> str:
+    return domain.strip().lower().lstrip("@")
+
+
+class Condition(BaseModel):
+    """One ``applies_to`` test on a contact field."""
+
+    model_config = _CONFIG
+
+    field: str = Field(min_length=1)
+    match: Match
+
+
+class FitRule(BaseModel):
+    """Points once when a contact field matches (job title, company size, ...)."""
+
+    model_config = _CONFIG
+
+    id: str
+    kind: Literal["fit"]
+    group: str | None = Field(default=None, min_length=1)
+    field: str = Field(min_length=1)
+    match: Match
+    points: float
+
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, value: str) -> str:
+        return _check_name(value, "rule id")
+
+
+class BehaviorRule(BaseModel):
+    """Points per matching event, with caps, window and half-life."""
+
+    model_config = _CONFIG
+
+    id: str
+    kind: Literal["behavior"]
+    group: str | None = Field(default=None, min_length=1)
+    event: str = Field(min_length=1)
+    match: dict[str, Match] = Field(default_factory=dict)
+    points: float
+    max_per_day: int | None = Field(default=None, ge=1)
+    max_points: float | None = Field(default=None, gt=0)
+    window_days: float | None = Field(default=None, gt=0)
+    half_life_days: float | None = Field(default=None, gt=0)
+    immediate: bool = False
+
+    @field_validator("id")
+    @classmethod
+    def _id_format(cls, value: str) -> str:
+        return _check_name(value, "rule id")
+
+    @field_validator("match", mode="before")
+    @classmethod
+    def _match_is_mapping(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise _problems(
+                (
+                    (),
+                    "expected event attributes to match, such as {url: {glob: '*/pricing*'}}, "
+                    f"got {_describe(value)}",
+                )
+            )
+        for key in value:
+            if not isinstance(key, str) or not key.strip():
+                raise _problems(((), f"attribute names must be text, got {_describe(key)}"))
+        return value
+
+
+Rule = Annotated[FitRule | BehaviorRule, Field(discriminator="kind")]
+
+
+class DecayStep(BaseModel):
+    model_config = _CONFIG
+
+    inactive_days: float = Field(gt=0)
+    points: float = Field(le=0)
+
+
+class Scale(BaseModel):
+    model_config = _CONFIG
+
+    min: float = 0
+    max: float = 100
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        if self.max <= self.min:
+            raise _problems(
+                (("max",), f"max ({self.max:g}) must be greater than min ({self.min:g})")
+            )
+        return self
+
+
+class Bands(BaseModel):
+    model_config = _CONFIG
+
+    hot: float
+    warm: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Bands:
+        if self.hot <= self.warm:
+            raise _problems(
+                (("hot",), f"hot ({self.hot:g}) must be greater than warm ({self.warm:g})")
+            )
+        return self
+
+
+def _check_name(value: str, what: str) -> str:
+    if not _NAME_RE.fullmatch(value):
+        raise _problems(
+            ((), f"{what} {value!r} may use only a-z, 0-9, '_' and '-' (lower case, no spaces)")
+        )
+    return value
+
+
+class ScoringModel(BaseModel):
+    """One named model: who it applies to, its rules, bands and decay."""
+
+    model_config = _CONFIG
+
+    name: str
+    score_field: str = Field(min_length=1)
+    applies_to: list[Condition] = Field(default_factory=list)
+    scale: Scale = Field(default_factory=Scale)
+    bands: Bands
+    threshold: float
+    rearm_below: float
+    rules: list[Rule]
+    decay: list[DecayStep] = Field(default_factory=list)
+    free_email_domains: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_threshold(cls, data: Any) -> Any:
+        # threshold/rearm_below default to the bands; a broken bands entry is reported
+        # on its own, so the placeholder 0 never reaches a valid model.
+        if not isinstance(data, Mapping):
+            return data
+        filled = dict(data)
+        bands = data.get("bands")
+        for key, band in (("threshold", "hot"), ("rearm_below", "warm")):
+            if key not in filled:
+                value = bands.get(band) if isinstance(bands, Mapping) else None
+                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                filled[key] = value if ok else 0
+        return filled
+
+    @field_validator("name")
+    @classmethod
+    def _name_format(cls, value: str) -> str:
+        return _check_name(value, "model name")
+
+    @field_validator("score_field")
+    @classmethod
+    def _score_field_format(cls, value: str) -> str:
+        if value != value.strip() or any(ch.isspace() for ch in value):
+            raise _problems(((), f"score_field {value!r} must not contain spaces"))
+        return value
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_rule_ids(cls, rules: list[FitRule | BehaviorRule]) -> list[FitRule | BehaviorRule]:
+        if not rules:
+            raise _problems(((), "a model needs at least one rule"))
+        seen: dict[str, int] = {}
+        problems: list[tuple[Path, str]] = []
+        for index, rule in enumerate(rules):
+            if rule.id in seen:
+                problems.append(
+                    (
+                        (index, "id"),
+                        f"duplicate rule id {rule.id!r} (first used by rules[{seen[rule.id]}])",
+                    )
+                )
+            else:
+                seen[rule.id] = index
+        if problems:
+            raise _problems(*problems)
+        return rules
+
+    @field_validator("decay")
+    @classmethod
+    def _decay_ordered(cls, steps: list[DecayStep]) -> list[DecayStep]:
+        problems: list[tuple[Path, str]] = []
+        for index in range(1, len(steps)):
+            before, step = steps[index - 1], steps[index]
+            if step.inactive_days <= before.inactive_days:
+                problems.append(
+                    (
+                        (index, "inactive_days"),
+                        f"decay steps must be in increasing order of inactive_days: "
+                        f"{step.inactive_days:g} comes after {before.inactive_days:g}",
+                    )
+                )
+        if problems:
+            raise _problems(*problems)
+        return steps
+
+    @field_validator("free_email_domains")
+    @classmethod
+    def _domains_lower(cls, value: list[str]) -> list[str]:
+        cleaned = [_clean_domain(d) for d in value]
+        for index, domain in enumerate(cleaned):
+            if not domain or "@" in domain or any(ch.isspace() for ch in domain):
+                raise _problems(((index,), f"not a domain: {value[index]!r}"))
+        return cleaned
+
+    @model_validator(mode="after")
+    def _threshold_above_rearm(self) -> ScoringModel:
+        if self.rearm_below > self.threshold:
+            raise _problems(
+                (
+                    ("rearm_below",),
+                    f"rearm_below ({self.rearm_below:g}) must not be above "
+                    f"threshold ({self.threshold:g})",
+                )
+            )
+        return self
+
+    @cached_property
+    def content_hash(self) -> str:
+        """sha256 of the model's meaning: same rules, same hash, whatever the layout,
+        comments or ``10`` vs ``10.0`` in the file. Stored with scores so that a
+        changed model is noticed and everything is re-scored."""
+        payload = _canonical(self.model_dump(mode="json", by_alias=True))
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+    @cached_property
+    def fields_used(self) -> frozenset[str]:
+        """Contact fields the model reads: what connectors must fetch."""
+        used = {"created_at"}
+        used.update(condition.field for condition in self.applies_to)
+        used.update(rule.field for rule in self.rules if isinstance(rule, FitRule))
+        return frozenset(used)
+
+    @cached_property
+    def history_days(self) -> float | None:
+        """How many days of events the model can ever look at, or None for all of them.
+
+        An event older than the longest window counts for no rule, and beyond the
+        largest decay step the step reached no longer changes, so older events can be
+        dropped. A behaviour rule without a window needs the whole history.
+        """
+        windows: list[float] = []
+        for rule in self.rules:
+            if isinstance(rule, BehaviorRule):
+                if rule.window_days is None:
+                    return None
+                windows.append(rule.window_days)
+        longest_step = max((step.inactive_days for step in self.decay), default=0.0)
+        return max(windows, default=0.0) + longest_step
+
+    @property
+    def fit_rules(self) -> list[FitRule]:
+        return [rule for rule in self.rules if isinstance(rule, FitRule)]
+
+    @property
+    def behavior_rules(self) -> list[BehaviorRule]:
+        return [rule for rule in self.rules if isinstance(rule, BehaviorRule)]
+
+
+def _canonical(value: Any) -> Any:
+    """Whole floats as ints so that ``10`` and ``10.0`` hash alike."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    return value
+
+
+class ModelSet(BaseModel):
+    """The models of one file, names unique."""
+
+    model_config = _CONFIG
+
+    models: list[ScoringModel]
+
+    # Where each part came from, for warnings in FILE:LINE form; set by load_models.
+    _source: str | None = PrivateAttr(default=None)
+    _lines: dict[Path, int] = PrivateAttr(default_factory=dict)
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ScoringModel]) -> list[ScoringModel]:
+        if not models:
+            raise _problems(((), "the file defines no models"))
+        seen: dict[str, int] = {}
+        problems: list[tuple[Path, str]] = []
+        for index, model in enumerate(models):
+            if model.name in seen:
+                problems.append(
+                    (
+                        (index, "name"),
+                        f"duplicate model name {model.name!r} "
+                        f"(first used by models[{seen[model.name]}])",
+                    )
+                )
+            else:
+                seen[model.name] = index
+        if problems:
+            raise _problems(*problems)
+        return models
+
+    def get(self, name: str) -> ScoringModel:
+        """The model called ``name``; KeyError names the ones that exist."""
+        for model in self.models:
+            if model.name == name:
+                return model
+        known = ", ".join(model.name for model in self.models)
+        raise KeyError(f"no model named {name!r} (models: {known})")
+
+    @property
+    def names(self) -> list[str]:
+        return [model.name for model in self.models]
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+# ---------------------------------------------------------------------------------------
+# Loading: YAML text -> plain data with a line for every path -> pydantic
+
+
+_MAX_NODES = 200_000  # aliases can make a small file expand without bound
+_MAX_DEPTH = 64
+
+
+class _TooBig(Exception):
+    pass
+
+
+class _Plain:
+    """Turns ruamel's round-trip nodes into plain Python data, noting each path's line."""
+
+    def __init__(self) -> None:
+        self.lines: dict[Path, int] = {}  # line of the value (or list item)
+        self.key_lines: dict[Path, int] = {}  # line of the key naming it
+        self.nodes = 0
+
+    def convert(self, node: Any, path: Path, line: int, active: frozenset[int]) -> Any:
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+        from ruamel.yaml.scalarbool import ScalarBoolean
+
+        self.nodes += 1
+        if self.nodes > _MAX_NODES:
+            raise _TooBig("the file expands to too many values (aliases?)")
+        if len(path) > _MAX_DEPTH:
+            raise _TooBig("the file is nested too deeply")
+        self.lines.setdefault(path, line)
+        if isinstance(node, Mapping):
+            if id(node) in active:
+                raise _TooBig("an alias refers to itself")
+            inner = active | {id(node)}
+            base = _node_line(node, line)
+            self.lines[path] = base
+            out: dict[str, Any] = {}
+            for key, value in node.items():
+                name = _key_text(key)
+                key_line = base
+                value_line = base
+                if isinstance(node, CommentedMap):
+                    key_line = _lc(node, "key", key, base)
+                    value_line = _lc(node, "value", key, key_line)
+                child: Path = (*path, name)
+                self.key_lines[child] = key_line
+                if isinstance(value, Mapping | list):
+                    value_line = _node_line(value, value_line)
+                out[name] = self.convert(value, child, value_line, inner)
+            return out
+        if isinstance(node, list):
+            if id(node) in active:
+                raise _TooBig("an alias refers to itself")
+            inner = active | {id(node)}
+            base = _node_line(node, line)
+            self.lines[path] = base
+            items: list[Any] = []
+            for index, value in enumerate(node):
+                item_line = base
+                if isinstance(node, CommentedSeq):
+                    item_line = _lc(node, "item", index, base)
+                if isinstance(value, Mapping | list):
+                    item_line = _node_line(value, item_line)
+                items.append(self.convert(value, (*path, index), item_line, inner))
+            return items
+        if isinstance(node, ScalarBoolean | bool):
+            return bool(node)
+        if isinstance(node, int):
+            return int(node)
+        if isinstance(node, float):
+            return float(node)
+        if isinstance(node, str):
+            return str(node)
+        if node is None:
+            return None
+        # Dates, binary and tagged scalars have no place in a model: let validation
+        # report them by type name.
+        return _Opaque(type(node).__name__, str(node))
+
+
+class _Opaque:
+    """A YAML value of a type the model never uses (date, binary, custom tag)."""
+
+    def __init__(self, kind: str, text: str) -> None:
+        self.kind = kind
+        self.text = text
+
+    def __repr__(self) -> str:
+        return f"<{self.kind} {self.text[:30]!r}>"
+
+
+def _key_text(key: Any) -> str:
+    if isinstance(key, str):
+        return str(key)
+    if key is None:
+        return "null"
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+def _node_line(node: Any, fallback: int) -> int:
+    lc = getattr(node, "lc", None)
+    line = getattr(lc, "line", None) if lc is not None else None
+    return line + 1 if isinstance(line, int) else fallback
+
+
+def _lc(node: Any, kind: str, key: Any, fallback: int) -> int:
+    try:
+        position = getattr(node.lc, kind)(key)
+    except Exception:  # merged keys and odd nodes have no position; use the parent's
+        return fallback
+    if isinstance(position, tuple) and position and isinstance(position[0], int):
+        return position[0] + 1
+    return fallback
+
+
+def _render_path(path: Path) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += ("." if text else "") + part
+    return text or "(file)"
+
+
+def _all_keys() -> list[str]:
+    keys: set[str] = set()
+    for cls in (Match, Condition, FitRule, BehaviorRule, DecayStep, Scale, Bands, ScoringModel):
+        for name, info in cls.model_fields.items():
+            keys.add(info.alias or name)
+    keys.add("models")
+    return sorted(keys)
+
+
+def _suggest(name: str) -> str:
+    close = difflib.get_close_matches(name, _all_keys(), n=1, cutoff=0.75)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _real_path(loc: Sequence[str | int], data: Any, error_type: str) -> Path:
+    """Follow pydantic's location through the data, dropping union tags it inserts."""
+    path: list[str | int] = []
+    current = data
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
+        if isinstance(current, dict):
+            is_rule = len(path) >= 2 and path[-2] == "rules"
+            if is_rule and part == current.get("kind") and not last:
+                continue  # discriminator tag
+            if isinstance(part, str) and part in current:
+                path.append(part)
+                current = current[part]
+                continue
+            if last and error_type == "missing":
+                path.append(part)
+            continue
+        if isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            path.append(part)
+            current = current[part]
+            continue
+        # a tag (``str``, ``function-after[...]``) or a default that is not in the file
+    return tuple(path)
+
+
+def _message(error: Mapping[str, Any], path: Path) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    got = _describe(value)
+    name = path[-1] if path else ""
+    if kind == "missing":
+        return f"missing required key {name!r}"
+    if kind == "extra_forbidden":
+        in_match = "match" in path[-3:-1]
+        if in_match:
+            return f"unknown operator {name!r} (operators: {', '.join(OPERATORS)})"
+        return f"unknown key {name!r}{_suggest(str(name))}"
+    if kind == "string_type":
+        return f"expected text, got {got}"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {got}"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got {got}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {got}"
+    if kind == "list_type":
+        return f"expected a list, got {got}"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping (key: value), got {got}"
+    if kind == "finite_number":
+        return "must be a finite number"
+    if kind == "too_short":
+        return "must not be empty"
+    if kind == "union_tag_invalid":
+        return f"kind must be 'fit' or 'behavior', got {_describe(ctx.get('tag'))}"
+    if kind == "union_tag_not_found":
+        return "missing required key 'kind' (fit or behavior)"
+    if kind == "literal_error":
+        return f"expected {ctx.get('expected', 'another value')}, got {got}"
+    bounds = {
+        "greater_than": ("greater than", "gt"),
+        "greater_than_equal": ("at least", "ge"),
+        "less_than": ("less than", "lt"),
+        "less_than_equal": ("at most", "le"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        return f"must be {words} {ctx.get(key)}, got {got}"
+    message = str(error.get("msg", "invalid value"))
+    return message.removeprefix("Value error, ")
+
+
+def _problems_from(exc: ValidationError, data: Any, plain: _Plain, source: str) -> list[str]:
+    found: list[tuple[int, str]] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        if error["type"] == _OWN_ERROR:
+            ctx = error.get("ctx") or {}
+            base = _real_path(loc, data, error["type"])
+            for sub, message in ctx.get("problems", []):
+                path = (*base, *sub)
+                found.append(
+                    (_line_for(path, plain, key=False), _line(source, plain, path, message))
+                )
+            continue
+        path = _real_path(loc, data, error["type"])
+        message = _message(error, path)
+        on_key = error["type"] in ("extra_forbidden",)
+        found.append(
+            (_line_for(path, plain, key=on_key), _line(source, plain, path, message, on_key))
+        )
+    unique: dict[str, int] = {}
+    for line, text in found:
+        unique.setdefault(text, line)
+    return [text for text, _ in sorted(unique.items(), key=lambda item: item[1])]
+
+
+def _line_for(path: Path, plain: _Plain, *, key: bool) -> int:
+    if key and path in plain.key_lines:
+        return plain.key_lines[path]
+    probe = path
+    while probe:
+        if probe in plain.lines:
+            return plain.lines[probe]
+        probe = probe[:-1]
+    return plain.lines.get((), 1)
+
+
+def _line(source: str, plain: _Plain, path: Path, message: str, on_key: bool = False) -> str:
+    line = _line_for(path, plain, key=on_key)
+    return f"{source}:{line}: {_render_path(path)}: {message}"
+
+
+def load_models(text: str, source: str) -> ModelSet:
+    """Parse and validate a model file; ``source`` names it in error lines.
+
+    Raises ``ModelFileError`` listing every problem found, one line each.
+    """
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    yaml = YAML(typ="rt", pure=True)
+    yaml.allow_duplicate_keys = False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            document = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = f"not valid YAML: {exc.problem or exc.context or 'syntax error'}"
+        if "duplicate key" in problem and exc.problem_mark is not None:
+            problem = _duplicate_key_message(exc)
+        raise ModelFileError([f"{source}:{line}: (file): {_one_line(problem)}"]) from None
+    except YAMLError as exc:
+        raise ModelFileError(
+            [f"{source}:1: (file): not valid YAML: {_one_line(str(exc))}"]
+        ) from None
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError, RecursionError) as exc:
+        # ruamel raises plain exceptions on some malformed input (bad escapes, tags).
+        raise ModelFileError(
+            [f"{source}:1: (file): not valid YAML: {_one_line(str(exc))}"]
+        ) from None
+
+    plain = _Plain()
+    try:
+        data = plain.convert(document, (), 1, frozenset())
+    except _TooBig as exc:
+        raise ModelFileError([f"{source}:1: (file): {exc}"]) from None
+    except RecursionError:
+        raise ModelFileError([f"{source}:1: (file): the file is nested too deeply"]) from None
+
+    if data is None:
+        raise ModelFileError(
+            [f"{source}:1: (file): the file is empty; expected 'models:' with a list of models"]
+        )
+    if not isinstance(data, dict):
+        raise ModelFileError(
+            [
+                f"{source}:{plain.lines.get((), 1)}: (file): expected 'models:' with a list of models, got {_describe(data)}"
+            ]
+        )
+    try:
+        models = ModelSet.model_validate(data)
+    except ValidationError as exc:
+        problems = _problems_from(exc, data, plain, source)
+        # Duplicates are checked again on the raw data: pydantic's own check only runs
+        # once everything else is valid, and a marketer wants all problems at once.
+        for line in _raw_duplicates(data, plain, source):
+            if line not in problems:
+                problems.append(line)
+        problems.sort(key=lambda text: _line_number(text, source))
+        raise ModelFileError(problems or [f"{source}:1: (file): invalid model file"]) from None
+    models._source = source
+    models._lines = dict(plain.lines)
+    return models
+
+
+def _line_number(text: str, source: str) -> int:
+    head = text[len(source) + 1 :].split(":", 1)[0]
+    return int(head) if head.isdigit() else 0
+
+
+def _raw_duplicates(data: dict[str, Any], plain: _Plain, source: str) -> list[str]:
+    out: list[str] = []
+    models = data.get("models")
+    if not isinstance(models, list):
+        return out
+    names: dict[str, int] = {}
+    for m_index, model in enumerate(models):
+        if not isinstance(model, dict):
+            continue
+        name = model.get("name")
+        if isinstance(name, str):
+            if name in names:
+                path: Path = ("models", m_index, "name")
+                message = f"duplicate model name {name!r} (first used by models[{names[name]}])"
+                out.append(_line(source, plain, path, message))
+            else:
+                names[name] = m_index
+        rules = model.get("rules")
+        if not isinstance(rules, list):
+            continue
+        ids: dict[str, int] = {}
+        for r_index, rule in enumerate(rules):
+            rule_id = rule.get("id") if isinstance(rule, dict) else None
+            if not isinstance(rule_id, str):
+                continue
+            if rule_id in ids:
+                path = ("models", m_index, "rules", r_index, "id")
+                message = f"duplicate rule id {rule_id!r} (first used by rules[{ids[rule_id]}])"
+                out.append(_line(source, plain, path, message))
+            else:
+                ids[rule_id] = r_index
+    return out
+
+
+def _duplicate_key_message(exc: Any) -> str:
+    snippet = str(getattr(exc, "problem", ""))
+    found = re.search(r'found duplicate key "([^"]*)"', snippet)
+    name = found.group(1) if found else "?"
+    first = getattr(exc, "context_mark", None)
+    where = f" (first defined on line {first.line + 1})" if first is not None else ""
+    return f"duplicate key {name!r}{where}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+# ---------------------------------------------------------------------------------------
+# Warnings: valid but probably not what the author meant
+
+
+def check_warnings(models: ModelSet) -> list[str]:
+    """Things ``leadsync check`` mentions but accepts (exit 0)."""
+    out: list[str] = []
+    for m_index, model in enumerate(models.models):
+        for r_index, rule in enumerate(model.rules):
+            if (
+                isinstance(rule, BehaviorRule)
+                and rule.points > 0
+                and rule.max_points is None
+                and rule.window_days is None
+            ):
+                out.append(
+                    _warning(
+                        models,
+                        ("models", m_index, "rules", r_index),
+                        f"behaviour rule {rule.id!r} has no max_points and no window_days: "
+                        "its points grow without limit as events pile up",
+                    )
+                )
+        for s_index in range(1, len(model.decay)):
+            if model.decay[s_index].points > model.decay[s_index - 1].points:
+                out.append(
+                    _warning(
+                        models,
+                        ("models", m_index, "decay", s_index, "points"),
+                        "this longer inactivity removes fewer points than the step before it",
+                    )
+                )
+        if model.bands.hot > model.scale.max:
+            out.append(
+                _warning(
+                    models,
+                    ("models", m_index, "bands", "hot"),
+                    f"hot ({model.bands.hot:g}) is above scale.max ({model.scale.max:g}): "
+                    "no lead can ever be hot",
+                )
+            )
+        if model.threshold > model.scale.max:
+            out.append(
+                _warning(
+                    models,
+                    ("models", m_index, "threshold"),
+                    f"threshold ({model.threshold:g}) is above scale.max ({model.scale.max:g}): "
+                    "write-back actions never fire",
+                )
+            )
+    return out
+
+
+def _warning(models: ModelSet, path: Path, message: str) -> str:
+    source = models._source
+    if source is None:
+        return f"{_render_path(path)}: {message}"
+    probe = path
+    while probe and probe not in models._lines:
+        probe = probe[:-1]
+    line = models._lines.get(probe, 1)
+    return f"{source}:{line}: {_render_path(path)}: {message}"
