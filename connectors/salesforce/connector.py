@@ -1,0 +1,584 @@
+"""The Salesforce connector: SOQL reads on ``SystemModstamp``, sObject Collections writes.
+
+Reads follow the boundary rules in ``/work/shared/crm-api-facts.md``: ``>=`` with a
+look-back window and de-duplication, an upper bound at the sync's start, and a total
+order on ``(SystemModstamp, Id)`` so that a restarted query resumes after the last row
+it returned even when thousands of rows share one timestamp. Writes are updates or
+upserts by an external-id field, which makes every retry safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
+
+from simple_salesforce.format import format_soql
+
+from connectors.base import (
+    ActionResult,
+    Budget,
+    ConnectorConfigError,
+    ContactKind,
+    ContactRecord,
+    CRMResponseError,
+    Cursor,
+    DealRecord,
+    DealSpec,
+    EventRecord,
+    FieldCheck,
+    FieldSpec,
+    Merge,
+    Owner,
+    ReadBatch,
+    RecordFailure,
+    RuntimeContext,
+    ScoreUpdate,
+    TaskSpec,
+    WriteResult,
+)
+from connectors.salesforce import mapping
+from connectors.salesforce.api import QueryLocatorExpired, SalesforceApi
+from connectors.salesforce.config import SalesforceSettings, parse_settings
+from connectors.salesforce.policy import RETRIABLE_RECORD_ERRORS
+from connectors.salesforce.soql import (
+    COLLECTION_SIZE,
+    changes_query,
+    chunk_ids,
+    parse_date,
+    parse_datetime,
+    soql_datetime,
+)
+
+CURSOR_VERSION = 1
+MAX_SEEN = 100_000  # ids remembered for de-duplication inside the look-back window
+OBJECT_OF: Mapping[ContactKind, str] = {"lead": "Lead", "contact": "Contact"}
+PRIORITY = {"high": "High", "medium": "Normal", "low": "Low"}
+TASK_TYPE = {"call": "Call", "email": "Email", "todo": "Other"}
+TASK_SUBTYPE = {"call": "Call", "email": "Email", "todo": "Task"}
+MAX_LOCATOR_RESTARTS = 20
+
+
+def _record_error(result: Mapping[str, Any]) -> tuple[str, bool]:
+    errors = result.get("errors") or []
+    parts: list[str] = []
+    retriable = bool(errors)
+    for err in errors if isinstance(errors, list) else []:
+        if not isinstance(err, Mapping):
+            continue
+        code = str(err.get("statusCode") or err.get("errorCode") or "ERROR")
+        text = f"{code}: {err.get('message') or ''}".strip()
+        if err.get("fields"):
+            text += f" (fields: {', '.join(map(str, err['fields']))})"
+        parts.append(text)
+        retriable = retriable and code in RETRIABLE_RECORD_ERRORS
+    return "; ".join(parts) or "refused without a reason", retriable
+
+
+class SalesforceConnector:
+    """``connectors.base.Connector`` for Salesforce through simple-salesforce."""
+
+    name = "salesforce"
+
+    def __init__(self, settings: SalesforceSettings, *, context: RuntimeContext) -> None:
+        self.settings = settings
+        self._ctx = context
+        self.api = SalesforceApi(settings, context)
+        self._fmaps = {obj: mapping.field_map(obj, settings.field_map) for obj in settings.objects}
+        self._key_on_opportunity = False
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, Any], *, context: RuntimeContext
+    ) -> SalesforceConnector:
+        return cls(parse_settings(config), context=context)
+
+    # ================================================================== reads
+    def read_changes(
+        self, cursor: Cursor | None, *, until: datetime, events_since: datetime
+    ) -> Iterator[ReadBatch]:
+        if until.tzinfo is None or events_since.tzinfo is None:
+            raise ValueError("read_changes needs aware datetimes")
+        state = self._parse_cursor(cursor)
+        lookback = timedelta(seconds=self.settings.lookback_seconds)
+        new_objects: dict[str, Any] = {}
+        deletions: list[str] = []
+        merges: list[Merge] = []
+        for obj in self.settings.objects:
+            prev = state.get(obj) if state is not None else None
+            since = None if prev is None else prev["until"] - lookback
+            seen: dict[str, str] = dict(prev["seen"]) if prev is not None else {}
+            emitted: set[str] = set()
+            new_seen: dict[str, str] = {}
+            for records in self._changed_pages(obj, since=since, until=until, full=prev is None):
+                fresh = []
+                for rec in records:
+                    ident = str(rec.get("Id"))
+                    stamp = str(rec.get("SystemModstamp") or "")
+                    if ident in emitted or seen.get(ident) == stamp:
+                        continue  # read twice in this run, or unchanged since the last run
+                    emitted.add(ident)
+                    new_seen[ident] = stamp
+                    fresh.append(rec)
+                if fresh:
+                    yield self._batch(obj, fresh, events_since)
+            horizon = until - lookback
+            kept = {
+                i: s
+                for i, s in {**seen, **new_seen}.items()
+                if (parse_datetime(s) or until) >= horizon
+            }
+            if len(kept) > MAX_SEEN:  # only costs a re-read of unchanged rows next time
+                kept = dict(sorted(kept.items(), key=lambda kv: kv[1])[-MAX_SEEN:])
+            new_objects[obj] = {"until": soql_datetime(until), "seen": kept}
+            if since is not None:
+                d, m = self._removed(obj, since=since, until=until)
+                deletions.extend(d)
+                merges.extend(m)
+        yield ReadBatch(
+            merges=tuple(merges),
+            deletions=tuple(deletions),
+            cursor={"v": CURSOR_VERSION, "objects": new_objects},
+        )
+
+    def _parse_cursor(self, cursor: Cursor | None) -> dict[str, dict[str, Any]] | None:
+        if cursor is None:
+            return None
+        objects = cursor.get("objects") if isinstance(cursor, Mapping) else None
+        if cursor.get("v") != CURSOR_VERSION or not isinstance(objects, Mapping):
+            raise ConnectorConfigError(
+                "salesforce: the saved cursor is not one this connector wrote; "
+                "run a full sync to replace it"
+            )
+        out: dict[str, dict[str, Any]] = {}
+        for obj, entry in objects.items():
+            stamp = parse_datetime(entry.get("until")) if isinstance(entry, Mapping) else None
+            if stamp is None:
+                raise ConnectorConfigError(f"salesforce: cursor for {obj} has no valid 'until'")
+            seen = entry.get("seen") or {}
+            out[str(obj)] = {"until": stamp, "seen": dict(seen)}
+        return out
+
+    def _select(self, obj: str, *, full: bool) -> tuple[list[str], str]:
+        fmap = self._fmaps[obj]
+        if obj == "Lead":
+            extra = [] if full else ["IsConverted", "ConvertedContactId"]
+            # A full sync wants people to score; an incremental one also wants to see
+            # conversions, which it reports as merges into the new Contact.
+            return mapping.select_fields(fmap, extra), "IsConverted = false" if full else ""
+        return mapping.select_fields(fmap), ""
+
+    def _changed_pages(
+        self, obj: str, *, since: datetime | None, until: datetime, full: bool
+    ) -> Iterator[list[dict[str, Any]]]:
+        fields, where = self._select(obj, full=full)
+        after: tuple[datetime, str] | None = None
+        for _ in range(MAX_LOCATOR_RESTARTS + 1):
+            soql = changes_query(
+                obj, fields, since=since, until=until, after=after, extra_where=where
+            )
+            try:
+                for page in self.api.query_pages(soql, what=f"read {obj} changes"):
+                    if page:
+                        last = page[-1]
+                        stamp = parse_datetime(last.get("SystemModstamp"))
+                        if stamp is not None:
+                            after = (stamp, str(last["Id"]))
+                    yield page
+                return
+            except QueryLocatorExpired:
+                self.api.log.info("salesforce: %s query locator expired; resuming", obj)
+        raise CRMResponseError(f"salesforce: {obj} query locators kept expiring; try again later")
+
+    def _batch(self, obj: str, records: list[dict[str, Any]], events_since: datetime) -> ReadBatch:
+        fmap = self._fmaps[obj]
+        contacts: list[ContactRecord] = []
+        merges: list[Merge] = []
+        for rec in records:
+            converted = bool(rec.get("IsConverted"))
+            contacts.append(mapping.to_contact(obj, rec, fmap, converted=converted))
+            if converted and rec.get("ConvertedContactId"):
+                merges.append(
+                    Merge(merged_id=str(rec["Id"]), into_id=str(rec["ConvertedContactId"]))
+                )
+        live = [c.id for c in contacts if not c.converted]
+        events = self._events(obj, live, events_since) if live else []
+        return ReadBatch(contacts=tuple(contacts), events=tuple(events), merges=tuple(merges))
+
+    def _events(self, obj: str, ids: Sequence[str], since: datetime) -> list[EventRecord]:
+        lit = soql_datetime(since)
+        member_field = "LeadId" if obj == "Lead" else "ContactId"
+        sources = (
+            (
+                "Task",
+                "SELECT Id, WhoId, TaskSubtype, Type, Subject, Status, CreatedDate, "
+                f"CompletedDateTime FROM Task WHERE WhoId IN {{ids}} AND IsClosed = true "
+                f"AND CreatedDate >= {lit}",
+                mapping.task_event,
+            ),
+            (
+                "Event",
+                "SELECT Id, WhoId, Subject, StartDateTime, CreatedDate FROM Event "
+                f"WHERE WhoId IN {{ids}} AND StartDateTime >= {lit}",
+                mapping.event_event,
+            ),
+            (
+                "CampaignMember",
+                "SELECT Id, LeadId, ContactId, HasResponded, FirstRespondedDate, CreatedDate, "
+                f"Campaign.Type, Campaign.Name FROM CampaignMember WHERE {member_field} "
+                f"IN {{ids}} AND SystemModstamp >= {lit}",
+                mapping.campaign_member_event,
+            ),
+        )
+        events: dict[str, EventRecord] = {}
+        for name, template, convert in sources:
+            for soql, _chunk in chunk_ids(list(ids), template):
+                for page in self.api.query_pages(soql, what=f"read {name}"):
+                    for rec in page:
+                        event = convert(rec)
+                        if event is not None and event.occurred_at >= since:
+                            events[event.id] = event
+        return sorted(events.values(), key=lambda e: (e.occurred_at, e.id))
+
+    def _removed(
+        self, obj: str, *, since: datetime, until: datetime
+    ) -> tuple[list[str], list[Merge]]:
+        """Deleted records from the recycle bin (``queryAll``). A record deleted by a
+        merge names its survivor in ``MasterRecordId``; converted Leads are not deleted
+        and are reported by the change read instead."""
+        soql = (
+            f"SELECT Id, MasterRecordId FROM {obj} WHERE IsDeleted = true "
+            f"AND SystemModstamp >= {soql_datetime(since)} "
+            f"AND SystemModstamp <= {soql_datetime(until)} ORDER BY SystemModstamp, Id"
+        )
+        deleted: list[str] = []
+        merges: list[Merge] = []
+        for page in self.api.query_pages(soql, what=f"read deleted {obj}", include_deleted=True):
+            for rec in page:
+                if rec.get("MasterRecordId"):
+                    merges.append(
+                        Merge(merged_id=str(rec["Id"]), into_id=str(rec["MasterRecordId"]))
+                    )
+                else:
+                    deleted.append(str(rec["Id"]))
+        return deleted, merges
+
+    def list_owners(self) -> Sequence[Owner]:
+        owners: list[Owner] = []
+        soql = "SELECT Id, Email, Name, IsActive FROM User ORDER BY Id"
+        for page in self.api.query_pages(soql, what="read users"):
+            for rec in page:
+                owners.append(
+                    Owner(
+                        id=str(rec["Id"]),
+                        email=rec.get("Email") or None,
+                        name=rec.get("Name") or None,
+                        active=bool(rec.get("IsActive", True)),
+                    )
+                )
+        return owners
+
+    def open_deals(self, contact_ids: Sequence[str]) -> Mapping[str, Sequence[DealRecord]]:
+        out: dict[str, list[DealRecord]] = {cid: [] for cid in contact_ids}
+        # Leads cannot have Opportunities: only Contacts (key prefix 003) are asked about.
+        ids = [cid for cid in dict.fromkeys(contact_ids) if not cid.startswith("00Q")]
+        key = f", Opportunity.{self.settings.key_field}" if self._key_on_opportunity else ""
+        template = (
+            "SELECT Id, ContactId, OpportunityId, Opportunity.Name, Opportunity.OwnerId, "
+            f"Opportunity.StageName, Opportunity.Amount, Opportunity.CreatedDate{key} "
+            "FROM OpportunityContactRole WHERE ContactId IN {ids} "
+            "AND Opportunity.IsClosed = false"
+        )
+        for soql, _chunk in chunk_ids(ids, template):
+            for page in self.api.query_pages(soql, what="read open opportunities"):
+                for rec in page:
+                    opp = rec.get("Opportunity") or {}
+                    out.setdefault(str(rec["ContactId"]), []).append(
+                        DealRecord(
+                            id=str(rec["OpportunityId"]),
+                            contact_id=str(rec["ContactId"]),
+                            name=opp.get("Name"),
+                            owner_id=opp.get("OwnerId"),
+                            stage=opp.get("StageName"),
+                            is_open=True,
+                            amount=mapping.to_number(opp.get("Amount")),
+                            created_at=parse_datetime(opp.get("CreatedDate")),
+                            key=opp.get(self.settings.key_field) if key else None,
+                        )
+                    )
+        return out
+
+    def read_deal_outcomes(self, since: datetime | None) -> Iterator[DealRecord]:
+        where = "IsClosed = true"
+        if since is not None:
+            where += f" AND SystemModstamp >= {soql_datetime(since)}"
+        soql = (
+            "SELECT Id, Name, OwnerId, StageName, IsWon, Amount, CloseDate, CreatedDate "
+            f"FROM Opportunity WHERE {where} ORDER BY SystemModstamp, Id"
+        )
+        for page in self.api.query_pages(soql, what="read closed opportunities"):
+            roles: dict[str, list[str]] = {}
+            template = (
+                "SELECT Id, OpportunityId, ContactId FROM OpportunityContactRole "
+                "WHERE OpportunityId IN {ids}"
+            )
+            for q, _chunk in chunk_ids([str(r["Id"]) for r in page], template):
+                for role_page in self.api.query_pages(q, what="read opportunity contacts"):
+                    for role in role_page:
+                        roles.setdefault(str(role["OpportunityId"]), []).append(
+                            str(role["ContactId"])
+                        )
+            for rec in page:
+                close = parse_date(rec.get("CloseDate"))
+                for contact_id in roles.get(str(rec["Id"]), []):
+                    yield DealRecord(
+                        id=str(rec["Id"]),
+                        contact_id=contact_id,
+                        name=rec.get("Name"),
+                        owner_id=rec.get("OwnerId"),
+                        stage=rec.get("StageName"),
+                        is_open=False,
+                        is_won=bool(rec.get("IsWon")),
+                        amount=mapping.to_number(rec.get("Amount")),
+                        created_at=parse_datetime(rec.get("CreatedDate")),
+                        closed_at=datetime.combine(close, time(), tzinfo=UTC) if close else None,
+                    )
+
+    # ================================================================== set-up
+    def ensure_fields(self, fields: Sequence[FieldSpec]) -> FieldCheck:
+        """Salesforce custom fields are created through the Metadata API, which this
+        connector does not use: it checks with ``describe`` and says what to create."""
+        wanted: dict[str, list[tuple[str, str, bool]]] = {}
+        for obj in self.settings.objects:
+            for spec in fields:
+                type_text = "Number(5,2)" if spec.type == "number" else "Text(40)"
+                wanted.setdefault(obj, []).append(
+                    (self.settings.score_field(spec.name), type_text, False)
+                )
+        for obj in ("Opportunity", "Task"):
+            wanted.setdefault(obj, []).append((self.settings.key_field, "Text(80)", True))
+        present: list[str] = []
+        missing: list[str] = []
+        instructions: list[str] = []
+        for obj, specs in wanted.items():
+            described = self.api.describe(obj)
+            by_name = {
+                str(f.get("name", "")).lower(): f
+                for f in described.get("fields", [])
+                if isinstance(f, Mapping)
+            }
+            for name, type_text, is_key in specs:
+                label = f"{obj}.{name}"
+                found = by_name.get(name.lower())
+                api_name = name[:-3] if name.endswith("__c") else name
+                where = f"Setup > Object Manager > {obj} > Fields & Relationships > New"
+                if found is None:
+                    missing.append(label)
+                    extra = ", tick External ID and Unique" if is_key else ""
+                    instructions.append(
+                        f"{obj}: create custom field {name} (Field Name {api_name}) of type "
+                        f"{type_text}{extra}, editable by the integration user ({where})"
+                    )
+                elif is_key and not (found.get("externalId") and found.get("unique")):
+                    missing.append(label)
+                    instructions.append(
+                        f"{obj}: field {name} exists but must be an External ID and Unique "
+                        f"(edit it in Setup > Object Manager > {obj} > Fields & Relationships)"
+                    )
+                else:
+                    present.append(label)
+                    if is_key and obj == "Opportunity":
+                        self._key_on_opportunity = True
+        return FieldCheck(
+            present=tuple(present), missing=tuple(missing), instructions=tuple(instructions)
+        )
+
+    # ================================================================== writes
+    def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:
+        succeeded: list[str] = []
+        failed: list[RecordFailure] = []
+        by_obj: dict[str, list[dict[str, Any]]] = {}
+        for u in updates:
+            record: dict[str, Any] = {"attributes": {"type": OBJECT_OF[u.kind]}, "id": u.contact_id}
+            for logical, value in u.values.items():
+                record[self.settings.score_field(logical)] = value
+            by_obj.setdefault(OBJECT_OF[u.kind], []).append(record)
+        for obj, records in by_obj.items():
+            pending = records
+            for attempt in range(2):  # one more pass for records that were only locked
+                retry: list[dict[str, Any]] = []
+                for start in range(0, len(pending), COLLECTION_SIZE):
+                    chunk = pending[start : start + COLLECTION_SIZE]
+                    results = self.api.collection("PATCH", chunk, what=f"update {obj} scores")
+                    for rec, res in zip(chunk, results, strict=True):
+                        if res.get("success"):
+                            succeeded.append(rec["id"])
+                            continue
+                        reason, retriable = _record_error(res)
+                        if retriable and attempt == 0:
+                            retry.append(rec)
+                        else:
+                            failed.append(RecordFailure(rec["id"], reason, retriable))
+                pending = retry
+                if not pending:
+                    break
+        return WriteResult(succeeded=tuple(succeeded), failed=tuple(failed))
+
+    def _one(
+        self, method: str, record: dict[str, Any], *, what: str, path: str = ""
+    ) -> Mapping[str, Any]:
+        [result] = self.api.collection(method, [record], what=what, path=path)
+        if not result.get("success"):
+            reason, _ = _record_error(result)
+            raise CRMResponseError(f"salesforce {what}: {reason}")
+        return result
+
+    def create_deal(self, spec: DealSpec) -> ActionResult:
+        if spec.contact_kind == "lead":
+            return self._lead_status(spec)
+        rows = self._query_one(
+            format_soql(
+                "SELECT Id, AccountId, OwnerId FROM Contact WHERE Id = {}", spec.contact_id
+            ),
+            what="read contact for opportunity",
+        )
+        if not rows:
+            raise CRMResponseError(f"salesforce create_deal: no Contact {spec.contact_id}")
+        contact = rows[0]
+        opp: dict[str, Any] = {
+            "attributes": {"type": "Opportunity"},
+            self.settings.key_field: spec.key,
+            "Name": spec.name,
+            "StageName": spec.stage,
+            "CloseDate": spec.close_date.isoformat(),
+        }
+        if contact.get("AccountId"):
+            opp["AccountId"] = contact["AccountId"]
+        owner = spec.owner_id or contact.get("OwnerId")
+        if owner:
+            opp["OwnerId"] = owner
+        if spec.amount is not None:
+            opp["Amount"] = spec.amount
+        opp_id, created = self._create_keyed("Opportunity", opp, spec.key)
+        self._ensure_contact_role(opp_id, spec.contact_id)
+        note = None if contact.get("AccountId") else "the contact has no Account"
+        return ActionResult(spec.key, opp_id, created=created, note=note)
+
+    def _create_keyed(self, obj: str, record: dict[str, Any], key: str) -> tuple[str, bool]:
+        """Create ``record`` once under ``key``: each attempt first reads by the key
+        (the record may exist from an attempt whose answer was lost, or from an earlier
+        run) and only then upserts by the external id, which cannot duplicate either.
+        Reading first also keeps a rep's later edits from being overwritten."""
+        key_field = self.settings.key_field
+        soql = format_soql(f"SELECT Id FROM {obj} WHERE {key_field} = {{}}", key)
+        body = {"allOrNone": False, "records": [record]}
+        timeout = self.settings.timeout_seconds
+
+        def attempt(sf: Any) -> tuple[str, bool]:
+            found = sf.query(soql, timeout=timeout).get("records") or []
+            if found:
+                return str(found[0]["Id"]), False
+            [res] = sf.restful(
+                f"composite/sobjects/{obj}/{key_field}", method="PATCH", json=body, timeout=timeout
+            )
+            if not res.get("success"):
+                reason, _ = _record_error(res)
+                raise CRMResponseError(f"salesforce create {obj}: {reason}")
+            return str(res["id"]), bool(res.get("created", True))
+
+        return self.api.call(f"create {obj} by key", attempt, idempotent=True)
+
+    def _ensure_contact_role(self, opp_id: str, contact_id: str) -> None:
+        """Check, then create: each attempt reads first, so a create whose answer was
+        lost is found instead of made twice."""
+        soql = format_soql(
+            "SELECT Id FROM OpportunityContactRole WHERE OpportunityId = {} AND ContactId = {}",
+            opp_id,
+            contact_id,
+        )
+        timeout = self.settings.timeout_seconds
+
+        def attempt(sf: Any) -> None:
+            if sf.query(soql, timeout=timeout).get("records"):
+                return
+            body = {
+                "allOrNone": False,
+                "records": [
+                    {
+                        "attributes": {"type": "OpportunityContactRole"},
+                        "OpportunityId": opp_id,
+                        "ContactId": contact_id,
+                        "IsPrimary": True,
+                    }
+                ],
+            }
+            [res] = sf.restful("composite/sobjects", method="POST", json=body, timeout=timeout)
+            if not res.get("success"):
+                reason, _ = _record_error(res)
+                raise CRMResponseError(f"salesforce create contact role: {reason}")
+
+        self.api.call("link opportunity to contact", attempt, idempotent=True)
+
+    def _lead_status(self, spec: DealSpec) -> ActionResult:
+        if not spec.lead_status:
+            raise ConnectorConfigError(
+                "salesforce create_deal: a Lead gets a status change instead of an "
+                "Opportunity; DealSpec.lead_status is required"
+            )
+        rows = self._query_one(
+            format_soql("SELECT Id, Status FROM Lead WHERE Id = {}", spec.contact_id),
+            what="read lead status",
+        )
+        if not rows:
+            raise CRMResponseError(f"salesforce create_deal: no Lead {spec.contact_id}")
+        if rows[0].get("Status") == spec.lead_status:
+            return ActionResult(spec.key, spec.contact_id, created=False, note="status already set")
+        self._one(
+            "PATCH",
+            {"attributes": {"type": "Lead"}, "id": spec.contact_id, "Status": spec.lead_status},
+            what="update lead status",
+        )
+        return ActionResult(
+            spec.key, spec.contact_id, created=True, note=f"Lead status set to {spec.lead_status}"
+        )
+
+    def create_task(self, spec: TaskSpec) -> ActionResult:
+        task: dict[str, Any] = {
+            "attributes": {"type": "Task"},
+            self.settings.key_field: spec.key,
+            "WhoId": spec.contact_id,
+            "Subject": spec.subject,
+            "Description": spec.body,
+            "ActivityDate": spec.due_at.astimezone(UTC).date().isoformat(),
+            "Priority": PRIORITY[spec.priority],
+            "Status": "Not Started",
+            # TaskSubtype is insert-only; _create_keyed only ever inserts (it reads by
+            # key first), so setting it cannot hit the upsert's update path.
+            "TaskSubtype": TASK_SUBTYPE[spec.type],
+            "Type": TASK_TYPE[spec.type],
+        }
+        if spec.owner_id:
+            task["OwnerId"] = spec.owner_id
+        task_id, created = self._create_keyed("Task", task, spec.key)
+        return ActionResult(spec.key, task_id, created=created)
+
+    def set_owner(self, contact_id: str, owner_id: str, *, kind: ContactKind = "contact") -> None:
+        obj = OBJECT_OF[kind]
+        self._one(
+            "PATCH",
+            {"attributes": {"type": obj}, "id": contact_id, "OwnerId": owner_id},
+            what=f"set {obj} owner",
+        )
+
+    def _query_one(self, soql: str, *, what: str) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        for page in self.api.query_pages(soql, what=what):
+            rows.extend(page)
+        return rows
+
+    # ================================================================== report
+    def budget(self) -> Budget:
+        return self.api.meter.budget()
+
+    def close(self) -> None:
+        self.api.close()

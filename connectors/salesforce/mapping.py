@@ -1,0 +1,200 @@
+"""Salesforce records to canonical records, normalised at the edge.
+
+Contacts carry company data on their Account, so their defaults read through the
+relationship (``Account.Name``); Leads carry it themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from connectors.base import ContactKind, ContactRecord, EventRecord
+from connectors.salesforce.soql import parse_datetime
+
+DEFAULT_FIELD_MAP: Mapping[str, Mapping[str, str]] = {
+    "Lead": {
+        "email": "Email",
+        "first_name": "FirstName",
+        "last_name": "LastName",
+        "job_title": "Title",
+        "company": "Company",
+        "company_size": "NumberOfEmployees",
+        "industry": "Industry",
+        "country": "Country",
+        "lead_status": "Status",
+        "owner_id": "OwnerId",
+        "created_at": "CreatedDate",
+    },
+    "Contact": {
+        "email": "Email",
+        "first_name": "FirstName",
+        "last_name": "LastName",
+        "job_title": "Title",
+        "company": "Account.Name",
+        "company_size": "Account.NumberOfEmployees",
+        "industry": "Account.Industry",
+        "country": "MailingCountry",
+        "owner_id": "OwnerId",
+        "created_at": "CreatedDate",
+    },
+}
+
+KIND: Mapping[str, ContactKind] = {"Lead": "lead", "Contact": "contact"}
+_NUMBER_FIELDS = frozenset({"company_size"})
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
+_RANGE = re.compile(r"^\s*(\d[\d,]*)\s*(?:-|\+|$)")
+
+
+def field_map(obj: str, overrides: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    merged = dict(DEFAULT_FIELD_MAP[obj])
+    merged.update(overrides.get(obj, {}))
+    return merged
+
+
+def get_path(record: Mapping[str, Any], path: str) -> Any:
+    """``Account.Name`` on a query record (relationships come back as nested objects)."""
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
+
+
+def to_number(value: Any) -> float | int | None:
+    """Numbers stay numbers; ``"25-50"`` becomes its lower bound; junk becomes missing."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text.replace(",", ""))
+        except ValueError:
+            m = _RANGE.match(text)
+            return int(m.group(1).replace(",", "")) if m else None
+        return int(number) if number.is_integer() else number
+    return None
+
+
+def normalise(canonical: str, value: Any) -> Any:
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            return None
+    if canonical in _NUMBER_FIELDS:
+        return to_number(value)
+    if isinstance(value, str) and _DATETIME.match(value):
+        return parse_datetime(value)
+    return value
+
+
+def to_contact(
+    obj: str,
+    record: Mapping[str, Any],
+    fmap: Mapping[str, str],
+    *,
+    converted: bool = False,
+) -> ContactRecord:
+    fields: dict[str, Any] = {}
+    for canonical, path in fmap.items():
+        value = normalise(canonical, get_path(record, path))
+        if value is not None:
+            fields[canonical] = value
+    return ContactRecord(
+        id=str(record["Id"]),
+        fields=fields,
+        updated_at=parse_datetime(record.get("SystemModstamp")),
+        kind=KIND[obj],
+        converted=converted,
+    )
+
+
+def select_fields(fmap: Mapping[str, str], extra: Sequence[str] = ()) -> list[str]:
+    return list(dict.fromkeys([*fmap.values(), *extra]))
+
+
+# ------------------------------------------------------------------------- engagement
+
+# TaskSubtype (API 37+) says what kind of activity a Task records; Type is the older,
+# editable picklist that many orgs still fill in instead.
+_TASK_TYPES: Mapping[str, str] = {
+    "call": "call",
+    "email": "email",
+    "listemail": "email",
+}
+
+
+def task_event(record: Mapping[str, Any]) -> EventRecord | None:
+    who = record.get("WhoId")
+    occurred = parse_datetime(record.get("CompletedDateTime")) or parse_datetime(
+        record.get("CreatedDate")
+    )
+    if not who or occurred is None:
+        return None
+    subtype = str(record.get("TaskSubtype") or "").lower()
+    kind_text = str(record.get("Type") or "").lower()
+    kind = _TASK_TYPES.get(subtype) or _TASK_TYPES.get(kind_text)
+    if kind is None:
+        return None  # a plain to-do is work for the rep, not a signal from the person
+    if kind == "email":
+        # An e-mail task logs a message sent to or received from the person; an
+        # inbound one (a reply) is the strong signal.
+        subject = str(record.get("Subject") or "").lower()
+        kind = "email_reply" if subject.startswith(("re:", "reply")) else "email_send"
+    return EventRecord(
+        id=f"sf-task-{record['Id']}",
+        contact_id=str(who),
+        type=kind,
+        occurred_at=occurred,
+        attributes={"subject": record.get("Subject")} if record.get("Subject") else {},
+    )
+
+
+def event_event(record: Mapping[str, Any]) -> EventRecord | None:
+    who = record.get("WhoId")
+    occurred = parse_datetime(record.get("StartDateTime")) or parse_datetime(
+        record.get("CreatedDate")
+    )
+    if not who or occurred is None:
+        return None
+    return EventRecord(
+        id=f"sf-event-{record['Id']}",
+        contact_id=str(who),
+        type="meeting_booked",
+        occurred_at=occurred,
+        attributes={"subject": record.get("Subject")} if record.get("Subject") else {},
+    )
+
+
+def campaign_member_event(record: Mapping[str, Any]) -> EventRecord | None:
+    who = record.get("ContactId") or record.get("LeadId")
+    if not who:
+        return None
+    responded = bool(record.get("HasResponded"))
+    occurred: datetime | None = parse_datetime(record.get("FirstRespondedDate")) or parse_datetime(
+        record.get("CreatedDate")
+    )
+    if occurred is None:
+        return None
+    campaign_type = str(get_path(record, "Campaign.Type") or "").lower()
+    if "webinar" in campaign_type:
+        if not responded:
+            return None  # registered but did not attend
+        kind = "webinar_attended"
+    elif responded:
+        kind = "form_submit"
+    else:
+        return None  # added to a campaign by a rep: not the person's action
+    attrs: dict[str, Any] = {"campaign_type": get_path(record, "Campaign.Type")}
+    name = get_path(record, "Campaign.Name")
+    if name:
+        attrs["campaign"] = name
+    return EventRecord(
+        id=f"sf-cm-{record['Id']}", contact_id=str(who), type=kind, occurred_at=occurred,
+        attributes=attrs,
+    )  # fmt: skip
