@@ -1,0 +1,599 @@
+"""One sync run: read changes, keep the local copy, re-score, write back, act, commit.
+
+The order of the steps is what makes a run safe to kill at any point:
+
+1. read changed contacts, events, merges and deletions since the saved cursor and
+   apply them to the local copy (idempotent upserts; the cursor is held in memory);
+2. finish actions a previous run recorded as intents but did not complete;
+3. re-score every contact in the local copy, chunk by chunk (time alone moves scores:
+   windows and decay), decide writes and actions against the last written state;
+4. record each action's intent together with the state change that consumes the
+   crossing, then call the CRM under the action's deterministic key, then record the
+   outcome;
+5. write changed scores in full batches and record what the CRM accepted; refused
+   records go to the rejected table and are written again next run;
+6. only then store the new cursor and model hashes.
+
+See ``docs/sync.md`` for the reasoning behind each rule.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from connectors.base import (
+    AuthError,
+    Connector,
+    ConnectorConfigError,
+    ConnectorError,
+    FieldSpec,
+    QuotaExhausted,
+    ReadBatch,
+    ScoreUpdate,
+)
+from scheduler.config import SyncConfig, redact
+from scheduler.state import LedgerEntry, LockHeld, ModelState, StateError, StateStore, StoredContact
+from scheduler.writeback import (
+    Action,
+    OwnerPool,
+    crashpoint,
+    event_token,
+    execute_entry,
+    needs_write,
+    plan_entries,
+    safe_error,
+)
+
+log = logging.getLogger("leadsync.sync")
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_STOPPED, EXIT_LOCKED = 0, 1, 2, 3, 4
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# Fields the write-back itself needs besides what the models read (templates, routing).
+BASE_FIELDS = frozenset({"owner_id", "first_name", "last_name", "email", "company", "created_at"})
+
+
+class Scorer(Protocol):
+    def __call__(
+        self,
+        models: Any,
+        contacts: Iterable[Mapping[str, Any]],
+        events: Iterable[Mapping[str, Any]],
+        *,
+        as_of: datetime,
+    ) -> list[Any]: ...
+
+
+@dataclass
+class RunOptions:
+    dry_run: bool = False
+    full: bool = False
+    act_on_baseline: bool = False
+
+
+@dataclass
+class RunSummary:
+    """What the run did; printed as a table or, with ``--json``, as one object."""
+
+    run_id: str = ""
+    exit_code: int = EXIT_OK
+    status: str = "ok"
+    error: str | None = None
+    dry_run: bool = False
+    full: bool = False
+    baseline_models: list[str] = field(default_factory=list)
+    baseline_above_threshold: int = 0
+    contacts_read: int = 0
+    events_read: int = 0
+    merges: int = 0
+    deletions: int = 0
+    contacts_scored: int = 0
+    scores_written: int = 0
+    crossings: int = 0
+    immediate: int = 0
+    deals: int = 0
+    tasks: int = 0
+    owners_assigned: int = 0
+    actions_resumed: int = 0
+    actions_failed: int = 0
+    skipped_open_deal: int = 0
+    skipped_converted: int = 0
+    actions_waiting: int = 0
+    rejected: int = 0
+    api_calls: int = 0
+    budget: dict[str, Any] = field(default_factory=dict)
+    cursor_committed: bool = False
+    seconds: float = 0.0
+    would_write: list[dict[str, Any]] = field(default_factory=list)
+    would_act: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Pending:
+    """Score updates waiting to fill a batch."""
+
+    updates: dict[str, ScoreUpdate] = field(default_factory=dict)
+    written: dict[str, list[tuple[str, str, float, str]]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.updates)
+
+
+ProgressHook = Callable[[str, int], None]
+
+
+class Sync:
+    """A pipeline: one connector, one model set, one state store."""
+
+    def __init__(
+        self,
+        config: SyncConfig,
+        connector: Connector,
+        store: StateStore,
+        models: Sequence[Any],
+        *,
+        scorer: Scorer | None = None,
+        now: Callable[[], datetime] | None = None,
+        chunk_size: int = 5000,
+        progress: ProgressHook | None = None,
+        heartbeat: bool = True,
+    ) -> None:
+        self.config = config
+        self.connector = connector
+        self.store = store
+        self.models = list(models)
+        if scorer is None:
+            from scoring.engine import score as engine_score
+
+            scorer = engine_score
+        self.scorer = scorer
+        self.now = now or (lambda: datetime.now(UTC))
+        self.chunk_size = chunk_size
+        self.progress = progress
+        self.heartbeat = heartbeat
+        self.wb = config.writeback
+        self.pipeline = config.pipeline
+        self.keep_fields = set(BASE_FIELDS)
+        for m in self.models:
+            self.keep_fields |= set(m.fields_used)
+
+    # ---------------------------------------------------------------- helpers
+    def history(self) -> timedelta | None:
+        """How far back events matter: the longest window plus the decay horizon."""
+        days: list[float] = []
+        for m in self.models:
+            h = m.history_days
+            if h is None:
+                return None
+            days.append(float(h))
+        return timedelta(days=max(days, default=0.0) + 1)
+
+    def _calls(self) -> int:
+        try:
+            return int(self.connector.budget().calls)
+        except Exception:  # budget is informative; never let it fail a run
+            return 0
+
+    # -------------------------------------------------------------------- run
+    def run(self, options: RunOptions | None = None) -> RunSummary:
+        opts = options or RunOptions()
+        self._actions_taken = 0
+        s = RunSummary(run_id=uuid.uuid4().hex[:16], dry_run=opts.dry_run, full=opts.full)
+        t0 = time.monotonic()
+        ttl = self.config.lock_ttl.total_seconds()
+        try:
+            with self.store.run_lock(self.pipeline, ttl=ttl, heartbeat=self.heartbeat):
+                self.store.start_run(s.run_id)
+                calls0 = self._calls()
+                try:
+                    self._run_locked(opts, s)
+                except QuotaExhausted as exc:
+                    s.exit_code, s.status, s.error = EXIT_STOPPED, "stopped", safe_error(exc)
+                except AuthError as exc:
+                    s.exit_code, s.status, s.error = EXIT_STOPPED, "stopped", safe_error(exc)
+                except ConnectorConfigError as exc:
+                    s.exit_code, s.status, s.error = EXIT_USAGE, "config", safe_error(exc)
+                except (ConnectorError, StateError) as exc:
+                    s.exit_code, s.status, s.error = EXIT_STOPPED, "stopped", safe_error(exc)
+                s.api_calls = self._calls() - calls0
+                try:
+                    b = self.connector.budget()
+                    s.budget = {
+                        "calls": b.calls,
+                        "window_remaining": b.window_remaining,
+                        "window_limit": b.window_limit,
+                        "daily_remaining": b.daily_remaining,
+                        "daily_limit": b.daily_limit,
+                    }
+                except Exception:
+                    s.budget = {}
+                if s.exit_code == EXIT_OK and s.rejected:
+                    s.exit_code, s.status = EXIT_REJECTED, "rejected"
+                s.seconds = round(time.monotonic() - t0, 3)
+                summary = s.to_dict()
+                summary.pop("would_write", None)
+                summary.pop("would_act", None)
+                self.store.finish_run(s.run_id, s.exit_code, summary)
+        except LockHeld as exc:
+            s.exit_code, s.status, s.error = EXIT_LOCKED, "locked", str(exc)
+        s.seconds = round(time.monotonic() - t0, 3)
+        if s.error:
+            log.warning("run %s: %s", s.run_id, redact(s.error))
+        log.info(
+            "run %s: exit %s, read %s, written %s, deals %s, tasks %s, calls %s",
+            s.run_id,
+            s.exit_code,
+            s.contacts_read,
+            s.scores_written,
+            s.deals,
+            s.tasks,
+            s.api_calls,
+        )
+        return s
+
+    def _run_locked(self, opts: RunOptions, s: RunSummary) -> None:
+        started = self.now()
+        hashes = self.store.model_hashes()
+        baseline = {m.name for m in self.models if hashes.get(m.name) != m.content_hash}
+        s.baseline_models = sorted(baseline)
+        if baseline and not opts.dry_run:
+            self._ensure_fields()
+        if not opts.dry_run:
+            self._resume_pending(s)
+
+        # 1-2: read changes into the local copy --------------------------------
+        cursor = None if opts.full else self.store.get_cursor(self.pipeline)
+        hist = self.history()
+        events_since = EPOCH if hist is None else started - hist
+        new_cursor = self._read(cursor, started, events_since, s)
+
+        # 3-6: re-score locally, write back, act -------------------------------
+        acting_baseline = set() if opts.act_on_baseline else baseline
+        self._rescore(started, acting_baseline, opts, s)
+
+        # 7: commit the cursor and the model hashes, now that the writes are done
+        if opts.dry_run:
+            return
+        crashpoint("before_cursor")
+        with self.store.tx() as conn:
+            if new_cursor is not None:
+                self.store.set_cursor(conn, self.pipeline, new_cursor)
+                s.cursor_committed = True
+            for m in self.models:
+                if m.name in baseline:
+                    self.store.set_model_hash(conn, m.name, m.content_hash)
+            if hist is not None:
+                self.store.prune_events(conn, started - hist)
+
+    def _ensure_fields(self) -> None:
+        specs: dict[str, FieldSpec] = {}
+        for m in self.models:
+            specs[m.score_field] = FieldSpec(m.score_field, "number", f"{m.name} score")
+        if self.wb.band_field:
+            specs[self.wb.band_field] = FieldSpec(self.wb.band_field, "text", "leadsync band")
+        check = self.connector.ensure_fields(list(specs.values()))
+        if check.missing:
+            lines = list(check.instructions) or [f"missing field {f}" for f in check.missing]
+            raise ConnectorConfigError("; ".join(lines))
+
+    # ----------------------------------------------------------------- reading
+    def _read(self, cursor: Any, started: datetime, events_since: datetime, s: RunSummary) -> Any:
+        new_cursor: Any = None
+        for batch in self.connector.read_changes(cursor, until=started, events_since=events_since):
+            self._apply(batch, s)
+            if batch.cursor is not None:
+                new_cursor = batch.cursor
+            if self.progress:
+                self.progress("read", len(batch.contacts))
+        return new_cursor
+
+    def _apply(self, batch: ReadBatch, s: RunSummary) -> None:
+        contacts = [
+            StoredContact(
+                id=c.id,
+                kind=c.kind,
+                converted=c.converted,
+                fields={
+                    k: v for k, v in c.fields.items() if k in self.keep_fields and v is not None
+                },
+            )
+            for c in batch.contacts
+        ]
+        events = [
+            {
+                "event_id": e.id,
+                "contact_id": e.contact_id,
+                "type": e.type,
+                "occurred_at": e.occurred_at,
+                "attributes": dict(e.attributes),
+            }
+            for e in batch.events
+        ]
+        with self.store.tx() as conn:
+            for m in batch.merges:
+                self.store.merge_contact(conn, m.merged_id, m.into_id)
+            for c in batch.contacts:
+                for old in c.merged_ids:
+                    if old != c.id:
+                        self.store.merge_contact(conn, old, c.id)
+            for cid in batch.deletions:
+                self.store.purge_contact(conn, cid)
+            self.store.upsert_contacts(conn, contacts)
+            self.store.upsert_events(conn, events)
+        s.contacts_read += len(contacts)
+        s.events_read += len(events)
+        s.merges += len(batch.merges)
+        s.deletions += len(batch.deletions)
+
+    # -------------------------------------------------------------- re-scoring
+    def _rescore(
+        self, as_of: datetime, baseline: set[str], opts: RunOptions, s: RunSummary
+    ) -> None:
+        by_name = {m.name: m for m in self.models}
+        pending = _Pending()
+        pool = OwnerPool(self.wb.on_cross.owners.pool, self.connector.list_owners)
+        for contacts, events in self.store.iter_chunks(self.chunk_size):
+            self.store.renew(self.pipeline, ttl=self.config.lock_ttl.total_seconds())
+            by_id = {c.id: c for c in contacts}
+            results = self.scorer(
+                self.models, [{"id": c.id, **c.fields} for c in contacts], events, as_of=as_of
+            )
+            s.contacts_scored += len(contacts)
+            states = self.store.model_states(list(by_id))
+            changed: dict[tuple[str, str], ModelState] = {}
+            candidates: list[tuple[Action, ModelState, bool, str | None]] = []
+            for r in results:
+                model = by_name[r.model]
+                c = by_id[r.contact_id]
+                old = states.get((r.contact_id, r.model))
+                st = old or ModelState(
+                    r.contact_id, r.model, None, None, armed=True, crossings=0, last_event=None
+                )
+                token = event_token(r.immediate_event) if r.immediate else None
+                if r.model in baseline:
+                    armed = st.armed
+                    if r.score >= model.threshold:
+                        armed = False
+                        s.baseline_above_threshold += 1
+                    elif r.score < model.rearm_below:
+                        armed = True
+                    st = _replace(st, armed=armed, last_event=token or st.last_event)
+                else:
+                    crossing = st.armed and r.score >= model.threshold
+                    if not st.armed and r.score < model.rearm_below:
+                        st = _replace(st, armed=True)
+                    fresh_event = token is not None and token != st.last_event
+                    if crossing or fresh_event:
+                        kind = "crossing" if crossing else "immediate"
+                        act = Action(
+                            contact_id=r.contact_id,
+                            model=r.model,
+                            kind=kind,
+                            token="",
+                            score=float(r.score),
+                            band=str(r.band),
+                            contact_kind=c.kind,
+                            fields=c.fields,
+                            reasons=tuple(r.reasons),
+                        )
+                        candidates.append((act, st, crossing, token))
+                if old is None or _state_key(st) != _state_key(old):
+                    changed[(r.contact_id, r.model)] = st
+                if needs_write(old, float(r.score), str(r.band), self.wb.min_change):
+                    self._queue_write(pending, c, model, float(r.score), str(r.band))
+            groups = self._decide(candidates, by_id, changed, pool, as_of, s, opts)
+            if not opts.dry_run:
+                with self.store.tx() as conn:
+                    self.store.put_model_states(conn, changed.values())
+                    for entries, _ in groups:
+                        self.store.add_intents(conn, entries, s.run_id)
+                    if groups and self._rr_next is not None:
+                        self.store.kv_set(conn, "owner_rr", self._rr_next)
+                for entries, _ in groups:
+                    self._execute(entries, s)
+            else:
+                for entries, act in groups:
+                    s.would_act.append(
+                        {
+                            "contact_id": act.contact_id,
+                            "model": act.model,
+                            "kind": act.kind,
+                            "score": act.score,
+                            "actions": [e.kind for e in entries],
+                        }
+                    )
+            if len(pending) >= self.wb.write_batch:
+                self._flush(pending, s, opts)
+            if self.progress:
+                self.progress("score", len(contacts))
+        self._flush(pending, s, opts)
+
+    _rr_next: int | None = None
+
+    def _decide(
+        self,
+        candidates: list[tuple[Action, ModelState, bool, str | None]],
+        contacts: Mapping[str, StoredContact],
+        changed: dict[tuple[str, str], ModelState],
+        pool: OwnerPool,
+        as_of: datetime,
+        s: RunSummary,
+        opts: RunOptions,
+    ) -> list[tuple[list[LedgerEntry], Action]]:
+        """Which candidate crossings become actions: converted leads and contacts with
+        an open deal are consumed without action; beyond the run's budget they wait."""
+        self._rr_next = None
+        if not candidates:
+            return []
+        open_ids: set[str] = set()
+        live = [a.contact_id for a, *_ in candidates if not contacts[a.contact_id].converted]
+        if live:
+            deals = self.connector.open_deals(sorted(set(live)))
+            for cid, items in deals.items():
+                for d in items:
+                    if not d.is_open:
+                        continue
+                    if self.wb.skip_if_open_deal == "any" or d.key:
+                        open_ids.add(cid)
+        rr = self.store.kv_get("owner_rr") or 0
+        groups: list[tuple[list[LedgerEntry], Action]] = []
+        acted_contacts: set[str] = set()
+        for act, st, crossing, token in candidates:
+            contact = contacts[act.contact_id]
+            consumed = _replace(
+                st,
+                armed=False if crossing else st.armed,
+                last_event=token or st.last_event,
+            )
+            if contact.converted:
+                changed[(act.contact_id, act.model)] = consumed
+                s.skipped_converted += 1
+                continue
+            if act.contact_id in open_ids or act.contact_id in acted_contacts:
+                changed[(act.contact_id, act.model)] = consumed
+                s.skipped_open_deal += 1
+                continue
+            if self._actions_taken >= self.wb.max_actions_per_run:
+                s.actions_waiting += 1
+                continue  # state untouched: the crossing is found again next run
+            self._actions_taken += 1
+            crossings = st.crossings + (1 if crossing else 0)
+            tok = f"c{crossings}" if crossing else (token or "")
+            act = _action_with(act, tok)
+            changed[(act.contact_id, act.model)] = _replace(consumed, crossings=crossings)
+            owner = contact.fields.get("owner_id")
+            assign = False
+            if not owner:
+                owner = pool.pick(rr)
+                if owner is not None:
+                    rr += 1
+                    self._rr_next = rr
+                    assign = True
+            entries = plan_entries(
+                act,
+                on_cross=self.wb.on_cross,
+                now=as_of,
+                owner_id=str(owner) if owner else None,
+                assign_owner=assign,
+            )
+            groups.append((entries, act))
+            acted_contacts.add(act.contact_id)
+            if crossing:
+                s.crossings += 1
+            else:
+                s.immediate += 1
+        return groups
+
+    _actions_taken: int = 0
+
+    # ---------------------------------------------------------------- actions
+    def _execute(self, entries: Sequence[LedgerEntry], s: RunSummary) -> bool:
+        """Run one action's entries in order; stop the group at the first failure (the
+        rest stay as intents and are completed next run)."""
+        for entry in sorted(entries, key=lambda e: e.seq):
+            try:
+                status, result_id = execute_entry(self.connector, entry)
+            except (QuotaExhausted, AuthError, ConnectorConfigError):
+                raise
+            except ConnectorError as exc:
+                self.store.record_outcome(entry.key, status="failed", error=safe_error(exc))
+                s.actions_failed += 1
+                log.warning("action %s failed: %s", entry.key, safe_error(exc))
+                return False
+            crashpoint("after_crm_write")
+            self.store.record_outcome(entry.key, status=status, result_id=result_id)
+            crashpoint("after_ledger")
+            if entry.kind == "deal":
+                s.deals += 1
+            elif entry.kind == "task":
+                s.tasks += 1
+            elif entry.kind == "owner":
+                s.owners_assigned += 1
+        return True
+
+    def _resume_pending(self, s: RunSummary) -> None:
+        """Finish what an earlier run began: intents without an outcome, or failed calls."""
+        groups: dict[str, list[LedgerEntry]] = {}
+        for e in self.store.pending_actions():
+            groups.setdefault(e.group_key, []).append(e)
+        for entries in groups.values():
+            s.actions_resumed += 1
+            self._execute(entries, s)
+
+    # ------------------------------------------------------------------ writes
+    def _queue_write(
+        self, pending: _Pending, c: StoredContact, model: Any, score: float, band: str
+    ) -> None:
+        upd = pending.updates.get(c.id)
+        values: dict[str, Any] = dict(upd.values) if upd else {}
+        values[model.score_field] = score
+        if self.wb.band_field:
+            values[self.wb.band_field] = band
+        pending.updates[c.id] = ScoreUpdate(c.id, values, kind=c.kind)  # type: ignore[arg-type]
+        pending.written.setdefault(c.id, []).append((c.id, model.name, score, band))
+
+    def _flush(self, pending: _Pending, s: RunSummary, opts: RunOptions) -> None:
+        if not pending.updates:
+            return
+        updates = list(pending.updates.values())
+        written = pending.written
+        pending.updates, pending.written = {}, {}
+        if opts.dry_run:
+            s.scores_written += len(updates)
+            for u in updates[: max(0, 50 - len(s.would_write))]:
+                s.would_write.append({"contact_id": u.contact_id, **dict(u.values)})
+            return
+        result = self.connector.write_scores(updates)
+        crashpoint("after_score_write")
+        ok = set(result.succeeded)
+        failed = {f.id: f.reason for f in result.failed}
+        for u in updates:
+            if u.contact_id not in ok and u.contact_id not in failed:
+                failed[u.contact_id] = "the CRM returned no result for this record"
+        with self.store.tx() as conn:
+            self.store.set_written(conn, [w for cid in ok for w in written.get(cid, [])])
+            self.store.clear_rejected(conn, sorted(ok))
+            for cid, reason in failed.items():
+                self.store.reject(conn, cid, redact(reason)[:500])
+        s.scores_written += len(ok)
+        s.rejected += len(failed)
+
+
+def _state_key(st: ModelState) -> tuple[Any, ...]:
+    return (st.armed, st.crossings, st.last_event)
+
+
+def _replace(st: ModelState, **kw: Any) -> ModelState:
+    data = {
+        "contact_id": st.contact_id,
+        "model": st.model,
+        "written_score": st.written_score,
+        "written_band": st.written_band,
+        "armed": st.armed,
+        "crossings": st.crossings,
+        "last_event": st.last_event,
+    }
+    data.update(kw)
+    return ModelState(**data)
+
+
+def _action_with(act: Action, token: str) -> Action:
+    return Action(
+        contact_id=act.contact_id,
+        model=act.model,
+        kind=act.kind,
+        token=token,
+        score=act.score,
+        band=act.band,
+        contact_kind=act.contact_kind,
+        fields=act.fields,
+        reasons=act.reasons,
+    )

@@ -1,0 +1,302 @@
+"""Decisions of the write-back: which scores to write, which crossings to act on, and
+how an action becomes ledger entries and idempotent CRM calls.
+
+An action (a crossing or an immediate event) becomes up to three ledger entries that
+share a ``group_key`` — ``owner``, ``deal``, ``task`` — each with a key derived only
+from (contact, model, crossing number or event id). The ledger records the intent in
+the same transaction that disarms the crossing; the CRM calls follow; the outcome is
+recorded after each. A crash anywhere leaves either no intent (nothing happened, the
+crossing is re-detected) or an intent that the next run completes under the same key,
+which the connector's idempotent create turns into "already there".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from connectors.base import (
+    ConnectorError,
+    CRMResponseError,
+    DealSpec,
+    Owner,
+    TaskSpec,
+)
+from scheduler.config import DealConfig, OnCrossConfig, TaskConfig, redact
+from scheduler.state import LedgerEntry, ModelState
+
+CRASH_ENV = "LEADSYNC_CRASH_AT"
+
+
+def crashpoint(name: str) -> None:
+    """Die here, as SIGKILL would, when ``LEADSYNC_CRASH_AT`` names this point.
+
+    ``name`` or ``name:N`` (the N-th time the point is reached) — used only by the
+    crash-safety tests, which cannot otherwise hit a window a few microseconds wide.
+    """
+    target = os.environ.get(CRASH_ENV)
+    if not target:
+        return
+    point, _, nth = target.partition(":")
+    if point != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] >= int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_hits: dict[str, int] = {}
+
+
+# ------------------------------------------------------------------ score writes
+
+
+def needs_write(state: ModelState | None, score: float, band: str, min_change: float) -> bool:
+    """Write when never written, when the band changed, or when it moved enough."""
+    if state is None or state.written_score is None:
+        return True
+    if state.written_band != band:
+        return True
+    return abs(score - state.written_score) >= max(min_change, 1e-9)
+
+
+# -------------------------------------------------------------------- templates
+
+
+class _Fields(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render(template: str, values: Mapping[str, Any]) -> str:
+    """``str.format`` with missing fields rendered empty (a contact without a last name
+    still gets a deal), and no attribute or index access."""
+    out = string.Formatter().vformat(template, (), _Fields(values))
+    return " ".join(out.split())
+
+
+def _fmt_points(p: float) -> str:
+    return f"{p:+.2f}".rstrip("0").rstrip(".")
+
+
+def reasons_text(reasons: Sequence[Any], limit: int = 5) -> str:
+    """The top reasons, largest effect first: what the rep reads in the task body."""
+    ranked = sorted(reasons, key=lambda r: -abs(float(r.points)))[:limit]
+    lines = []
+    for r in ranked:
+        events = getattr(r, "events", None)
+        extra = f" ({events} events)" if events else ""
+        lines.append(f"- {r.rule}: {_fmt_points(float(r.points))}{extra}")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A crossing or an immediate event, decided and ready to become ledger entries."""
+
+    contact_id: str
+    model: str
+    kind: str  # crossing | immediate
+    token: str  # crossing number (c3) or event id (e:...)
+    score: float
+    band: str
+    contact_kind: str
+    fields: Mapping[str, Any]
+    reasons: tuple[Any, ...]
+
+    @property
+    def group_key(self) -> str:
+        return f"{self.model}:{self.contact_id}:{self.token}"
+
+
+def event_token(ev: Any) -> str:
+    """An immediate event's identity: its id, or type and time when the CRM gives none."""
+    if ev is None:
+        return ""
+    if getattr(ev, "id", None):
+        return f"e:{ev.id}"
+    occurred = (
+        ev.occurred_at.isoformat() if isinstance(ev.occurred_at, datetime) else ev.occurred_at
+    )
+    return f"e:{ev.type}@{occurred}"
+
+
+def plan_entries(
+    action: Action,
+    *,
+    on_cross: OnCrossConfig,
+    now: datetime,
+    owner_id: str | None,
+    assign_owner: bool,
+) -> list[LedgerEntry]:
+    """The ledger entries of one action, in execution order (owner, deal, task)."""
+    g = action.group_key
+    values: dict[str, Any] = dict(action.fields)
+    values.update(
+        model=action.model,
+        score=_score_text(action.score),
+        band=action.band,
+        contact_id=action.contact_id,
+    )
+    entries: list[LedgerEntry] = []
+
+    def entry(seq: int, kind: str, spec: dict[str, Any]) -> LedgerEntry:
+        return LedgerEntry(
+            key=f"{g}:{kind}",
+            group_key=g,
+            seq=seq,
+            contact_id=action.contact_id,
+            model=action.model,
+            kind=kind,
+            status="intent",
+            spec=spec,
+            result_id=None,
+            error=None,
+            attempts=0,
+        )
+
+    if assign_owner and owner_id:
+        entries.append(
+            entry(0, "owner", {"owner_id": owner_id, "contact_kind": action.contact_kind})
+        )
+    deal: DealConfig | None = on_cross.deal
+    if deal is not None:
+        entries.append(
+            entry(
+                1,
+                "deal",
+                {
+                    "name": render(deal.name, values)[:250] or action.contact_id,
+                    "owner_id": owner_id,
+                    "stage": deal.stage,
+                    "pipeline": deal.pipeline,
+                    "close_date": (now + deal.close_in).date(),
+                    "amount": deal.amount,
+                    "contact_kind": action.contact_kind,
+                    "lead_status": deal.lead_status,
+                },
+            )
+        )
+    task: TaskConfig | None = on_cross.task
+    if task is not None:
+        why = "immediate: " + action.token[2:] if action.kind == "immediate" else "crossed"
+        body = (
+            f"{action.model} score {_score_text(action.score)} ({action.band}, {why}).\n"
+            f"Top reasons:\n{reasons_text(action.reasons)}"
+        )
+        entries.append(
+            entry(
+                2,
+                "task",
+                {
+                    "owner_id": owner_id,
+                    "subject": render(task.subject, values)[:250],
+                    "body": body,
+                    "due_at": now + task.due_in,
+                    "priority": task.priority,
+                    "type": task.type,
+                    "contact_kind": action.contact_kind,
+                },
+            )
+        )
+    return entries
+
+
+def _score_text(score: float) -> str:
+    return f"{score:.2f}".rstrip("0").rstrip(".")
+
+
+class OwnerPool:
+    """Round robin over the configured pool, resolved to owner ids once per run.
+
+    The position is kept in the state store, so that the rotation continues across
+    runs rather than always starting with the first rep."""
+
+    def __init__(self, pool: Sequence[str], owners_loader: Callable[[], Sequence[Owner]]) -> None:
+        self._pool = list(pool)
+        self._loader = owners_loader
+        self._resolved: list[str] | None = None
+
+    def resolved(self) -> list[str]:
+        if self._resolved is None:
+            if not self._pool:
+                self._resolved = []
+            else:
+                owners = list(self._loader())
+                by_email = {(o.email or "").lower(): o.id for o in owners if o.active}
+                ids = {o.id for o in owners if o.active}
+                out = []
+                for item in self._pool:
+                    if item in ids:
+                        out.append(item)
+                    elif item.lower() in by_email:
+                        out.append(by_email[item.lower()])
+                if not out:
+                    raise CRMResponseError(
+                        "writeback.on_cross.owners.pool: none of the pool's owners exists "
+                        "(or is active) in the CRM"
+                    )
+                self._resolved = out
+        return self._resolved
+
+    def pick(self, position: int) -> str | None:
+        ids = self.resolved()
+        return ids[position % len(ids)] if ids else None
+
+
+def execute_entry(connector: Any, entry: LedgerEntry) -> tuple[str, str | None]:
+    """Run one ledger entry against the CRM; returns (status, result id)."""
+    spec = entry.spec or {}
+    if entry.kind == "owner":
+        connector.set_owner(
+            entry.contact_id, spec["owner_id"], kind=spec.get("contact_kind", "contact")
+        )
+        return "done", spec["owner_id"]
+    if entry.kind == "deal":
+        close = spec["close_date"]
+        if isinstance(close, datetime):
+            close = close.date()
+        result = connector.create_deal(
+            DealSpec(
+                key=entry.key,
+                contact_id=entry.contact_id,
+                name=spec["name"],
+                owner_id=spec.get("owner_id"),
+                stage=spec["stage"],
+                pipeline=spec.get("pipeline"),
+                close_date=close if isinstance(close, date) else date.fromisoformat(str(close)),
+                amount=spec.get("amount"),
+                contact_kind=spec.get("contact_kind", "contact"),
+                lead_status=spec.get("lead_status"),
+            )
+        )
+        return "done", result.id
+    if entry.kind == "task":
+        result = connector.create_task(
+            TaskSpec(
+                key=entry.key,
+                contact_id=entry.contact_id,
+                owner_id=spec.get("owner_id"),
+                subject=spec["subject"],
+                body=spec["body"],
+                due_at=spec["due_at"],
+                priority=spec.get("priority", "high"),
+                type=spec.get("type", "call"),
+                contact_kind=spec.get("contact_kind", "contact"),
+            )
+        )
+        return "done", result.id
+    raise ValueError(f"unknown ledger entry kind {entry.kind!r}")
+
+
+def safe_error(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConnectorError) else str(exc)
+    return redact(text.splitlines()[0] if text else type(exc).__name__)[:500]
