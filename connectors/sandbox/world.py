@@ -536,9 +536,9 @@ _NAME_B = _words(
     "Software Networks Robotics Dynamics Partners Consulting Ventures Industries Retail "
     "Pharma Bank Insurance Telecom Studios Digital Cloud Data Security Learning Travel "
     "Apparel Brewing Construction Engineering Manufacturing Properties Outfitters Devices "
-    "Materials Biotech Logic Works Supply Marine Aviation Foods Goods Markets"
+    "Materials Biotech Logic Works Supply Marine Aviation Goods Markets"
 )
-_NAME_C = ("", "", "", "", "Group", "Holdings", "International", "Global", "Partners", "& Co")
+_NAME_C = ("", "Group", "Holdings", "International", "Global", "Partners", "& Co")
 _COMPETITORS: tuple[tuple[str, str, int, str], ...] = (
     ("PipeRival", "piperival.com", 420, "United States"),
     ("Leadly", "leadly.io", 130, "United Kingdom"),
@@ -666,9 +666,12 @@ def generate_world(
     owners = _make_owners(n_contacts)
     companies = _make_companies(rng, n_contacts)
     people_arrays = _draw_people(rng, n_contacts, companies, owners, now_s, days)
-    activities, stats = _draw_activities(rng, people_arrays, owners, now_s, days)
-    deals, won_any, open_any = _draw_deals(rng, people_arrays, companies, owners, now_s, days)
-    people = _finish_people(rng, people_arrays, companies, stats, won_any, open_any)
+    # Deals are planned before engagement: sales work (calls, meetings) clusters in a
+    # deal's life, customers keep reading docs after a win, lost prospects go quiet.
+    plan = _plan_deals(rng, people_arrays, now_s, days)
+    activities, stats = _draw_activities(rng, people_arrays, plan, owners, now_s, days)
+    deals = _deal_records(rng, people_arrays, plan, companies, owners)
+    people = _finish_people(rng, people_arrays, stats, plan)
     return World(
         seed=seed,
         now=now_s,
@@ -717,29 +720,33 @@ def _make_companies(rng: _Rng, n_contacts: int) -> list[CompanySeed]:
     countries = rng.choice(len(_COUNTRIES), size=n_regular, p=country_w)
     industries = rng.choice(len(_INDUSTRIES), size=n_regular, p=industry_w)
     n_combos = len(_NAME_A) * len(_NAME_B) * len(_NAME_C)
-    if n_regular <= n_combos:
-        combos = rng.choice(n_combos, size=n_regular, replace=False)
-    else:
-        combos = rng.permutation(n_regular) % n_combos  # rounds are told apart below
+    # Distinct draws; past the number of name combinations a round number tells them apart.
+    draws = rng.choice(max(n_regular, n_combos), size=n_regular, replace=False)
     legal_u = rng.random(n_regular)
 
     companies: list[CompanySeed] = []
+    used: set[str] = {domain for _, domain, _, _ in _COMPETITORS}
     for i in range(n_regular):
-        combo = int(combos[i])
+        round_no, combo = divmod(int(draws[i]), n_combos)
         a, rest = divmod(combo, len(_NAME_B) * len(_NAME_C))
         b, c = divmod(rest, len(_NAME_C))
         base = " ".join(x for x in (_NAME_A[a], _NAME_B[b], _NAME_C[c]) if x)
-        round_no = i // n_combos if n_regular > n_combos else 0
         if round_no:
             base = f"{base} {round_no + 1}"
         country, _, tld, _ = _COUNTRIES[int(countries[i])]
         forms = _LEGAL_FORM[country]
         legal = forms[int(legal_u[i] * len(forms))]
+        domain = f"{_slug(base)}.{tld}"
+        k = 2
+        while domain in used:  # different names can share a slug
+            domain = f"{_slug(base)}{k}.{tld}"
+            k += 1
+        used.add(domain)
         companies.append(
             CompanySeed(
                 idx=i,
                 name=f"{base} {legal}".strip(),
-                domain=f"{_slug(base)}.{tld}",
+                domain=domain,
                 size=int(sizes[i]),
                 industry=_INDUSTRIES[int(industries[i])][0],
                 country=country,
@@ -970,6 +977,7 @@ class _ActivityStats:
 def _draw_activities(
     rng: _Rng,
     pa: _PeopleArrays,
+    plan: _DealPlan,
     owners: list[OwnerSeed],
     now: float,
     days: int,
@@ -1000,6 +1008,15 @@ def _draw_activities(
         else:
             details.append(detail)
 
+    # After a lost deal, prospects go quieter: half of what they would have done does
+    # not happen. Thinned where events are drawn, so follow-ups (clicks after opens,
+    # cancellations after bookings) never lose their cause.
+    lost_at = np.where(plan.closed & ~plan.won, plan.close_at, np.inf)
+
+    def loud(person: npt.NDArray[np.int64], ts: _F64) -> npt.NDArray[np.bool_]:
+        quiet = (ts > lost_at[person]) & (rng.random(len(person)) < 0.5)
+        return ~quiet
+
     def recent_time(person: npt.NDArray[np.int64]) -> _F64:
         # Interested people engage more towards the end of the window (a buying cycle).
         u = rng.random(len(person)) ** (1.0 / (1.0 + 1.5 * p[person]))
@@ -1019,7 +1036,8 @@ def _draw_activities(
     section = _pick_by_rowweights(rng, _SECTION_W_LOW, _SECTION_W_HIGH, p[pv_person])
     # Popular pages get most views: an index skewed towards the start of the section.
     within = (rng.random(len(pv_person)) ** 2.2 * _SECTION_SIZE[section]).astype(np.int64)
-    add(pv_person, _K["page_view"], pv_ts, _SECTION_START[section] + within)
+    kept = loud(pv_person, pv_ts)
+    add(pv_person[kept], _K["page_view"], pv_ts[kept], (_SECTION_START[section] + within)[kept])
     del s_person, s_start, step, csum, base, section, within
 
     # Marketing e-mail: each campaign goes out once, to the subscribed part of a segment.
@@ -1042,9 +1060,8 @@ def _draw_activities(
     add(e_person, _K["email_send"], e_send, e_camp)
     ep = p[e_person]
     is_unsub_mail = unsubscribed[e_person] & (e_camp == unsub_col[e_person])
-    opened = (
-        rng.random(len(e_person)) < np.minimum(0.95, (0.12 + 0.6 * ep) * np.sqrt(act[e_person]))
-    ) | is_unsub_mail
+    open_p = np.minimum(0.95, (0.12 + 0.6 * ep) * np.sqrt(act[e_person]))
+    opened = ((rng.random(len(e_person)) < open_p) & loud(e_person, e_send)) | is_unsub_mail
     o_idx = np.flatnonzero(opened)
     o_ts = e_send[o_idx] + np.minimum(rng.lognormal(np.log(3 * 3600.0), 1.2, len(o_idx)), 6 * DAY)
     add(e_person[o_idx], _K["email_open"], o_ts, e_camp[o_idx])
@@ -1067,8 +1084,9 @@ def _draw_activities(
     n_forms = rng.poisson(frac * act * (0.12 + 2.2 * p**1.2))
     f_person = np.repeat(np.arange(n, dtype=np.int64), n_forms)
     f_kind = _pick_by_rowweights(rng, _FORM_W_LOW, _FORM_W_HIGH, p[f_person])
-    add(f_person, _K["form_submit"], recent_time(f_person), f_kind)
-    form_count = n_forms.astype(np.int64)
+    f_ts = recent_time(f_person)
+    kept = loud(f_person, f_ts)
+    add(f_person[kept], _K["form_submit"], f_ts[kept], f_kind[kept])
 
     # Webinars: register a few days before, some attend.
     n_w = len(WEBINARS)
@@ -1077,8 +1095,10 @@ def _draw_activities(
     registered = (rng.random((n, n_w)) < 0.01 + 0.18 * p[:, None]) & (reg_ts >= start[:, None])
     r_person, r_web = np.nonzero(registered)
     r_person = r_person.astype(np.int64)
-    add(r_person, _K["form_submit"], reg_ts[r_person, r_web], _F["webinar-registration"])
-    form_count += np.bincount(r_person, minlength=n)
+    r_ts = reg_ts[r_person, r_web]
+    kept = loud(r_person, r_ts)
+    r_person, r_web, r_ts = r_person[kept], r_web[kept], r_ts[kept]
+    add(r_person, _K["form_submit"], r_ts, _F["webinar-registration"])
     attended = rng.random(len(r_person)) < 0.35 + 0.45 * p[r_person]
     a_ts = w_at[r_web[attended]] + rng.random(int(attended.sum())) * 600.0
     add(r_person[attended], _K["webinar_attended"], a_ts, r_web[attended].astype(np.int64))
@@ -1090,13 +1110,39 @@ def _draw_activities(
     n_meet = rng.poisson(frac * act * (0.01 + 1.6 * p**2))
     m_person = np.repeat(np.arange(n, dtype=np.int64), n_meet)
     m_ts = recent_time(m_person)
+    kept = loud(m_person, m_ts)
+    m_person, m_ts = m_person[kept], m_ts[kept]
     add(m_person, _K["meeting_booked"], m_ts, -1)
     cancelled = rng.random(len(m_person)) < 0.3 - 0.15 * p[m_person]
     mc_ts = m_ts[cancelled] + 3600.0 + rng.random(int(cancelled.sum())) * 3 * DAY
     add(m_person[cancelled], _K["meeting_cancelled"], mc_ts, -1)
     n_call = rng.poisson(frac * act * np.where(by_rep, 1.0, 0.25) * (0.05 + 2.5 * p**1.5))
     c_person = np.repeat(np.arange(n, dtype=np.int64), n_call)
-    add(c_person, _K["call"], recent_time(c_person), -1)
+    c_ts = recent_time(c_person)
+    kept = loud(c_person, c_ts)
+    add(c_person[kept], _K["call"], c_ts[kept], -1)
+
+    # Sales work during each deal's life: discovery calls, demos, negotiation.
+    for has, lo, hi in (
+        (plan.closed, plan.closed_created, plan.close_at),
+        (plan.open, plan.open_created, np.full(n, now)),
+    ):
+        d_calls = np.where(has, rng.poisson(1.0 + 3.0 * p), 0)
+        d_person = np.repeat(np.arange(n, dtype=np.int64), d_calls)
+        add(d_person, _K["call"], _uniform_in(rng, lo[d_person], hi[d_person]), -1)
+        d_meet = np.where(has, rng.poisson(0.5 + 2.0 * p), 0)
+        d_person = np.repeat(np.arange(n, dtype=np.int64), d_meet)
+        add(d_person, _K["meeting_booked"], _uniform_in(rng, lo[d_person], hi[d_person]), -1)
+
+    # Customers onboard after a win: docs and product pages, a page or two at a time.
+    won_from = np.where(plan.won, plan.close_at, now)
+    n_onb = rng.poisson(np.clip((now - won_from) / span, 0.0, 1.0) * act * (3.0 + 6.0 * p))
+    ob_person = np.repeat(np.arange(n, dtype=np.int64), n_onb)
+    ob_ts = _uniform_in(rng, won_from[ob_person], np.full(len(ob_person), now))
+    ob_docs = rng.random(len(ob_person)) < 0.7
+    ob_section = np.where(ob_docs, _SECTION_NAMES.index("docs"), _SECTION_NAMES.index("product"))
+    ob_within = (rng.random(len(ob_person)) * _SECTION_SIZE[ob_section]).astype(np.int64)
+    add(ob_person, _K["page_view"], ob_ts, _SECTION_START[ob_section] + ob_within)
 
     person = np.concatenate(persons) if persons else np.zeros(0, dtype=np.int64)
     kind = np.concatenate(kinds) if kinds else np.zeros(0, dtype=np.uint8)
@@ -1118,42 +1164,69 @@ def _draw_activities(
         n,
     )
     stats = _ActivityStats(
-        calls=np.bincount(c_person, minlength=n).astype(np.int64),
-        meetings=n_meet.astype(np.int64),
-        forms=form_count,
+        calls=np.bincount(acts.person[acts.kind == _K["call"]], minlength=n).astype(np.int64),
+        meetings=np.bincount(acts.person[acts.kind == _K["meeting_booked"]], minlength=n).astype(
+            np.int64
+        ),
+        forms=np.bincount(acts.person[acts.kind == _K["form_submit"]], minlength=n).astype(
+            np.int64
+        ),
         unsubscribed=unsubscribed,
     )
     return acts, stats
 
 
-def _draw_deals(
-    rng: _Rng,
-    pa: _PeopleArrays,
-    companies: list[CompanySeed],
-    owners: list[OwnerSeed],
-    now: float,
-    days: int,
-) -> tuple[list[DealSeed], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+@dataclass(slots=True)
+class _DealPlan:
+    """Who has which deal and when, per person (internal; one closed and one open at most)."""
+
+    closed: npt.NDArray[np.bool_]
+    won: npt.NDArray[np.bool_]
+    closed_created: _F64
+    close_at: _F64
+    open: npt.NDArray[np.bool_]
+    open_created: _F64
+
+
+def _plan_deals(rng: _Rng, pa: _PeopleArrays, now: float, days: int) -> _DealPlan:
     n = pa.n
-    span = days * DAY
-    t0 = now - span
+    t0 = now - days * DAY
     p = pa.propensity
     eligible = (pa.duplicate_of < 0) & ~pa.competitor
-    reps = np.array([o.idx for o in owners if o.kind == "person" and o.active], dtype=np.int64)
-    person_rep = np.array([o.kind == "person" and o.active for o in owners] + [False])
-
     # Closed deals: closing happened inside the window, at least two weeks after creation.
     earliest_close = np.maximum(pa.created + 14 * DAY, t0)
     can_close = eligible & (earliest_close < now - DAY)
     closed = can_close & (rng.random(n) < 0.03 + 0.3 * p)
-    won_p = _sigmoid(10.0 * (p - 0.4))
-    won = closed & (rng.random(n) < won_p)
+    # The outcome follows the hidden propensity: what a good lead score recovers.
+    won = closed & (rng.random(n) < _sigmoid(10.0 * (p - 0.4)))
     close_at = _uniform_in(rng, earliest_close, np.full(n, now - DAY))
-    c_created = np.maximum(pa.created, close_at - (14 + 100 * rng.random(n)) * DAY)
-
-    # Open deals: younger, some typed in by reps by hand.
+    closed_created = np.maximum(pa.created, close_at - (14 + 100 * rng.random(n)) * DAY)
+    # Open deals: younger.
     open_ = eligible & (rng.random(n) < 0.01 + 0.12 * p) & (pa.created < now - DAY)
-    o_created = _uniform_in(rng, np.maximum(pa.created, now - 90 * DAY), np.full(n, now - 3600.0))
+    open_created = _uniform_in(
+        rng, np.maximum(pa.created, now - 90 * DAY), np.full(n, now - 3600.0)
+    )
+    ms = 1000.0
+    return _DealPlan(
+        closed=closed,
+        won=won,
+        closed_created=np.ceil(closed_created * ms) / ms,
+        close_at=np.floor(close_at * ms) / ms,
+        open=open_,
+        open_created=np.ceil(open_created * ms) / ms,
+    )
+
+
+def _deal_records(
+    rng: _Rng,
+    pa: _PeopleArrays,
+    plan: _DealPlan,
+    companies: list[CompanySeed],
+    owners: list[OwnerSeed],
+) -> list[DealSeed]:
+    n = pa.n
+    reps = np.array([o.idx for o in owners if o.kind == "person" and o.active], dtype=np.int64)
+    person_rep = np.array([o.kind == "person" and o.active for o in owners] + [False])
     by_hand_u = rng.random(n)
     fallback = rng.choice(reps, size=n)
     amount = np.exp(rng.normal(np.log(9000.0), 0.8, n))
@@ -1162,16 +1235,16 @@ def _draw_deals(
     amount2 = np.round(amount * np.exp(rng.normal(0.0, 0.3, n)), -2)
     product = rng.integers(0, len(_DEAL_PRODUCTS), (n, 2))
 
-    deals: list[DealSeed] = []
-
     def owner_of(i: int) -> int:
+        # Deals belong to active reps: the queue and the rep who left do not sell.
         o = int(pa.owner[i])
         return o if o >= 0 and person_rep[o] else int(fallback[i])
 
-    for row in np.flatnonzero(closed | open_):
+    deals: list[DealSeed] = []
+    for row in np.flatnonzero(plan.closed | plan.open):
         i = int(row)
         company = companies[int(pa.company[i])].name
-        if closed[i]:
+        if plan.closed[i]:
             deals.append(
                 DealSeed(
                     idx=len(deals),
@@ -1179,13 +1252,13 @@ def _draw_deals(
                     owner_idx=owner_of(i),
                     name=f"{company} - {_DEAL_PRODUCTS[int(product[i, 0])]}",
                     amount=float(max(amount[i], 500.0)),
-                    created_at=math.floor(c_created[i] * 1000.0) / 1000.0,
-                    stage="won" if won[i] else "lost",
-                    closed_at=math.floor(close_at[i] * 1000.0) / 1000.0,
+                    created_at=float(plan.closed_created[i]),
+                    stage="won" if plan.won[i] else "lost",
+                    closed_at=float(plan.close_at[i]),
                     created_by_rep=bool(by_hand_u[i] < 0.7),
                 )
             )
-        if open_[i]:
+        if plan.open[i]:
             deals.append(
                 DealSeed(
                     idx=len(deals),
@@ -1193,30 +1266,27 @@ def _draw_deals(
                     owner_idx=owner_of(i),
                     name=f"{company} - {_DEAL_PRODUCTS[int(product[i, 1])]}",
                     amount=float(max(amount2[i], 500.0)),
-                    created_at=math.floor(o_created[i] * 1000.0) / 1000.0,
+                    created_at=float(plan.open_created[i]),
                     stage="open",
                     closed_at=None,
                     created_by_rep=bool(by_hand_u[i] < 0.5),
                 )
             )
-    return deals, won, open_
+    return deals
 
 
 def _finish_people(
-    rng: _Rng,
-    pa: _PeopleArrays,
-    companies: list[CompanySeed],
-    stats: _ActivityStats,
-    won: npt.NDArray[np.bool_],
-    open_: npt.NDArray[np.bool_],
+    rng: _Rng, pa: _PeopleArrays, stats: _ActivityStats, plan: _DealPlan
 ) -> list[PersonSeed]:
+    won = plan.won
+    open_ = plan.open
     n = pa.n
     p = pa.propensity
     # Stages reflect what marketing and sales saw, so they follow propensity noisily.
     noisy = p * np.exp(rng.normal(0.0, 0.5, n))
     kind_u = rng.random(n)
     status_u = rng.random(n)
-    has_deal = won | open_
+    has_deal = plan.closed | open_  # opportunities hang off contacts, never leads
     people: list[PersonSeed] = []
     for i in range(n):
         if won[i]:

@@ -1,0 +1,493 @@
+"""The seeded sandbox world: reproducible, well-formed, realistic, and carrying a signal.
+
+Both fake CRMs build their stores from this world, and scoring demos and benchmarks
+only mean something if engagement predicts outcomes; these tests pin that down.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta, timezone
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from connectors.sandbox.world import (
+    ACTIVITY_TYPES,
+    CAMPAIGNS,
+    FORMS,
+    PAGE_SECTIONS,
+    PAGES,
+    SITE,
+    WEBINARS,
+    Activities,
+    World,
+    generate_world,
+)
+
+K = {name: i for i, name in enumerate(ACTIVITY_TYPES)}
+EMAIL_KINDS = [K["email_send"], K["email_open"], K["email_click"], K["email_reply"]]
+FREE_MAIL = {
+    "gmail.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "outlook.com",
+    "hotmail.com",
+    "icloud.com",
+    "aol.com",
+    "gmx.de",
+    "web.de",
+    "proton.me",
+}
+N = 3000
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return generate_world(N, seed=11)
+
+
+def auc(pos: npt.ArrayLike, neg: npt.ArrayLike) -> float:
+    """ROC AUC as the Mann-Whitney U statistic, with average ranks for ties."""
+    pos_a = np.asarray(pos, dtype=np.float64)
+    neg_a = np.asarray(neg, dtype=np.float64)
+    values = np.concatenate([pos_a, neg_a])
+    order = np.argsort(values, kind="stable")
+    _, inverse, counts = np.unique(values[order], return_inverse=True, return_counts=True)
+    last_rank = np.cumsum(counts)
+    avg_rank = last_rank - (counts - 1) / 2.0  # 1-based average rank of each tie group
+    ranks = np.empty(len(values))
+    ranks[order] = avg_rank[inverse]
+    r_pos = ranks[: len(pos_a)].sum()
+    return float((r_pos - len(pos_a) * (len(pos_a) + 1) / 2.0) / (len(pos_a) * len(neg_a)))
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def test_auc_helper_matches_known_cases() -> None:
+    assert auc([3, 4], [1, 2]) == 1.0
+    assert auc([1, 2], [3, 4]) == 0.0
+    assert auc([1, 1], [1, 1]) == 0.5
+    # 2 of 4 pairs won, 1 tied (counts half): (2 + 0.5) / 4
+    assert auc([2, 3], [1, 3]) == pytest.approx(0.625)
+
+
+# ------------------------------------------------------------------------ determinism
+
+
+def test_same_arguments_give_identical_world() -> None:
+    a = generate_world(800, seed=5)
+    b = generate_world(800, seed=5)
+    assert a.owners == b.owners
+    assert a.companies == b.companies
+    assert a.people == b.people
+    assert a.deals == b.deals
+    for col in ("person", "kind", "ts", "detail"):
+        assert np.array_equal(getattr(a.activities, col), getattr(b.activities, col))
+
+
+def test_other_seed_gives_other_world() -> None:
+    a = generate_world(800, seed=5)
+    b = generate_world(800, seed=6)
+    assert [p.email for p in a.people] != [p.email for p in b.people]
+    assert not np.array_equal(a.activities.ts[:100], b.activities.ts[:100])
+
+
+def test_determinism_holds_across_processes() -> None:
+    """Set iteration and string hashing vary per process; the world must not."""
+    code = textwrap.dedent(
+        """
+        import hashlib
+        from connectors.sandbox.world import generate_world
+        w = generate_world(300, seed=2)
+        h = hashlib.sha256()
+        h.update(repr((w.owners, w.companies, w.people, w.deals)).encode())
+        for col in (w.activities.person, w.activities.kind, w.activities.ts, w.activities.detail):
+            h.update(col.tobytes())
+        print(h.hexdigest())
+        """
+    )
+    digests = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(hash_seed)},
+        ).stdout
+        for hash_seed in (1, 2)
+    }
+    assert len(digests) == 1
+
+
+def test_now_accepts_aware_datetime_or_epoch() -> None:
+    at = datetime(2026, 3, 1, 9, 30, tzinfo=timezone(timedelta(hours=2)))
+    a = generate_world(200, now=at)
+    b = generate_world(200, now=at.timestamp())
+    assert a.now == b.now == at.timestamp()
+    assert a.people == b.people
+    assert np.array_equal(a.activities.ts, b.activities.ts)
+    assert generate_world(10).now == datetime(2026, 6, 30, 12, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"now": datetime(2026, 1, 1)}, "now: datetime must be timezone-aware"),
+        ({"n_contacts": -1}, "n_contacts"),
+        ({"days": 0}, "days"),
+        ({"seed": -3}, "seed"),
+        ({"now": float("nan")}, "now"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_clear_message(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        generate_world(**kwargs)  # type: ignore[arg-type]
+
+
+def test_empty_world_is_valid() -> None:
+    w = generate_world(0)
+    assert w.people == [] and w.deals == [] and len(w.activities) == 0
+
+
+# ------------------------------------------------------------------ shape and ordering
+
+
+def test_vocabularies() -> None:
+    assert 150 <= len(PAGES) <= 250
+    assert len(set(PAGES)) == len(PAGES)
+    assert all(p.startswith(SITE + "/") for p in PAGES)
+    assert len(PAGE_SECTIONS) == len(PAGES)
+    assert set(PAGE_SECTIONS) == {"pricing", "product", "blog", "careers", "about", "docs"}
+    assert FORMS == (
+        "newsletter",
+        "ebook",
+        "contact-us",
+        "demo-request",
+        "webinar-registration",
+        "trial-signup",
+    )
+    assert len(set(CAMPAIGNS)) == len(CAMPAIGNS) >= 12
+    assert len(set(WEBINARS)) == len(WEBINARS) >= 4
+
+
+def test_activity_columns_are_compact_sorted_and_in_range(world: World) -> None:
+    acts = world.activities
+    assert acts.person.dtype == np.int32
+    assert acts.kind.dtype == np.uint8
+    assert acts.ts.dtype == np.float64
+    assert acts.detail.dtype == np.int32
+    assert len(acts) == len(acts.person) == len(acts.kind) == len(acts.ts) == len(acts.detail)
+    assert len(acts) > 20 * N  # 180 days of engagement, not a token amount
+    # sorted by (person, ts)
+    same = acts.person[1:] == acts.person[:-1]
+    assert np.all(acts.person[1:] >= acts.person[:-1])
+    assert np.all(acts.ts[1:][same] >= acts.ts[:-1][same])
+    assert acts.person.min() >= 0 and acts.person.max() < N
+    assert acts.kind.max() < len(ACTIVITY_TYPES)
+    # timestamps: millisecond precision, inside the window, never in the future
+    assert np.all(acts.ts <= world.now)
+    assert np.all(acts.ts >= world.now - world.days * 86_400)
+    ms = acts.ts * 1000.0
+    assert np.max(np.abs(ms - np.round(ms))) < 1e-3
+    created = np.array([p.created_at for p in world.people])
+    assert np.all(acts.ts >= created[acts.person])
+
+
+def test_detail_indexes_the_right_vocabulary(world: World) -> None:
+    acts = world.activities
+    sizes = {
+        "page_view": len(PAGES),
+        "form_submit": len(FORMS),
+        "webinar_attended": len(WEBINARS),
+        **{k: len(CAMPAIGNS) for k in ("email_send", "email_open", "email_click", "email_reply")},
+    }
+    for name, k in K.items():
+        d = acts.detail[acts.kind == k]
+        assert len(d) > 0, f"no {name} events"
+        if name in sizes:
+            assert d.min() >= 0 and d.max() < sizes[name], name
+        else:
+            assert np.all(d == -1), name
+
+
+def test_for_person_returns_exactly_that_persons_rows(world: World) -> None:
+    acts = world.activities
+    total = 0
+    for i in range(N):
+        rows = acts.for_person(i)
+        assert np.all(acts.person[rows] == i)
+        total += rows.stop - rows.start
+    assert total == len(acts)
+    with pytest.raises(IndexError):
+        acts.for_person(N)
+    with pytest.raises(IndexError):
+        acts.for_person(-1)
+
+
+def test_activities_sorts_unsorted_input() -> None:
+    acts = Activities(
+        person=np.array([1, 0, 1, 0], dtype=np.int32),
+        kind=np.array([0, 1, 2, 3], dtype=np.uint8),
+        ts=np.array([5.0, 9.0, 1.0, 2.0]),
+        detail=np.array([-1, -1, -1, -1], dtype=np.int32),
+        n_people=3,
+    )
+    assert acts.person.tolist() == [0, 0, 1, 1]
+    assert acts.ts.tolist() == [2.0, 9.0, 1.0, 5.0]
+    assert acts.kind.tolist() == [3, 1, 2, 0]
+    assert acts.for_person(2) == slice(4, 4)
+
+
+def _first_ts(acts: Activities, kind: int) -> dict[tuple[int, int], float]:
+    first: dict[tuple[int, int], float] = {}
+    m = acts.kind == kind
+    for person, detail, ts in zip(acts.person[m], acts.detail[m], acts.ts[m], strict=True):
+        key = (int(person), int(detail))
+        first[key] = min(first.get(key, np.inf), float(ts))
+    return first
+
+
+def test_opens_follow_sends_and_clicks_follow_opens(world: World) -> None:
+    acts = world.activities
+    sends = _first_ts(acts, K["email_send"])
+    opens = _first_ts(acts, K["email_open"])
+    assert opens
+    for key, ts in opens.items():
+        assert key in sends and sends[key] <= ts, key
+    for kind in ("email_click", "email_reply"):
+        for key, ts in _first_ts(acts, K[kind]).items():
+            assert key in opens and opens[key] <= ts, (kind, key)
+    # one send per person and campaign
+    m = acts.kind == K["email_send"]
+    pairs = acts.person[m].astype(np.int64) * len(CAMPAIGNS) + acts.detail[m]
+    assert len(np.unique(pairs)) == len(pairs)
+
+
+def test_no_email_engagement_after_unsubscribe(world: World) -> None:
+    acts = world.activities
+    unsub = acts.kind == K["unsubscribe"]
+    people = acts.person[unsub]
+    assert len(people) > 0
+    assert len(np.unique(people)) == len(people)  # once is enough
+    unsub_at = dict(zip(people.tolist(), acts.ts[unsub].tolist(), strict=True))
+    email = np.isin(acts.kind, EMAIL_KINDS)
+    for person, ts in zip(acts.person[email].tolist(), acts.ts[email].tolist(), strict=True):
+        assert ts <= unsub_at.get(person, np.inf)
+    # the unsubscribe came from a mail the person received
+    sent_to = set(acts.person[acts.kind == K["email_send"]].tolist())
+    assert set(unsub_at) <= sent_to
+
+
+def test_cancellations_follow_bookings(world: World) -> None:
+    acts = world.activities
+    for i in range(N):
+        kinds = acts.kind[acts.for_person(i)]
+        booked = np.cumsum(kinds == K["meeting_booked"])
+        cancelled = np.cumsum(kinds == K["meeting_cancelled"])
+        assert np.all(cancelled <= booked), i
+
+
+def test_deals_are_consistent(world: World) -> None:
+    owners = {o.idx: o for o in world.owners}
+    stages = collections.Counter(d.stage for d in world.deals)
+    assert stages["won"] > 0 and stages["lost"] > 0 and stages["open"] > 0
+    for d in world.deals:
+        person = world.people[d.person_idx]
+        assert owners[d.owner_idx].kind == "person" and owners[d.owner_idx].active
+        assert d.amount > 0
+        assert person.created_at <= d.created_at <= world.now
+        assert person.duplicate_of is None
+        if d.stage == "open":
+            assert d.closed_at is None
+        else:
+            assert d.closed_at is not None
+            assert d.created_at <= d.closed_at <= world.now
+        if d.stage == "won":
+            assert person.lifecycle_stage == "customer"
+        assert person.sf_kind != "lead"  # opportunities hang off contacts
+    open_by_rep = [d.created_by_rep for d in world.deals if d.stage == "open"]
+    assert any(open_by_rep) and not all(open_by_rep)
+    assert [d.idx for d in world.deals] == list(range(len(world.deals)))
+
+
+# ---------------------------------------------------------------------------- the mix
+
+
+def test_companies_look_real(world: World) -> None:
+    comps = world.companies
+    assert [c.idx for c in comps] == list(range(len(comps)))
+    assert len({c.domain for c in comps}) == len(comps)
+    assert len({c.name for c in comps}) == len(comps)
+    sizes = np.array([c.size for c in comps if not c.is_competitor])
+    assert sizes.min() >= 1
+    # a long tail: most firms small, a few very large
+    assert np.mean(sizes) > 1.5 * np.median(sizes)
+    assert sizes.max() > 20 * np.median(sizes)
+    assert len({c.industry for c in comps}) >= 10
+    countries = collections.Counter(c.country for c in comps)
+    assert len(countries) >= 10
+    assert countries.most_common(1)[0][0] == "United States"
+    assert 1 <= sum(c.is_competitor for c in comps) <= 10
+
+
+def test_owners_reps_queue_and_one_inactive(world: World) -> None:
+    kinds = collections.Counter(o.kind for o in world.owners)
+    assert kinds["queue"] == 1 and kinds["person"] >= 5
+    assert sum(not o.active for o in world.owners) == 1
+    assert len({o.email for o in world.owners}) == len(world.owners)
+    owned = collections.Counter(p.owner_idx for p in world.people)
+    assert 0.10 <= owned[None] / N <= 0.20
+    queue = next(o.idx for o in world.owners if o.kind == "queue")
+    inactive = next(o.idx for o in world.owners if not o.active)
+    assert owned[queue] > 0 and owned[inactive] > 0
+
+
+def test_people_mix(world: World) -> None:
+    people = world.people
+    assert [p.idx for p in people] == list(range(N))
+    emails = [p.email for p in people]
+    assert len({e.lower() for e in emails}) == N
+    domains = [e.split("@", 1)[1] for e in emails]
+    free = sum(d in FREE_MAIL for d in domains) / N
+    assert 0.10 <= free <= 0.30
+    comp_domain = {c.idx: c.domain for c in world.companies}
+    competitor = {c.idx for c in world.companies if c.is_competitor}
+    at_competitor = [p for p in people if p.company_idx in competitor]
+    assert 0.003 <= len(at_competitor) / N <= 0.05
+    assert all(p.email.endswith("@" + comp_domain[p.company_idx]) for p in at_competitor)
+    for p, d in zip(people, domains, strict=True):
+        assert d in FREE_MAIL or d == comp_domain[p.company_idx]
+
+    titles = collections.Counter(p.job_title for p in people)
+    for t in ("VP of Sales", "CMO", "CEO", "Sales Lead", "Senior Manager", "Consultant"):
+        assert titles[t] > 0, t
+    for t in ("Marketing Associate", "Student", "Engineer", "Director"):
+        assert titles[t] > 0, t
+    assert any(t and t.startswith("Head of ") for t in titles)
+    assert 0.03 <= titles[None] / N <= 0.15
+    assert len(titles) >= 40  # spelling variants, as in real CRMs
+    assert max(titles.values()) / N < 0.1
+
+    stages = collections.Counter(p.lifecycle_stage for p in people)
+    assert set(stages) == {
+        "subscriber",
+        "lead",
+        "marketingqualifiedlead",
+        "salesqualifiedlead",
+        "opportunity",
+        "customer",
+        "other",
+    }
+    kinds = collections.Counter(p.sf_kind for p in people)
+    assert set(kinds) == {"lead", "converted_lead", "contact"}
+    assert kinds["lead"] > N / 2
+    statuses = collections.Counter(p.lead_status for p in people)
+    assert set(statuses) == {
+        "Open - Not Contacted",
+        "Working - Contacted",
+        "Closed - Converted",
+        "Closed - Not Converted",
+    }
+    for p in people:
+        if p.sf_kind != "lead":
+            assert p.lead_status == "Closed - Converted"
+        else:
+            assert p.lead_status != "Closed - Converted"
+        assert 0.0 < p.propensity < 1.0
+        assert p.created_at <= world.now
+    phones = sum(p.phone is not None for p in people) / N
+    assert 0.4 <= phones <= 0.8
+
+
+def test_duplicates_are_second_records_of_earlier_people(world: World) -> None:
+    dups = [p for p in world.people if p.duplicate_of is not None]
+    assert 0.005 <= len(dups) / N <= 0.03
+    for d in dups:
+        assert d.duplicate_of is not None
+        orig = world.people[d.duplicate_of]
+        assert orig.idx < d.idx and orig.duplicate_of is None
+        assert (orig.first_name, orig.last_name, orig.company_idx) == (
+            d.first_name,
+            d.last_name,
+            d.company_idx,
+        )
+        assert orig.email != d.email
+        assert orig.created_at <= d.created_at
+
+
+def test_engagement_mix(world: World) -> None:
+    acts = world.activities
+    counts = collections.Counter(ACTIVITY_TYPES[k] for k in acts.kind.tolist())
+    assert counts["page_view"] > counts["form_submit"] > counts["meeting_booked"]
+    assert counts["email_send"] > counts["email_open"] > counts["email_click"]
+    assert counts["email_click"] > counts["email_reply"]
+    assert counts["meeting_booked"] > counts["meeting_cancelled"]
+    sections = collections.Counter(PAGE_SECTIONS[d] for d in acts.detail[acts.kind == 0])
+    assert set(sections) == {"pricing", "product", "blog", "careers", "about", "docs"}
+    assert len(np.unique(acts.detail[acts.kind == 0])) > 150  # the whole site gets visits
+    forms = set(acts.detail[acts.kind == K["form_submit"]].tolist())
+    assert forms == set(range(len(FORMS)))
+    per_person = acts.counts()
+    assert per_person.min() >= 0 and np.median(per_person) > 5
+    assert np.percentile(per_person, 99) > 4 * np.median(per_person)  # a few very active
+
+
+def test_propensity_drives_pricing_interest(world: World) -> None:
+    """Buyers look at pricing; a model reading page sections should find that."""
+    acts = world.activities
+    prop = np.array([p.propensity for p in world.people])
+    pv = acts.kind == K["page_view"]
+    pricing = np.array([s == "pricing" for s in PAGE_SECTIONS])[acts.detail[pv]]
+    share = np.bincount(acts.person[pv][pricing], minlength=N) / np.maximum(
+        np.bincount(acts.person[pv], minlength=N), 1
+    )
+    high = prop > np.quantile(prop, 0.9)
+    low = prop < np.quantile(prop, 0.5)
+    assert share[high].mean() > 2 * share[low].mean()
+
+
+# ------------------------------------------------------------------------- the signal
+
+
+def test_engagement_count_separates_won_from_lost_and_random_does_not(world: World) -> None:
+    won = [d.person_idx for d in world.deals if d.stage == "won"]
+    lost = [d.person_idx for d in world.deals if d.stage == "lost"]
+    assert len(won) >= 50 and len(lost) >= 50
+    count = world.activities.counts()
+    assert auc(count[won], count[lost]) >= 0.7
+    random_score = np.random.default_rng(1234).random(N)
+    assert 0.4 <= auc(random_score[won], random_score[lost]) <= 0.6
+
+
+# ---------------------------------------------------------------------- size and speed
+
+
+@pytest.mark.slow
+def test_100k_contacts_are_fast_and_fit_in_memory() -> None:
+    """Measured in a fresh process so that the peak RSS is the generator's own."""
+    code = textwrap.dedent(
+        """
+        import resource, time
+        from connectors.sandbox.world import generate_world
+        t = time.perf_counter()
+        w = generate_world(100_000)
+        elapsed = time.perf_counter() - t
+        print(elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, len(w.activities))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    elapsed, max_rss_kib, n_events = float(out[0]), int(out[1]), int(out[2])
+    assert n_events > 2_000_000
+    assert elapsed < 30.0
+    assert max_rss_kib * 1024 < 1024**3
