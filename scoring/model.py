@@ -673,9 +673,14 @@ def _all_keys() -> list[str]:
     return sorted(keys)
 
 
-def _suggest(name: str) -> str:
+def _closest_key(name: str) -> str | None:
     close = difflib.get_close_matches(name, _all_keys(), n=1, cutoff=0.75)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+    return close[0] if close else None
+
+
+def _suggest(name: str) -> str:
+    close = _closest_key(name)
+    return f" (did you mean {close!r}?)" if close else ""
 
 
 def _real_path(loc: Sequence[str | int], data: Any, error_type: str) -> Path:
@@ -746,14 +751,26 @@ def _message(error: Mapping[str, Any], path: Path) -> str:
     }
     if kind in bounds:
         words, key = bounds[kind]
-        return f"must be {words} {ctx.get(key)}, got {got}"
+        bound = ctx.get(key)
+        shown = f"{bound:g}" if isinstance(bound, int | float) else str(bound)
+        return f"must be {words} {shown}, got {got}"
     message = str(error.get("msg", "invalid value"))
     return message.removeprefix("Value error, ")
 
 
 def _problems_from(exc: ValidationError, data: Any, plain: _Plain, source: str) -> list[str]:
     found: list[tuple[int, str]] = []
-    for error in exc.errors():
+    errors = exc.errors()
+    # A misspelt key ("point") also makes the real one ("points") missing; saying
+    # "unknown key 'point' (did you mean 'points'?)" covers both.
+    misspelt: set[Path] = set()
+    for error in errors:
+        if error["type"] == "extra_forbidden":
+            path = _real_path(tuple(error["loc"]), data, error["type"])
+            close = _closest_key(str(path[-1])) if path else None
+            if close is not None:
+                misspelt.add((*path[:-1], close))
+    for error in errors:
         loc = tuple(error["loc"])
         if error["type"] == _OWN_ERROR:
             ctx = error.get("ctx") or {}
@@ -765,6 +782,8 @@ def _problems_from(exc: ValidationError, data: Any, plain: _Plain, source: str) 
                 )
             continue
         path = _real_path(loc, data, error["type"])
+        if error["type"] == "missing" and path in misspelt:
+            continue
         message = _message(error, path)
         on_key = error["type"] in ("extra_forbidden",)
         found.append(
@@ -900,9 +919,7 @@ def _duplicate_key_message(exc: Any) -> str:
     snippet = str(getattr(exc, "problem", ""))
     found = re.search(r'found duplicate key "([^"]*)"', snippet)
     name = found.group(1) if found else "?"
-    first = getattr(exc, "context_mark", None)
-    where = f" (first defined on line {first.line + 1})" if first is not None else ""
-    return f"duplicate key {name!r}{where}"
+    return f"duplicate key {name!r} (a key may appear only once in a mapping)"
 
 
 def _one_line(text: str) -> str:
