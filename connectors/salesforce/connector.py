@@ -9,7 +9,7 @@ upserts by an external-id field, which makes every retry safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -43,8 +43,11 @@ from connectors.salesforce.config import SalesforceSettings, parse_settings
 from connectors.salesforce.policy import RETRIABLE_RECORD_ERRORS
 from connectors.salesforce.soql import (
     COLLECTION_SIZE,
+    PAGE_SIZE,
     changes_query,
     chunk_ids,
+    chunk_people,
+    ids_per_query,
     parse_date,
     parse_datetime,
     soql_datetime,
@@ -57,6 +60,23 @@ PRIORITY = {"high": "High", "medium": "Normal", "low": "Low"}
 TASK_TYPE = {"call": "Call", "email": "Email", "todo": "Other"}
 TASK_SUBTYPE = {"call": "Call", "email": "Email", "todo": "Task"}
 MAX_LOCATOR_RESTARTS = 20
+
+# Engagement for a batch of people. Only closed Tasks are engagement (an open one is
+# work planned for the rep, such as leadsync's own follow-ups). ``{{ids}}``/``{who}``
+# are filled per chunk; ``{since}`` is a SOQL datetime literal.
+_TASK_QUERY = (
+    "SELECT Id, WhoId, TaskSubtype, Type, Subject, Status, CreatedDate, CompletedDateTime "
+    "FROM Task WHERE WhoId IN {{ids}} AND IsClosed = true AND CreatedDate >= {since}"
+)
+_EVENT_QUERY = (
+    "SELECT Id, WhoId, Subject, StartDateTime, CreatedDate FROM Event "
+    "WHERE WhoId IN {{ids}} AND CreatedDate >= {since}"
+)
+_MEMBER_QUERY = (
+    "SELECT Id, LeadId, ContactId, HasResponded, FirstRespondedDate, CreatedDate, "
+    "Campaign.Type, Campaign.Name FROM CampaignMember WHERE {{who}} "
+    "AND SystemModstamp >= {since}"
+)
 
 
 def _record_error(result: Mapping[str, Any]) -> tuple[str, bool]:
@@ -101,9 +121,13 @@ class SalesforceConnector:
             raise ValueError("read_changes needs aware datetimes")
         state = self._parse_cursor(cursor)
         lookback = timedelta(seconds=self.settings.lookback_seconds)
+        target = self.batch_target()
         new_objects: dict[str, Any] = {}
         deletions: list[str] = []
-        merges: list[Merge] = []
+        removed_merges: list[Merge] = []
+        # Leads and Contacts share batches so that each engagement query carries as many
+        # ids as the URL allows (a small incremental read needs one query per source).
+        buffer: list[tuple[str, dict[str, Any]]] = []
         for obj in self.settings.objects:
             prev = state.get(obj) if state is not None else None
             since = None if prev is None else prev["until"] - lookback
@@ -111,7 +135,6 @@ class SalesforceConnector:
             emitted: set[str] = set()
             new_seen: dict[str, str] = {}
             for records in self._changed_pages(obj, since=since, until=until, full=prev is None):
-                fresh = []
                 for rec in records:
                     ident = str(rec.get("Id"))
                     stamp = str(rec.get("SystemModstamp") or "")
@@ -119,9 +142,10 @@ class SalesforceConnector:
                         continue  # read twice in this run, or unchanged since the last run
                     emitted.add(ident)
                     new_seen[ident] = stamp
-                    fresh.append(rec)
-                if fresh:
-                    yield self._batch(obj, fresh, events_since)
+                    buffer.append((obj, rec))
+                while len(buffer) >= target:
+                    yield self._batch(buffer[:target], events_since)
+                    del buffer[:target]
             horizon = until - lookback
             kept = {
                 i: s
@@ -134,12 +158,20 @@ class SalesforceConnector:
             if since is not None:
                 d, m = self._removed(obj, since=since, until=until)
                 deletions.extend(d)
-                merges.extend(m)
+                removed_merges.extend(m)
+        last = self._batch(buffer, events_since)
         yield ReadBatch(
-            merges=tuple(merges),
+            contacts=last.contacts,
+            events=last.events,
+            merges=(*last.merges, *removed_merges),
             deletions=tuple(deletions),
             cursor={"v": CURSOR_VERSION, "objects": new_objects},
         )
+
+    def batch_target(self) -> int:
+        """People per batch: a whole number of full engagement queries, about one page."""
+        per_query = ids_per_query(_TASK_QUERY.format(since="2000-01-01T00:00:00.000Z"))
+        return per_query * max(1, PAGE_SIZE // per_query)
 
     def _parse_cursor(self, cursor: Cursor | None) -> dict[str, dict[str, Any]] | None:
         if cursor is None:
@@ -190,54 +222,41 @@ class SalesforceConnector:
                 self.api.log.info("salesforce: %s query locator expired; resuming", obj)
         raise CRMResponseError(f"salesforce: {obj} query locators kept expiring; try again later")
 
-    def _batch(self, obj: str, records: list[dict[str, Any]], events_since: datetime) -> ReadBatch:
-        fmap = self._fmaps[obj]
+    def _batch(
+        self, items: Sequence[tuple[str, dict[str, Any]]], events_since: datetime
+    ) -> ReadBatch:
         contacts: list[ContactRecord] = []
         merges: list[Merge] = []
-        for rec in records:
+        for obj, rec in items:
             converted = bool(rec.get("IsConverted"))
-            contacts.append(mapping.to_contact(obj, rec, fmap, converted=converted))
+            contacts.append(mapping.to_contact(obj, rec, self._fmaps[obj], converted=converted))
             if converted and rec.get("ConvertedContactId"):
                 merges.append(
                     Merge(merged_id=str(rec["Id"]), into_id=str(rec["ConvertedContactId"]))
                 )
-        live = [c.id for c in contacts if not c.converted]
-        events = self._events(obj, live, events_since) if live else []
+        live = [(c.id, c.kind) for c in contacts if not c.converted]
+        events = self._events(live, events_since) if live else []
         return ReadBatch(contacts=tuple(contacts), events=tuple(events), merges=tuple(merges))
 
-    def _events(self, obj: str, ids: Sequence[str], since: datetime) -> list[EventRecord]:
+    def _events(self, people: Sequence[tuple[str, str]], since: datetime) -> list[EventRecord]:
         lit = soql_datetime(since)
-        member_field = "LeadId" if obj == "Lead" else "ContactId"
-        sources = (
-            (
-                "Task",
-                "SELECT Id, WhoId, TaskSubtype, Type, Subject, Status, CreatedDate, "
-                f"CompletedDateTime FROM Task WHERE WhoId IN {{ids}} AND IsClosed = true "
-                f"AND CreatedDate >= {lit}",
-                mapping.task_event,
-            ),
-            (
-                "Event",
-                "SELECT Id, WhoId, Subject, StartDateTime, CreatedDate FROM Event "
-                f"WHERE WhoId IN {{ids}} AND StartDateTime >= {lit}",
-                mapping.event_event,
-            ),
-            (
-                "CampaignMember",
-                "SELECT Id, LeadId, ContactId, HasResponded, FirstRespondedDate, CreatedDate, "
-                f"Campaign.Type, Campaign.Name FROM CampaignMember WHERE {member_field} "
-                f"IN {{ids}} AND SystemModstamp >= {lit}",
-                mapping.campaign_member_event,
-            ),
-        )
+        ids = [i for i, _kind in people]
+        queries: list[tuple[str, str, Callable[[Mapping[str, Any]], EventRecord | None]]] = []
+        for soql, _chunk in chunk_ids(ids, _TASK_QUERY.format(since=lit)):
+            queries.append(("Task", soql, mapping.task_event))
+        for soql, _chunk in chunk_ids(ids, _EVENT_QUERY.format(since=lit)):
+            queries.append(("Event", soql, mapping.event_event))
+        for soql in chunk_people(
+            people, _MEMBER_QUERY.format(since=lit), lead_field="LeadId", contact_field="ContactId"
+        ):
+            queries.append(("CampaignMember", soql, mapping.campaign_member_event))
         events: dict[str, EventRecord] = {}
-        for name, template, convert in sources:
-            for soql, _chunk in chunk_ids(list(ids), template):
-                for page in self.api.query_pages(soql, what=f"read {name}"):
-                    for rec in page:
-                        event = convert(rec)
-                        if event is not None and event.occurred_at >= since:
-                            events[event.id] = event
+        for name, soql, convert in queries:
+            for page in self.api.query_pages(soql, what=f"read {name}"):
+                for rec in page:
+                    event = convert(rec)
+                    if event is not None and event.occurred_at >= since:
+                        events[event.id] = event
         return sorted(events.values(), key=lambda e: (e.occurred_at, e.id))
 
     def _removed(
@@ -395,33 +414,34 @@ class SalesforceConnector:
 
     # ================================================================== writes
     def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:
+        """Up to 200 records per sObject Collections call, Leads and Contacts mixed.
+        Records refused only because they were locked get one more pass; every other
+        refusal is reported with Salesforce's reason."""
         succeeded: list[str] = []
         failed: list[RecordFailure] = []
-        by_obj: dict[str, list[dict[str, Any]]] = {}
+        pending: list[dict[str, Any]] = []
         for u in updates:
             record: dict[str, Any] = {"attributes": {"type": OBJECT_OF[u.kind]}, "id": u.contact_id}
             for logical, value in u.values.items():
                 record[self.settings.score_field(logical)] = value
-            by_obj.setdefault(OBJECT_OF[u.kind], []).append(record)
-        for obj, records in by_obj.items():
-            pending = records
-            for attempt in range(2):  # one more pass for records that were only locked
-                retry: list[dict[str, Any]] = []
-                for start in range(0, len(pending), COLLECTION_SIZE):
-                    chunk = pending[start : start + COLLECTION_SIZE]
-                    results = self.api.collection("PATCH", chunk, what=f"update {obj} scores")
-                    for rec, res in zip(chunk, results, strict=True):
-                        if res.get("success"):
-                            succeeded.append(rec["id"])
-                            continue
-                        reason, retriable = _record_error(res)
-                        if retriable and attempt == 0:
-                            retry.append(rec)
-                        else:
-                            failed.append(RecordFailure(rec["id"], reason, retriable))
-                pending = retry
-                if not pending:
-                    break
+            pending.append(record)
+        for attempt in range(2):
+            retry: list[dict[str, Any]] = []
+            for start in range(0, len(pending), COLLECTION_SIZE):
+                chunk = pending[start : start + COLLECTION_SIZE]
+                results = self.api.collection("PATCH", chunk, what="update scores")
+                for rec, res in zip(chunk, results, strict=True):
+                    if res.get("success"):
+                        succeeded.append(rec["id"])
+                        continue
+                    reason, retriable = _record_error(res)
+                    if retriable and attempt == 0:
+                        retry.append(rec)
+                    else:
+                        failed.append(RecordFailure(rec["id"], reason, retriable))
+            pending = retry
+            if not pending:
+                break
         return WriteResult(succeeded=tuple(succeeded), failed=tuple(failed))
 
     def _one(

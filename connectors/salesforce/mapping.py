@@ -142,10 +142,12 @@ def task_event(record: Mapping[str, Any]) -> EventRecord | None:
     if kind is None:
         return None  # a plain to-do is work for the rep, not a signal from the person
     if kind == "email":
-        # An e-mail task logs a message sent to or received from the person; an
-        # inbound one (a reply) is the strong signal.
+        # ListEmail tasks log marketing sends; an individual Email task whose subject is
+        # a reply ("Email: Re: ...", as e-mail capture logs it) is the person writing
+        # back, the strong signal.
         subject = str(record.get("Subject") or "").lower()
-        kind = "email_reply" if subject.startswith(("re:", "reply")) else "email_send"
+        is_reply = subtype == "email" and ("re:" in subject.split() or subject.startswith("re:"))
+        kind = "email_reply" if is_reply else "email_send"
     return EventRecord(
         id=f"sf-task-{record['Id']}",
         contact_id=str(who),
@@ -157,9 +159,8 @@ def task_event(record: Mapping[str, Any]) -> EventRecord | None:
 
 def event_event(record: Mapping[str, Any]) -> EventRecord | None:
     who = record.get("WhoId")
-    occurred = parse_datetime(record.get("StartDateTime")) or parse_datetime(
-        record.get("CreatedDate")
-    )
+    # The signal is the booking, so the Event's creation time, not the meeting's start.
+    occurred = parse_datetime(record.get("CreatedDate"))
     if not who or occurred is None:
         return None
     return EventRecord(
@@ -181,15 +182,12 @@ def campaign_member_event(record: Mapping[str, Any]) -> EventRecord | None:
     )
     if occurred is None:
         return None
+    if not responded:
+        return None  # sent, invited or added by a rep: not the person's action
     campaign_type = str(get_path(record, "Campaign.Type") or "").lower()
-    if "webinar" in campaign_type:
-        if not responded:
-            return None  # registered but did not attend
-        kind = "webinar_attended"
-    elif responded:
-        kind = "form_submit"
-    else:
-        return None  # added to a campaign by a rep: not the person's action
+    # The sends of an e-mail campaign are logged as ListEmail Tasks; a response to
+    # one is a click. Webinar responses are attendance; other campaigns are forms.
+    kind = {"webinar": "webinar_attended", "email": "email_click"}.get(campaign_type, "form_submit")
     attrs: dict[str, Any] = {"campaign_type": get_path(record, "Campaign.Type")}
     name = get_path(record, "Campaign.Name")
     if name:

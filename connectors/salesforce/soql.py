@@ -7,15 +7,19 @@ as unquoted UTC literals with milliseconds so that a tie-break on an exact
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
+from typing import TypeVar
 from urllib.parse import quote
 
 from simple_salesforce.format import format_soql, quote_soql_value
 
+T = TypeVar("T")
+
 # A query travels in the URL of a GET (``/query/?q=...``). Salesforce answers 414 for
 # URIs longer than 16,384 bytes; stay well below it after percent-encoding.
-MAX_ENCODED_QUERY = 14_000
+MAX_ENCODED_QUERY = 16_000
+URI_LIMIT = 16_384
 PAGE_SIZE = 2000  # records per query page (Salesforce's maximum batch size)
 COLLECTION_SIZE = 200  # records per sObject Collections call
 
@@ -65,17 +69,51 @@ def chunk_ids(
     """Yield ``(soql, chunk)`` with ``template`` (containing ``{ids}``) filled with as
     many ids as fit under the URL budget, so each query is one call and never a 414."""
     base = encoded_length(format_soql(template, ids=[]))
-    chunk: list[str] = []
+    for chunk in _chunks(ids, base, max_encoded):
+        yield format_soql(template, ids=chunk), chunk
+
+
+def chunk_people(
+    people: Sequence[tuple[str, str]],
+    template: str,
+    *,
+    lead_field: str,
+    contact_field: str,
+    max_encoded: int = MAX_ENCODED_QUERY,
+) -> Iterator[str]:
+    """Like :func:`chunk_ids` for ``(id, kind)`` pairs where Leads and Contacts are
+    matched by different fields (CampaignMember's ``LeadId`` and ``ContactId``):
+    ``template``'s ``{who}`` becomes ``(LeadId IN (...) OR ContactId IN (...))``."""
+
+    def who(chunk: Sequence[tuple[str, str]]) -> str:
+        leads = [i for i, kind in chunk if kind == "lead"]
+        contacts = [i for i, kind in chunk if kind != "lead"]
+        parts = [
+            format_soql(f"{field} IN {{}}", ids)
+            for field, ids in ((lead_field, leads), (contact_field, contacts))
+            if ids or not chunk
+        ]
+        return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
+
+    base = encoded_length(template.replace("{who}", who([])))
+    for chunk in _chunks(people, base, max_encoded, key=lambda p: p[0]):
+        yield template.replace("{who}", who(chunk))
+
+
+def _chunks(
+    items: Sequence[T], base: int, max_encoded: int, key: Callable[[T], str] = str
+) -> Iterator[list[T]]:
+    chunk: list[T] = []
     size = base
-    for ident in ids:
-        cost = encoded_length(quote_soql_value(ident)) + 3  # the comma, encoded
+    for item in items:
+        cost = encoded_length(quote_soql_value(key(item))) + 3  # the comma, encoded
         if chunk and size + cost > max_encoded:
-            yield format_soql(template, ids=chunk), chunk
+            yield chunk
             chunk, size = [], base
-        chunk.append(ident)
+        chunk.append(item)
         size += cost
     if chunk:
-        yield format_soql(template, ids=chunk), chunk
+        yield chunk
 
 
 def ids_per_query(template: str, id_len: int = 18, max_encoded: int = MAX_ENCODED_QUERY) -> int:

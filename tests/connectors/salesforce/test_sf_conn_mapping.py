@@ -1,0 +1,87 @@
+"""Salesforce records become canonical records: names, numbers, UTC times, no blanks."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from connectors.salesforce import mapping
+
+
+def test_contact_reads_company_through_its_account_and_drops_blanks() -> None:
+    rec = {
+        "attributes": {"type": "Contact"},
+        "Id": "003000000000001AAA",
+        "SystemModstamp": "2026-06-30T12:00:00.000+0000",
+        "Email": "ana@example.com",
+        "FirstName": "",
+        "LastName": "Ruiz",
+        "Title": "  VP Sales ",
+        "Account": {"attributes": {"type": "Account"}, "Name": "Acme", "NumberOfEmployees": 250},
+        "MailingCountry": None,
+        "OwnerId": "005000000000001AAA",
+        "CreatedDate": "2026-01-02T03:04:05.000+0000",
+    }
+    c = mapping.to_contact("Contact", rec, mapping.field_map("Contact", {}))
+    assert c.kind == "contact"
+    assert c.fields["company"] == "Acme"
+    assert c.fields["company_size"] == 250
+    assert c.fields["job_title"] == "VP Sales"
+    assert "first_name" not in c.fields and "country" not in c.fields
+    assert c.fields["created_at"] == datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert c.updated_at == datetime(2026, 6, 30, 12, tzinfo=UTC)
+
+
+def test_lead_field_map_override_and_range_numbers() -> None:
+    fmap = mapping.field_map("Lead", {"Lead": {"company_size": "Size__c", "rating": "Rating"}})
+    rec = {
+        "Id": "00Q1",
+        "Size__c": "25-50",
+        "Rating": "Hot",
+        "Company": "Initech",
+        "Status": "Open",
+    }
+    c = mapping.to_contact("Lead", rec, fmap)
+    assert c.kind == "lead"
+    assert c.fields["company_size"] == 25
+    assert c.fields["rating"] == "Hot"
+    assert c.fields["company"] == "Initech"
+    assert mapping.to_number("1,000+") == 1000
+    assert mapping.to_number("n/a") is None
+
+
+def test_task_kinds_follow_task_subtype() -> None:
+    base = {"Id": "00T1", "WhoId": "003X", "CompletedDateTime": "2026-06-01T10:00:00.000+0000"}
+    call = mapping.task_event({**base, "TaskSubtype": "Call", "Subject": "Call"})
+    send = mapping.task_event({**base, "TaskSubtype": "ListEmail", "Subject": "List Email: Q3"})
+    reply = mapping.task_event({**base, "TaskSubtype": "Email", "Subject": "Email: Re: Q3"})
+    todo = mapping.task_event({**base, "TaskSubtype": "Task", "Subject": "Follow up"})
+    assert call is not None and call.type == "call"
+    assert send is not None and send.type == "email_send"
+    assert reply is not None and reply.type == "email_reply"
+    assert todo is None
+    assert call.id == "sf-task-00T1"
+    assert call.occurred_at == datetime(2026, 6, 1, 10, tzinfo=UTC)
+
+
+def test_campaign_members_only_count_responses() -> None:
+    base = {"Id": "00v1", "LeadId": "00QX", "ContactId": None, "FirstRespondedDate": "2026-06-02"}
+    web = mapping.campaign_member_event(
+        {**base, "HasResponded": True, "Campaign": {"Type": "Webinar", "Name": "W"}}
+    )
+    form = mapping.campaign_member_event(
+        {**base, "HasResponded": True, "Campaign": {"Type": "Other", "Name": "Form: Demo"}}
+    )
+    click = mapping.campaign_member_event(
+        {**base, "HasResponded": True, "Campaign": {"Type": "Email", "Name": "Q3"}}
+    )
+    sent = mapping.campaign_member_event(
+        {**base, "HasResponded": False, "Campaign": {"Type": "Email", "Name": "Q3"}}
+    )
+    assert web is not None and web.type == "webinar_attended" and web.contact_id == "00QX"
+    assert form is not None and form.type == "form_submit"
+    assert click is not None and click.type == "email_click"
+    assert sent is None
+    meeting = mapping.event_event(
+        {"Id": "00U1", "WhoId": "003X", "CreatedDate": "2026-06-01T09:00:00.000+0000"}
+    )
+    assert meeting is not None and meeting.type == "meeting_booked"
