@@ -1,0 +1,829 @@
+"""``HubSpotConnector``: the ``connectors.base.Connector`` protocol over HubSpot.
+
+All calls go through :class:`~connectors.hubspot.transport.HubSpotTransport` (auth,
+pacing, retries, quota, redaction); change reads live in ``reads.py``. Writes are
+idempotent under the caller's key without ever using search (its index lags writes
+by seconds): deals are found again by a read on the unique-valued ``leadsync_key``
+property (``idProperty``), tasks by reading the contact's associated tasks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time
+from typing import Any, Literal
+
+from connectors.base import (
+    ActionResult,
+    Budget,
+    ConnectorConfigError,
+    ContactKind,
+    ContactRecord,
+    CRMResponseError,
+    Cursor,
+    DealRecord,
+    DealSpec,
+    EventRecord,
+    FieldCheck,
+    FieldSpec,
+    Merge,
+    Owner,
+    ReadBatch,
+    RecordFailure,
+    RuntimeContext,
+    ScoreUpdate,
+    TaskSpec,
+    WriteResult,
+)
+from connectors.hubspot import reads
+from connectors.hubspot.reads import Raw, SourceUnavailable
+from connectors.hubspot.transport import HubSpotTransport, OAuthCredentials
+from connectors.hubspot.values import (
+    ANALYTICS_PROPERTIES,
+    SYSTEM_PROPERTIES,
+    FieldMapping,
+    canonical_fields,
+    field_mappings,
+    merged_ids,
+    summary_events,
+    to_datetime,
+    to_epoch_ms,
+    to_number,
+    to_text,
+)
+from connectors.runtime import RecordRejected
+
+KEY_PROPERTY = "leadsync_key"
+DEAL_PROPERTIES = (
+    "dealname",
+    "dealstage",
+    "pipeline",
+    "amount",
+    "hubspot_owner_id",
+    "createdate",
+    "closedate",
+    "hs_is_closed_won",
+    KEY_PROPERTY,
+)
+CLOSED_STAGES = {"closedwon": True, "closedlost": False}
+PRIORITY = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
+TASK_TYPE = {"call": "CALL", "email": "EMAIL", "todo": "TODO"}
+_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+CURSOR_VERSION = 1
+MAX_BOUNDARY = 20_000  # look-back de-dup entries kept in the cursor; beyond, re-deliver
+KNOWN_KEYS = {
+    "type",
+    "access_token",
+    "oauth",
+    "base_url",
+    "tier",
+    "headroom",
+    "quota_share",
+    "property_map",
+    "score_fields",
+    "web_analytics",
+    "email_events",
+    "form_submissions",
+    "lookback_seconds",
+    "batch_size",
+    "max_attempts",
+    "timeout_seconds",
+    "deal_pipeline",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str = "https://api.hubapi.com"
+    access_token: str | None = None
+    oauth: OAuthCredentials | None = None
+    tier: str = "pro"
+    headroom: float = 0.9
+    quota_share: float = 0.25
+    mappings: tuple[FieldMapping, ...] = ()
+    score_fields: Mapping[str, str] = field(default_factory=dict)
+    web_analytics: bool = False
+    email_events: bool = True
+    form_submissions: bool = True
+    lookback_seconds: float = 300.0
+    batch_size: int = 1000
+    max_attempts: int = 5
+    timeout_seconds: float = 30.0
+    deal_pipeline: str = "default"
+
+    @classmethod
+    def parse(cls, config: Mapping[str, Any], *, source: str = "crm") -> Settings:
+        def err(key: str, problem: str) -> ConnectorConfigError:
+            return ConnectorConfigError(f"{source}.{key}: {problem}")
+
+        unknown = sorted(set(config) - KNOWN_KEYS)
+        if unknown:
+            raise err(unknown[0], f"unknown setting (known: {', '.join(sorted(KNOWN_KEYS))})")
+
+        def text(key: str, default: str | None) -> str | None:
+            value = config.get(key, default)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise err(key, "must be a non-empty string")
+            return value
+
+        def number(key: str, default: float, low: float, high: float) -> float:
+            value = config.get(key, default)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise err(key, f"must be a number, got {type(value).__name__}")
+            if not low <= value <= high:
+                raise err(key, f"must be between {low:g} and {high:g}, got {value}")
+            return float(value)
+
+        def flag(key: str, default: bool) -> bool:
+            value = config.get(key, default)
+            if not isinstance(value, bool):
+                raise err(key, "must be true or false")
+            return value
+
+        oauth_cfg = config.get("oauth")
+        oauth: OAuthCredentials | None = None
+        if oauth_cfg is not None:
+            if not isinstance(oauth_cfg, Mapping):
+                raise err("oauth", "must be a mapping with client_id, client_secret, refresh_token")
+            missing = [
+                k
+                for k in ("client_id", "client_secret", "refresh_token")
+                if not isinstance(oauth_cfg.get(k), str) or not oauth_cfg.get(k)
+            ]
+            if missing:
+                raise err(f"oauth.{missing[0]}", "missing or empty")
+            oauth = OAuthCredentials(
+                oauth_cfg["client_id"], oauth_cfg["client_secret"], oauth_cfg["refresh_token"]
+            )
+        token = text("access_token", None)
+        if (token is None) == (oauth is None):
+            raise err("access_token", "give exactly one of access_token or oauth")
+        base_url = text("base_url", cls.base_url) or cls.base_url
+        if not re.match(r"^https?://[^\s/]+", base_url):
+            raise err("base_url", "must be an http(s) URL")
+        tier = (text("tier", cls.tier) or cls.tier).lower()
+        score_fields = config.get("score_fields") or {}
+        if not isinstance(score_fields, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in score_fields.items()
+        ):
+            raise err("score_fields", "must map logical field names to HubSpot property names")
+        property_map = config.get("property_map") or {}
+        if not isinstance(property_map, Mapping):
+            raise err("property_map", "must map HubSpot property names to canonical fields")
+        return cls(
+            base_url=base_url.rstrip("/"),
+            access_token=token,
+            oauth=oauth,
+            tier=tier,
+            headroom=number("headroom", cls.headroom, 0.05, 1.0),
+            quota_share=number("quota_share", cls.quota_share, 0.001, 1.0),
+            mappings=field_mappings(property_map, source=f"{source}.property_map"),
+            score_fields=dict(score_fields),
+            web_analytics=flag("web_analytics", cls.web_analytics),
+            email_events=flag("email_events", cls.email_events),
+            form_submissions=flag("form_submissions", cls.form_submissions),
+            lookback_seconds=number("lookback_seconds", cls.lookback_seconds, 0, 7 * 86400),
+            batch_size=int(number("batch_size", cls.batch_size, 1, 10_000)),
+            max_attempts=int(number("max_attempts", cls.max_attempts, 1, 20)),
+            timeout_seconds=number("timeout_seconds", cls.timeout_seconds, 1, 600),
+            deal_pipeline=text("deal_pipeline", cls.deal_pipeline) or cls.deal_pipeline,
+        )
+
+
+class HubSpotConnector:
+    """HubSpot through ``hubspot-api-client``; see docs/connectors.md."""
+
+    name = "hubspot"
+
+    def __init__(self, settings: Settings, *, context: RuntimeContext) -> None:
+        self.settings = settings
+        self.context = context
+        self.transport = HubSpotTransport(
+            base_url=settings.base_url,
+            access_token=settings.access_token,
+            oauth=settings.oauth,
+            tier=settings.tier,
+            headroom=settings.headroom,
+            quota_share=settings.quota_share,
+            now=context.now,
+            sleep=context.sleep,
+            max_attempts=settings.max_attempts,
+            timeout=settings.timeout_seconds,
+        )
+        self.log = self.transport.log
+        self._sources_off: set[str] = set()
+        self._stages: dict[str, tuple[bool, bool | None]] | None = None  # id -> (open, won)
+        self._key_checked: set[str] = set()
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, context: RuntimeContext) -> HubSpotConnector:
+        return cls(Settings.parse(config), context=context)
+
+    # ------------------------------------------------------------------ helpers
+    def _crm_field(self, logical: str) -> str:
+        return self.settings.score_fields.get(logical, logical)
+
+    def _contact_properties(self) -> list[str]:
+        props = [m.prop for m in self.settings.mappings]
+        props += list(SYSTEM_PROPERTIES) + list(ANALYTICS_PROPERTIES)
+        props += [self._crm_field(f) for f in self.settings.score_fields]
+        return list(dict.fromkeys(props))
+
+    def _contact(self, raw: Raw) -> ContactRecord:
+        props = raw.get("properties") or {}
+        cid = str(raw.get("id"))
+        fields = canonical_fields(props, self.settings.mappings)
+        for logical in self.settings.score_fields:
+            value = to_number(props.get(self._crm_field(logical)))
+            if value is not None:
+                fields.setdefault(logical, value)
+        updated = to_datetime(props.get("lastmodifieddate")) or to_datetime(raw.get("updatedAt"))
+        return ContactRecord(
+            id=cid, fields=fields, updated_at=updated, merged_ids=merged_ids(props, cid)
+        )
+
+    # -------------------------------------------------------------------- reads
+    def read_changes(
+        self, cursor: Cursor | None, *, until: datetime, events_since: datetime
+    ) -> Iterator[ReadBatch]:
+        until = _aware(until, "until")
+        events_since = _aware(events_since, "events_since")
+        props = self._contact_properties()
+        boundary: dict[str, int] = {}
+        since: datetime | None = None
+        if cursor is None:
+            pages = reads.list_all(self.transport, "contacts", props)
+        else:
+            since, boundary = _parse_cursor(cursor)
+            start = reads.look_back(since, self.settings.lookback_seconds)
+            pages = reads.search_window(
+                self.transport,
+                "contacts",
+                modified_prop="lastmodifieddate",
+                since=start,
+                until=until,
+                properties=props,
+            )
+        context = _EventContext(events_since, until)
+        seen: set[str] = set()
+        new_boundary: dict[str, int] = {}
+        boundary_from = int(to_epoch_ms(reads.look_back(until, self.settings.lookback_seconds)))
+        buffer: list[Raw] = []
+        for page in pages:
+            for raw in page:
+                cid = str(raw.get("id"))
+                if cid in seen:
+                    continue
+                seen.add(cid)
+                stamp = _stamp_ms(raw)
+                if stamp is not None and boundary_from <= stamp <= int(to_epoch_ms(until)):
+                    new_boundary[cid] = stamp
+                if stamp is not None and boundary.get(cid) == stamp:
+                    continue  # delivered by the previous run, unchanged since
+                buffer.append(raw)
+            while len(buffer) >= self.settings.batch_size:
+                chunk, buffer = (
+                    buffer[: self.settings.batch_size],
+                    buffer[self.settings.batch_size :],
+                )
+                yield self._batch(chunk, context)
+        deletions: tuple[str, ...] = ()
+        if since is not None:
+            deletions = self._deleted_since(reads.look_back(since, self.settings.lookback_seconds))
+        last = self._batch(buffer, context) if buffer else ReadBatch()
+        if len(new_boundary) > MAX_BOUNDARY:
+            new_boundary = {}
+        new_cursor = {
+            "version": CURSOR_VERSION,
+            "since": to_epoch_ms(until),
+            "boundary": new_boundary,
+        }
+        yield ReadBatch(
+            contacts=last.contacts,
+            events=last.events,
+            merges=last.merges,
+            deletions=tuple(d for d in deletions if d not in seen),
+            cursor=new_cursor,
+        )
+
+    def _batch(self, raws: Sequence[Raw], ctx: _EventContext) -> ReadBatch:
+        contacts = [self._contact(r) for r in raws]
+        merges = tuple(Merge(m, c.id) for c in contacts for m in c.merged_ids)
+        events = self._events(raws, contacts, ctx)
+        return ReadBatch(contacts=tuple(contacts), events=tuple(events), merges=merges)
+
+    def _events(
+        self, raws: Sequence[Raw], contacts: Sequence[ContactRecord], ctx: _EventContext
+    ) -> list[EventRecord]:
+        if not contacts:
+            return []
+        ids = [c.id for c in contacts]
+        since = ctx.events_since
+        events = reads.engagement_events(self.transport, ids, since=since)
+        email_on = self._source(ctx, "email_events")
+        forms_on = self._source(ctx, "form_submissions")
+        if self.settings.web_analytics:
+            events += reads.web_analytics_events(self.transport, ids, since=since)
+        for raw, contact in zip(raws, contacts, strict=True):
+            email = contact.fields.get("email")
+            email_text = email if isinstance(email, str) else None
+            if email_on and ctx.email is not None:
+                events += ctx.email.events_for(contact.id, email_text, since)
+            if forms_on and ctx.forms is not None:
+                events += ctx.forms.events_for(contact.id, email_text)
+            events += summary_events(
+                contact.id,
+                raw.get("properties") or {},
+                since=since,
+                page_views=not self.settings.web_analytics,
+                email=not email_on,
+                forms=not forms_on,
+            )
+        return events
+
+    def _source(self, ctx: _EventContext, name: str) -> bool:
+        """Read an optional event source once per run; a portal without it (403/404)
+        falls back to the contact's summary properties."""
+        if not getattr(self.settings, name) or name in self._sources_off:
+            return False
+        try:
+            if name == "email_events" and ctx.email is None:
+                ctx.email = reads.EmailEvents.read(self.transport, ctx.events_since, None)
+            if name == "form_submissions" and ctx.forms is None:
+                ctx.forms = reads.FormSubmissions.read(self.transport, ctx.events_since)
+        except SourceUnavailable as exc:
+            self._sources_off.add(name)
+            self.log.warning(
+                "hubspot: %s unavailable (%s); using contact summary properties", name, exc
+            )
+            return False
+        return True
+
+    def _deleted_since(self, since: datetime) -> tuple[str, ...]:
+        out: list[str] = []
+        for raw in reads.list_archived(self.transport, "contacts"):
+            when = to_datetime(raw.get("archivedAt")) or to_datetime(raw.get("updatedAt"))
+            if when is None or when >= since:
+                out.append(str(raw.get("id")))
+        return tuple(out)
+
+    def list_owners(self) -> Sequence[Owner]:
+        api = self.transport.api("crm.owners.owners_api")
+        owners: list[Owner] = []
+        after: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": 500, "archived": False}
+            if after is not None:
+                kwargs["after"] = after
+            reply = self.transport.call("list owners", api.get_page, **kwargs)
+            results, after = reads.page_results(reply.data)
+            for raw in results:
+                name = " ".join(
+                    p for p in (to_text(raw.get("firstName")), to_text(raw.get("lastName"))) if p
+                )
+                kind: Literal["person", "queue"] = (
+                    "queue" if str(raw.get("type", "")).upper() == "QUEUE" else "person"
+                )
+                owners.append(
+                    Owner(
+                        id=str(raw.get("id")),
+                        email=to_text(raw.get("email")),
+                        name=name or None,
+                        active=not bool(raw.get("archived")),
+                        kind=kind,
+                    )
+                )
+            if after is None:
+                return owners
+
+    # ---------------------------------------------------------------- deals
+    def _stage_map(self) -> dict[str, tuple[bool, bool | None]]:
+        """Deal stage id → (open, won) from the pipelines, when the portal serves them."""
+        if self._stages is not None:
+            return self._stages
+        stages: dict[str, tuple[bool, bool | None]] = {}
+        api = self.transport.api("crm.pipelines.pipelines_api")
+        try:
+            reply = self.transport.call("deal pipelines", api.get_all, "deals")
+            results, _ = reads.page_results(reply.data)
+        except RecordRejected:
+            results = []
+        for pipeline in results:
+            for stage in pipeline.get("stages") or []:
+                meta = stage.get("metadata") or {}
+                closed = str(meta.get("isClosed", "false")).lower() == "true"
+                probability = to_number(meta.get("probability"))
+                won = None if not closed else (probability is not None and probability >= 1)
+                stages[str(stage.get("id"))] = (not closed, won)
+        self._stages = stages
+        return stages
+
+    def _deal(self, raw: Raw, contact_id: str) -> DealRecord:
+        props = raw.get("properties") or {}
+        stage = to_text(props.get("dealstage"))
+        known = self._stage_map().get(stage or "")
+        if known is not None:
+            is_open, won = known
+        else:
+            won = CLOSED_STAGES.get(stage or "")
+            is_open = stage not in CLOSED_STAGES
+        closed_at = None if is_open else to_datetime(props.get("closedate"))
+        return DealRecord(
+            id=str(raw.get("id")),
+            contact_id=contact_id,
+            name=to_text(props.get("dealname")),
+            owner_id=to_text(props.get("hubspot_owner_id")),
+            stage=stage,
+            is_open=is_open,
+            is_won=None if is_open else won,
+            amount=_float(props.get("amount")),
+            created_at=to_datetime(props.get("createdate")),
+            closed_at=closed_at,
+            key=to_text(props.get(KEY_PROPERTY)),
+        )
+
+    def open_deals(self, contact_ids: Sequence[str]) -> Mapping[str, Sequence[DealRecord]]:
+        links = reads.associations(self.transport, "contacts", "deals", list(contact_ids))
+        wanted = list(dict.fromkeys(d for ids in links.values() for d in ids))
+        deals = {
+            str(r.get("id")): r
+            for r in reads.batch_read(self.transport, "deals", wanted, DEAL_PROPERTIES)
+        }
+        out: dict[str, list[DealRecord]] = {cid: [] for cid in contact_ids}
+        for cid, ids in links.items():
+            for deal_id in ids:
+                raw = deals.get(deal_id)
+                if raw is None:
+                    continue
+                record = self._deal(raw, cid)
+                if record.is_open:
+                    out.setdefault(cid, []).append(record)
+        return out
+
+    def read_deal_outcomes(self, since: datetime | None) -> Iterator[DealRecord]:
+        if since is None:
+            pages: Iterator[list[Raw]] = reads.list_all(self.transport, "deals", DEAL_PROPERTIES)
+        else:
+            pages = reads.search_window(
+                self.transport,
+                "deals",
+                modified_prop="hs_lastmodifieddate",
+                since=_aware(since, "since"),
+                until=None,
+                properties=DEAL_PROPERTIES,
+            )
+        for page in pages:
+            closed = [r for r in page if not self._deal(r, "").is_open]
+            if not closed:
+                continue
+            links = reads.associations(
+                self.transport, "deals", "contacts", [str(r.get("id")) for r in closed]
+            )
+            for raw in closed:
+                for cid in links.get(str(raw.get("id")), []):
+                    yield self._deal(raw, cid)
+
+    # ---------------------------------------------------------------- writes
+    def ensure_fields(self, fields: Sequence[FieldSpec]) -> FieldCheck:
+        api = self.transport.api("crm.properties.core_api")
+        present: list[str] = []
+        created: list[str] = []
+        missing: list[str] = []
+        instructions: list[str] = []
+
+        def existing(object_type: str) -> set[str]:
+            reply = self.transport.call(f"{object_type} properties", api.get_all, object_type)
+            results, _ = reads.page_results(reply.data)
+            return {str(p.get("name")) for p in results}
+
+        contact_props = existing("contacts")
+        for spec in fields:
+            name = self._crm_field(spec.name)
+            if name in contact_props:
+                present.append(name)
+                continue
+            if not _PROPERTY_NAME.match(name):
+                missing.append(name)
+                instructions.append(
+                    f"HubSpot contacts: property {name!r} is not a valid internal name "
+                    "(lowercase letters, digits, underscores); set score_fields to one that is"
+                )
+                continue
+            if self._create_property("contacts", name, spec.label or name, spec.type, unique=False):
+                created.append(name)
+            else:
+                present.append(name)
+        for object_type in ("deals", "tasks"):
+            qualified = f"{object_type}.{KEY_PROPERTY}"
+            if KEY_PROPERTY in existing(object_type):
+                present.append(qualified)
+            elif self._create_property(
+                object_type, KEY_PROPERTY, "leadsync key", "text", unique=True
+            ):
+                created.append(qualified)
+            else:
+                present.append(qualified)
+            self._key_checked.add(object_type)
+        return FieldCheck(tuple(present), tuple(created), tuple(missing), tuple(instructions))
+
+    def _create_property(
+        self, object_type: str, name: str, label: str, kind: str, *, unique: bool
+    ) -> bool:
+        """Create a property; False when it already existed (409)."""
+        api = self.transport.api("crm.properties.core_api")
+        number = kind == "number"
+        body: dict[str, Any] = {
+            "name": name,
+            "label": label,
+            "type": "number" if number else "string",
+            "fieldType": "number" if number else "text",
+            "groupName": _GROUPS.get(object_type, "contactinformation"),
+            "hasUniqueValue": unique,
+            "description": "Written by leadsync.",
+        }
+        try:
+            # creating a property twice gives 409, so a re-send is harmless
+            self.transport.call(
+                f"create {object_type} property {name}",
+                api.create,
+                object_type,
+                body,
+                expect=(201, 200),
+            )
+        except RecordRejected as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    def _ensure_key(self, object_type: str) -> None:
+        if object_type in self._key_checked:
+            return
+        api = self.transport.api("crm.properties.core_api")
+        try:
+            self.transport.call(
+                f"{object_type} property {KEY_PROPERTY}", api.get_by_name, object_type, KEY_PROPERTY
+            )
+        except RecordRejected as exc:
+            if exc.status != 404:
+                raise
+            self._create_property(object_type, KEY_PROPERTY, "leadsync key", "text", unique=True)
+        self._key_checked.add(object_type)
+
+    def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:
+        succeeded: list[str] = []
+        failed: list[RecordFailure] = []
+        inputs: list[dict[str, Any]] = []
+        for update in updates:
+            props = {self._crm_field(k): _wire(v) for k, v in update.values.items()}
+            inputs.append({"id": str(update.contact_id), "properties": props})
+        for start in range(0, len(inputs), reads.BATCH_READ):
+            self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed)
+        return WriteResult(tuple(succeeded), tuple(failed))
+
+    def _update_batch(
+        self, inputs: list[dict[str, Any]], succeeded: list[str], failed: list[RecordFailure]
+    ) -> None:
+        api = self.transport.api("crm.objects.batch_api")
+        try:
+            reply = self.transport.call(
+                "batch update contacts",
+                api.update,
+                "contacts",
+                {"inputs": inputs},
+                expect=(200, 207),
+            )
+        except RecordRejected as exc:
+            if len(inputs) == 1:
+                failed.append(RecordFailure(inputs[0]["id"], exc.reason, retriable=False))
+                return
+            half = len(inputs) // 2  # one bad record fails the whole batch: isolate it
+            self._update_batch(inputs[:half], succeeded, failed)
+            self._update_batch(inputs[half:], succeeded, failed)
+            return
+        except CRMResponseError as exc:
+            if "HTTP 400" not in str(exc) or len(inputs) == 1:
+                if len(inputs) == 1:
+                    failed.append(RecordFailure(inputs[0]["id"], str(exc), retriable=False))
+                    return
+                raise
+            half = len(inputs) // 2
+            self._update_batch(inputs[:half], succeeded, failed)
+            self._update_batch(inputs[half:], succeeded, failed)
+            return
+        data = reply.data if isinstance(reply.data, Mapping) else {}
+        requested = [i["id"] for i in inputs]
+        done = {str(r.get("id")) for r in data.get("results") or [] if isinstance(r, Mapping)}
+        reasons: dict[str, tuple[str, bool]] = {}
+        for error in data.get("errors") or []:
+            if not isinstance(error, Mapping):
+                continue
+            reason = self.transport.redactor(
+                "; ".join(str(error[k]) for k in ("category", "message") if error.get(k))
+                or "refused"
+            )
+            retriable = str(error.get("category", "")).upper() in ("RATE_LIMITS", "RATE_LIMIT")
+            context = error.get("context") or {}
+            for cid in context.get("ids") or []:
+                reasons[str(cid)] = (reason, retriable)
+        for cid in requested:
+            if cid in reasons:
+                failed.append(RecordFailure(cid, reasons[cid][0], retriable=reasons[cid][1]))
+            elif cid in done or (not reasons and len(done) >= len(requested)):
+                succeeded.append(cid)
+            else:
+                failed.append(
+                    RecordFailure(
+                        cid, "HubSpot returned no result for this contact", retriable=True
+                    )
+                )
+
+    def create_deal(self, spec: DealSpec) -> ActionResult:
+        self._ensure_key("deals")
+        existing = self._deal_by_key(spec.key)
+        if existing is not None:
+            return ActionResult(spec.key, existing, created=False, note="already existed")
+        props: dict[str, Any] = {
+            "dealname": spec.name,
+            "dealstage": spec.stage,
+            "pipeline": spec.pipeline or self.settings.deal_pipeline,
+            "closedate": to_epoch_ms(datetime.combine(spec.close_date, time(), tzinfo=UTC)),
+            KEY_PROPERTY: spec.key,
+        }
+        if spec.amount is not None:
+            props["amount"] = _wire(spec.amount)
+        if spec.owner_id:
+            props["hubspot_owner_id"] = spec.owner_id
+        body = {"properties": props, "associations": [_assoc(spec.contact_id, 3)]}
+        return self._create_once("deals", spec.key, body, find=lambda: self._deal_by_key(spec.key))
+
+    def _deal_by_key(self, key: str) -> str | None:
+        api = self.transport.api("crm.objects.basic_api")
+        try:
+            reply = self.transport.call(
+                "read deal by key",
+                api.get_by_id,
+                "deals",
+                key,
+                id_property=KEY_PROPERTY,
+                properties=[KEY_PROPERTY],
+            )
+        except RecordRejected as exc:
+            if exc.status == 404:
+                return None
+            raise
+        data = reply.data if isinstance(reply.data, Mapping) else {}
+        return str(data.get("id")) if data.get("id") is not None else None
+
+    def _create_once(
+        self, object_type: str, key: str, body: Mapping[str, Any], *, find: Any
+    ) -> ActionResult:
+        """A plain create is never re-sent blindly: after an unclear failure (a dropped
+        answer, a 5xx) we read by key first, and create again only if nothing is there."""
+        api = self.transport.api("crm.objects.basic_api")
+        last_error: CRMResponseError | None = None
+        for _ in range(self.settings.max_attempts):
+            try:
+                reply = self.transport.call(
+                    f"create {object_type}",
+                    api.create,
+                    object_type,
+                    dict(body),
+                    expect=(201,),
+                    idempotent=False,
+                )
+            except RecordRejected as exc:
+                if exc.status == 409:  # the unique key already exists
+                    found = find()
+                    if found is not None:
+                        return ActionResult(key, found, created=False, note="already existed")
+                raise
+            except CRMResponseError as exc:
+                if "not idempotent" not in str(exc):
+                    raise
+                last_error = exc
+                found = find()
+                if found is not None:
+                    return ActionResult(key, found, created=True, note="confirmed after a retry")
+                self.context.sleep(1.0)
+                continue
+            data = reply.data if isinstance(reply.data, Mapping) else {}
+            object_id = data.get("id")
+            if object_id is None:
+                raise CRMResponseError(f"hubspot create {object_type}: no id in the answer")
+            return ActionResult(key, str(object_id), created=True)
+        raise CRMResponseError(
+            f"hubspot create {object_type}: gave up after {self.settings.max_attempts} "
+            f"attempts: {last_error}"
+        )
+
+    def create_task(self, spec: TaskSpec) -> ActionResult:
+        self._ensure_key("tasks")
+        existing = self._task_by_key(spec.contact_id, spec.key)
+        if existing is not None:
+            return ActionResult(spec.key, existing, created=False, note="already existed")
+        props: dict[str, Any] = {
+            "hs_timestamp": to_epoch_ms(_aware(spec.due_at, "due_at")),
+            "hs_task_subject": spec.subject,
+            "hs_task_body": spec.body,
+            "hs_task_status": "NOT_STARTED",
+            "hs_task_priority": PRIORITY[spec.priority],
+            "hs_task_type": TASK_TYPE[spec.type],
+            KEY_PROPERTY: spec.key,
+        }
+        if spec.owner_id:
+            props["hubspot_owner_id"] = spec.owner_id
+        body = {"properties": props, "associations": [_assoc(spec.contact_id, 204)]}
+        return self._create_once(
+            "tasks", spec.key, body, find=lambda: self._task_by_key(spec.contact_id, spec.key)
+        )
+
+    def _task_by_key(self, contact_id: str, key: str) -> str | None:
+        """The contact's associated tasks, read (not searched: search lags writes)."""
+        links = reads.associations(self.transport, "contacts", "tasks", [contact_id])
+        task_ids = [t for ids in links.values() for t in ids]
+        if not task_ids:
+            return None
+        for raw in reads.batch_read(self.transport, "tasks", task_ids, [KEY_PROPERTY]):
+            if to_text((raw.get("properties") or {}).get(KEY_PROPERTY)) == key:
+                return str(raw.get("id"))
+        return None
+
+    def set_owner(self, contact_id: str, owner_id: str, *, kind: ContactKind = "contact") -> None:
+        api = self.transport.api("crm.objects.basic_api")
+        self.transport.call(
+            "set contact owner",
+            api.update,
+            "contacts",
+            contact_id,
+            {"properties": {"hubspot_owner_id": owner_id}},
+        )
+
+    def budget(self) -> Budget:
+        return self.transport.meter.budget()
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+@dataclass
+class _EventContext:
+    events_since: datetime
+    until: datetime
+    email: reads.EmailEvents | None = None
+    forms: reads.FormSubmissions | None = None
+
+
+_GROUPS = {"contacts": "contactinformation", "deals": "dealinformation", "tasks": "task"}
+
+
+def _assoc(contact_id: str, type_id: int) -> dict[str, Any]:
+    return {
+        "to": {"id": str(contact_id)},
+        "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": type_id}],
+    }
+
+
+def _wire(value: Any) -> str:
+    """HubSpot property values travel as strings; ``None`` clears the property."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _float(value: Any) -> float | None:
+    number = to_number(value)
+    return None if number is None else float(number)
+
+
+def _aware(moment: datetime, name: str) -> datetime:
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} must be an aware datetime (UTC)")
+    return moment.astimezone(UTC)
+
+
+def _stamp_ms(raw: Raw) -> int | None:
+    props = raw.get("properties") or {}
+    when = to_datetime(props.get("lastmodifieddate")) or to_datetime(raw.get("updatedAt"))
+    return None if when is None else int(to_epoch_ms(when))
+
+
+def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int]]:
+    try:
+        version = cursor.get("version")
+        since = cursor["since"]
+        boundary = cursor.get("boundary") or {}
+        if version != CURSOR_VERSION:
+            raise ValueError(f"unsupported cursor version {version!r}")
+        moment = datetime.fromtimestamp(int(since) / 1000, tz=UTC)
+        return moment, {str(k): int(v) for k, v in dict(boundary).items()}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConnectorConfigError(
+            f"hubspot cursor: unreadable ({exc}); run a full sync to reset it"
+        ) from None

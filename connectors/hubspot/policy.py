@@ -1,0 +1,114 @@
+"""HubSpot's response → action table, its rate-limit tiers and header reading.
+
+Sources: ``shared/crm-api-facts.md`` (HubSpot: status codes, 429 bodies, rate limits).
+The SDK raises one ``ApiException`` class per sub-package with no shared base, so a
+failure is recognised by its attributes (``status``, ``body``, ``headers``), not its
+class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+
+from connectors.runtime import Action, Failure, ResponseTable, Rule
+
+TABLE_RULES: tuple[Rule, ...] = (
+    # daily quota: a 429 whose policy is DAILY; waiting seconds will not help
+    Rule(Action.STOP_FOR_DAY, status=429, contains='"DAILY"', reason="daily limit reached"),
+    Rule(Action.STOP_FOR_DAY, status=429, contains="daily limit", reason="daily limit reached"),
+    # ten-secondly and search's secondly limits; Retry-After is not always sent
+    Rule(Action.RATE_LIMITED, status=429, reason="rate limited"),
+    Rule(Action.REFRESH_AUTH, status=401, reason="access token refused"),
+    Rule(Action.FAIL, status=403, reason="forbidden (missing scopes?)"),
+    # one object that is gone or already exists: the caller reports that record
+    Rule(Action.REPORT_RECORD, status=404, reason="not found"),
+    Rule(Action.REPORT_RECORD, status=409, reason="conflict"),
+    Rule(Action.RETRY, status=(408, 423, 500, 502, 503, 504), reason="HubSpot unavailable"),
+    Rule(Action.RETRY, status=range(505, 600), reason="HubSpot server error"),
+    Rule(Action.RETRY, transport=True, reason="connection lost"),
+    Rule(Action.FAIL, status=400, reason="request refused"),
+)
+
+
+def make_table(now: Any = None) -> ResponseTable:
+    return ResponseTable(TABLE_RULES, default=Action.FAIL, now=now)
+
+
+class HubSpotHttpError(Exception):
+    """A response the connector could not use: a non-2xx from a call that does not go
+    through the generated SDK (legacy v1 endpoints), or a status the endpoint does not
+    document (the SDK would have returned ``None`` for it)."""
+
+    def __init__(self, status: int, body: str, headers: Mapping[str, str]) -> None:
+        super().__init__(f"HTTP {status}")
+        self.status = status
+        self.body = body
+        self.headers = dict(headers)
+
+
+def _text(body: Any) -> str:
+    if body is None:
+        return ""
+    if isinstance(body, bytes):
+        return body.decode("utf-8", "replace")
+    return str(body)
+
+
+def to_failure(exc: BaseException) -> Failure | None:
+    """The CRM-neutral view of anything the SDK, urllib3 or requests raised."""
+    import requests
+
+    status = getattr(exc, "status", None)
+    if isinstance(status, int) and hasattr(exc, "body"):
+        headers = dict(getattr(exc, "headers", None) or {})
+        if status == 0:  # the SDK's wrapper for TLS and request-building errors
+            return Failure(None, detail=type(exc).__name__)
+        return Failure(status, _text(exc.body), headers, type(exc).__name__)
+    if isinstance(exc, urllib3.exceptions.HTTPError | requests.exceptions.RequestException):
+        return Failure(None, detail=type(exc).__name__)
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return Failure(None, detail=type(exc).__name__)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    per_ten_seconds: int
+    per_day: int | None
+
+
+# private apps; a public OAuth app gets 110 per 10 s per account and no daily cap
+TIERS: dict[str, Tier] = {
+    "free": Tier(100, 250_000),
+    "starter": Tier(100, 250_000),
+    "pro": Tier(190, 650_000),
+    "professional": Tier(190, 650_000),
+    "enterprise": Tier(190, 1_000_000),
+}
+OAUTH_APP = Tier(110, None)
+SEARCH_PER_SECOND = 5
+
+
+def header_int(headers: Mapping[str, str], name: str) -> int | None:
+    lowered = name.lower()
+    for key, value in headers.items():
+        if key.lower() == lowered:
+            try:
+                return int(str(value).strip())
+            except ValueError:
+                return None
+    return None
+
+
+def rate_headers(headers: Mapping[str, str]) -> dict[str, int | None]:
+    """The ``X-HubSpot-RateLimit-*`` values (each may be absent: search and OAuth)."""
+    return {
+        "window_remaining": header_int(headers, "X-HubSpot-RateLimit-Remaining"),
+        "window_limit": header_int(headers, "X-HubSpot-RateLimit-Max"),
+        "daily_remaining": header_int(headers, "X-HubSpot-RateLimit-Daily-Remaining"),
+        "daily_limit": header_int(headers, "X-HubSpot-RateLimit-Daily"),
+    }
