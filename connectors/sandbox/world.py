@@ -487,23 +487,23 @@ _INDUSTRIES: tuple[tuple[str, float, float], ...] = (
     ("Non-profit", 4, -0.7),
     ("Government", 3, -0.8),
 )
-# (country, weight, top-level domain, phone prefix)
-_COUNTRIES: tuple[tuple[str, float, str, str], ...] = (
-    ("United States", 40, "com", "+1"),
-    ("United Kingdom", 10, "co.uk", "+44"),
-    ("Germany", 10, "de", "+49"),
-    ("India", 6, "in", "+91"),
-    ("Canada", 5, "ca", "+1"),
-    ("France", 5, "fr", "+33"),
-    ("Netherlands", 4, "nl", "+31"),
-    ("Australia", 4, "com.au", "+61"),
-    ("Spain", 3, "es", "+34"),
-    ("Brazil", 3, "com.br", "+55"),
-    ("Sweden", 2, "se", "+46"),
-    ("Ireland", 2, "ie", "+353"),
-    ("Switzerland", 2, "ch", "+41"),
-    ("Singapore", 2, "sg", "+65"),
-    ("Japan", 2, "jp", "+81"),
+# (country, weight, top-level domain, phone prefix, UTC offset in hours, DST ignored)
+_COUNTRIES: tuple[tuple[str, float, str, str, float], ...] = (
+    ("United States", 40, "com", "+1", -6.0),
+    ("United Kingdom", 10, "co.uk", "+44", 0.0),
+    ("Germany", 10, "de", "+49", 1.0),
+    ("India", 6, "in", "+91", 5.5),
+    ("Canada", 5, "ca", "+1", -5.0),
+    ("France", 5, "fr", "+33", 1.0),
+    ("Netherlands", 4, "nl", "+31", 1.0),
+    ("Australia", 4, "com.au", "+61", 10.0),
+    ("Spain", 3, "es", "+34", 1.0),
+    ("Brazil", 3, "com.br", "+55", -3.0),
+    ("Sweden", 2, "se", "+46", 1.0),
+    ("Ireland", 2, "ie", "+353", 0.0),
+    ("Switzerland", 2, "ch", "+41", 1.0),
+    ("Singapore", 2, "sg", "+65", 8.0),
+    ("Japan", 2, "jp", "+81", 9.0),
 )
 _LEGAL_FORM = {
     "United States": ("Inc.", "LLC", "", ""),
@@ -635,6 +635,16 @@ def _pick_by_rowweights(rng: _Rng, w_low: _F64, w_high: _F64, p: _F64) -> _I64:
     return out
 
 
+def _office_hours(rng: _Rng, ts: _F64, utc_offset_h: _F64) -> _F64:
+    """Move times to 9:00-17:00 local on a working day: reps call and meet in office hours."""
+    off = utc_offset_h * 3600.0
+    day = np.floor((ts + off) / DAY)
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+    day += np.where(weekday >= 5, 7 - weekday, 0)
+    out: _F64 = day * DAY + (9.0 + 8.0 * rng.random(len(ts))) * 3600.0 - off
+    return out
+
+
 def _uniform_in(rng: _Rng, lo: _F64, hi: _F64) -> _F64:
     return lo + rng.random(len(lo)) * (hi - lo)
 
@@ -733,7 +743,7 @@ def _make_companies(rng: _Rng, n_contacts: int) -> list[CompanySeed]:
         base = " ".join(x for x in (_NAME_A[a], _NAME_B[b], _NAME_C[c]) if x)
         if round_no:
             base = f"{base} {round_no + 1}"
-        country, _, tld, _ = _COUNTRIES[int(countries[i])]
+        country, _, tld, _, _ = _COUNTRIES[int(countries[i])]
         forms = _LEGAL_FORM[country]
         legal = forms[int(legal_u[i] * len(forms))]
         domain = f"{_slug(base)}.{tld}"
@@ -787,6 +797,7 @@ class _PeopleArrays:
     propensity: _F64
     activity: _F64  # per-person engagement multiplier, independent of propensity
     duplicate_of: _I64  # -1: not a duplicate
+    utc_offset: _F64  # hours, from the company's country
 
 
 def _draw_people(
@@ -860,8 +871,11 @@ def _draw_people(
     size_effect = np.where(
         (comp_size >= 50) & (comp_size <= 5000), 0.4, np.where(comp_size < 10, -0.5, 0.0)
     )
+    # People at one company share part of their intent (a buying committee).
+    company_effect = rng.normal(0.0, 0.5, len(companies))
     logit = (
-        rng.normal(-1.6, 1.0, n)
+        rng.normal(-1.6, 0.9, n)
+        + company_effect[company]
         + title_effect
         + comp_ind[company]
         + size_effect[company]
@@ -911,6 +925,7 @@ def _draw_people(
     phone_digits = rng.integers(200_0000, 999_9999, n)
     phone_area = rng.integers(201, 989, n)
     country_prefix = {c[0]: c[3] for c in _COUNTRIES}
+    offsets = {c[0]: c[4] for c in _COUNTRIES}
     used: set[str] = set()
     emails: list[str] = []
     phones: list[str | None] = []
@@ -963,6 +978,7 @@ def _draw_people(
         propensity=propensity,
         activity=activity,
         duplicate_of=dup,
+        utc_offset=np.array([offsets[companies[int(c)].country] for c in company]),
     )
 
 
@@ -1017,6 +1033,10 @@ def _draw_activities(
         quiet = (ts > lost_at[person]) & (rng.random(len(person)) < 0.5)
         return ~quiet
 
+    def office(person: npt.NDArray[np.int64], ts: _F64, floor: _F64) -> _F64:
+        moved = _office_hours(rng, ts, pa.utc_offset[person])
+        return np.maximum(moved, floor[person])
+
     def recent_time(person: npt.NDArray[np.int64]) -> _F64:
         # Interested people engage more towards the end of the window (a buying cycle).
         u = rng.random(len(person)) ** (1.0 / (1.0 + 1.5 * p[person]))
@@ -1043,9 +1063,16 @@ def _draw_activities(
     # Marketing e-mail: each campaign goes out once, to the subscribed part of a segment.
     n_c = len(CAMPAIGNS)
     send_at = t0 + (np.arange(n_c) + 0.2 + 0.6 * rng.random(n_c)) * (span / n_c)
+    # Campaigns go out on a Tuesday to Thursday at 15:00 UTC, never in the last day.
+    send_day = np.floor(send_at / DAY)
+    weekday = (send_day + 3) % 7
+    send_day += np.where((weekday >= 1) & (weekday <= 3), 0, (8 - weekday) % 7)
+    send_at = send_day * DAY + 15 * 3600.0
+    send_at = np.where(send_at > now - DAY, send_at - 7 * DAY, send_at)
     subscribed = (rng.random(n) < 0.85) & ~pa.competitor
     in_segment = rng.random((n, n_c)) < 0.7
     sent = in_segment & subscribed[:, None] & (pa.created[:, None] <= send_at[None, :])
+    sent &= (send_at >= t0)[None, :]  # short windows: a campaign moved before the start
     unsub_p = 0.002 + 0.02 * (1.0 - p) ** 2
     unsub_hit = sent & (rng.random((n, n_c)) < unsub_p[:, None])
     unsubscribed: npt.NDArray[np.bool_] = np.asarray(unsub_hit.any(axis=1), dtype=np.bool_)
@@ -1109,7 +1136,7 @@ def _draw_activities(
     by_rep = owner_kind[pa.owner]
     n_meet = rng.poisson(frac * act * (0.01 + 1.6 * p**2))
     m_person = np.repeat(np.arange(n, dtype=np.int64), n_meet)
-    m_ts = recent_time(m_person)
+    m_ts = office(m_person, recent_time(m_person), start)
     kept = loud(m_person, m_ts)
     m_person, m_ts = m_person[kept], m_ts[kept]
     add(m_person, _K["meeting_booked"], m_ts, -1)
@@ -1118,7 +1145,7 @@ def _draw_activities(
     add(m_person[cancelled], _K["meeting_cancelled"], mc_ts, -1)
     n_call = rng.poisson(frac * act * np.where(by_rep, 1.0, 0.25) * (0.05 + 2.5 * p**1.5))
     c_person = np.repeat(np.arange(n, dtype=np.int64), n_call)
-    c_ts = recent_time(c_person)
+    c_ts = office(c_person, recent_time(c_person), start)
     kept = loud(c_person, c_ts)
     add(c_person[kept], _K["call"], c_ts[kept], -1)
 
@@ -1129,10 +1156,12 @@ def _draw_activities(
     ):
         d_calls = np.where(has, rng.poisson(1.0 + 3.0 * p), 0)
         d_person = np.repeat(np.arange(n, dtype=np.int64), d_calls)
-        add(d_person, _K["call"], _uniform_in(rng, lo[d_person], hi[d_person]), -1)
+        d_ts = office(d_person, _uniform_in(rng, lo[d_person], hi[d_person]), lo)
+        add(d_person, _K["call"], d_ts, -1)
         d_meet = np.where(has, rng.poisson(0.5 + 2.0 * p), 0)
         d_person = np.repeat(np.arange(n, dtype=np.int64), d_meet)
-        add(d_person, _K["meeting_booked"], _uniform_in(rng, lo[d_person], hi[d_person]), -1)
+        d_ts = office(d_person, _uniform_in(rng, lo[d_person], hi[d_person]), lo)
+        add(d_person, _K["meeting_booked"], d_ts, -1)
 
     # Customers onboard after a win: docs and product pages, a page or two at a time.
     won_from = np.where(plan.won, plan.close_at, now)

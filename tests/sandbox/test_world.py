@@ -27,6 +27,7 @@ from connectors.sandbox.world import (
     WEBINARS,
     Activities,
     World,
+    _make_companies,
     generate_world,
 )
 
@@ -179,19 +180,20 @@ def test_vocabularies() -> None:
     assert len(set(WEBINARS)) == len(WEBINARS) >= 4
 
 
-def test_activity_columns_are_compact_sorted_and_in_range(world: World) -> None:
+def assert_well_formed(world: World) -> None:
+    """Shape and ordering invariants every consumer of the world relies on."""
     acts = world.activities
+    n = len(world.people)
     assert acts.person.dtype == np.int32
     assert acts.kind.dtype == np.uint8
     assert acts.ts.dtype == np.float64
     assert acts.detail.dtype == np.int32
     assert len(acts) == len(acts.person) == len(acts.kind) == len(acts.ts) == len(acts.detail)
-    assert len(acts) > 20 * N  # 180 days of engagement, not a token amount
     # sorted by (person, ts)
     same = acts.person[1:] == acts.person[:-1]
     assert np.all(acts.person[1:] >= acts.person[:-1])
     assert np.all(acts.ts[1:][same] >= acts.ts[:-1][same])
-    assert acts.person.min() >= 0 and acts.person.max() < N
+    assert acts.person.min() >= 0 and acts.person.max() < n
     assert acts.kind.max() < len(ACTIVITY_TYPES)
     # timestamps: millisecond precision, inside the window, never in the future
     assert np.all(acts.ts <= world.now)
@@ -200,6 +202,27 @@ def test_activity_columns_are_compact_sorted_and_in_range(world: World) -> None:
     assert np.max(np.abs(ms - np.round(ms))) < 1e-3
     created = np.array([p.created_at for p in world.people])
     assert np.all(acts.ts >= created[acts.person])
+    assert all(p.created_at <= world.now for p in world.people)
+    for d in world.deals:
+        assert d.created_at <= world.now
+        assert d.closed_at is None or d.created_at <= d.closed_at <= world.now
+
+
+def test_activity_columns_are_compact_sorted_and_in_range(world: World) -> None:
+    assert_well_formed(world)
+    assert len(world.activities) > 20 * N  # 180 days of engagement, not a token amount
+
+
+@pytest.mark.parametrize(
+    ("now", "days"),
+    [(1_780_000_000.1237, 180), (datetime(2026, 2, 3, 4, 5, 6, 789_000, tzinfo=UTC), 7), (None, 1)],
+)
+def test_odd_clocks_and_short_windows_stay_well_formed(
+    now: float | datetime | None, days: int
+) -> None:
+    w = generate_world(400, seed=3, now=now, days=days)
+    assert len(w.activities) > 0
+    assert_well_formed(w)
 
 
 def test_detail_indexes_the_right_vocabulary(world: World) -> None:
@@ -296,6 +319,33 @@ def test_cancellations_follow_bookings(world: World) -> None:
         assert np.all(cancelled <= booked), i
 
 
+def _weekday_and_hour(
+    ts: npt.NDArray[np.float64], offset_h: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    local = ts + offset_h * 3600.0
+    day = np.floor(local / 86_400.0)
+    return ((day + 3) % 7).astype(np.int64), (local - day * 86_400.0) / 3600.0
+
+
+def test_sales_work_happens_in_office_hours_and_campaigns_midweek(world: World) -> None:
+    acts = world.activities
+    tz = {
+        "United States": -6.0, "United Kingdom": 0.0, "Germany": 1.0, "India": 5.5,
+        "Canada": -5.0, "France": 1.0, "Netherlands": 1.0, "Australia": 10.0, "Spain": 1.0,
+        "Brazil": -3.0, "Sweden": 1.0, "Ireland": 0.0, "Switzerland": 1.0, "Singapore": 8.0,
+        "Japan": 9.0,
+    }  # fmt: skip
+    person_offset = np.array([tz[world.companies[p.company_idx].country] for p in world.people])
+    m = np.isin(acts.kind, [K["call"], K["meeting_booked"]])
+    weekday, hour = _weekday_and_hour(acts.ts[m], person_offset[acts.person[m]])
+    in_hours = (weekday < 5) & (hour >= 9) & (hour <= 17)
+    assert in_hours.mean() > 0.95
+    sends = acts.ts[acts.kind == K["email_send"]]
+    weekday, hour = _weekday_and_hour(sends, np.zeros(len(sends)))
+    assert set(weekday.tolist()) <= {1, 2, 3}
+    assert np.all((hour >= 15) & (hour <= 15.25))
+
+
 def test_deals_are_consistent(world: World) -> None:
     owners = {o.idx: o for o in world.owners}
     stages = collections.Counter(d.stage for d in world.deals)
@@ -337,6 +387,13 @@ def test_companies_look_real(world: World) -> None:
     assert len(countries) >= 10
     assert countries.most_common(1)[0][0] == "United States"
     assert 1 <= sum(c.is_competitor for c in comps) <= 10
+
+
+def test_company_names_stay_unique_beyond_the_name_combinations() -> None:
+    comps = _make_companies(np.random.default_rng(0), 200_000)
+    assert len(comps) > 30_000
+    assert len({c.domain for c in comps}) == len(comps)
+    assert len({c.name for c in comps}) == len(comps)
 
 
 def test_owners_reps_queue_and_one_inactive(world: World) -> None:
