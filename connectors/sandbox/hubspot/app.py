@@ -1,0 +1,1203 @@
+"""``HubSpotSandbox``: a fake HubSpot account that the official client cannot tell
+from the real one on the calls leadsync makes, limits and failures included.
+
+Built from ``shared/crm-api-facts.md`` (HubSpot section), never from what a
+connector happens to need. Every request passes auth, then the rate limits, then
+the route; every answer carries HubSpot's headers and error shapes.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+import numpy as np
+
+from connectors.sandbox.framework import (
+    BadRequestBody,
+    Clock,
+    Request,
+    Response,
+    SystemClock,
+    iso_ms,
+)
+from connectors.sandbox.hubspot import legacy, search
+from connectors.sandbox.hubspot.errors import (
+    HsError,
+    not_found_entry,
+    property_errors,
+    validation,
+)
+from connectors.sandbox.hubspot.limits import Limits, Tokens
+from connectors.sandbox.hubspot.schema import (
+    ALWAYS_RETURNED,
+    ASSOCIATION_TYPE_IDS,
+    DEFAULT_PROPERTIES,
+    OBJECT_TYPES,
+    REQUIRED_ON_CREATE,
+    TYPE_ID_TO_PAIR,
+    PropertyDef,
+    association_type_name,
+    normalise_object_type,
+)
+from connectors.sandbox.hubspot.search import to_ms
+from connectors.sandbox.hubspot.store import ExtraActivity, Store, build_store
+from connectors.sandbox.hubspot.table import Props, Table
+from connectors.sandbox.world import ACTIVITY_TYPES, CAMPAIGNS, FORMS, World, generate_world
+
+MAX_BATCH = 100
+MAX_ASSOC_BATCH = 1000
+MAX_LIST = 100
+MAX_UNIQUE_PROPERTIES = 10
+BATCH_LIMIT_MESSAGE = (
+    "The maximum number of inputs supported in a batch is 100. "
+    "Please reduce the number of items and try again"
+)
+_ID = re.compile(r"^\d+$")
+_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_PROPERTY_TYPES = {"string", "number", "date", "datetime", "enumeration", "bool"}
+_FIELD_TYPES = {
+    "text",
+    "textarea",
+    "number",
+    "select",
+    "radio",
+    "checkbox",
+    "booleancheckbox",
+    "date",
+    "file",
+    "phonenumber",
+    "html",
+    "calculation_equation",
+}
+_KIND = {name: i for i, name in enumerate(ACTIVITY_TYPES)}
+_PRICING = tuple(i for i, url in enumerate(legacy.PAGES) if "/pricing" in url or "/plans" in url)
+
+Handler = Callable[[Request, list[str]], Response]
+
+
+def _str_value(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class HubSpotSandbox:
+    """One fake HubSpot portal (a ``framework.Flavour``). Thread-safe."""
+
+    name = "hubspot"
+
+    def __init__(
+        self,
+        *,
+        world: World | None = None,
+        contacts: int = 2000,
+        seed: int = 7,
+        tier: str = "pro",
+        tokens: Sequence[str] = ("sandbox-token",),
+        client_id: str = "sandbox-client",
+        client_secret: str = "sandbox-secret",
+        refresh_token: str = "sandbox-refresh",
+        clock: Clock | None = None,
+        search_lag_seconds: float = 3.0,
+    ) -> None:
+        if search_lag_seconds < 0:
+            raise ValueError("search_lag_seconds: must not be negative")
+        self.world = world if world is not None else generate_world(contacts, seed=seed)
+        self.seed = seed
+        self.tier = tier
+        self.clock: Clock = clock or SystemClock()
+        self.search_lag_seconds = float(search_lag_seconds)
+        self.limits = Limits(tier, seed=seed)
+        self.tokens = Tokens(
+            tuple(tokens),
+            client_id=client_id,
+            client_secret=client_secret,
+            refresh_token=refresh_token,
+        )
+        self._lock = threading.RLock()
+        self.store: Store = build_store(self.world, lag=self.search_lag_seconds, seed=seed)
+        self.legacy = legacy.Legacy(self.store)
+
+    # ------------------------------------------------------------ Flavour API
+    def reset(self) -> None:
+        with self._lock:
+            self.store = build_store(self.world, lag=self.search_lag_seconds, seed=self.seed)
+            self.legacy = legacy.Legacy(self.store)
+            self.limits.reset()
+            self.tokens.reset()
+
+    def expire_credentials(self) -> None:
+        with self._lock:
+            self.tokens.expire_all()
+
+    def route_key(self, request: Request) -> str:
+        parts = [p for p in request.path.split("/") if p]
+        out: list[str] = []
+        for i, part in enumerate(parts):
+            if _ID.match(part) or (i >= 1 and parts[i - 1] == "forms" and "-" in part):
+                out.append("{id}")
+            elif i == 4 and parts[:2] == ["crm", "v3"] and parts[2] == "properties":
+                out.append("{name}")
+            else:
+                out.append(part)
+        return f"{request.method} /" + "/".join(out)
+
+    def is_write(self, request: Request) -> bool:
+        if request.method not in ("POST", "PATCH", "PUT", "DELETE"):
+            return False
+        path = request.path.rstrip("/")
+        return not (
+            path.endswith("/search") or path.endswith("/batch/read") or path.startswith("/oauth/")
+        )
+
+    def error_response(self, request: Request, status: int) -> Response:
+        category = "INTERNAL_ERROR" if status >= 500 else "VALIDATION_ERROR"
+        messages = {
+            502: "Bad Gateway",
+            503: "Service Unavailable: the service is temporarily overloaded.",
+            504: "Gateway Timeout",
+        }
+        err = HsError(status, category, messages.get(status, "internal error"))
+        return self._error(err)
+
+    def rate_limited_response(self, request: Request) -> Response:
+        from connectors.sandbox.hubspot.limits import Verdict
+
+        verdict = Verdict(
+            allowed=False,
+            policy="TEN_SECONDLY_ROLLING",
+            message="You have reached your ten secondly limit.",
+        )
+        with self._lock:
+            verdict.retry_after = self.limits._maybe_retry_after(1.0)
+        return self._rate_limited(verdict)
+
+    # --------------------------------------------------------------- entry
+    def handle(self, request: Request) -> Response:
+        with self._lock:
+            try:
+                return self._handle(request)
+            except HsError as err:
+                return self._error(err)
+            except BadRequestBody as exc:
+                return self._error(validation(f"Invalid input JSON on line 1: {exc}"))
+
+    def _handle(self, request: Request) -> Response:
+        path = request.path.rstrip("/") or "/"
+        parts = [p for p in path.split("/") if p]
+        if path == "/oauth/v1/token" and request.method == "POST":
+            return self._oauth_token(request)
+        now = self.clock.now()
+        auth = request.headers.get("authorization", "")
+        token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
+        caller = self.tokens.caller(token, now)
+        if caller is None:
+            return self._error(
+                HsError(
+                    401,
+                    "INVALID_AUTHENTICATION",
+                    "Authentication credentials not found. This API supports OAuth 2.0 "
+                    "authentication and you can find more details at "
+                    "https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+                )
+            )
+        is_search = (
+            request.method == "POST"
+            and path.endswith("/search")
+            and parts[:2]
+            == [
+                "crm",
+                "v3",
+            ]
+        )
+        verdict = self.limits.check(caller, now, search=is_search)
+        if not verdict.allowed:
+            return self._rate_limited(verdict)
+        handler, args = self._route(request.method, parts)
+        if handler is None:
+            response = self._error(
+                HsError(404, "OBJECT_NOT_FOUND", f"No route for {request.method} {request.path}")
+            )
+        else:
+            try:
+                response = handler(request, args)
+            except HsError as err:
+                response = self._error(err)
+        if verdict.headers:
+            response.headers.update(verdict.headers)
+        return response
+
+    def _route(self, method: str, parts: list[str]) -> tuple[Handler | None, list[str]]:
+        n = len(parts)
+        if n >= 3 and parts[0] == "crm" and parts[1] == "v3":
+            if parts[2] == "objects" and n >= 4:
+                obj = normalise_object_type(parts[3])
+                if obj is None:
+                    return None, []
+                rest = parts[4:]
+                if not rest:
+                    return {"GET": self._list, "POST": self._create}.get(method), [obj]
+                if rest == ["search"] and method == "POST":
+                    return self._search, [obj]
+                if rest == ["merge"] and method == "POST" and obj == "contacts":
+                    return self._merge, [obj]
+                if len(rest) == 2 and rest[0] == "batch" and method == "POST":
+                    op = {
+                        "read": self._batch_read,
+                        "create": self._batch_create,
+                        "update": self._batch_update,
+                        "upsert": self._batch_upsert,
+                        "archive": self._batch_archive,
+                    }.get(rest[1])
+                    return op, [obj]
+                if len(rest) == 1:
+                    return {
+                        "GET": self._get,
+                        "PATCH": self._update,
+                        "DELETE": self._archive,
+                    }.get(method), [obj, rest[0]]
+                return None, []
+            if parts[2] == "properties" and n >= 4:
+                obj = normalise_object_type(parts[3])
+                if obj is None:
+                    return None, []
+                if n == 4:
+                    return {"GET": self._properties, "POST": self._create_property}.get(method), [
+                        obj
+                    ]
+                if n == 5 and method == "GET":
+                    return self._property, [obj, parts[4]]
+                return None, []
+            if parts[2] == "owners" and method == "GET":
+                if n == 3:
+                    return self._owners, []
+                if n == 4:
+                    return self._owner, [parts[3]]
+            return None, []
+        if n >= 5 and parts[:3] == ["crm", "v4", "associations"] and method == "POST":
+            a, b = normalise_object_type(parts[3]), normalise_object_type(parts[4])
+            if a is None or b is None:
+                return None, []
+            if parts[5:] == ["batch", "read"]:
+                return self._assoc_read, [a, b]
+            if parts[5:] == ["batch", "create"]:
+                return self._assoc_create, [a, b]
+            return None, []
+        if n >= 6 and parts[:3] == ["crm", "v4", "objects"] and parts[5] == "associations":
+            a = normalise_object_type(parts[3])
+            if a is None:
+                return None, []
+            if n == 7 and method == "GET":
+                return self._assoc_page, [a, parts[4], parts[6]]
+            if n == 8 and method == "PUT":
+                return self._assoc_put, [a, parts[4], parts[6], parts[7]]
+            if n == 9 and method == "PUT" and parts[6] == "default":
+                return self._assoc_put_default, [a, parts[4], parts[7], parts[8]]
+            return None, []
+        return self.legacy.route(method, parts, self.tier), []
+
+    # ------------------------------------------------------------- helpers
+    def _error(self, err: HsError) -> Response:
+        body = err.body()
+        return Response.json(err.status, body, {"X-HubSpot-Correlation-Id": body["correlationId"]})
+
+    def _rate_limited(self, verdict: Any) -> Response:
+        cid = str(uuid.uuid4())
+        headers = {"X-HubSpot-Correlation-Id": cid}
+        if verdict.retry_after is not None:
+            headers["Retry-After"] = str(int(verdict.retry_after))
+        return Response.json(429, Limits.body(verdict, cid), headers)
+
+    def _ok(self, status: int, payload: Any) -> Response:
+        return Response.json(status, payload, {"X-HubSpot-Correlation-Id": str(uuid.uuid4())})
+
+    def _table(self, obj: str) -> Table:
+        return self.store.tables[obj]
+
+    def _now(self) -> float:
+        return self.clock.now()
+
+    def _body(self, request: Request) -> dict[str, Any]:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise validation("Invalid input JSON: expected a JSON object")
+        return body
+
+    def _wanted(self, obj: str, names: list[str] | None) -> list[str]:
+        if not names:
+            return list(DEFAULT_PROPERTIES[obj])
+        return names
+
+    def _render(
+        self,
+        obj: str,
+        slot: int,
+        wanted: list[str],
+        *,
+        associations: list[str] | None = None,
+        search_view: bool = False,
+    ) -> dict[str, Any]:
+        table = self._table(obj)
+        record = table.record_json(slot, wanted, ALWAYS_RETURNED[obj], iso_ms, search=search_view)
+        if associations:
+            out: dict[str, Any] = {}
+            object_id = int(table.ids[slot])
+            for name in associations:
+                other = normalise_object_type(name)
+                if other is None or (obj, other) not in ASSOCIATION_TYPE_IDS:
+                    continue
+                ids = self.store.associated(obj, object_id, other)
+                if ids:
+                    kind = association_type_name(obj, other)
+                    out[other] = {"results": [{"id": str(i), "type": kind} for i in ids]}
+            if out:
+                record["associations"] = out
+        return record
+
+    def _batch_inputs(self, body: dict[str, Any], limit: int = MAX_BATCH) -> list[Any]:
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list):
+            raise validation("Invalid input JSON: 'inputs' must be a list")
+        if len(inputs) > limit:
+            if limit == MAX_BATCH:
+                raise HsError(400, "VALIDATION_ERROR", BATCH_LIMIT_MESSAGE)
+            raise HsError(
+                400,
+                "VALIDATION_ERROR",
+                f"The maximum number of inputs supported in a batch is {limit}. "
+                "Please reduce the number of items and try again",
+            )
+        return inputs
+
+    def _batch_answer(
+        self,
+        ok_status: int,
+        results: list[dict[str, Any]],
+        errors: list[dict[str, Any]],
+        started: float,
+    ) -> Response:
+        payload: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso_ms(started),
+            "completedAt": iso_ms(self._now()),
+        }
+        if errors:
+            payload["numErrors"] = len(errors)
+            payload["errors"] = errors
+            return self._ok(207, payload)
+        return self._ok(ok_status, payload)
+
+    def _slot_by_id(self, obj: str, raw: Any, *, archived: bool = False) -> int | None:
+        text = str(raw).strip()
+        if not _ID.match(text):
+            return None
+        table = self._table(obj)
+        object_id = self.store.resolve(obj, int(text))
+        slot = table.slot_of(object_id)
+        if slot is None or table.gone[slot] or bool(table.archived[slot]) != archived:
+            return None
+        return slot
+
+    def _slot_by_property(self, obj: str, prop: str, value: Any) -> int | None:
+        table = self._table(obj)
+        if prop == "hs_object_id":
+            return self._slot_by_id(obj, value)
+        if prop not in table.unique:
+            raise validation(
+                f"{prop} is not a unique property of {obj}: idProperty must name a property with unique values"
+            )
+        slot = table.owner_of(prop, _str_value(value))
+        if slot is None or table.gone[slot] or table.archived[slot]:
+            return None
+        return slot
+
+    # -------------------------------------------------------------- validation
+    def _clean_properties(
+        self, obj: str, raw: Any, *, creating: bool, slot: int | None = None
+    ) -> Props:
+        """Check a write's properties as HubSpot does; returns normalised strings."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise validation("Invalid input JSON: 'properties' must be an object")
+        table = self._table(obj)
+        problems: list[tuple[str, str, str]] = []
+        out: Props = {}
+        for name, value in raw.items():
+            d = table.defs.get(name)
+            if d is None:
+                problems.append(
+                    (name, "PROPERTY_DOESNT_EXIST", f'Property "{name}" does not exist')
+                )
+                continue
+            if d.read_only:
+                problems.append(
+                    (
+                        name,
+                        "READ_ONLY_VALUE",
+                        f'"{name}" is a read only property; its value cannot be set.',
+                    )
+                )
+                continue
+            text = _str_value(value)
+            clean, problem = self._check_value(d, text)
+            if problem:
+                problems.append((name, problem[0], problem[1]))
+                continue
+            out[name] = clean
+        if creating:
+            for name in REQUIRED_ON_CREATE.get(obj, ()):
+                if not out.get(name):
+                    problems.append((name, "REQUIRED", f'Property "{name}" is required'))
+        if problems:
+            raise property_errors(problems)
+        for name in table.unique:
+            value = out.get(name)
+            if not value:
+                continue
+            holder = table.owner_of(name, value)
+            if holder is not None and holder != slot:
+                holder_id = int(table.ids[holder])
+                if obj == "contacts" and name == "email":
+                    raise HsError(
+                        409, "CONFLICT", f"Contact already exists. Existing ID: {holder_id}"
+                    )
+                raise HsError(
+                    409,
+                    "CONFLICT",
+                    f"A {OBJECT_TYPES[obj][0]} with {name}={value!r} already exists "
+                    f"(the property has unique values). Existing ID: {holder_id}",
+                )
+        return out
+
+    def _check_value(self, d: PropertyDef, text: str) -> tuple[str, tuple[str, str] | None]:
+        if text == "":
+            return "", None
+        if d.type == "number":
+            try:
+                float(text)
+            except ValueError:
+                return text, ("INVALID_DECIMAL", f"{text} was not a valid number.")
+            return text, None
+        if d.type == "bool":
+            low = text.lower()
+            if low not in ("true", "false"):
+                return text, ("INVALID_BOOLEAN", f"{text} was not a valid boolean (true/false).")
+            return low, None
+        if d.type in ("datetime", "date"):
+            ms = to_ms(text)
+            if ms is None:
+                return text, (
+                    "INVALID_DATE",
+                    f"{text} was not a valid long or ISO 8601 date-time.",
+                )
+            iso = iso_ms(ms / 1000.0)
+            return (iso if d.type == "datetime" else iso[:10]), None
+        if d.type == "enumeration" and d.options:
+            values = text.split(";")
+            bad = [v for v in values if v not in d.options]
+            if bad:
+                return text, (
+                    "INVALID_OPTION",
+                    f"{bad[0]} was not one of the allowed options: {', '.join(d.options[:20])}",
+                )
+        return text, None
+
+    def _check_associations(self, obj: str, raw: Any) -> list[tuple[str, int]]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise validation("Invalid input JSON: 'associations' must be a list")
+        links: list[tuple[str, int]] = []
+        for item in raw:
+            try:
+                to_id = str(item["to"]["id"])
+                types = item["types"]
+                type_id = int(types[0]["associationTypeId"])
+            except (KeyError, TypeError, IndexError, ValueError) as exc:
+                raise validation(
+                    "Invalid input JSON: an association needs to.id and types[].associationTypeId"
+                ) from exc
+            pair = TYPE_ID_TO_PAIR.get(type_id)
+            if pair is None or pair[0] != obj:
+                raise validation(
+                    f"association type id {type_id} is not valid for {OBJECT_TYPES[obj][0]}",
+                    subCategory="INVALID_ASSOCIATION_TYPE",
+                )
+            target = pair[1]
+            if target not in self.store.tables or self._slot_by_id(target, to_id) is None:
+                raise validation(
+                    f"One or more associations are invalid: {OBJECT_TYPES[target][0]} {to_id} does not exist",
+                    subCategory="INVALID_ASSOCIATION",
+                )
+            links.append((target, self.store.resolve(target, int(to_id))))
+        return links
+
+    def _do_create(self, obj: str, properties: Props, links: list[tuple[str, int]]) -> int:
+        table = self._table(obj)
+        slot = table.create(properties, self._now())
+        object_id = int(table.ids[slot])
+        for target, target_id in links:
+            self.store.link(obj, object_id, target, target_id)
+        return slot
+
+    # ------------------------------------------------------------- objects
+    def _list(self, request: Request, args: list[str]) -> Response:
+        obj = args[0]
+        table = self._table(obj)
+        limit = _int_param(request, "limit", 10)
+        limit = max(1, min(limit, MAX_LIST))
+        archived = (request.param("archived", "false") or "false").lower() == "true"
+        after_raw = request.param("after")
+        slots = table.listable(archived=archived)
+        start = 0
+        if after_raw:
+            if not _ID.match(after_raw):
+                raise validation(f"Invalid after: {after_raw!r}")
+            start = int(np.searchsorted(table.ids[slots], int(after_raw)))
+        page = slots[start : start + limit]
+        wanted = self._wanted(obj, request.params("properties"))
+        assoc = request.params("associations")
+        payload: dict[str, Any] = {
+            "results": [self._render(obj, int(s), wanted, associations=assoc) for s in page]
+        }
+        if start + limit < len(slots):
+            nxt = str(int(table.ids[slots[start + limit]]))
+            query = [(k, x) for k, v in request.query.items() if k != "after" for x in v]
+            query.append(("after", nxt))
+            payload["paging"] = {"next": {"after": nxt, "link": self._link(request, query)}}
+        return self._ok(200, payload)
+
+    def _link(self, request: Request, query: list[tuple[str, str]]) -> str:
+        host = request.headers.get("host", "127.0.0.1")
+        return f"http://{host}{request.path}?{urlencode(query)}"
+
+    def _get(self, request: Request, args: list[str]) -> Response:
+        obj, raw_id = args
+        archived = (request.param("archived", "false") or "false").lower() == "true"
+        id_property = request.param("idProperty")
+        if id_property:
+            slot = self._slot_by_property(obj, id_property, raw_id)
+        else:
+            slot = self._slot_by_id(obj, raw_id, archived=archived)
+        if slot is None:
+            raise HsError(
+                404,
+                "OBJECT_NOT_FOUND",
+                "Object not found.  objectId are usually numeric.",
+                context={"id": [raw_id]},
+            )
+        wanted = self._wanted(obj, request.params("properties"))
+        record = self._render(obj, slot, wanted, associations=request.params("associations"))
+        return self._ok(200, record)
+
+    def _create(self, request: Request, args: list[str]) -> Response:
+        obj = args[0]
+        body = self._body(request)
+        props = self._clean_properties(obj, body.get("properties"), creating=True)
+        links = self._check_associations(obj, body.get("associations"))
+        slot = self._do_create(obj, props, links)
+        return self._ok(201, self._render(obj, slot, list(props)))
+
+    def _update(self, request: Request, args: list[str]) -> Response:
+        obj, raw_id = args
+        body = self._body(request)
+        id_property = request.param("idProperty")
+        if id_property:
+            slot = self._slot_by_property(obj, id_property, raw_id)
+        else:
+            slot = self._slot_by_id(obj, raw_id)
+        if slot is None:
+            raise HsError(
+                404,
+                "OBJECT_NOT_FOUND",
+                "Object not found.  objectId are usually numeric.",
+                context={"id": [raw_id]},
+            )
+        props = self._clean_properties(obj, body.get("properties"), creating=False, slot=slot)
+        self._table(obj).update(slot, props, self._now())
+        return self._ok(200, self._render(obj, slot, list(props)))
+
+    def _archive(self, request: Request, args: list[str]) -> Response:
+        obj, raw_id = args
+        slot = self._slot_by_id(obj, raw_id)
+        if slot is not None:
+            self._table(obj).archive(slot, self._now())
+        return Response.empty(204, {"X-HubSpot-Correlation-Id": str(uuid.uuid4())})
+
+    def _search(self, request: Request, args: list[str]) -> Response:
+        obj = args[0]
+        table = self._table(obj)
+        page = search.run(table, self._body(request), self._now())
+        wanted = self._wanted(obj, page.properties)
+        payload: dict[str, Any] = {
+            "total": page.total,
+            "results": [self._render(obj, s, wanted, search_view=True) for s in page.slots],
+        }
+        if page.next_after is not None:
+            payload["paging"] = {"next": {"after": str(page.next_after)}}
+        # search answers carry no rate-limit headers
+        return Response.json(200, payload)
+
+    # ---------------------------------------------------------------- batch
+    def _batch_read(self, request: Request, args: list[str]) -> Response:
+        obj = args[0]
+        started = self._now()
+        body = self._body(request)
+        inputs = self._batch_inputs(body)
+        archived = (request.param("archived", "false") or "false").lower() == "true"
+        id_property = body.get("idProperty")
+        props = body.get("properties")
+        wanted = self._wanted(obj, props if isinstance(props, list) else None)
+        results: list[dict[str, Any]] = []
+        missing: list[str] = []
+        seen: set[int] = set()
+        for item in inputs:
+            raw = item.get("id") if isinstance(item, dict) else None
+            if raw is None:
+                raise validation("Invalid input JSON: each input needs an id")
+            if id_property:
+                slot = self._slot_by_property(obj, str(id_property), raw)
+            else:
+                slot = self._slot_by_id(obj, raw, archived=archived)
+            if slot is None:
+                missing.append(str(raw))
+                continue
+            if slot in seen:
+                continue
+            seen.add(slot)
+            results.append(self._render(obj, slot, wanted))
+        errors = [not_found_entry(OBJECT_TYPES[obj][0], missing)] if missing else []
+        return self._batch_answer(200, results, errors, started)
+
+    def _batch_create(self, request: Request, args: list[str]) -> Response:
+        obj = args[0]
+        started = self._now()
+        inputs = self._batch_inputs(self._body(request))
+        prepared: list[tuple[Props, list[tuple[str, int]]]] = []
+        table = self._table(obj)
+        batch_unique: dict[str, set[str]] = {name: set() for name in table.unique}
+        for item in inputs:
+            if not isinstance(item, dict):
+                raise validation("Invalid input JSON: each input must be an object")
+            props = self._clean_properties(obj, item.get("properties"), creating=True)
+            for name, seen in batch_unique.items():
+                value = props.get(name, "").lower()
+                if value and value in seen:
+                    raise HsError(409, "CONFLICT", f"Duplicate {name} in batch input: {value}")
+                if value:
+                    seen.add(value)
+            prepared.append((props, self._check_associations(obj, item.get("associations"))))
+        results = [
+            self._render(obj, self._do_create(obj, props, links), list(props))
+            for props, links in prepared
+        ]
+        return self._batch_answer(201, results, [], started)
+
+    def _batch_update(self, request: Request, args: list[str]) -> Response:
+        obj = args[0]
+        started = self._now()
+        inputs = self._batch_inputs(self._body(request))
+        table = self._table(obj)
+        seen_ids: set[str] = set()
+        dupes: list[str] = []
+        plan: list[tuple[int, Props]] = []
+        missing: list[str] = []
+        for item in inputs:
+            if not isinstance(item, dict) or item.get("id") is None:
+                raise validation("Invalid input JSON: each input needs an id and properties")
+            raw = str(item["id"])
+            if raw in seen_ids:
+                dupes.append(raw)
+            seen_ids.add(raw)
+            id_property = item.get("idProperty")
+            if id_property:
+                slot = self._slot_by_property(obj, str(id_property), raw)
+            else:
+                slot = self._slot_by_id(obj, raw)
+            props = self._clean_properties(obj, item.get("properties"), creating=False, slot=slot)
+            if slot is None:
+                missing.append(raw)
+                continue
+            plan.append((slot, props))
+        if dupes:
+            raise validation(f"Duplicate IDs found in batch input: {sorted(set(dupes))}")
+        now = self._now()
+        results = []
+        for slot, props in plan:
+            table.update(slot, props, now)
+            results.append(self._render(obj, slot, list(props)))
+        errors = [not_found_entry(OBJECT_TYPES[obj][0], missing)] if missing else []
+        return self._batch_answer(200, results, errors, started)
+
+    def _batch_upsert(self, request: Request, args: list[str]) -> Response:
+        obj = args[0]
+        started = self._now()
+        inputs = self._batch_inputs(self._body(request))
+        table = self._table(obj)
+        plan: list[tuple[int | None, Props, str, str]] = []
+        seen: set[tuple[str, str]] = set()
+        for item in inputs:
+            if not isinstance(item, dict) or item.get("id") is None or not item.get("idProperty"):
+                raise validation("Invalid input JSON: each upsert input needs id and idProperty")
+            id_property = str(item["idProperty"])
+            value = _str_value(item["id"])
+            if id_property not in table.unique:
+                raise validation(
+                    f"{id_property} is not a unique property of {obj}: upsert needs a property with unique values"
+                )
+            key = (id_property, value.lower())
+            if key in seen:
+                raise validation(f"Duplicate IDs found in batch input: [{value!r}]")
+            seen.add(key)
+            slot = self._slot_by_property(obj, id_property, value)
+            props = self._clean_properties(
+                obj, item.get("properties"), creating=slot is None, slot=slot
+            )
+            if slot is None:
+                props.setdefault(id_property, value)
+            plan.append((slot, props, id_property, value))
+        now = self._now()
+        results = []
+        for slot, props, _, _ in plan:
+            created = slot is None
+            if slot is None:
+                slot = table.create(props, now)
+            else:
+                table.update(slot, props, now)
+            record = self._render(obj, slot, list(props))
+            record["new"] = created
+            results.append(record)
+        return self._batch_answer(200, results, [], started)
+
+    def _batch_archive(self, request: Request, args: list[str]) -> Response:
+        obj = args[0]
+        inputs = self._batch_inputs(self._body(request))
+        now = self._now()
+        for item in inputs:
+            raw = item.get("id") if isinstance(item, dict) else None
+            slot = self._slot_by_id(obj, raw) if raw is not None else None
+            if slot is not None:
+                self._table(obj).archive(slot, now)
+        return Response.empty(204, {"X-HubSpot-Correlation-Id": str(uuid.uuid4())})
+
+    def _merge(self, request: Request, args: list[str]) -> Response:
+        body = self._body(request)
+        primary_raw, merge_raw = body.get("primaryObjectId"), body.get("objectIdToMerge")
+        if primary_raw is None or merge_raw is None:
+            raise validation("Invalid input JSON: primaryObjectId and objectIdToMerge are required")
+        primary = self._slot_by_id("contacts", primary_raw)
+        other = self._slot_by_id("contacts", merge_raw)
+        if primary is None or other is None:
+            missing = primary_raw if primary is None else merge_raw
+            raise validation(f"Object {missing} could not be found", subCategory="OBJECT_NOT_FOUND")
+        if primary == other:
+            raise validation("Cannot merge an object into itself")
+        table = self._table("contacts")
+        now = self._now()
+        primary_id, other_id = int(table.ids[primary]), int(table.ids[other])
+        dup = dict(table.props(other))
+        survivor = table.props(primary)
+        changes: Props = {}
+        for key, value in dup.items():
+            if key not in survivor and key not in table.unique:
+                changes[key] = value
+        merged = [v for v in survivor.get("hs_merged_object_ids", "").split(";") if v]
+        merged += [str(other_id)] + [v for v in dup.get("hs_merged_object_ids", "").split(";") if v]
+        changes["hs_merged_object_ids"] = ";".join(merged)
+        emails = [v for v in survivor.get("hs_additional_emails", "").split(";") if v]
+        if dup.get("email"):
+            emails.append(dup["email"])
+        if emails:
+            changes["hs_additional_emails"] = ";".join(emails)
+        table.archive(other, now, gone=True)
+        table.update(primary, changes, now)
+        if dup.get("email"):
+            table.unique["email"][dup["email"].lower()] = primary
+        for other_type, other_end in self.store.unlink_all("contacts", other_id):
+            self.store.link("contacts", primary_id, other_type, other_end)
+        self.store.merged_into[other_id] = primary_id
+        persons = self.store.persons_of.setdefault(primary_id, [])
+        persons.extend(self.store._seed_person(other_id))
+        persons.extend(self.store.persons_of.pop(other_id, []))
+        return self._ok(
+            200, self._render("contacts", primary, list(DEFAULT_PROPERTIES["contacts"]))
+        )
+
+    # ------------------------------------------------------------ properties
+    def _properties(self, request: Request, args: list[str]) -> Response:
+        table = self._table(args[0])
+        return self._ok(200, {"results": [d.to_json(iso_ms) for d in table.defs.values()]})
+
+    def _property(self, request: Request, args: list[str]) -> Response:
+        obj, name = args
+        d = self._table(obj).defs.get(name)
+        if d is None:
+            raise HsError(
+                404,
+                "OBJECT_NOT_FOUND",
+                f"Unable to find property {name} for object type {obj}",
+            )
+        return self._ok(200, d.to_json(iso_ms))
+
+    def _create_property(self, request: Request, args: list[str]) -> Response:
+        obj = args[0]
+        body = self._body(request)
+        missing = [
+            k for k in ("name", "label", "type", "fieldType", "groupName") if not body.get(k)
+        ]
+        if missing:
+            raise validation(f"Missing required field(s): {', '.join(missing)}")
+        name = str(body["name"])
+        if not _PROPERTY_NAME.match(name):
+            raise validation(
+                f"Property name {name!r} must start with a lowercase letter and hold only lowercase letters, digits and underscores"
+            )
+        if body["type"] not in _PROPERTY_TYPES:
+            raise validation(f"Invalid property type {body['type']!r}")
+        if body["fieldType"] not in _FIELD_TYPES:
+            raise validation(f"Invalid fieldType {body['fieldType']!r}")
+        table = self._table(obj)
+        if name in table.defs:
+            raise HsError(409, "OBJECT_ALREADY_EXISTS", f"Property named '{name}' already exists.")
+        unique = bool(body.get("hasUniqueValue", False))
+        if (
+            unique
+            and sum(1 for d in table.defs.values() if d.has_unique_value) >= MAX_UNIQUE_PROPERTIES
+        ):
+            raise validation(
+                f"An object can have at most {MAX_UNIQUE_PROPERTIES} properties with unique values"
+            )
+        options = [str(o.get("value")) for o in body.get("options") or [] if isinstance(o, dict)]
+        d = PropertyDef(
+            name=name,
+            label=str(body["label"]),
+            type=str(body["type"]),
+            field_type=str(body["fieldType"]),
+            group_name=str(body["groupName"]),
+            options=options,
+            has_unique_value=unique,
+            hubspot_defined=False,
+            description=str(body.get("description") or ""),
+            created_at=self._now(),
+        )
+        table.defs[name] = d
+        if unique:
+            table.unique[name] = {}
+            table.s_unique[name] = {}
+        return self._ok(201, d.to_json(iso_ms))
+
+    # --------------------------------------------------------------- owners
+    def _owner_json(self, owner: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": str(owner.id),
+            "email": owner.email,
+            "type": owner.kind,
+            "firstName": owner.first_name,
+            "lastName": owner.last_name,
+            "createdAt": iso_ms(owner.created_at),
+            "updatedAt": iso_ms(owner.created_at),
+            "archived": owner.archived,
+            "teams": [{"id": "5100001", "name": "Sales", "primary": True}]
+            if owner.kind == "PERSON"
+            else [],
+        }
+        if owner.user_id is not None:
+            out["userId"] = owner.user_id
+            out["userIdIncludingInactive"] = owner.user_id
+        return out
+
+    def _owners(self, request: Request, args: list[str]) -> Response:
+        archived = (request.param("archived", "false") or "false").lower() == "true"
+        email = request.param("email")
+        limit = max(1, min(_int_param(request, "limit", 100), 500))
+        owners = [o for o in self.store.owners if o.archived == archived]
+        if email:
+            owners = [o for o in owners if o.email.lower() == email.lower()]
+        after = request.param("after")
+        start = 0
+        if after:
+            if not _ID.match(after):
+                raise validation(f"Invalid after: {after!r}")
+            start = next((i for i, o in enumerate(owners) if o.id >= int(after)), len(owners))
+        page = owners[start : start + limit]
+        payload: dict[str, Any] = {"results": [self._owner_json(o) for o in page]}
+        if start + limit < len(owners):
+            nxt = str(owners[start + limit].id)
+            query = [(k, x) for k, v in request.query.items() if k != "after" for x in v]
+            query.append(("after", nxt))
+            payload["paging"] = {"next": {"after": nxt, "link": self._link(request, query)}}
+        return self._ok(200, payload)
+
+    def _owner(self, request: Request, args: list[str]) -> Response:
+        raw = args[0]
+        by_user = (request.param("idProperty") or "id") == "userId"
+        for o in self.store.owners:
+            key = o.user_id if by_user else o.id
+            if key is not None and str(key) == raw:
+                return self._ok(200, self._owner_json(o))
+        raise HsError(404, "OBJECT_NOT_FOUND", f"Owner {raw} not found")
+
+    # ---------------------------------------------------------- associations
+    def _assoc_read(self, request: Request, args: list[str]) -> Response:
+        a, b = args
+        started = self._now()
+        inputs = self._batch_inputs(self._body(request), MAX_ASSOC_BATCH)
+        type_id = ASSOCIATION_TYPE_IDS.get((a, b))
+        results: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for item in inputs:
+            raw = str(item.get("id")) if isinstance(item, dict) else ""
+            slot = self._slot_by_id(a, raw)
+            ids = (
+                self.store.associated(a, self.store.resolve(a, int(raw)), b)
+                if slot is not None and type_id is not None
+                else []
+            )
+            if not ids:
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "OBJECT_NOT_FOUND",
+                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                        "message": f"No {OBJECT_TYPES[b][0]} is associated with {OBJECT_TYPES[a][0]} {raw}.",
+                        "context": {"fromObjectId": [raw]},
+                        "links": {},
+                        "errors": [],
+                    }
+                )
+                continue
+            results.append(
+                {
+                    "from": {"id": raw},
+                    "to": [
+                        {
+                            "toObjectId": i,
+                            "associationTypes": [
+                                {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
+                            ],
+                        }
+                        for i in ids
+                    ],
+                }
+            )
+        return self._batch_answer(200, results, errors, started)
+
+    def _assoc_create(self, request: Request, args: list[str]) -> Response:
+        a, b = args
+        started = self._now()
+        inputs = self._batch_inputs(self._body(request), MAX_ASSOC_BATCH)
+        results: list[dict[str, Any]] = []
+        missing: list[str] = []
+        plan: list[tuple[int, int]] = []
+        for item in inputs:
+            try:
+                from_raw = str(item["from"]["id"])
+                to_raw = str(item["to"]["id"])
+                types = item.get("types") or []
+            except (KeyError, TypeError) as exc:
+                raise validation("Invalid input JSON: each input needs from.id and to.id") from exc
+            for t in types:
+                type_id = int(t.get("associationTypeId", -1))
+                if TYPE_ID_TO_PAIR.get(type_id) != (a, b):
+                    raise validation(
+                        f"association type id {type_id} is not valid from {OBJECT_TYPES[a][0]} to {OBJECT_TYPES[b][0]}"
+                    )
+            fs, ts = self._slot_by_id(a, from_raw), self._slot_by_id(b, to_raw)
+            if fs is None or ts is None:
+                missing.append(from_raw if fs is None else to_raw)
+                continue
+            plan.append((self.store.resolve(a, int(from_raw)), self.store.resolve(b, int(to_raw))))
+        for from_id, to_id in plan:
+            self.store.link(a, from_id, b, to_id)
+            results.append(self._pair_json(a, from_id, b, to_id))
+        errors = [not_found_entry(OBJECT_TYPES[b][0], missing)] if missing else []
+        return self._batch_answer(201, results, errors, started)
+
+    def _pair_json(self, a: str, from_id: int, b: str, to_id: int) -> dict[str, Any]:
+        return {
+            "fromObjectTypeId": OBJECT_TYPES[a][1],
+            "fromObjectId": from_id,
+            "toObjectTypeId": OBJECT_TYPES[b][1],
+            "toObjectId": to_id,
+            "labels": [],
+        }
+
+    def _assoc_page(self, request: Request, args: list[str]) -> Response:
+        a, raw, other = args
+        b = normalise_object_type(other)
+        slot = self._slot_by_id(a, raw)
+        if b is None or slot is None:
+            raise HsError(404, "OBJECT_NOT_FOUND", f"Object {raw} not found")
+        type_id = ASSOCIATION_TYPE_IDS.get((a, b))
+        ids = self.store.associated(a, self.store.resolve(a, int(raw)), b) if type_id else []
+        return self._ok(
+            200,
+            {
+                "results": [
+                    {
+                        "toObjectId": i,
+                        "associationTypes": [
+                            {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
+                        ],
+                    }
+                    for i in ids
+                ]
+            },
+        )
+
+    def _assoc_put(self, request: Request, args: list[str]) -> Response:
+        a, raw, other, to_raw = args
+        body = request.json()
+        if not isinstance(body, list) or not body:
+            raise validation("Invalid input JSON: expected a list of association types")
+        return self._assoc_link(a, raw, other, to_raw, 201)
+
+    def _assoc_put_default(self, request: Request, args: list[str]) -> Response:
+        a, raw, other, to_raw = args
+        response = self._assoc_link(a, raw, other, to_raw, 200)
+        return response
+
+    def _assoc_link(self, a: str, raw: str, other: str, to_raw: str, status: int) -> Response:
+        b = normalise_object_type(other)
+        if b is None or (a, b) not in ASSOCIATION_TYPE_IDS:
+            raise validation(f"Cannot associate {a} with {other}")
+        if self._slot_by_id(a, raw) is None or self._slot_by_id(b, to_raw) is None:
+            raise HsError(404, "OBJECT_NOT_FOUND", f"Object {raw} or {to_raw} not found")
+        from_id, to_id = self.store.resolve(a, int(raw)), self.store.resolve(b, int(to_raw))
+        self.store.link(a, from_id, b, to_id)
+        if status == 201:
+            return self._ok(201, self._pair_json(a, from_id, b, to_id))
+        now = self._now()
+        return self._ok(
+            200,
+            {
+                "status": "COMPLETE",
+                "results": [
+                    {
+                        "from": {"id": str(from_id)},
+                        "to": {"id": str(to_id)},
+                        "associationSpec": {
+                            "associationCategory": "HUBSPOT_DEFINED",
+                            "associationTypeId": ASSOCIATION_TYPE_IDS[(a, b)],
+                        },
+                    }
+                ],
+                "startedAt": iso_ms(now),
+                "completedAt": iso_ms(now),
+            },
+        )
+
+    # ----------------------------------------------------------------- oauth
+    def _oauth_token(self, request: Request) -> Response:
+        form = {k: v[-1] for k, v in parse_qs(request.body.decode("utf-8", "replace")).items()}
+        cid = str(uuid.uuid4())
+
+        def bad(status: str, message: str) -> Response:
+            return Response.json(400, {"status": status, "message": message, "correlationId": cid})
+
+        if form.get("grant_type") != "refresh_token":
+            return bad("BAD_GRANT_TYPE", "missing or unsupported grant_type (use refresh_token)")
+        if form.get("client_id") != self.tokens.client_id:
+            return bad("BAD_CLIENT_ID", "missing or unknown client_id")
+        if form.get("client_secret") != self.tokens.client_secret:
+            return bad("BAD_CLIENT_SECRET", "missing or invalid client_secret")
+        if form.get("refresh_token") != self.tokens.refresh_token:
+            return bad("BAD_REFRESH_TOKEN", "missing or unknown refresh token")
+        token = self.tokens.issue(self._now())
+        return Response.json(
+            200,
+            {
+                "token_type": "bearer",
+                "refresh_token": self.tokens.refresh_token,
+                "access_token": token,
+                "expires_in": 1800,
+            },
+            {"Cache-Control": "no-store"},
+        )
+
+    # -------------------------------------------------------------- activity
+    def simulate_activity(self, count: int, *, seed: int = 0) -> list[str]:
+        """Fresh engagement "now" for ``count`` existing contacts; bumps their stamps."""
+        if count < 0:
+            raise ValueError("count: must not be negative")
+        with self._lock:
+            rng = random.Random(seed)
+            table = self._table("contacts")
+            seeded = table.seeded
+            eligible = [s for s in range(seeded) if not table.gone[s] and not table.archived[s]]
+            chosen = rng.sample(eligible, min(count, len(eligible)))
+            now = self._now()
+            ids: list[str] = []
+            for slot in sorted(chosen):
+                self._simulate_one(rng, table, slot, now)
+                ids.append(str(int(table.ids[slot])))
+            return ids
+
+    def _simulate_one(self, rng: random.Random, table: Table, slot: int, now: float) -> None:
+        props = table.props(slot)
+        changes: Props = {}
+        events: list[ExtraActivity] = []
+        views = rng.randint(1, 5)
+        for i in range(views):
+            page = (
+                rng.choice(_PRICING)
+                if _PRICING and (i == 0 or rng.random() < 0.3)
+                else rng.randrange(len(legacy.PAGES))
+            )
+            events.append(ExtraActivity(slot, _KIND["page_view"], now - (views - i), page))
+        campaign = rng.randrange(len(CAMPAIGNS))
+        events.append(ExtraActivity(slot, _KIND["email_open"], now, campaign))
+        clicked = rng.random() < 0.5
+        if clicked:
+            events.append(ExtraActivity(slot, _KIND["email_click"], now, campaign))
+        demo = rng.random() < 0.2
+        if demo:
+            events.append(
+                ExtraActivity(slot, _KIND["form_submit"], now, FORMS.index("demo-request"))
+            )
+        self.store.extra.extend(events)
+        stamp = iso_ms(now)
+
+        def bump(name: str, by: int) -> None:
+            changes[name] = str(int(props.get(name) or 0) + by)
+
+        bump("hs_analytics_num_page_views", views)
+        bump("hs_analytics_num_visits", 1)
+        changes["hs_analytics_last_visit_timestamp"] = stamp
+        if not props.get("hs_analytics_first_visit_timestamp"):
+            changes["hs_analytics_first_visit_timestamp"] = stamp
+        bump("hs_email_open", 1)
+        changes["hs_email_last_open_date"] = stamp
+        if clicked:
+            bump("hs_email_click", 1)
+            changes["hs_email_last_click_date"] = stamp
+        if demo:
+            bump("num_conversion_events", 1)
+            changes["recent_conversion_event_name"] = "demo-request"
+            changes["recent_conversion_date"] = stamp
+            if not props.get("first_conversion_event_name"):
+                changes["first_conversion_event_name"] = "demo-request"
+                changes["first_conversion_date"] = stamp
+        table.update(slot, changes, now)
+
+
+def _int_param(request: Request, name: str, default: int) -> int:
+    raw = request.param(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise validation(f"Invalid {name}: {raw!r} is not an integer") from exc

@@ -1,0 +1,305 @@
+"""One HubSpot object type's records: compact columns, two views, a lagging index.
+
+Records live in *slots* (slot order is id order, since ids only grow). Each slot has
+a live view, which reads by id answer from at once, and a search view, which only
+catches up with a write ``search_lag`` seconds later, as HubSpot's search index
+does. Writes never change a properties dict in place (copy on write), so the
+search view can keep pointing at the previous version until the lag has passed.
+
+Seeded engagement records are *lazy*: their properties are computed from the
+world's activity columns when first asked for, so 100,000 contacts with half a
+year of activity fit in memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from connectors.sandbox.hubspot.schema import (
+    CREATED_PROPERTY,
+    MODIFIED_PROPERTY,
+    PropertyDef,
+)
+
+Props = dict[str, str]
+LazySource = Callable[[int], Props]
+
+
+@dataclass(slots=True)
+class _Pending:
+    at: float  # when the write happened (seconds)
+    slot: int
+    props: Props | None  # None: lazy seeded version
+    mod_ms: float
+    visible: bool
+
+
+class Table:
+    """Storage and indexes for one object type. Not thread-safe by itself: the
+    sandbox serialises requests around it."""
+
+    def __init__(
+        self,
+        object_type: str,
+        properties: list[PropertyDef],
+        *,
+        next_id: int,
+        lag: float,
+    ) -> None:
+        self.object_type = object_type
+        self.defs: dict[str, PropertyDef] = {p.name: p for p in properties}
+        self.modified_name = MODIFIED_PROPERTY[object_type]
+        self.created_name = CREATED_PROPERTY[object_type]
+        self.lag = lag
+        self.next_id = next_id
+        self._cap = 0
+        self.n = 0
+        self.ids = np.zeros(0, dtype=np.int64)
+        self.created_ms = np.zeros(0, dtype=np.float64)
+        self.updated_ms = np.zeros(0, dtype=np.float64)
+        self.archived = np.zeros(0, dtype=bool)
+        self.archived_ms = np.zeros(0, dtype=np.float64)
+        self.gone = np.zeros(0, dtype=bool)  # merged away: never listed, never searched
+        self.live: list[Props | None] = []
+        self.s_props: list[Props | None] = []
+        self.s_mod = np.zeros(0, dtype=np.float64)
+        self.s_visible = np.zeros(0, dtype=bool)
+        self.seeded = 0  # slots [0, seeded) hold the seeded ids, ascending
+        self._id_slot: dict[int, int] = {}
+        self.lazy: LazySource | None = None
+        self.unique: dict[str, dict[str, int]] = {}
+        self.s_unique: dict[str, dict[str, int]] = {}
+        self._pending: deque[_Pending] = deque()
+        for p in properties:
+            if p.has_unique_value or (object_type == "contacts" and p.name == "email"):
+                self.unique[p.name] = {}
+                self.s_unique[p.name] = {}
+
+    # ------------------------------------------------------------------ storage
+    def _grow(self, need: int) -> None:
+        if need <= self._cap:
+            return
+        cap = max(need, self._cap * 2, 64)
+        for name in ("ids", "created_ms", "updated_ms", "archived", "archived_ms", "gone"):
+            old = getattr(self, name)
+            new = np.zeros(cap, dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+        for name in ("s_mod", "s_visible"):
+            old = getattr(self, name)
+            new = np.zeros(cap, dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+        self._cap = cap
+
+    def load_seed(
+        self,
+        ids: np.ndarray,
+        created_ms: np.ndarray,
+        updated_ms: np.ndarray,
+        props: list[Props] | None,
+        lazy: LazySource | None = None,
+    ) -> None:
+        """Bulk-load the seeded records (already visible to search)."""
+        count = len(ids)
+        self._grow(count)
+        self.n = self.seeded = count
+        self.ids[:count] = ids
+        self.created_ms[:count] = created_ms
+        self.updated_ms[:count] = updated_ms
+        self.s_mod[:count] = updated_ms
+        self.s_visible[:count] = True
+        self.lazy = lazy
+        if props is None:
+            self.live = [None] * count
+            self.s_props = [None] * count
+        else:
+            self.live = list(props)
+            self.s_props = list(props)
+            for name, index in self.unique.items():
+                s_index = self.s_unique[name]
+                for slot, p in enumerate(props):
+                    value = p.get(name)
+                    if value:
+                        index[value.lower()] = slot
+                        s_index[value.lower()] = slot
+        if count:
+            self.next_id = max(self.next_id, int(ids[count - 1]) + 1)
+
+    def slot_of(self, object_id: int) -> int | None:
+        slot = self._id_slot.get(object_id)
+        if slot is not None:
+            return slot
+        if self.seeded:
+            pos = int(np.searchsorted(self.ids[: self.seeded], object_id))
+            if pos < self.seeded and int(self.ids[pos]) == object_id:
+                return pos
+        return None
+
+    def props(self, slot: int) -> Props:
+        p = self.live[slot]
+        if p is None:
+            assert self.lazy is not None
+            return self.lazy(slot)
+        return p
+
+    def search_props(self, slot: int) -> Props:
+        p = self.s_props[slot]
+        if p is None:
+            assert self.lazy is not None
+            return self.lazy(slot)
+        return p
+
+    def value(self, slot: int, name: str, *, search: bool = False) -> str | None:
+        """A property's stored value, computed stamps included."""
+        if name == "hs_object_id":
+            return str(int(self.ids[slot]))
+        if name == self.created_name or name == "createdate":
+            return _iso(self.created_ms[slot])
+        if name == self.modified_name:
+            return _iso(self.s_mod[slot] if search else self.updated_ms[slot])
+        props = self.search_props(slot) if search else self.props(slot)
+        return props.get(name)
+
+    # ------------------------------------------------------------------- writes
+    def create(self, props: Props, now: float) -> int:
+        slot = self.n
+        self._grow(slot + 1)
+        self.n += 1
+        object_id = self.next_id
+        self.next_id += 1
+        now_ms = _ms(now)
+        self.ids[slot] = object_id
+        self.created_ms[slot] = now_ms
+        self.updated_ms[slot] = now_ms
+        self.live.append(props)
+        self.s_props.append(props)
+        self.s_mod[slot] = now_ms
+        self.s_visible[slot] = False
+        self._id_slot[object_id] = slot
+        self._index(slot, None, props)
+        self._pending.append(_Pending(now, slot, props, now_ms, visible=True))
+        return slot
+
+    def update(self, slot: int, changes: Props, now: float) -> None:
+        old = self.props(slot)
+        new = dict(old)
+        for key, value in changes.items():
+            if value == "":
+                new.pop(key, None)  # HubSpot clears a property written with ""
+            else:
+                new[key] = value
+        self.live[slot] = new
+        self._index(slot, old, new)
+        self.touch(slot, now)
+
+    def touch(self, slot: int, now: float) -> None:
+        """Advance the modification stamp (every write does, as in production)."""
+        now_ms = max(_ms(now), float(self.updated_ms[slot]))
+        self.updated_ms[slot] = now_ms
+        visible = not (self.archived[slot] or self.gone[slot])
+        self._pending.append(_Pending(now, slot, self.live[slot], now_ms, visible))
+
+    def archive(self, slot: int, now: float, *, gone: bool = False) -> None:
+        self.archived[slot] = True
+        self.archived_ms[slot] = _ms(now)
+        if gone:
+            self.gone[slot] = True
+        old = self.props(slot)
+        self._index(slot, old, {})
+        self.touch(slot, now)
+
+    def _index(self, slot: int, old: Props | None, new: Props) -> None:
+        for name, index in self.unique.items():
+            before = (old or {}).get(name)
+            after = new.get(name)
+            if before == after:
+                continue
+            if before and index.get(before.lower()) == slot:
+                del index[before.lower()]
+            if after:
+                index[after.lower()] = slot
+
+    def owner_of(self, name: str, value: str) -> int | None:
+        """The live slot holding ``value`` in unique property ``name``."""
+        index = self.unique.get(name)
+        return None if index is None else index.get(value.lower())
+
+    # ------------------------------------------------------------- search view
+    def settle(self, now: float) -> None:
+        """Let the search view catch up with writes older than the lag."""
+        horizon = now - self.lag
+        pending = self._pending
+        while pending and pending[0].at <= horizon:
+            entry = pending.popleft()
+            slot = entry.slot
+            old = self.s_props[slot] if self.s_visible[slot] else None
+            new = entry.props if entry.visible else None
+            for name, index in self.s_unique.items():
+                before = old.get(name) if old else None
+                after = (new or {}).get(name)
+                if before and index.get(before.lower()) == slot:
+                    del index[before.lower()]
+                if after:
+                    index[after.lower()] = slot
+            self.s_props[slot] = entry.props
+            self.s_mod[slot] = entry.mod_ms
+            self.s_visible[slot] = entry.visible
+
+    # ----------------------------------------------------------------- listing
+    def listable(self, *, archived: bool) -> np.ndarray:
+        """Slots a list call returns, in id order."""
+        n = self.n
+        mask = ~self.gone[:n]
+        mask &= self.archived[:n] if archived else ~self.archived[:n]
+        return np.flatnonzero(mask)
+
+    def record_json(
+        self,
+        slot: int,
+        wanted: Iterable[str],
+        always: Iterable[str],
+        iso: Callable[[float], str],
+        *,
+        search: bool = False,
+    ) -> dict[str, Any]:
+        props = self.search_props(slot) if search else self.props(slot)
+        out: dict[str, str | None] = {}
+        for name in always:
+            out[name] = self.value(slot, name, search=search)
+        for name in wanted:
+            if name in self.defs and name not in out:
+                out[name] = (
+                    self.value(slot, name, search=search) if name in _COMPUTED else props.get(name)
+                )
+        updated = self.s_mod[slot] if search else self.updated_ms[slot]
+        record: dict[str, Any] = {
+            "id": str(int(self.ids[slot])),
+            "properties": out,
+            "createdAt": iso(self.created_ms[slot] / 1000.0),
+            "updatedAt": iso(updated / 1000.0),
+            "archived": bool(self.archived[slot]),
+        }
+        if self.archived[slot]:
+            record["archivedAt"] = iso(self.archived_ms[slot] / 1000.0)
+        return record
+
+
+_COMPUTED = frozenset(
+    {"hs_object_id", "createdate", "hs_createdate", "lastmodifieddate", "hs_lastmodifieddate"}
+)
+
+
+def _ms(seconds: float) -> float:
+    return float(round(seconds * 1000.0))
+
+
+def _iso(ms: float) -> str:
+    from connectors.sandbox.framework import iso_ms
+
+    return iso_ms(float(ms) / 1000.0)
