@@ -289,6 +289,12 @@ class CompanySeed:
 
 @dataclass(slots=True)
 class PersonSeed:
+    """One person, as both CRMs hold them.
+
+    ``propensity`` is the hidden truth behind engagement and deal outcomes: sandboxes
+    must not serve it, only tests and benchmarks may read it to judge a model.
+    """
+
     idx: int
     company_idx: int
     first_name: str
@@ -327,32 +333,39 @@ class Activities:
 
     ``kind`` indexes :data:`ACTIVITY_TYPES`; ``detail`` indexes :data:`PAGES`
     (page_view), :data:`FORMS` (form_submit), :data:`CAMPAIGNS` (email_*) or
-    :data:`WEBINARS` (webinar_attended), and is -1 otherwise.
+    :data:`WEBINARS` (webinar_attended), and is -1 otherwise. ``ts`` is epoch seconds
+    rounded to the millisecond.
+
+    The arrays are read-only: several sandboxes (and ``/__sandbox/reset``) share one
+    world, so an in-place change by one would silently alter the others.
     """
 
     __slots__ = ("_offsets", "detail", "kind", "person", "ts")
 
     def __init__(
         self,
-        person: npt.NDArray[np.int32],
-        kind: npt.NDArray[np.uint8],
-        ts: npt.NDArray[np.float64],
-        detail: npt.NDArray[np.int32],
+        person: npt.ArrayLike,
+        kind: npt.ArrayLike,
+        ts: npt.ArrayLike,
+        detail: npt.ArrayLike,
         n_people: int,
     ) -> None:
-        n = len(person)
-        if not (len(kind) == len(ts) == len(detail) == n):
+        p_a, k_a, t_a, d_a = (np.asarray(a) for a in (person, kind, ts, detail))
+        n = len(p_a)
+        if not (len(k_a) == len(t_a) == len(d_a) == n):
             raise ValueError("Activities: person, kind, ts and detail must have the same length")
-        order = np.lexsort((ts, person))
-        self.person: npt.NDArray[np.int32] = np.ascontiguousarray(person[order], dtype=np.int32)
-        self.kind: npt.NDArray[np.uint8] = np.ascontiguousarray(kind[order], dtype=np.uint8)
-        self.ts: npt.NDArray[np.float64] = np.ascontiguousarray(ts[order], dtype=np.float64)
-        self.detail: npt.NDArray[np.int32] = np.ascontiguousarray(detail[order], dtype=np.int32)
+        order = np.lexsort((t_a, p_a))
+        self.person: npt.NDArray[np.int32] = np.ascontiguousarray(p_a[order], dtype=np.int32)
+        self.kind: npt.NDArray[np.uint8] = np.ascontiguousarray(k_a[order], dtype=np.uint8)
+        self.ts: npt.NDArray[np.float64] = np.ascontiguousarray(t_a[order], dtype=np.float64)
+        self.detail: npt.NDArray[np.int32] = np.ascontiguousarray(d_a[order], dtype=np.int32)
         if n and (self.person[0] < 0 or self.person[-1] >= n_people):
             raise ValueError("Activities: person index out of range")
         counts = np.bincount(self.person, minlength=n_people)
         self._offsets = np.zeros(n_people + 1, dtype=np.int64)
         np.cumsum(counts, out=self._offsets[1:])
+        for column in (self.person, self.kind, self.ts, self.detail, self._offsets):
+            column.flags.writeable = False
 
     def __len__(self) -> int:
         return len(self.person)
@@ -370,6 +383,8 @@ class Activities:
 
 @dataclass
 class World:
+    """Everything one seed produces; ``people[i].idx == i`` and likewise for the others."""
+
     seed: int
     now: float
     days: int

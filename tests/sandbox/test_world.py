@@ -548,3 +548,14 @@ def test_100k_contacts_are_fast_and_fit_in_memory() -> None:
     assert n_events > 2_000_000
     assert elapsed < 30.0
     assert max_rss_kib * 1024 < 1024**3
+
+
+def test_activities_are_read_only_and_refuse_bad_columns(world: World) -> None:
+    """Sandboxes share one world; an in-place edit by one must fail, not leak."""
+    for column in (world.activities.person, world.activities.ts):
+        with pytest.raises(ValueError, match="read-only"):
+            column[0] = column[1]
+    with pytest.raises(ValueError, match="same length"):
+        Activities(person=[0, 1], kind=[0], ts=[1.0, 2.0], detail=[-1, -1], n_people=2)
+    with pytest.raises(ValueError, match="person index out of range"):
+        Activities(person=[0, 5], kind=[0, 0], ts=[1.0, 2.0], detail=[-1, -1], n_people=2)
