@@ -71,6 +71,7 @@ CLOSED_STAGES = {"closedwon": True, "closedlost": False}
 PRIORITY = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
 TASK_TYPE = {"call": "CALL", "email": "EMAIL", "todo": "TODO"}
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_SETUP_PROBLEM = re.compile(r"PROPERTY_DOESNT_EXIST|READ_ONLY_VALUE|does not exist|read only")
 CURSOR_VERSION = 1
 MAX_BOUNDARY = 20_000  # look-back de-dup entries kept in the cursor; beyond, re-deliver
 KNOWN_KEYS = {
@@ -594,28 +595,24 @@ class HubSpotConnector:
                 "contacts",
                 {"inputs": inputs},
                 expect=(200, 207),
+                record_statuses=(400,),
             )
         except RecordRejected as exc:
-            if len(inputs) == 1:
-                failed.append(RecordFailure(inputs[0]["id"], exc.reason, retriable=False))
+            if exc.status == 400 and _SETUP_PROBLEM.search(exc.reason):
+                raise ConnectorConfigError(
+                    f"hubspot contacts: score properties cannot be written ({exc.reason}); "
+                    "run ensure_fields or fix score_fields"
+                ) from None
+            if len(inputs) == 1 or exc.status not in (400, 409):
+                for item in inputs:
+                    failed.append(RecordFailure(item["id"], exc.reason, retriable=False))
                 return
-            half = len(inputs) // 2  # one bad record fails the whole batch: isolate it
-            self._update_batch(inputs[:half], succeeded, failed)
-            self._update_batch(inputs[half:], succeeded, failed)
-            return
-        except CRMResponseError as exc:
-            if "HTTP 400" not in str(exc) or len(inputs) == 1:
-                if len(inputs) == 1:
-                    failed.append(RecordFailure(inputs[0]["id"], str(exc), retriable=False))
-                    return
-                raise
+            # one bad value fails the whole batch: halve until the bad records are alone
             half = len(inputs) // 2
             self._update_batch(inputs[:half], succeeded, failed)
             self._update_batch(inputs[half:], succeeded, failed)
             return
         data = reply.data if isinstance(reply.data, Mapping) else {}
-        requested = [i["id"] for i in inputs]
-        done = {str(r.get("id")) for r in data.get("results") or [] if isinstance(r, Mapping)}
         reasons: dict[str, tuple[str, bool]] = {}
         for error in data.get("errors") or []:
             if not isinstance(error, Mapping):
@@ -624,21 +621,18 @@ class HubSpotConnector:
                 "; ".join(str(error[k]) for k in ("category", "message") if error.get(k))
                 or "refused"
             )
-            retriable = str(error.get("category", "")).upper() in ("RATE_LIMITS", "RATE_LIMIT")
+            retriable = "RATE_LIMIT" in str(error.get("category", "")).upper()
             context = error.get("context") or {}
             for cid in context.get("ids") or []:
                 reasons[str(cid)] = (reason, retriable)
-        for cid in requested:
+        # every input not named in an error succeeded (a merged-away id answers as its
+        # survivor, so results cannot be matched to inputs by id)
+        for item in inputs:
+            cid = item["id"]
             if cid in reasons:
                 failed.append(RecordFailure(cid, reasons[cid][0], retriable=reasons[cid][1]))
-            elif cid in done or (not reasons and len(done) >= len(requested)):
-                succeeded.append(cid)
             else:
-                failed.append(
-                    RecordFailure(
-                        cid, "HubSpot returned no result for this contact", retriable=True
-                    )
-                )
+                succeeded.append(cid)
 
     def create_deal(self, spec: DealSpec) -> ActionResult:
         self._ensure_key("deals")

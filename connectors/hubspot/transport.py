@@ -34,7 +34,9 @@ from connectors.hubspot.policy import (
     to_failure,
 )
 from connectors.runtime import (
+    Action,
     CallMeter,
+    Outcome,
     QuotaGuard,
     RateLimiter,
     RedactingLogger,
@@ -253,10 +255,13 @@ class HubSpotTransport:
         expect: tuple[int, ...] = (200,),
         idempotent: bool = True,
         search: bool = False,
+        record_statuses: tuple[int, ...] = (),
         **kwargs: Any,
     ) -> Reply:
         """One SDK call under the HubSpot policy. Reads are idempotent; a plain create
-        passes ``idempotent=False`` and is never re-sent after an unclear failure."""
+        passes ``idempotent=False`` and is never re-sent after an unclear failure.
+        ``record_statuses`` turn those statuses into ``RecordRejected`` (with the
+        status) so that the caller can deal with the records concerned."""
         kind = "search" if search else "default"
 
         def attempt() -> Reply:
@@ -275,6 +280,8 @@ class HubSpotTransport:
             if failure is None:
                 return None
             outcome = self.table.classify(failure)
+            if failure.status in record_statuses:
+                outcome = Outcome(Action.REPORT_RECORD, None, outcome.reason)
             self.log.debug("hubspot: %s failed: %s", what, outcome.reason)
             return outcome
 
