@@ -1,9 +1,812 @@
-"""Commands of this area; filled in by its owner."""
+"""Commands of the sync: ``run``, ``schedule``, ``status``, ``purge``, ``demo``, plus the
+``--config`` forms of ``check`` and ``explain`` (which ``cli_scoring`` delegates here).
+
+Every command turns a user-fixable problem into one line on stderr and an exit status
+from :mod:`scheduler.cli_common`; nothing prints a secret (output passes through
+:func:`scheduler.config.redact`).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connectors.base import (
+    AuthError,
+    Connector,
+    ConnectorConfigError,
+    ConnectorError,
+    QuotaExhausted,
+    RuntimeContext,
+)
+from scheduler.config import ConfigError, SyncConfig, load_config, redact
+from scheduler.state import StateError, StateStore
+from scheduler.sync import RunOptions, RunSummary, Sync
+
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_STOPPED, EXIT_LOCKED = 0, 1, 2, 3, 4
+log = logging.getLogger("leadsync")
+
+
+class UsageError(Exception):
+    """A problem the user fixes in a file or on the command line (exit 2)."""
+
+    def __init__(self, lines: Sequence[str]) -> None:
+        super().__init__("\n".join(lines))
+        self.lines = list(lines)
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(redact(text).rstrip("\n") + "\n")
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(redact(text).rstrip("\n") + "\n")
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def setup_logging(level: int = logging.WARNING) -> None:
+    root = logging.getLogger("leadsync")
+    if not any(isinstance(f, _RedactingFilter) for f in root.filters):
+        root.addFilter(_RedactingFilter())
+    if not root.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(_RedactingFilter())
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+# ------------------------------------------------------------------- pipeline
+
+
+def load_model_files(paths: Sequence[Path]) -> list[Any]:
+    """Every model of every file; names must be unique across files."""
+    from scoring.model import ModelFileError, load_models
+
+    models: list[Any] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            problems.append(f"{path}:1: (file): cannot read model file: {exc.strerror}")
+            continue
+        try:
+            ms = load_models(text, str(path))
+        except ModelFileError as exc:
+            problems.extend(exc.problems)
+            continue
+        for m in ms.models:
+            if m.name in seen:
+                problems.append(
+                    f"{path}:1: models: model {m.name!r} is also defined in {seen[m.name]}"
+                )
+            seen[m.name] = str(path)
+            models.append(m)
+    if problems:
+        raise UsageError(problems)
+    return models
+
+
+def make_connector(config: SyncConfig) -> Connector:
+    from connectors import registry
+
+    context = RuntimeContext(now=lambda: datetime.now(UTC), sleep=time.sleep)
+    return registry.create(config.crm.type, config.crm.settings(), context=context)
+
+
+def open_store(config: SyncConfig) -> StateStore:
+    store = StateStore(config.state_url())
+    store.migrate()
+    return store
+
+
+def _load(config_path: str) -> SyncConfig:
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        raise UsageError(exc.problems) from None
+
+
+@contextlib.contextmanager
+def _guard() -> Iterator[None]:
+    """Turn the errors a user can act on into one line and an exit status."""
+    try:
+        yield
+    except UsageError as exc:
+        for line in exc.lines:
+            _err(line)
+        raise typer.Exit(EXIT_USAGE) from None
+    except ConnectorConfigError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+    except StateError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+    except (AuthError, QuotaExhausted) as exc:
+        _err(f"stopped: {exc}")
+        raise typer.Exit(EXIT_STOPPED) from None
+    except ConnectorError as exc:
+        _err(f"error: {exc}")
+        raise typer.Exit(EXIT_STOPPED) from None
+
+
+# ------------------------------------------------------------------- printing
+
+
+def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = None) -> None:
+    if as_json:
+        _out(json.dumps(s.to_dict(), default=str, separators=(",", ":")))
+        return
+    con = console or Console(soft_wrap=True)
+    if s.exit_code == EXIT_LOCKED:
+        _err(f"locked: {s.error}")
+        return
+    title = "leadsync run" + (" (dry run: nothing written)" if s.dry_run else "")
+    table = Table(title=title, show_header=False, box=None)
+    rows = [
+        ("contacts read", s.contacts_read),
+        ("events read", s.events_read),
+        ("merges / deletions", f"{s.merges} / {s.deletions}"),
+        ("contacts scored", s.contacts_scored),
+        ("scores written" if not s.dry_run else "scores to write", s.scores_written),
+        ("crossings", s.crossings),
+        ("immediate events", s.immediate),
+        ("deals / tasks created", f"{s.deals} / {s.tasks}"),
+        ("owners assigned", s.owners_assigned),
+        ("skipped (open deal / converted)", f"{s.skipped_open_deal} / {s.skipped_converted}"),
+        ("actions waiting (max per run)", s.actions_waiting),
+        ("actions resumed / failed", f"{s.actions_resumed} / {s.actions_failed}"),
+        ("rejected records", s.rejected),
+        ("API calls", s.api_calls),
+        ("time", f"{s.seconds:.1f}s"),
+    ]
+    for k, v in rows:
+        table.add_row(k, str(v))
+    with con.capture() as cap:
+        con.print(table)
+        if s.baseline_models:
+            con.print(
+                f"Baseline for {', '.join(s.baseline_models)}: scores written, no actions; "
+                f"{s.baseline_above_threshold} contact(s) already above the threshold "
+                "(run with --act-on-baseline to act on them)."
+            )
+        if s.dry_run:
+            for w in s.would_write[:20]:
+                con.print(f"would write {w}")
+            for a in s.would_act[:20]:
+                con.print(f"would act: {a}")
+    _out(cap.get())
+    if s.error:
+        _err(f"{s.status}: {s.error}")
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed} contacts"),
+        TimeElapsedColumn(),
+        transient=True,
+    )
+    with progress:
+        tasks: dict[str, Any] = {}
+
+        def hook(stage: str, n: int) -> None:
+            if stage not in tasks:
+                label = "Reading changes" if stage == "read" else "Scoring"
+                tasks[stage] = progress.add_task(label, total=None)
+            progress.advance(tasks[stage], n)
+
+        yield hook
+
+
+def execute_run(
+    config: SyncConfig,
+    options: RunOptions,
+    *,
+    as_json: bool = False,
+    connector: Connector | None = None,
+    store: StateStore | None = None,
+    models: Sequence[Any] | None = None,
+    now: Any = None,
+    scorer: Any = None,
+    progress: bool = False,
+) -> tuple[int, RunSummary]:
+    """What ``leadsync run`` does once the config is loaded; returns (exit code, summary).
+
+    Parts can be passed in (tests, the demo); otherwise they come from the config."""
+    own_store = store is None
+    own_conn = connector is None
+    models = list(models) if models is not None else load_model_files(config.model_paths())
+    store = store or open_store(config)
+    try:
+        connector = connector or make_connector(config)
+        try:
+            with _progress(progress) as hook:
+                sync = Sync(config, connector, store, models, now=now, scorer=scorer, progress=hook)
+                summary = sync.run(options)
+        finally:
+            if own_conn:
+                with contextlib.suppress(Exception):
+                    connector.close()
+    finally:
+        if own_store:
+            store.close()
+    print_summary(summary, as_json=as_json)
+    return summary.exit_code, summary
+
+
+# ------------------------------------------------------------------- check/explain
+
+
+def check_config(config_path: str) -> int:
+    """``leadsync check --config FILE``: validate, then connect and check the CRM set-up."""
+    try:
+        config = _load(config_path)
+        models = load_model_files(config.model_paths())
+    except UsageError as exc:
+        for line in exc.lines:
+            _err(line)
+        return EXIT_USAGE
+    _out(
+        f"{config_path}: configuration is valid ({len(models)} model(s): "
+        f"{', '.join(m.name for m in models)})"
+    )
+    problems = 0
+    try:
+        store = open_store(config)
+        store.close()
+        _out("ok: state store reachable")
+    except StateError as exc:
+        _err(f"missing: {exc}")
+        problems += 1
+    try:
+        connector = make_connector(config)
+    except ConnectorError as exc:
+        _err(f"missing: {exc}")
+        return EXIT_USAGE
+    try:
+        owners = list(connector.list_owners())
+        _out(f"ok: credentials accepted; {len(owners)} owner(s) visible")
+        pool = config.writeback.on_cross.owners.pool
+        known = {o.id for o in owners} | {(o.email or "").lower() for o in owners}
+        for item in pool:
+            if item not in known and item.lower() not in known:
+                _err(
+                    f"missing: owner {item!r} of writeback.on_cross.owners.pool is not an "
+                    "active owner in the CRM; fix the e-mail or id, or add the user"
+                )
+                problems += 1
+        from connectors.base import FieldSpec
+
+        specs = [FieldSpec(m.score_field, "number", f"{m.name} score") for m in models]
+        if config.writeback.band_field:
+            specs.append(FieldSpec(config.writeback.band_field, "text", "leadsync band"))
+        check = connector.ensure_fields(specs)
+        for name in check.present:
+            _out(f"ok: field {name} exists")
+        for name in check.created:
+            _out(f"ok: field {name} created")
+        for line in check.instructions or [f"field {f} is missing" for f in check.missing]:
+            _err(f"missing: {line}")
+            problems += 1
+        b = connector.budget()
+        if b.daily_remaining is not None:
+            _out(f"ok: API budget {b.daily_remaining} of {b.daily_limit} calls left today")
+    except (AuthError, QuotaExhausted) as exc:
+        _err(f"stopped: {exc}")
+        return EXIT_STOPPED
+    except ConnectorError as exc:
+        _err(f"missing: {exc}")
+        return EXIT_USAGE
+    finally:
+        with contextlib.suppress(Exception):
+            connector.close()
+    return EXIT_USAGE if problems else EXIT_OK
+
+
+def explain_state(config_path: str, contact_id: str) -> int:
+    """``leadsync explain --config FILE --contact ID``: current scores and reasons,
+    computed from the local copy (no API call), next to what was last written."""
+    try:
+        config = _load(config_path)
+        models = load_model_files(config.model_paths())
+        store = open_store(config)
+    except UsageError as exc:
+        for line in exc.lines:
+            _err(line)
+        return EXIT_USAGE
+    except StateError as exc:
+        _err(f"error: {exc}")
+        return EXIT_USAGE
+    try:
+        return _explain(store, models, contact_id, datetime.now(UTC))
+    finally:
+        store.close()
+
+
+def _explain(store: StateStore, models: Sequence[Any], contact_id: str, as_of: datetime) -> int:
+    from scoring.engine import score
+
+    contact, events = store.get_contact(contact_id)
+    if contact is None:
+        _err(f"contact {contact_id}: not in the state store (run a sync first, or it was purged)")
+        return EXIT_REJECTED
+    results = score(list(models), [{"id": contact.id, **contact.fields}], events, as_of=as_of)
+    states = store.model_states([contact_id])
+    con = Console(soft_wrap=True)
+    with con.capture() as cap:
+        name = " ".join(str(contact.fields.get(k, "")) for k in ("first_name", "last_name")).strip()
+        con.print(f"Contact {contact_id} {name} ({contact.kind}), {len(events)} event(s) kept")
+        if not results:
+            con.print("No model applies to this contact.")
+        for r in results:
+            st = states.get((contact_id, r.model))
+            table = Table(title=f"{r.model}: {r.score} ({r.band})")
+            table.add_column("rule")
+            table.add_column("kind")
+            table.add_column("points", justify="right")
+            table.add_column("events", justify="right")
+            for reason in r.reasons:
+                table.add_row(
+                    reason.rule,
+                    reason.kind,
+                    f"{reason.points:+.2f}",
+                    "" if reason.events is None else str(reason.events),
+                )
+            con.print(table)
+            if st is not None:
+                con.print(
+                    f"last written: {st.written_score} ({st.written_band}); "
+                    f"crossings acted on: {st.crossings}; "
+                    f"{'armed' if st.armed else 'waiting to fall below rearm_below'}"
+                )
+            if r.immediate and r.immediate_event is not None:
+                con.print(f"immediate: {r.immediate_event.type} at {r.immediate_event.occurred_at}")
+        for e in store.ledger_for(contact_id):
+            con.print(f"action {e.key}: {e.status}" + (f" ({e.result_id})" if e.result_id else ""))
+    _out(cap.get())
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------- status
+
+
+def status_data(store: StateStore, pipeline: str) -> dict[str, Any]:
+    runs = store.last_runs(5)
+    counts = store.ledger_counts()
+    pending = sum(v for k, v in counts.items() if k.endswith(":intent") or k.endswith(":failed"))
+    rejected = store.rejected()
+    last = runs[0]["summary"] if runs else {}
+    return {
+        "pipeline": pipeline,
+        "cursor": store.get_cursor(pipeline),
+        "contacts_kept": store.count_contacts(),
+        "runs": [
+            {
+                "started_at": r["started_at"].isoformat() if r["started_at"] else None,
+                "exit_code": r["exit_code"],
+                "scores_written": r["summary"].get("scores_written"),
+                "deals": r["summary"].get("deals"),
+                "tasks": r["summary"].get("tasks"),
+                "api_calls": r["summary"].get("api_calls"),
+                "seconds": r["summary"].get("seconds"),
+            }
+            for r in runs
+        ],
+        "actions_pending": pending,
+        "actions_waiting": last.get("actions_waiting", 0),
+        "ledger": counts,
+        "rejected": [
+            {"contact_id": r["contact_id"], "reason": r["reason"], "attempts": r["attempts"]}
+            for r in rejected
+        ],
+        "budget": last.get("budget", {}),
+    }
+
+
+def print_status(data: dict[str, Any], *, as_json: bool) -> None:
+    if as_json:
+        _out(json.dumps(data, default=str, separators=(",", ":")))
+        return
+    con = Console(soft_wrap=True)
+    with con.capture() as cap:
+        con.print(
+            f"pipeline {data['pipeline']}: {data['contacts_kept']} contact(s) in the local copy"
+        )
+        con.print(
+            f"cursor: {json.dumps(data['cursor'], default=str) if data['cursor'] else 'none (next run reads everything)'}"
+        )
+        table = Table(title="last runs")
+        for col in ("started", "exit", "written", "deals", "tasks", "API calls", "seconds"):
+            table.add_column(col)
+        for r in data["runs"]:
+            table.add_row(
+                *(
+                    str(r[k])
+                    for k in (
+                        "started_at",
+                        "exit_code",
+                        "scores_written",
+                        "deals",
+                        "tasks",
+                        "api_calls",
+                        "seconds",
+                    )
+                )
+            )
+        con.print(table)
+        con.print(
+            f"actions pending: {data['actions_pending']}; waiting for a later run: {data['actions_waiting']}"
+        )
+        con.print(f"rejected records: {len(data['rejected'])}")
+        for r in data["rejected"][:10]:
+            con.print(f"  {r['contact_id']}: {r['reason']} ({r['attempts']} attempt(s))")
+        b = data["budget"]
+        if b:
+            con.print(
+                f"API budget: {b.get('daily_remaining')} of {b.get('daily_limit')} left today; "
+                f"{b.get('window_remaining')} of {b.get('window_limit')} in the current window"
+            )
+    _out(cap.get())
+
+
+# ----------------------------------------------------------------------- demo
+
+
+@dataclass
+class DemoResult:
+    first: RunSummary
+    second: RunSummary
+    hottest: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+
+
+def run_demo(
+    crm: str = "hubspot",
+    *,
+    contacts: int = 300,
+    activity: int = 40,
+    seed: int = 7,
+    quiet: bool = False,
+) -> DemoResult:
+    """The embedded default: a sandbox CRM in this process, a temporary state store, the
+    starter model; a baseline run, simulated activity, and a second run that acts."""
+    import importlib.resources
+    import tempfile
+
+    from connectors.base import RuntimeContext
+    from connectors.sandbox import SandboxApp, serve
+    from scheduler.config import config_from_mapping, secret_values
+
+    tmp = tempfile.TemporaryDirectory(prefix="leadsync-demo-")
+    with contextlib.ExitStack() as stack:
+        stack.callback(tmp.cleanup)
+        starter = stack.enter_context(
+            importlib.resources.as_file(
+                importlib.resources.files("scoring").joinpath("data/models/starter.yaml")
+            )
+        )
+        if crm == "hubspot":
+            from connectors.sandbox import HubSpotSandbox
+
+            sandbox: Any = HubSpotSandbox(contacts=contacts, seed=seed, search_lag_seconds=0.0)
+            server = stack.enter_context(serve(SandboxApp(sandbox), port=0))
+            secret_values(["sandbox-token"])
+            crm_section: dict[str, Any] = {
+                "type": "hubspot",
+                "hubspot": {
+                    "access_token": "sandbox-token",
+                    "base_url": server.base_url,
+                    "tier": "pro",
+                },
+            }
+        elif crm == "salesforce":
+            from connectors.sandbox import SalesforceSandbox
+
+            sandbox = SalesforceSandbox(contacts=contacts, seed=seed)
+            ca_path = Path(tmp.name) / "sandbox-ca.pem"
+            server = stack.enter_context(
+                serve(SandboxApp(sandbox), port=0, tls=True, ca_out=ca_path)
+            )
+            secret_values(["sandbox-secret", "sandbox-refresh"])
+            crm_section = {
+                "type": "salesforce",
+                "salesforce": {
+                    "login_url": server.base_url,
+                    "instance_url": server.base_url,
+                    "ca_bundle": str(ca_path),
+                    "refresh_token": {
+                        "client_id": "sandbox-client",
+                        "client_secret": "sandbox-secret",
+                        "refresh_token": "sandbox-refresh",
+                    },
+                },
+            }
+        else:
+            raise UsageError([f"--crm: expected hubspot or salesforce, got {crm!r}"])
+        config = config_from_mapping(
+            {
+                "crm": crm_section,
+                "models": [str(starter)],
+                "state": f"sqlite:///{Path(tmp.name) / 'demo.db'}",
+                "writeback": {"max_actions_per_run": 50},
+            }
+        )
+        models = load_model_files(config.model_paths())
+        store = open_store(config)
+        stack.callback(store.close)
+        context = RuntimeContext(now=lambda: datetime.now(UTC), sleep=time.sleep)
+        from connectors import registry
+
+        connector = registry.create(config.crm.type, config.crm.settings(), context=context)
+        stack.callback(connector.close)
+        # Contacts without an owner go round robin to the sandbox's first three reps.
+        pool = [o.email or o.id for o in connector.list_owners() if o.kind == "person"][:3]
+        config = config.model_copy(
+            update={
+                "writeback": config.writeback.model_copy(
+                    update={
+                        "on_cross": config.writeback.on_cross.model_copy(
+                            update={
+                                "owners": config.writeback.on_cross.owners.model_copy(
+                                    update={"pool": pool}
+                                )
+                            }
+                        )
+                    }
+                )
+            }
+        )
+        if not quiet:
+            _out(
+                f"Sandbox {crm} CRM with {contacts} contacts at {server.base_url}; baseline run..."
+            )
+        first = Sync(config, connector, store, models).run(RunOptions())
+        if not quiet:
+            print_summary(first, as_json=False)
+        sandbox.simulate_activity(activity, seed=seed)
+        if not quiet:
+            _out(f"Simulated new activity for {activity} contacts; second run...")
+        second = Sync(config, connector, store, models).run(RunOptions())
+        if not quiet:
+            print_summary(second, as_json=False)
+        hottest = _hottest(store, models, limit=10)
+        actions = _actions(store)
+        if not quiet:
+            _print_demo_tables(hottest, actions)
+        return DemoResult(first, second, hottest, actions)
+
+
+def _hottest(store: StateStore, models: Sequence[Any], *, limit: int) -> list[dict[str, Any]]:
+    import sqlalchemy as sa
+
+    from scoring.engine import score
+
+    ms = store.t["model_state"]
+    with store.tx() as conn:
+        rows = conn.execute(
+            sa.select(ms.c.contact_id, ms.c.model, ms.c.written_score)
+            .where(ms.c.written_score.is_not(None))
+            .order_by(ms.c.written_score.desc(), ms.c.contact_id)
+            .limit(limit)
+        ).all()
+    out = []
+    for cid, model, written in rows:
+        contact, events = store.get_contact(cid)
+        if contact is None:
+            continue
+        results = [
+            r
+            for r in score(
+                list(models), [{"id": cid, **contact.fields}], events, as_of=datetime.now(UTC)
+            )
+            if r.model == model
+        ]
+        reasons = sorted(results[0].reasons, key=lambda x: -abs(x.points))[:3] if results else []
+        out.append(
+            {
+                "contact_id": cid,
+                "name": " ".join(
+                    str(contact.fields.get(k, "")) for k in ("first_name", "last_name")
+                ).strip(),
+                "model": model,
+                "score": written,
+                "band": results[0].band if results else "",
+                "reasons": ", ".join(f"{r.rule} {r.points:+.0f}" for r in reasons),
+            }
+        )
+    return out
+
+
+def _actions(store: StateStore) -> list[dict[str, Any]]:
+    import sqlalchemy as sa
+
+    led = store.t["ledger"]
+    with store.tx() as conn:
+        rows = conn.execute(
+            sa.select(led)
+            .where(led.c.kind.in_(("deal", "task")))
+            .order_by(led.c.created_at, led.c.key)
+        ).all()
+    from scheduler.state import loads
+
+    out = []
+    for r in rows:
+        spec = loads(r.spec) or {}
+        out.append(
+            {
+                "kind": r.kind,
+                "contact_id": r.contact_id,
+                "model": r.model,
+                "status": r.status,
+                "crm_id": r.result_id,
+                "owner_id": spec.get("owner_id"),
+                "title": spec.get("name") or spec.get("subject"),
+            }
+        )
+    return out
+
+
+def _print_demo_tables(hottest: list[dict[str, Any]], actions: list[dict[str, Any]]) -> None:
+    con = Console(soft_wrap=True)
+    with con.capture() as cap:
+        t = Table(title="Hottest leads")
+        for col in ("contact", "name", "model", "score", "band", "top reasons"):
+            t.add_column(col)
+        for h in hottest:
+            t.add_row(
+                h["contact_id"], h["name"], h["model"], f"{h['score']:.1f}", h["band"], h["reasons"]
+            )
+        con.print(t)
+        a = Table(title="Deals and tasks created")
+        for col in ("kind", "contact", "owner", "title", "CRM id", "status"):
+            a.add_column(col)
+        for x in actions:
+            a.add_row(
+                x["kind"],
+                x["contact_id"],
+                str(x["owner_id"] or ""),
+                str(x["title"] or ""),
+                str(x["crm_id"] or ""),
+                x["status"],
+            )
+        con.print(a)
+    _out(cap.get())
+
+
+# ------------------------------------------------------------------- commands
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the ``leadsync`` app."""
+
+    @app.command()
+    def run(
+        config: str = typer.Option(..., "--config", help="leadsync.yaml"),
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Do everything but the CRM writes.")
+        ] = False,
+        full: Annotated[
+            bool, typer.Option("--full", help="Read every contact, not only changes.")
+        ] = False,
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print the summary as one JSON object.")
+        ] = False,
+        act_on_baseline: Annotated[
+            bool,
+            typer.Option(
+                "--act-on-baseline", help="Create deals and tasks for contacts already hot."
+            ),
+        ] = False,
+    ) -> None:
+        """Read changes, re-score, write back what changed, act on crossings."""
+        setup_logging()
+        with _guard():
+            cfg = _load(config)
+            code, _ = execute_run(
+                cfg,
+                RunOptions(dry_run=dry_run, full=full, act_on_baseline=act_on_baseline),
+                as_json=as_json,
+                progress=sys.stdout.isatty() and not as_json,
+            )
+        raise typer.Exit(code)
+
+    @app.command()
+    def schedule(config: str = typer.Option(..., "--config", help="leadsync.yaml")) -> None:
+        """Run the pipeline on its interval or cron until stopped (SIGTERM, Ctrl-C)."""
+        from scheduler.jobs import run_scheduled
+
+        setup_logging(logging.INFO)
+        with _guard():
+            cfg = _load(config)
+            load_model_files(cfg.model_paths())  # fail now, not at the first fire time
+
+            def once() -> int:
+                fresh = _load(config)
+                code, _ = execute_run(fresh, RunOptions(), as_json=True)
+                return code
+
+            raise typer.Exit(run_scheduled(cfg.schedule, once))
+
+    @app.command()
+    def status(
+        config: str = typer.Option(..., "--config", help="leadsync.yaml"),
+        as_json: Annotated[bool, typer.Option("--json")] = False,
+    ) -> None:
+        """Last runs, cursor, pending and rejected records, actions waiting, API budget."""
+        with _guard():
+            cfg = _load(config)
+            store = open_store(cfg)
+            try:
+                print_status(status_data(store, cfg.pipeline), as_json=as_json)
+            finally:
+                store.close()
+
+    @app.command()
+    def purge(
+        config: str = typer.Option(..., "--config", help="leadsync.yaml"),
+        contact: str = typer.Option(..., "--contact", help="The CRM id to erase."),
+    ) -> None:
+        """Erase a contact from the state store (erasure requests); the CRM is not touched."""
+        with _guard():
+            cfg = _load(config)
+            store = open_store(cfg)
+            try:
+                with store.tx() as conn:
+                    store.purge_contact(conn, contact)
+            finally:
+                store.close()
+        _out(f"purged contact {contact} from the state store (the CRM record is not changed)")
+
+    @app.command()
+    def demo(
+        crm: str = typer.Option("hubspot", "--crm", help="hubspot or salesforce"),
+        contacts: int = typer.Option(300, "--contacts", min=10, max=20000),
+        as_json: Annotated[
+            bool, typer.Option("--json", help="Print both summaries as JSON.")
+        ] = False,
+    ) -> None:
+        """A complete sync against an embedded sandbox CRM: no account, no network."""
+        setup_logging()
+        with _guard():
+            result = run_demo(crm, contacts=contacts, quiet=as_json)
+        if as_json:
+            _out(
+                json.dumps(
+                    {
+                        "first": result.first.to_dict(),
+                        "second": result.second.to_dict(),
+                        "hottest": result.hottest,
+                        "actions": result.actions,
+                    },
+                    default=str,
+                )
+            )
+        worst = max(result.first.exit_code, result.second.exit_code)
+        raise typer.Exit(worst)
