@@ -916,7 +916,7 @@ def _draw_people(
         created[rows] = np.maximum(
             created[rows], created[dup[rows]] + rng.random(len(rows)) * DAY * 30
         )
-        created[rows] = np.minimum(created[rows], now - DAY)
+        created[rows] = np.minimum(created[rows], now - 60.0)
     created = np.floor(created * 1000.0) / 1000.0
 
     # Owners: ~15% unowned, some with the queue, a few stuck with the rep who left.
@@ -1332,12 +1332,16 @@ def _finish_people(
     status_u = rng.random(n)
     has_deal = plan.closed | open_  # opportunities hang off contacts, never leads
     people: list[PersonSeed] = []
+
+    def is_student(title: str | None) -> bool:
+        return title is not None and "student" in title.lower()
+
     for i in range(n):
         if won[i]:
             stage = "customer"
         elif open_[i]:
             stage = "opportunity"
-        elif pa.competitor[i] or (pa.title[i] in ("Student", "student") and status_u[i] < 0.5):
+        elif pa.competitor[i] or (is_student(pa.title[i]) and status_u[i] < 0.5):
             stage = "other"
         elif noisy[i] > 0.45 and (stats.meetings[i] > 0 or stats.calls[i] > 1):
             stage = "salesqualifiedlead"

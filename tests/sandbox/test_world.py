@@ -203,6 +203,9 @@ def assert_well_formed(world: World) -> None:
     created = np.array([p.created_at for p in world.people])
     assert np.all(acts.ts >= created[acts.person])
     assert all(p.created_at <= world.now for p in world.people)
+    for p in world.people:
+        if p.duplicate_of is not None:
+            assert world.people[p.duplicate_of].created_at <= p.created_at
     for d in world.deals:
         assert d.created_at <= world.now
         assert d.closed_at is None or d.created_at <= d.closed_at <= world.now
