@@ -591,13 +591,14 @@ _REPS: tuple[tuple[str, str], ...] = (
     ("Parker", "Asante"),
     ("Drew", "Kovacs"),
 )
-_DEAL_PRODUCTS = (
-    "Starter plan",
-    "Professional plan",
-    "Enterprise plan",
-    "Seat expansion",
-    "Annual renewal",
-    "Pilot",
+# (deal name suffix, weight, price multiplier)
+_DEAL_PRODUCTS: tuple[tuple[str, float, float], ...] = (
+    ("Starter plan", 4, 0.35),
+    ("Professional plan", 5, 1.0),
+    ("Enterprise plan", 2, 3.5),
+    ("Seat expansion", 2, 0.5),
+    ("Annual renewal", 2, 1.2),
+    ("Pilot", 1, 0.3),
 )
 
 # ----------------------------------------------------------------------------- helpers
@@ -1273,11 +1274,15 @@ def _deal_records(
     person_rep = np.array([o.kind == "person" and o.active for o in owners] + [False])
     by_hand_u = rng.random(n)
     fallback = rng.choice(reps, size=n)
-    amount = np.exp(rng.normal(np.log(9000.0), 0.8, n))
+    # Price follows the plan and, mildly, the customer's size.
+    product = rng.choice(
+        len(_DEAL_PRODUCTS), size=(n, 2), p=_weights([d[1] for d in _DEAL_PRODUCTS])
+    )
+    multiplier = np.array([d[2] for d in _DEAL_PRODUCTS])[product]
     sizes = np.array([c.size for c in companies], dtype=np.float64)
-    amount = np.round(amount * (np.maximum(sizes[pa.company], 5) / 50.0) ** 0.25, -2)
-    amount2 = np.round(amount * np.exp(rng.normal(0.0, 0.3, n)), -2)
-    product = rng.integers(0, len(_DEAL_PRODUCTS), (n, 2))
+    base = np.exp(rng.normal(np.log(9000.0), 0.4, (n, 2)))
+    base *= (np.maximum(sizes[pa.company], 5) / 50.0)[:, None] ** 0.25
+    amount = np.maximum(np.round(base * multiplier, -2), 500.0)
 
     def owner_of(i: int) -> int:
         # Deals belong to active reps: the queue and the rep who left do not sell.
@@ -1294,8 +1299,8 @@ def _deal_records(
                     idx=len(deals),
                     person_idx=i,
                     owner_idx=owner_of(i),
-                    name=f"{company} - {_DEAL_PRODUCTS[int(product[i, 0])]}",
-                    amount=float(max(amount[i], 500.0)),
+                    name=f"{company} - {_DEAL_PRODUCTS[int(product[i, 0])][0]}",
+                    amount=float(amount[i, 0]),
                     created_at=float(plan.closed_created[i]),
                     stage="won" if plan.won[i] else "lost",
                     closed_at=float(plan.close_at[i]),
@@ -1308,8 +1313,8 @@ def _deal_records(
                     idx=len(deals),
                     person_idx=i,
                     owner_idx=owner_of(i),
-                    name=f"{company} - {_DEAL_PRODUCTS[int(product[i, 1])]}",
-                    amount=float(max(amount2[i], 500.0)),
+                    name=f"{company} - {_DEAL_PRODUCTS[int(product[i, 1])][0]}",
+                    amount=float(amount[i, 1]),
                     created_at=float(plan.open_created[i]),
                     stage="open",
                     closed_at=None,

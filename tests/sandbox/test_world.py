@@ -367,6 +367,11 @@ def test_deals_are_consistent(world: World) -> None:
         if d.stage == "won":
             assert person.lifecycle_stage == "customer"
         assert person.sf_kind != "lead"  # opportunities hang off contacts
+    by_plan = collections.defaultdict(list)
+    for d in world.deals:
+        by_plan[d.name.rsplit(" - ", 1)[1]].append(d.amount)
+        assert d.amount >= 500 and d.amount % 100 == 0
+    assert np.median(by_plan["Enterprise plan"]) > 2 * np.median(by_plan["Starter plan"])
     open_by_rep = [d.created_by_rep for d in world.deals if d.stage == "open"]
     assert any(open_by_rep) and not all(open_by_rep)
     assert [d.idx for d in world.deals] == list(range(len(world.deals)))
