@@ -14,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, unquote, urlencode
 
 import numpy as np
 
@@ -194,7 +194,7 @@ class HubSpotSandbox:
 
     def _handle(self, request: Request) -> Response:
         path = request.path.rstrip("/") or "/"
-        parts = [p for p in path.split("/") if p]
+        parts = [unquote(p) for p in path.split("/") if p]
         if path == "/oauth/v1/token" and request.method == "POST":
             return self._oauth_token(request)
         now = self.clock.now()

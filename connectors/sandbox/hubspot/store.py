@@ -137,7 +137,7 @@ class Store:
     def associated(self, from_type: str, from_id: int, to_type: str) -> list[int]:
         out = set(self.assoc.get((from_type, to_type), {}).get(from_id, ()))
         acts = self.world.activities
-        if from_type == "contacts" and to_type in self.engagement_rows:
+        if from_type == "contacts" and to_type in ENGAGEMENT_KINDS:
             kinds = ENGAGEMENT_KINDS[to_type]
             persons = [*self._seed_person(from_id), *self.persons_of.get(from_id, [])]
             for person in persons:
@@ -150,7 +150,7 @@ class Store:
                     slot = table.slot_of(eid)
                     if slot is not None and not table.archived[slot]:
                         out.add(eid)
-        elif to_type == "contacts" and from_type in self.engagement_rows:
+        elif to_type == "contacts" and from_type in ENGAGEMENT_KINDS:
             base = ENGAGEMENT_BASE[from_type]
             row = from_id - base
             if 0 <= row < len(acts) and from_id < base + CREATED_OFFSET:
