@@ -89,14 +89,26 @@ def collect(items: Iterable[T | RowError], errors: list[RowError]) -> Iterator[T
 
 
 def read_contacts(
-    lines: Iterable[str] | str, source: str, *, format: Format
+    lines: Iterable[str] | str, source: str, *, format: Format, unique: bool = True
 ) -> Iterator[Contact | RowError]:
-    """Contacts: ``id`` is required; every other column is a field."""
+    """Contacts: ``id`` is required; every other column is a field.
+
+    With ``unique`` (the default) a second row for an id already read is rejected:
+    which of two versions of a person to score is a question for the export, not a
+    guess for us. This keeps one set of ids in memory.
+    """
+    seen: set[str] = set()
     for line, row in _rows(lines, source, format, required=("id",)):
         if isinstance(row, RowError):
             yield row
-        else:
-            yield _contact(row, source, line)
+            continue
+        contact = _contact(row, source, line)
+        if unique and not isinstance(contact, RowError):
+            if contact["id"] in seen:
+                yield RowError(source, line, "id", f"duplicate contact id {contact['id']!r}")
+                continue
+            seen.add(contact["id"])
+        yield contact
 
 
 def read_events(

@@ -62,6 +62,15 @@ def test_csv_contacts_are_normalised_and_bad_rows_kept_apart() -> None:
     ]
 
 
+def test_duplicate_contact_ids_are_rejected_after_the_first() -> None:
+    text = "id,email\nc1,a@x.io\nc2,b@x.io\nc1,c@x.io\n"
+    rows, errors = split(read_contacts(text, "c.csv", format="csv"))
+    assert rows == [{"id": "c1", "email": "a@x.io"}, {"id": "c2", "email": "b@x.io"}]
+    assert errors == ["c.csv:4: id: duplicate contact id 'c1'"]
+    rows, errors = split(read_contacts(text, "c.csv", format="csv", unique=False))
+    assert len(rows) == 3 and errors == []
+
+
 def test_non_numeric_sizes_stay_text() -> None:
     rows, _ = split(read_contacts('id,company_size\na,51-200\nb,"1,500"\n', "c.csv", format="csv"))
     assert [row["company_size"] for row in rows] == ["51-200", "1,500"]
