@@ -54,7 +54,9 @@ CONTACTS = [
 EVENTS: list[tuple[str, str, float, int, dict[str, str], str]] = []
 
 
-def add(contact: str, kind: str, days_ago: float, hour: int = 10, style: str = "Z", **attrs: str) -> None:
+def add(
+    contact: str, kind: str, days_ago: float, hour: int = 10, style: str = "Z", **attrs: str
+) -> None:
     EVENTS.append((contact, kind, days_ago, hour, attrs, style))
 
 
@@ -188,7 +190,7 @@ def main() -> None:
     with open(HERE / "contacts.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(CONTACT_COLUMNS)
-        for (*fields, created_days, interest) in CONTACTS:
+        for *fields, created_days, interest in CONTACTS:
             created = (AS_OF - timedelta(days=created_days)).strftime("%Y-%m-%dT09:00:00Z")
             writer.writerow([*fields, created, interest])
     rows = []
@@ -206,7 +208,9 @@ def main() -> None:
     with open(HERE / "events.jsonl", "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
-    attributes = sorted({key for row in rows for key in row} - {"id", "contact_id", "type", "occurred_at"})
+    attributes = sorted(
+        {key for row in rows for key in row} - {"id", "contact_id", "type", "occurred_at"}
+    )
     columns = ["id", "contact_id", "type", "occurred_at", *attributes]
     with open(HERE / "events.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
