@@ -240,10 +240,14 @@ def _score_files(
         contacts_file = _open(stack, contacts_path)
         events_file = _open(stack, events_path)
         contact_rows: Iterable[Contact] = collect(
-            read_contacts(contacts_file, contacts_path, format=contact_format), errors
+            read_contacts(
+                _lines(contacts_file, contacts_path), contacts_path, format=contact_format
+            ),
+            errors,
         )
         event_rows: Iterable[Event] = collect(
-            read_events(events_file, events_path, format=event_format), errors
+            read_events(_lines(events_file, events_path), events_path, format=event_format),
+            errors,
         )
         if contact_filter is not None:
             contact_rows = contact_filter(contact_rows)
@@ -251,21 +255,23 @@ def _score_files(
             event_rows = event_filter(event_rows)
         try:
             return list(score(models, contact_rows, event_rows, as_of=as_of))
-        except UnicodeDecodeError as exc:
-            fail(f"{_which(exc, contacts_file, events_file)}: not UTF-8 text ({exc.reason})")
-        except OSError as exc:
-            fail(f"cannot read input: {exc.strerror or exc}")
+        except _Unreadable as exc:
+            fail(str(exc))
 
 
-def _which(exc: UnicodeDecodeError, contacts_file: IO[str], events_file: IO[str]) -> str:
-    # The decoder does not say which file it was reading; the one not at its end is.
-    for handle in (contacts_file, events_file):
-        try:
-            if handle.read(1) != "":
-                return str(handle.name)
-        except (UnicodeDecodeError, ValueError):
-            return str(handle.name)
-    return str(contacts_file.name)
+class _Unreadable(Exception):
+    """A data file that stopped being readable part-way (encoding, disk)."""
+
+
+def _lines(handle: IO[str], path: str) -> Iterator[str]:
+    # The decoder reads ahead in blocks and does not know which file it serves; wrapping
+    # each file's lines lets the error name the file.
+    try:
+        yield from handle
+    except UnicodeDecodeError as exc:
+        raise _Unreadable(f"{path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise _Unreadable(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
 def _format(path: str) -> Any:

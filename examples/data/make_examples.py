@@ -186,8 +186,8 @@ def stamp(days_ago: float, hour: int, style: str) -> str:
     return moment.astimezone(timezone(offset)).isoformat()
 
 
-def main() -> None:
-    with open(HERE / "contacts.csv", "w", encoding="utf-8", newline="") as handle:
+def main(out_dir: Path = HERE) -> None:
+    with open(out_dir / "contacts.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(CONTACT_COLUMNS)
         for *fields, created_days, interest in CONTACTS:
@@ -205,14 +205,14 @@ def main() -> None:
                 **attrs,
             }
         )
-    with open(HERE / "events.jsonl", "w", encoding="utf-8") as handle:
+    with open(out_dir / "events.jsonl", "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row) + "\n")
     attributes = sorted(
         {key for row in rows for key in row} - {"id", "contact_id", "type", "occurred_at"}
     )
     columns = ["id", "contact_id", "type", "occurred_at", *attributes]
-    with open(HERE / "events.csv", "w", encoding="utf-8", newline="") as handle:
+    with open(out_dir / "events.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
