@@ -65,8 +65,10 @@ class SalesforceApi:
             session=self.session,
             now=context.now,
             timeout=settings.timeout_seconds,
+            redact=self.redactor,
         )
         self._sf: Salesforce | None = None
+        self.page_size = 2000  # Sforce-Query-Options batchSize (200..2000); tests lower it
 
     # -- plumbing -----------------------------------------------------------------------
     def _now_ts(self) -> float:
@@ -158,8 +160,16 @@ class SalesforceApi:
         """Pages (up to 2,000 records each) of one SOQL query, following
         ``nextRecordsUrl``. Raises ``QueryLocatorExpired`` when a locator stops working."""
         timeout = self.settings.timeout_seconds
+        headers = (
+            {"Sforce-Query-Options": f"batchSize={self.page_size}"}
+            if self.page_size != 2000
+            else {}
+        )
         result = self.call(
-            what, lambda sf: sf.query(soql, include_deleted=include_deleted, timeout=timeout)
+            what,
+            lambda sf: sf.query(
+                soql, include_deleted=include_deleted, timeout=timeout, headers=headers
+            ),
         )
         while True:
             records = result.get("records") if isinstance(result, dict) else None

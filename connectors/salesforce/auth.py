@@ -85,7 +85,9 @@ class TokenSource:
         session: requests.Session,
         now: Callable[[], datetime],
         timeout: float = 60.0,
+        redact: Callable[[str], str] = str,
     ) -> None:
+        self._redact = redact
         self._auth = auth
         self._login_url = login_url.rstrip("/")
         self._session = session
@@ -142,9 +144,11 @@ class TokenSource:
             body = {}
         if resp.status_code != 200 or not isinstance(body, dict):
             error = body.get("error", "?") if isinstance(body, dict) else "?"
-            raise AuthError(
-                f"salesforce: token request refused at {url}: HTTP {resp.status_code} {error}"
-            )
+            detail = body.get("error_description", "") if isinstance(body, dict) else ""
+            message = f"salesforce: token request refused at {url}: HTTP {resp.status_code} {error}"
+            if detail:
+                message += f" ({str(detail)[:200]})"
+            raise AuthError(self._redact(message))
         access = body.get("access_token")
         instance = body.get("instance_url")
         if not isinstance(access, str) or not access:

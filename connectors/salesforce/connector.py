@@ -106,6 +106,9 @@ class SalesforceConnector:
         self.api = SalesforceApi(settings, context)
         self._fmaps = {obj: mapping.field_map(obj, settings.field_map) for obj in settings.objects}
         self._key_on_opportunity = False
+        self._described: dict[
+            str, dict[str, Mapping[str, Any]]
+        ] = {}  # object -> lower name -> field
 
     @classmethod
     def from_config(
@@ -265,8 +268,11 @@ class SalesforceConnector:
         """Deleted records from the recycle bin (``queryAll``). A record deleted by a
         merge names its survivor in ``MasterRecordId``; converted Leads are not deleted
         and are reported by the change read instead."""
+        # MasterRecordId names a merge's survivor; orgs (and fakes) without it only
+        # report deletions. Known from ensure_fields' describe, else described once.
+        master = "masterrecordid" in self._fields(obj)
         soql = (
-            f"SELECT Id, MasterRecordId FROM {obj} WHERE IsDeleted = true "
+            f"SELECT Id{', MasterRecordId' if master else ''} FROM {obj} WHERE IsDeleted = true "
             f"AND SystemModstamp >= {soql_datetime(since)} "
             f"AND SystemModstamp <= {soql_datetime(until)} ORDER BY SystemModstamp, Id"
         )
@@ -281,6 +287,16 @@ class SalesforceConnector:
                 else:
                     deleted.append(str(rec["Id"]))
         return deleted, merges
+
+    def _fields(self, obj: str) -> dict[str, Mapping[str, Any]]:
+        if obj not in self._described:
+            described = self.api.describe(obj)
+            self._described[obj] = {
+                str(f.get("name", "")).lower(): f
+                for f in described.get("fields", [])
+                if isinstance(f, Mapping)
+            }
+        return self._described[obj]
 
     def list_owners(self) -> Sequence[Owner]:
         owners: list[Owner] = []
@@ -380,12 +396,8 @@ class SalesforceConnector:
         missing: list[str] = []
         instructions: list[str] = []
         for obj, specs in wanted.items():
-            described = self.api.describe(obj)
-            by_name = {
-                str(f.get("name", "")).lower(): f
-                for f in described.get("fields", [])
-                if isinstance(f, Mapping)
-            }
+            self._described.pop(obj, None)  # fields may have been created since
+            by_name = self._fields(obj)
             for name, type_text, is_key in specs:
                 label = f"{obj}.{name}"
                 found = by_name.get(name.lower())
