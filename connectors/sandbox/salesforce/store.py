@@ -436,7 +436,7 @@ class Store:
             return lambda row: (v := value(row)) is None or v not in allowed
         assert isinstance(expr.value, soql.Literal)
         if op == "LIKE":
-            if path.sort_type not in (*_TEXT, "id", "reference"):
+            if path.sort_type not in _TEXT:
                 raise soql.SoqlError(
                     "INVALID_QUERY_FILTER_OPERATOR",
                     soql.located(source, expr.field.pos,
