@@ -1,1 +1,364 @@
+"""The ``files`` connector: contact and event exports (CSV or JSONL) as a read-only CRM.
 
+Useful to try leadsync on an export before connecting a CRM, for backtests, and for
+CRMs without a connector: export, then ``leadsync run --dry-run`` or ``explain``. The
+rows are parsed by :mod:`scoring.readers`, the same parser ``leadsync score`` uses, so
+a file that scores offline reads the same way here.
+
+Configuration (the ``files:`` section of the sync configuration)::
+
+    crm:
+      type: files
+      files:
+        contacts: exports/contacts.csv     # required; format from the extension
+        events: exports/events.jsonl       # optional
+        batch_size: 1000                   # optional: contacts per ReadBatch
+        base_dir: /path/for/relative/paths # optional; set by the sync, default: cwd
+
+Incremental reads: an export is a snapshot, so every read that sees a changed file
+returns all of it. The cursor is the content fingerprint of the files (size, mtime,
+sha256); an unchanged export yields nothing. Rows that cannot be read are skipped and
+listed in :attr:`FilesConnector.rejected` as ``FILE:LINE: field: problem``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+from connectors.base import (
+    ActionResult,
+    Budget,
+    ConnectorConfigError,
+    ContactKind,
+    ContactRecord,
+    Cursor,
+    DealRecord,
+    DealSpec,
+    EventRecord,
+    FieldCheck,
+    FieldSpec,
+    Owner,
+    ReadBatch,
+    RuntimeContext,
+    ScoreUpdate,
+    TaskSpec,
+    WriteResult,
+)
+from scoring.readers import RowError, format_for, read_contacts, read_events
+from scoring.timeutil import to_iso
+
+__all__ = ["FilesConnector"]
+
+_KNOWN_SETTINGS = ("contacts", "events", "batch_size", "base_dir")
+_READ_ONLY = (
+    "the files connector is read-only: it cannot {what}; "
+    "use `leadsync run --dry-run`, `leadsync explain` or `leadsync score` with it"
+)
+_EVENT_KEYS = frozenset({"id", "contact_id", "type", "occurred_at"})
+_CHUNK = 1 << 20
+
+
+class _Unreadable(Exception):
+    pass
+
+
+class FilesConnector:
+    """Reads ``contacts`` and ``events`` exports; every write raises
+    ``ConnectorConfigError``."""
+
+    name = "files"
+
+    def __init__(
+        self,
+        contacts: Path,
+        events: Path | None = None,
+        *,
+        context: RuntimeContext | None = None,
+        batch_size: int = 1000,
+    ) -> None:
+        self.contacts_path = contacts
+        self.events_path = events
+        self.context = context
+        self.batch_size = batch_size
+        # Rows skipped by the last read, as FILE:LINE: field: problem lines.
+        self.rejected: list[str] = []
+        # Events whose contact is not in the contacts export (last read).
+        self.orphan_events = 0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *, context: RuntimeContext) -> FilesConnector:
+        unknown = sorted(str(key) for key in config if key not in _KNOWN_SETTINGS)
+        if unknown:
+            raise ConnectorConfigError(
+                f"files.{unknown[0]}: unknown setting (known: {', '.join(_KNOWN_SETTINGS)})"
+            )
+        base_value = config.get("base_dir", ".")
+        if not isinstance(base_value, str | os.PathLike):
+            raise ConnectorConfigError("files.base_dir: expected a directory path")
+        base = Path(base_value)
+        contacts = _path_setting(config, "contacts", base, required=True)
+        assert contacts is not None
+        events = _path_setting(config, "events", base, required=False)
+        batch_size = config.get("batch_size", 1000)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConnectorConfigError(
+                f"files.batch_size: expected a whole number of at least 1, got {batch_size!r}"
+            )
+        return cls(contacts, events, context=context, batch_size=batch_size)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What the cursor stores: enough to tell that an export changed."""
+        out: dict[str, Any] = {"contacts": _fingerprint(self.contacts_path, "contacts", None)}
+        if self.events_path is not None:
+            out["events"] = _fingerprint(self.events_path, "events", None)
+        return out
+
+    def read_changes(
+        self, cursor: Cursor | None, *, until: datetime, events_since: datetime
+    ) -> Iterator[ReadBatch]:
+        """All contacts with their events newer than ``events_since`` when the export
+        changed since ``cursor``; nothing when it did not. ``until`` does not bound a
+        snapshot: the fingerprint cursor never refers to a time."""
+        self.rejected = []
+        self.orphan_events = 0
+        current = self._current_fingerprint(cursor)
+        if cursor is not None and _same(cursor, current):
+            return
+        events_by_contact = self._events_by_contact(events_since)
+        batch: list[ContactRecord] = []
+        batch_events: list[EventRecord] = []
+        pending: ReadBatch | None = None
+        for contact in self._contacts():
+            batch.append(contact)
+            batch_events.extend(events_by_contact.pop(contact.id, ()))
+            if len(batch) >= self.batch_size:
+                if pending is not None:
+                    yield pending
+                pending = ReadBatch(contacts=tuple(batch), events=tuple(batch_events))
+                batch, batch_events = [], []
+        self.orphan_events = sum(len(events) for events in events_by_contact.values())
+        if batch or pending is None:
+            if pending is not None:
+                yield pending
+            yield ReadBatch(contacts=tuple(batch), events=tuple(batch_events), cursor=current)
+        else:
+            yield ReadBatch(contacts=pending.contacts, events=pending.events, cursor=current)
+
+    def _current_fingerprint(self, cursor: Cursor | None) -> dict[str, Any]:
+        previous = cursor if isinstance(cursor, Mapping) else {}
+        out: dict[str, Any] = {
+            "contacts": _fingerprint(self.contacts_path, "contacts", previous.get("contacts"))
+        }
+        if self.events_path is not None:
+            out["events"] = _fingerprint(self.events_path, "events", previous.get("events"))
+        return out
+
+    def _contacts(self) -> Iterator[ContactRecord]:
+        path = self.contacts_path
+        with _open(path, "contacts") as handle:
+            rows = read_contacts(
+                _lines(handle, path, "contacts"), str(path), format=format_for(str(path))
+            )
+            for row in self._keep_good(rows):
+                yield _contact_record(row)
+
+    def _events_by_contact(self, since: datetime) -> dict[str, list[EventRecord]]:
+        grouped: dict[str, list[EventRecord]] = {}
+        path = self.events_path
+        if path is None:
+            return grouped
+        seen: dict[str, int] = {}
+        with _open(path, "events") as handle:
+            rows = read_events(
+                _lines(handle, path, "events"), str(path), format=format_for(str(path))
+            )
+            for row in self._keep_good(rows):
+                if row["occurred_at"] < since:
+                    continue
+                record = _event_record(row, seen)
+                grouped.setdefault(record.contact_id, []).append(record)
+        return grouped
+
+    def _keep_good(self, rows: Iterable[dict[str, Any] | RowError]) -> Iterator[dict[str, Any]]:
+        for row in rows:
+            if isinstance(row, RowError):
+                self.rejected.append(str(row))
+            else:
+                yield row
+
+    def list_owners(self) -> Sequence[Owner]:
+        return ()
+
+    def open_deals(self, contact_ids: Sequence[str]) -> Mapping[str, Sequence[DealRecord]]:
+        return {}
+
+    def read_deal_outcomes(self, since: datetime | None) -> Iterator[DealRecord]:
+        return iter(())
+
+    def budget(self) -> Budget:
+        return Budget(calls=0)
+
+    def close(self) -> None:
+        """Nothing to release: files are opened and closed within each read."""
+
+    # --- writing: not possible --------------------------------------------------------
+
+    def ensure_fields(self, fields: Sequence[FieldSpec]) -> FieldCheck:
+        _read_only("create or check score fields")
+
+    def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:
+        _read_only("write scores")
+
+    def create_deal(self, spec: DealSpec) -> ActionResult:
+        _read_only("create deals")
+
+    def create_task(self, spec: TaskSpec) -> ActionResult:
+        _read_only("create tasks")
+
+    def set_owner(self, contact_id: str, owner_id: str, *, kind: ContactKind = "contact") -> None:
+        _read_only("assign owners")
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+def _read_only(what: str) -> NoReturn:
+    raise ConnectorConfigError(_READ_ONLY.format(what=what))
+
+
+def _path_setting(
+    config: Mapping[str, Any], key: str, base: Path, *, required: bool
+) -> Path | None:
+    value = config.get(key)
+    if value is None or value == "":
+        if required:
+            raise ConnectorConfigError(
+                f"files.{key}: missing; give the path of the {key} export (.csv or .jsonl)"
+            )
+        return None
+    if not isinstance(value, str | os.PathLike):
+        raise ConnectorConfigError(f"files.{key}: expected a file path, got {type(value).__name__}")
+    path = Path(value)
+    if not path.is_absolute():
+        path = base / path
+    try:
+        format_for(str(path))
+    except ValueError as exc:
+        raise ConnectorConfigError(f"files.{key}: {exc}") from None
+    if not path.is_file():
+        problem = "is a directory, not a file" if path.is_dir() else "no such file"
+        raise ConnectorConfigError(f"files.{key}: {path}: {problem}")
+    return path
+
+
+def _open(path: Path, key: str) -> IO[str]:
+    try:
+        return open(path, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise ConnectorConfigError(
+            f"files.{key}: {path}: cannot read: {exc.strerror or exc}"
+        ) from None
+
+
+def _lines(handle: IO[str], path: Path, key: str) -> Iterator[str]:
+    try:
+        yield from handle
+    except UnicodeDecodeError as exc:
+        raise ConnectorConfigError(f"files.{key}: {path}: not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise ConnectorConfigError(
+            f"files.{key}: {path}: cannot read: {exc.strerror or exc}"
+        ) from None
+
+
+def _fingerprint(path: Path, key: str, previous: Any) -> dict[str, Any]:
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ConnectorConfigError(
+            f"files.{key}: {path}: cannot read: {exc.strerror or exc}"
+        ) from None
+    quick = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    if (
+        isinstance(previous, Mapping)
+        and previous.get("size") == quick["size"]
+        and previous.get("mtime_ns") == quick["mtime_ns"]
+        and isinstance(previous.get("sha256"), str)
+    ):
+        # Same size and modification time: trust the stored hash rather than re-read
+        # a large export on every scheduled run.
+        return {**quick, "sha256": previous["sha256"]}
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            while chunk := handle.read(_CHUNK):
+                digest.update(chunk)
+    except OSError as exc:
+        raise ConnectorConfigError(
+            f"files.{key}: {path}: cannot read: {exc.strerror or exc}"
+        ) from None
+    return {**quick, "sha256": digest.hexdigest()}
+
+
+def _same(cursor: Cursor, current: Mapping[str, Any]) -> bool:
+    """Content decides: a touched but identical export is unchanged."""
+    if set(cursor) != set(current):
+        return False
+    for key, now in current.items():
+        before = cursor.get(key)
+        if not isinstance(before, Mapping) or before.get("sha256") != now["sha256"]:
+            return False
+    return True
+
+
+def _contact_record(row: dict[str, Any]) -> ContactRecord:
+    fields = dict(row)
+    contact_id = fields.pop("id")
+    # A ``kind`` column (contact or lead) routes writes like the CRM connectors do;
+    # any other value is an ordinary field.
+    kind: ContactKind = "contact"
+    if isinstance(fields.get("kind"), str) and fields["kind"].strip().lower() in (
+        "contact",
+        "lead",
+    ):
+        kind = "lead" if fields.pop("kind").strip().lower() == "lead" else "contact"
+    updated = fields.get("updated_at")
+    return ContactRecord(
+        id=contact_id,
+        fields=fields,
+        updated_at=updated if isinstance(updated, datetime) else None,
+        kind=kind,
+    )
+
+
+def _event_record(row: dict[str, Any], seen: dict[str, int]) -> EventRecord:
+    attributes = {key: value for key, value in row.items() if key not in _EVENT_KEYS}
+    event_id = row.get("id")
+    if event_id is None:
+        # No id in the export: derive one from the content so that re-reading the same
+        # file gives the same ids (the sync de-duplicates on them). Identical events
+        # are told apart by their order of appearance.
+        payload = json.dumps(
+            [row["contact_id"], row["type"], to_iso(row["occurred_at"]), attributes],
+            sort_keys=True,
+            default=str,
+        )
+        base = "files-" + hashlib.sha256(payload.encode("utf-8")).hexdigest()[:24]
+        count = seen.get(base, 0) + 1
+        seen[base] = count
+        event_id = base if count == 1 else f"{base}-{count}"
+    return EventRecord(
+        id=str(event_id),
+        contact_id=row["contact_id"],
+        type=row["type"],
+        occurred_at=row["occurred_at"],
+        attributes=attributes,
+    )
