@@ -48,6 +48,7 @@ MARKETING_EMAIL_TYPES = {
     "OPEN": "email_open",
     "CLICK": "email_click",
     "UNSUBSCRIBED": "unsubscribe",
+    "STATUSCHANGE": "unsubscribe",  # a subscription status change by the recipient
 }
 
 
@@ -378,8 +379,7 @@ class FormSubmissions:
                 attrs["page_url"] = sub["pageUrl"]
             out.append(
                 EventRecord(
-                    # submissions carry no id: form + time + submitter is unique and stable
-                    id=f"hs-form:{form_id}:{sub.get('submittedAt')}:{email.strip().lower()}",
+                    id=f"hs-form:{form_id}:{sub.get('conversionId') or sub.get('submittedAt')}",
                     contact_id=contact_id,
                     type="form_submit",
                     occurred_at=when,
