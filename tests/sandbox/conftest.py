@@ -3,7 +3,7 @@ loopback servers, and official clients pointed at them."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -60,10 +60,17 @@ class _Router:
         return self.current(request)
 
 
+def no_delay(server: RunningServer) -> None:
+    """Answer without Nagle's delay: the framework writes headers and body in two
+    sends, which otherwise stall each keep-alive answer on the client's delayed ACK."""
+    server._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
+
+
 @pytest.fixture(scope="session")
 def _hs_shared() -> Iterator[tuple[_Router, RunningServer]]:
     router = _Router()
     server = serve(router, port=0)  # type: ignore[arg-type]
+    no_delay(server)
     try:
         yield router, server
     finally:
@@ -95,6 +102,24 @@ def make_hs_client(server: RunningServer, token: str = HS_TOKEN) -> Any:
 @pytest.fixture
 def hs_client(hs_server: RunningServer) -> Any:
     return make_hs_client(hs_server)
+
+
+@pytest.fixture
+def hs_client_for(hs_server: RunningServer) -> Callable[[str], Any]:
+    """An official client for the shared server with another token."""
+    return lambda token: make_hs_client(hs_server, token)
+
+
+@pytest.fixture
+def hs_mount(
+    _hs_shared: tuple[_Router, RunningServer], hs_server: RunningServer
+) -> Callable[[SandboxApp], None]:
+    """Swap the app behind ``hs_server`` (for another tier, say) within a test."""
+
+    def mount(app: SandboxApp) -> None:
+        _hs_shared[0].current = app
+
+    return mount
 
 
 @pytest.fixture

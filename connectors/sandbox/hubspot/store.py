@@ -250,6 +250,12 @@ def _seed_contacts(store: Store, seed: int) -> None:
     if len(acts):
         _, _, last_act, _ = _last_and_first(acts.person, acts.ts, n)
         last_any = np.fmax(created, last_act)
+        for person in people:
+            if person.duplicate_of is not None:
+                target = person.duplicate_of
+                while people[target].duplicate_of is not None:
+                    target = people[target].duplicate_of  # type: ignore[assignment]
+                last_any[target] = max(last_any[target], last_any[person.idx])
 
     columns: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # prop -> (mask, string values)
 
@@ -263,10 +269,25 @@ def _seed_contacts(store: Store, seed: int) -> None:
             strings[ok] = iso_array(times[ok])
         columns[name] = (ok, strings)
 
+    # a merged duplicate's activity counts for the survivor, as after a HubSpot merge
+    contact_of = np.arange(n, dtype=np.int64)
+    for person in people:
+        if person.duplicate_of is not None:
+            target = person.duplicate_of
+            while people[target].duplicate_of is not None:
+                target = people[target].duplicate_of  # type: ignore[assignment]
+            contact_of[person.idx] = target
+    any_merged = bool((contact_of != np.arange(n)).any())
+
     def select(kind_names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         mask = np.isin(kinds, [K[k] for k in kind_names])
         rows = np.flatnonzero(mask)
-        return acts.person[rows], acts.ts[rows], rows
+        owners = contact_of[acts.person[rows]]
+        times = acts.ts[rows]
+        if any_merged:
+            order = np.lexsort((times, owners))
+            owners, times, rows = owners[order], times[order], rows[order]
+        return owners, times, rows
 
     pv_p, pv_t, _ = select(("page_view",))
     counts, first, last, _ = _last_and_first(pv_p, pv_t, n)
@@ -310,7 +331,9 @@ def _seed_contacts(store: Store, seed: int) -> None:
     p, _, _ = select(("unsubscribe",))
     unsub = np.bincount(p, minlength=n) > 0
     columns["hs_email_optout"] = (unsub, np.where(unsub, "true", "false").astype(object))
-    deal_counts = np.bincount([d.person_idx for d in world.deals], minlength=n)
+    deal_counts = np.bincount(
+        contact_of[np.array([d.person_idx for d in world.deals], dtype=np.int64)], minlength=n
+    )
     add_count("num_associated_deals", deal_counts[:n])
 
     owner_ids = [str(o.id) for o in store.owners]
