@@ -441,3 +441,16 @@ def test_free_email_domains_are_normalised() -> None:
     assert model.free_email_domains == ["mail.example"]
     rule = model.rules[0]
     assert isinstance(rule, FitRule) and rule.match.email_domain_in == ["acme.com"]
+
+
+def test_docs_describe_every_operator_and_key() -> None:
+    from pathlib import Path
+
+    from scoring.model import OPERATORS, Bands, DecayStep, Scale
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "scoring.md").read_text("utf-8")
+    for operator in OPERATORS:
+        assert f"`{operator}`" in docs, operator
+    for cls in (ScoringModel, FitRule, BehaviorRule, Scale, Bands, DecayStep):
+        for name, info in cls.model_fields.items():
+            assert f"`{info.alias or name}`" in docs or f"{info.alias or name}:" in docs, name
