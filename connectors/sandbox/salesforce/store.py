@@ -93,6 +93,13 @@ def parse_datetime_value(value: str) -> float:
     return ms(moment.timestamp() + float("0." + (match.group(7) or "0")))
 
 
+def poly_type(sobject: str, row: Row) -> str:
+    """``Owner.Type`` and ``Who.Type``: the object's name, but ``Queue`` for queues."""
+    if sobject == "Group":
+        return str(row.get("Type") or "Group")
+    return sobject
+
+
 # ------------------------------------------------------------------ field paths
 
 
@@ -252,7 +259,7 @@ class Store:
                 return None
             sobject, row = found
         if path.spec is None:
-            return sobject
+            return poly_type(sobject, row)
         return row.get(path.spec.name)
 
     # ------------------------------------------------------------------- query
@@ -357,7 +364,7 @@ class Store:
             if current is None:
                 continue
             if path.spec is None:
-                target["Type"] = current_type
+                target["Type"] = poly_type(current_type, current)
                 continue
             spec = self.schema[current_type].get(path.spec.name)
             target[path.name] = render(spec, current.get(path.spec.name)) if spec else None
