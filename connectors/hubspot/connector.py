@@ -179,7 +179,7 @@ class Settings:
             oauth=oauth,
             tier=tier,
             headroom=number("headroom", cls.headroom, 0.05, 1.0),
-            quota_share=number("quota_share", cls.quota_share, 0.001, 1.0),
+            quota_share=number("quota_share", cls.quota_share, 1e-6, 1.0),
             mappings=field_mappings(property_map, source=f"{source}.property_map"),
             score_fields=dict(score_fields),
             web_analytics=flag("web_analytics", cls.web_analytics),

@@ -18,6 +18,11 @@ from connectors.hubspot import HubSpotConnector
 from connectors.sandbox import HubSpotSandbox, ManualClock, Request, Response, SandboxApp, serve
 
 TOKEN = "pat-na1-5ecret-70ken-0001"
+OAUTH = {
+    "client_id": "sandbox-client",
+    "client_secret": "sh-secret-0042",
+    "refresh_token": "rt-secret-0042",
+}
 
 
 @dataclass
@@ -116,6 +121,8 @@ def sandbox_env(
     contacts: int = 300, *, tier: str = "pro", seed: int = 7, **kw: Any
 ) -> Iterator[Env]:
     clock = ManualClock()
+    kw.setdefault("client_secret", OAUTH["client_secret"])
+    kw.setdefault("refresh_token", OAUTH["refresh_token"])
     hs = HubSpotSandbox(contacts=contacts, seed=seed, tier=tier, tokens=(TOKEN,), clock=clock, **kw)
     flavour = Scripted(hs)
     env_holder: list[Env] = []
