@@ -1,9 +1,192 @@
-"""Commands of this area; filled in by its owner."""
+"""``leadsync sandbox``: serve the fake HubSpot and/or Salesforce on loopback.
+
+Both flavours are built from one seeded world, so the same people exist in each.
+Salesforce is served over TLS with a CA generated at start (simple-salesforce only
+builds ``https://`` URLs). The credentials printed are the sandbox's own, never a
+real CRM's, which is why printing them is fine.
+"""
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from scheduler.cli_common import EXIT_USAGE, fail
+
+CRMS = ("hubspot", "salesforce", "both")
+TIERS = ("free", "starter", "pro", "enterprise")
+
+
+@dataclass(frozen=True)
+class SandboxOptions:
+    crm: str = "hubspot"
+    host: str = "127.0.0.1"
+    hubspot_port: int = 8765
+    salesforce_port: int = 8766
+    contacts: int = 2000
+    seed: int = 7
+    tier: str = "pro"
+    token: str = "sandbox-token"  # noqa: S105  (the sandbox's own demo credential)
+    session_id: str = "sandbox-session"
+    ca_out: Path | None = None
+
+
+class SandboxStartError(Exception):
+    """A problem the user can fix (bad option, port in use, flavour missing)."""
+
+
+def check_options(opts: SandboxOptions) -> None:
+    if opts.crm not in CRMS:
+        raise SandboxStartError(f"--crm: expected one of {', '.join(CRMS)}, got {opts.crm!r}")
+    if opts.tier not in TIERS:
+        raise SandboxStartError(f"--tier: expected one of {', '.join(TIERS)}, got {opts.tier!r}")
+    for flag, port in (
+        ("--hubspot-port", opts.hubspot_port),
+        ("--salesforce-port", opts.salesforce_port),
+    ):
+        if not 0 <= port <= 65535:
+            raise SandboxStartError(f"{flag}: expected a port between 0 and 65535, got {port}")
+    if opts.contacts < 0:
+        raise SandboxStartError(f"--contacts: expected a non-negative number, got {opts.contacts}")
+    if opts.seed < 0:
+        raise SandboxStartError(f"--seed: expected a non-negative number, got {opts.seed}")
+    if not opts.token:
+        raise SandboxStartError("--token: must not be empty")
+    if not opts.session_id:
+        raise SandboxStartError("--session-id: must not be empty")
+    if opts.ca_out is not None and not opts.ca_out.parent.exists():
+        raise SandboxStartError(f"--ca-out: directory {opts.ca_out.parent} does not exist")
+
+
+def _salesforce_class() -> Any:
+    try:
+        from connectors.sandbox.salesforce import SalesforceSandbox
+    except ImportError as exc:
+        raise SandboxStartError(
+            f"--crm salesforce: the Salesforce sandbox is not available in this build ({exc})"
+        ) from exc
+    return SalesforceSandbox
+
+
+def run_sandbox(
+    opts: SandboxOptions,
+    *,
+    stop: threading.Event,
+    echo: Callable[[str], None] = typer.echo,
+) -> None:
+    """Start the servers, print how to reach them, block until ``stop`` is set."""
+    from connectors.sandbox import HubSpotSandbox, SandboxApp, generate_world, serve
+
+    check_options(opts)
+    sf_class = _salesforce_class() if opts.crm in ("salesforce", "both") else None
+    world = generate_world(opts.contacts, seed=opts.seed)
+    servers: list[Any] = []
+    try:
+        if opts.crm in ("hubspot", "both"):
+            hs = HubSpotSandbox(world=world, seed=opts.seed, tier=opts.tier, tokens=(opts.token,))
+            server = _serve(
+                serve, SandboxApp(hs, seed=opts.seed), opts.host, opts.hubspot_port, tls=False
+            )
+            servers.append(server)
+            echo(
+                f"HubSpot sandbox:    {server.base_url}  (tier {opts.tier}, {opts.contacts} contacts, seed {opts.seed})"
+            )
+            echo(f"  access token:     {opts.token}")
+            echo(
+                f"  OAuth refresh:    client_id {hs.tokens.client_id}, client_secret "
+                f"{hs.tokens.client_secret}, refresh_token {hs.tokens.refresh_token}"
+            )
+        if sf_class is not None:
+            sf = sf_class(world=world, seed=opts.seed, session_ids=(opts.session_id,))
+            server = _serve(
+                serve,
+                SandboxApp(sf, seed=opts.seed),
+                opts.host,
+                opts.salesforce_port,
+                tls=True,
+                ca_out=opts.ca_out,
+            )
+            servers.append(server)
+            echo(
+                f"Salesforce sandbox: {server.base_url}  (API v59.0, {opts.contacts} people, seed {opts.seed})"
+            )
+            echo(f"  session id:       {opts.session_id}")
+            echo(f"  CA certificate:   {server.ca_path}")
+        echo("Control routes:     /__sandbox/faults, /__sandbox/stats, /__sandbox/reset")
+        echo("Press Ctrl-C to stop.")
+        stop.wait()
+    finally:
+        for server in servers:
+            server.close()
+
+
+def _serve(
+    serve: Callable[..., Any],
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    tls: bool,
+    ca_out: Path | None = None,
+) -> Any:
+    try:
+        server = serve(app, host=host, port=port, tls=tls, ca_out=ca_out)
+    except OSError as exc:
+        raise SandboxStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    # answer without Nagle's delay (the server writes headers and body separately)
+    server._server.RequestHandlerClass.disable_nagle_algorithm = True
+    return server
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the ``leadsync`` app."""
+    """Add ``leadsync sandbox`` to the ``leadsync`` app."""
+
+    @app.command("sandbox")
+    def sandbox(
+        crm: str = typer.Option("hubspot", "--crm", help="hubspot, salesforce or both"),
+        host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on"),
+        hubspot_port: int = typer.Option(8765, "--hubspot-port", help="0 picks a free port"),
+        salesforce_port: int = typer.Option(8766, "--salesforce-port", help="0 picks a free port"),
+        contacts: int = typer.Option(2000, "--contacts", help="People in the seeded world"),
+        seed: int = typer.Option(7, "--seed", help="Same seed, same data"),
+        tier: str = typer.Option(
+            "pro", "--tier", help="HubSpot tier: free, starter, pro, enterprise"
+        ),
+        token: str = typer.Option(
+            "sandbox-token", "--token", help="HubSpot access token to accept"
+        ),
+        session_id: str = typer.Option(
+            "sandbox-session", "--session-id", help="Salesforce session id to accept"
+        ),
+        ca_out: Path | None = typer.Option(
+            None, "--ca-out", help="Where to write the Salesforce CA (PEM)"
+        ),
+    ) -> None:
+        """Serve a fake HubSpot and/or Salesforce on loopback until interrupted."""
+        opts = SandboxOptions(
+            crm=crm,
+            host=host,
+            hubspot_port=hubspot_port,
+            salesforce_port=salesforce_port,
+            contacts=contacts,
+            seed=seed,
+            tier=tier,
+            token=token,
+            session_id=session_id,
+            ca_out=ca_out,
+        )
+        stop = threading.Event()
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            run_sandbox(opts, stop=stop)
+        except SandboxStartError as exc:
+            fail(f"leadsync sandbox: {exc}", EXIT_USAGE)
+        except KeyboardInterrupt:
+            typer.echo("Stopped.")
