@@ -277,7 +277,7 @@ def _match_series(s: pl.Series, match: Match, free: frozenset[str]) -> pl.Series
             rx = re.compile(str(arg))
             values = text.drop_nulls().unique().to_list()
             hits = [x for x in values if rx.search(x) is not None]
-            cond = v.is_in(pl.Series(hits, dtype=pl.String))
+            cond = v.is_in(pl.Series(hits, dtype=pl.String).implode())
         elif name in ("gt", "gte", "lt", "lte"):
             limit = float(arg)
             cond = {
@@ -288,9 +288,9 @@ def _match_series(s: pl.Series, match: Match, free: frozenset[str]) -> pl.Series
             }[name]
         elif name == "email_domain_in":
             wanted = pl.Series([str(d).lower() for d in arg], dtype=pl.String)
-            cond = domain.is_in(wanted)
+            cond = domain.is_in(wanted.implode())
         elif name == "free_email":
-            known = domain.is_in(pl.Series(sorted(free), dtype=pl.String))
+            known = domain.is_in(pl.Series(sorted(free), dtype=pl.String).implode())
             cond = domain.is_not_null() & (known if arg else ~known)
         else:  # pragma: no cover - the model rejects unknown operators
             raise ValueError(f"unknown match operator {name!r}")
@@ -317,7 +317,7 @@ def _match_column_expr(
     chosen = distinct.filter(hits)
     null_hits = bool(chosen.null_count())
     chosen = chosen.drop_nulls()
-    expr = pl.col(column).is_in(chosen).fill_null(value=False)
+    expr = pl.col(column).is_in(chosen.implode()).fill_null(value=False)
     if null_hits:
         expr = expr | pl.col(column).is_null()
     return expr
@@ -350,12 +350,22 @@ def _as_utc_datetime(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _div_exact(numerator: pl.Expr, denominator: float) -> pl.Expr:
+    """``numerator / denominator`` correctly rounded, like Python's ``/``.
+
+    polars turns division by a literal into multiplication by its reciprocal, which is
+    off by one ulp for values such as 1758 / 100; dividing by a column avoids that.
+    """
+    as_float = numerator.cast(pl.Float64)
+    return as_float / (as_float * 0.0 + denominator)
+
+
 def _round2_frame(frame: pl.DataFrame, source: str, target: str) -> pl.DataFrame:
     """Round ``source`` into ``target``; ``map_elements`` only on near-tie rows."""
     scaled = pl.col(source).abs() * 100.0
     floor = scaled.floor()
     frac = scaled - floor
-    magnitude = pl.when(frac >= 0.5).then(floor + 1.0).otherwise(floor) / 100.0
+    magnitude = _div_exact(pl.when(frac >= 0.5).then(floor + 1.0).otherwise(floor), 100.0)
     fast = pl.when(pl.col(source) < 0).then(-magnitude).otherwise(magnitude) + 0.0
     near = ((frac - 0.5).abs() < 1e-6) | (scaled > 1e12) | ~pl.col(source).is_finite()
     frame = frame.with_columns(fast.alias(target), near.fill_null(value=False).alias("_near"))
@@ -644,8 +654,8 @@ def _score_model(
         counted = free_rows
 
     as_of_us = int((as_of - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1))
-    age = (pl.lit(as_of_us, dtype=pl.Int64) - pl.col("occurred_at").dt.epoch("us")) / float(
-        _US_PER_DAY
+    age = _div_exact(
+        pl.lit(as_of_us, dtype=pl.Int64) - pl.col("occurred_at").dt.epoch("us"), _US_PER_DAY
     )
     contribution = (
         pl.when(pl.col("_half_life").is_null())
@@ -680,9 +690,9 @@ def _score_model(
             pl.coalesce("_last_event", "_created").alias("last_activity_at"),
         )
     )
-    inactive = (
-        pl.lit(as_of_us, dtype=pl.Int64) - pl.col("last_activity_at").dt.epoch("us")
-    ) / float(_US_PER_DAY)
+    inactive = _div_exact(
+        pl.lit(as_of_us, dtype=pl.Int64) - pl.col("last_activity_at").dt.epoch("us"), _US_PER_DAY
+    )
     steps = sorted(enumerate(model.decay), key=lambda p: (-p[1].inactive_days, -p[0]))
     decay_points: Any = None
     decay_step: Any = None
