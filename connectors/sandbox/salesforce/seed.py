@@ -456,6 +456,13 @@ class _Builder:
             created=np.round(created * 1000) / 1000,
             stamp=np.round(stamp * 1000) / 1000,
             base_lookups={"email": lambda key: emails.get(key, ())},
+            base_columns={
+                "isconverted": np.array(
+                    [w.people[int(i)].sf_kind == "converted_lead" for i in s.lead_person],
+                    dtype=bool,
+                ),
+                "hasoptedoutofemail": s.person_opted_out[s.lead_person],
+            },
         )
 
     def contacts(self) -> Table:
@@ -486,6 +493,7 @@ class _Builder:
             created=np.round(created * 1000) / 1000,
             stamp=np.round(stamp * 1000) / 1000,
             base_lookups={"email": lambda key: emails.get(key, ())},
+            base_columns={"hasoptedoutofemail": s.person_opted_out[s.contact_person]},
         )
 
     # activities ----------------------------------------------------------------
@@ -596,4 +604,5 @@ class _Builder:
             created=created,
             stamp=stamp,
             base_lookups={"leadid": lookup, "contactid": lookup},
+            base_columns={"hasresponded": s.cm_status != 0},
         )

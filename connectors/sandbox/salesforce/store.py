@@ -285,15 +285,16 @@ class Store:
             predicate = (
                 self._compile(obj, parsed.where, source) if parsed.where is not None else None
             )
-            candidates = self._plan(table, parsed.where) if parsed.where is not None else None
-            if candidates is None:
+            mask, exact = (
+                self._plan(table, parsed.where) if parsed.where is not None else (None, True)
+            )
+            if mask is None:
                 seqs = table.seqs(include_deleted=all_rows)
             else:
-                seqs = np.array(
-                    sorted(s for s in candidates if table.has(s, include_deleted=all_rows)),
-                    dtype=np.int64,
-                )
-            if predicate is not None:
+                if not all_rows:
+                    mask &= ~table.deleted
+                seqs = np.flatnonzero(mask).astype(np.int64)
+            if predicate is not None and not exact:
                 seqs = np.array(
                     [s for s in seqs.tolist() if predicate(table.row(s))], dtype=np.int64
                 )
@@ -479,60 +480,82 @@ class Store:
             return lambda v: None if v is None else ms(float(v))
         return lambda v: v
 
-    def _plan(self, table: Table, expr: soql.Expr | None) -> set[int] | None:
-        """Candidate rows from indexes (a superset), or ``None`` for a full scan."""
-        if expr is None:
-            return None
+    def _plan(self, table: Table, expr: soql.Expr) -> tuple[npt.NDArray[np.bool_] | None, bool]:
+        """Candidate rows from indexes and columns, and whether they are exactly the
+        matches (then rows need not be materialised to check them). ``None``: scan."""
         if isinstance(expr, soql.And):
-            sets = [s for s in (self._plan(table, e) for e in expr.items) if s is not None]
-            if not sets:
-                return None
-            out = sets[0]
-            for other in sets[1:]:
-                out = out & other
-            return out
+            parts = [self._plan(table, e) for e in expr.items]
+            masks = [m for m, _ in parts if m is not None]
+            if not masks:
+                return None, False
+            out = masks[0].copy()
+            for other in masks[1:]:
+                out &= other
+            return out, len(masks) == len(parts) and all(exact for _, exact in parts)
         if isinstance(expr, soql.Or):
-            union: set[int] = set()
+            union = np.zeros(table.n, dtype=np.bool_)
+            exact_all = True
             for item in expr.items:
-                part = self._plan(table, item)
-                if part is None:
-                    return None
-                union |= part
-            return union
-        if not isinstance(expr, soql.Compare) or len(expr.field.path) != 1:
-            return None
+                mask, exact = self._plan(table, item)
+                if mask is None:
+                    return None, False
+                union |= mask
+                exact_all &= exact
+            return union, exact_all
+        if isinstance(expr, soql.Not):
+            mask, exact = self._plan(table, expr.item)
+            if mask is None or not exact:
+                return None, False
+            return ~mask, True
+        if len(expr.field.path) != 1:
+            return None, False
         name = expr.field.path[0].lower()
         literals = expr.value if isinstance(expr.value, tuple) else (expr.value,)
-        if expr.op in ("=", "IN") and name == "id":
-            out_ids: set[int] = set()
+        op = expr.op
+        if name == "id" and op in ("=", "IN") and all(lit.kind == "string" for lit in literals):
+            mask = np.zeros(table.n, dtype=np.bool_)
             for lit in literals:
-                parsed = parse_id(str(lit.value)) if lit.kind == "string" else None
+                parsed = parse_id(str(lit.value))
                 if parsed is not None and parsed[0] == table.name and parsed[1] < table.n:
-                    out_ids.add(parsed[1])
-            return out_ids
-        if expr.op in ("=", "IN") and table.indexed(name):
+                    mask[parsed[1]] = True
+            return mask, True
+        if name == "isdeleted" and op in ("=", "!=") and literals[0].kind == "boolean":
+            wanted = bool(literals[0].value) == (op == "=")
+            return (table.deleted.copy() if wanted else ~table.deleted), True
+        if (
+            table.has_column(name)
+            and op in ("=", "!=", "IN", "NOT IN")
+            and all(lit.kind == "boolean" for lit in literals)
+        ):
+            mask = table.column_mask(name, [lit.value for lit in literals])
+            return (mask if op in ("=", "IN") else ~mask), True
+        if op in ("=", "IN") and table.indexed(name):
             spec = table.spec.get(name)
             if spec is None or any(lit.kind == "null" for lit in literals):
-                return None
+                return None, False
             keys = [index_key(spec, lit.value) for lit in literals]
-            return table.lookup(name, keys)
+            mask = np.zeros(table.n, dtype=np.bool_)
+            found = list(table.lookup(name, keys))
+            mask[found] = True
+            return mask, False
         if name in STAMP_FIELDS or name == "createddate":
             lit = expr.value
             if not isinstance(lit, soql.Literal) or lit.kind != "datetime":
-                return None
+                return None, False
             arr = table.created if name == "createddate" else table.stamp
             value = ms(float(lit.value))
-            mask = {
-                "=": lambda: arr == value,
-                "<": lambda: arr < value,
-                "<=": lambda: arr <= value,
-                ">": lambda: arr > value,
-                ">=": lambda: arr >= value,
-            }.get(expr.op)
-            if mask is None:
-                return None
-            return set(np.flatnonzero(mask()).tolist())
-        return None
+            compare = {
+                "=": np.equal,
+                "!=": np.not_equal,
+                "<": np.less,
+                "<=": np.less_equal,
+                ">": np.greater,
+                ">=": np.greater_equal,
+            }.get(op)
+            if compare is None:
+                return None, False
+            return compare(arr, value), True
+        return None, False
 
     def _order(
         self,
@@ -947,10 +970,10 @@ class Store:
             people: list[tuple[str, int]] = []
             for sobject in ("Lead", "Contact"):
                 table = self.tables[sobject]
-                seqs = table.seqs(include_deleted=False).tolist()
+                alive = ~table.deleted
                 if sobject == "Lead":
-                    seqs = [s for s in seqs if not table.row(s).get("IsConverted")]
-                people.extend((sobject, s) for s in seqs)
+                    alive &= ~table.column_mask("IsConverted", [True])
+                people.extend((sobject, int(s)) for s in np.flatnonzero(alive))
             chosen = rng.sample(people, min(count, len(people)))
             campaigns = self.tables["Campaign"]
             email_campaigns = list(range(self.seed.n_email_campaigns))

@@ -59,6 +59,7 @@ class Table:
         stamp: npt.NDArray[np.float64] | None = None,
         deleted: npt.NDArray[np.bool_] | None = None,
         base_lookups: dict[str, BaseLookup] | None = None,
+        base_columns: dict[str, npt.NDArray[Any]] | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -77,6 +78,8 @@ class Table:
         self.n = n_base
         self.overlay: dict[int, Row] = {}
         self.base_lookups: dict[str, BaseLookup] = dict(base_lookups or {})
+        # never-null fields of seeded rows as arrays, so filters on them need no rows
+        self.base_columns: dict[str, npt.NDArray[Any]] = dict(base_columns or {})
         self.added: dict[str, dict[Any, set[int]]] = {}
         for name in self.base_lookups:
             self.added[name] = {}
@@ -169,6 +172,21 @@ class Table:
                 out.update(base(value))
             out.update(added.get(value, ()))
         return out
+
+    def has_column(self, name: str) -> bool:
+        return name.lower() in self.base_columns
+
+    def column_mask(self, name: str, values: Sequence[Any]) -> npt.NDArray[np.bool_]:
+        """Exactly the rows whose ``name`` is one of ``values`` (index keys)."""
+        column = self.base_columns[name.lower()]
+        spec = self.spec.get(name)
+        assert spec is not None
+        mask = np.zeros(self.n, dtype=np.bool_)
+        mask[: self.n_base] = np.isin(column, list(values))
+        wanted = set(values)
+        for seq, row in self.overlay.items():
+            mask[seq] = index_key(spec, row.get(spec.name)) in wanted
+        return mask
 
     def find(self, spec: FieldSpec, value: Any, *, include_deleted: bool = False) -> list[int]:
         """Rows whose ``spec`` field equals ``value`` exactly (by index key)."""

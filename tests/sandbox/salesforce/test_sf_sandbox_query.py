@@ -250,3 +250,28 @@ def test_index_and_scan_agree(sf: Salesforce, app: SandboxApp) -> None:
     ]
     like = sf.query(f"SELECT Id FROM {sobject} WHERE Email LIKE '{email}' ORDER BY Id")["records"]
     assert exact == like and who in {r["Id"] for r in exact}
+
+
+def test_column_filters_follow_writes(sf: Salesforce, box: SalesforceSandbox) -> None:
+    """Boolean filters answered from seeded columns still see later writes."""
+
+    def count(where: str) -> int:
+        return int(sf.query(f"SELECT COUNT() FROM Lead WHERE {where}")["totalSize"])
+
+    open_before, opted_before = count("IsConverted = false"), count("HasOptedOutOfEmail = true")
+    assert count("NOT IsConverted = true") == open_before
+    new = sf.Lead.create({"LastName": "Col", "Company": "ColCo", "HasOptedOutOfEmail": True})
+    assert count("IsConverted = false") == open_before + 1
+    assert count("HasOptedOutOfEmail = true") == opted_before + 1
+    seeded = sf.query(
+        "SELECT Id FROM Lead WHERE HasOptedOutOfEmail = false AND IsConverted = false ORDER BY Id LIMIT 1"
+    )["records"][0]["Id"]
+    sf.Lead.update(seeded, {"HasOptedOutOfEmail": True})
+    assert count("HasOptedOutOfEmail = true") == opted_before + 2
+    sf.Lead.delete(new["id"])
+    assert count("HasOptedOutOfEmail = true") == opted_before + 1
+    assert count("HasOptedOutOfEmail IN (true, false)") == count("Id != null")
+    deleted = sf.query("SELECT COUNT() FROM Lead WHERE IsDeleted = true", include_deleted=True)[
+        "totalSize"
+    ]
+    assert deleted == 1
