@@ -90,6 +90,8 @@ def _describe(value: Any) -> str:
         return "a list"
     if isinstance(value, Mapping):
         return "a mapping"
+    if isinstance(value, _Opaque):
+        return value.describe()
     return type(value).__name__
 
 
@@ -351,7 +353,11 @@ class ScoringModel(BaseModel):
         for key, band in (("threshold", "hot"), ("rearm_below", "warm")):
             if key not in filled:
                 value = bands.get(band) if isinstance(bands, Mapping) else None
-                ok = isinstance(value, int | float) and not isinstance(value, bool)
+                ok = (
+                    isinstance(value, int | float)
+                    and not isinstance(value, bool)
+                    and math.isfinite(value)
+                )
                 filled[key] = value if ok else 0
         return filled
 
@@ -626,6 +632,13 @@ class _Opaque:
 
     def __repr__(self) -> str:
         return f"<{self.kind} {self.text[:30]!r}>"
+
+    def describe(self) -> str:
+        what = {"date": "a date", "datetime": "a timestamp", "bytes": "binary data"}.get(
+            self.kind, f"a YAML {self.kind}"
+        )
+        shown = self.text if len(self.text) <= 30 else self.text[:27] + "..."
+        return f"{what} {shown!r} (put it in quotes to make it text)"
 
 
 def _key_text(key: Any) -> str:

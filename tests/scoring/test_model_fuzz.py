@@ -4,6 +4,7 @@ traceback, and every problem is one ``FILE:LINE: path: message`` line."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -56,7 +57,8 @@ KEYS = [
 ]  # fmt: skip
 
 SETTINGS = settings(
-    max_examples=150,
+    # LEADSYNC_FUZZ_EXAMPLES=5000 for a deeper run before a release.
+    max_examples=int(os.environ.get("LEADSYNC_FUZZ_EXAMPLES", "150")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
