@@ -49,6 +49,10 @@ ROLLED_BACK = {
 }
 
 
+# (operation, sObject type or None, the record, upsert target (type, external id field))
+Job = tuple[str, str | None, Any, tuple[str, str] | None]
+
+
 class SalesforceSandbox:
     """A fake Salesforce org built from a seeded world; a ``framework.Flavour``.
 
@@ -481,7 +485,7 @@ class SalesforceSandbox:
             if len(records) > MAX_COLLECTION:
                 return self._too_many()
             op = "create" if method == "POST" else "update"
-            jobs = [(op, self._record_type(r), r, None) for r in records]
+            jobs: list[Job] = [(op, self._record_type(r), r, None) for r in records]
             return self._run_collection(jobs, bool(body.get("allOrNone", False)), upsert=False)
         sobject = self._sobject_name(parts[0])
         if sobject is None:
@@ -515,8 +519,9 @@ class SalesforceSandbox:
                 )
             if len(records) > MAX_COLLECTION:
                 return self._too_many()
-            jobs = [("upsert", self._record_type(r), r, (sobject, parts[1])) for r in records]
-            return self._run_collection(jobs, bool(body.get("allOrNone", False)), upsert=True)
+            target = (sobject, parts[1])
+            upserts: list[Job] = [("upsert", self._record_type(r), r, target) for r in records]
+            return self._run_collection(upserts, bool(body.get("allOrNone", False)), upsert=True)
         return self._not_found()
 
     def _too_many(self) -> Response:
@@ -552,10 +557,10 @@ class SalesforceSandbox:
         if op == "create":
             return store.prepare_create(sobject, body)
         if op == "update":
-            record_id = next((v for k, v in body.items() if k.lower() == "id"), None)
-            if not record_id:
+            given = next((v for k, v in body.items() if k.lower() == "id"), None)
+            if not given:
                 raise RecordError("MISSING_ARGUMENT", "Id not specified in an update call", ["Id"])
-            parsed = parse_id(str(record_id))
+            parsed = parse_id(str(given))
             table = store.tables[sobject]
             if (
                 parsed is None
@@ -586,7 +591,7 @@ class SalesforceSandbox:
 
     def _run_collection(
         self,
-        jobs: list[tuple[str, str | None, Any, tuple[str, str] | None]],
+        jobs: Sequence[Job],
         all_or_none: bool,
         *,
         upsert: bool,

@@ -97,16 +97,16 @@ def build_seed(world: World, username: str) -> Seed:
     people = world.people
     n = len(people)
     acts = world.activities
-    kinds = [p.sf_kind for p in people]
+    sf_kinds = [p.sf_kind for p in people]
     person_lead = np.full(n, -1, dtype=np.int64)
     person_contact = np.full(n, -1, dtype=np.int64)
     lead_person: list[int] = []
     contact_person: list[int] = []
-    for i, kind in enumerate(kinds):
-        if kind in ("lead", "converted_lead"):
+    for i, sf_kind in enumerate(sf_kinds):
+        if sf_kind in ("lead", "converted_lead"):
             person_lead[i] = len(lead_person)
             lead_person.append(i)
-        if kind in ("converted_lead", "contact"):
+        if sf_kind in ("converted_lead", "contact"):
             person_contact[i] = len(contact_person)
             contact_person.append(i)
 
@@ -174,7 +174,7 @@ def build_seed(world: World, username: str) -> Seed:
     # Person stamps: creation, conversion, modelled activity, opt-out.
     converted_at = np.array(
         [min(p.created_at + 7 * DAY, world.now) if k == "converted_lead" else np.nan
-         for p, k in zip(people, kinds, strict=True)],
+         for p, k in zip(people, sf_kinds, strict=True)],
         dtype=np.float64,
     )  # fmt: skip
     created = np.array([p.created_at for p in people], dtype=np.float64)

@@ -230,8 +230,8 @@ def tokenize(source: str) -> list[Token]:
             pos = match.end()
             continue
         if kind == "string":
-            value, end = _read_string(source, pos)
-            tokens.append(Token("string", source[pos:end], value, pos))
+            text_value, end = _read_string(source, pos)
+            tokens.append(Token("string", source[pos:end], text_value, pos))
             pos = end
             continue
         value: Any = text

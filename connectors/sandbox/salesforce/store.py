@@ -162,10 +162,10 @@ class Store:
         for sobject, specs in (custom_fields or {}).items():
             if sobject not in self.schema:
                 raise ValueError(f"custom_fields: unknown sObject {sobject!r}")
-            for spec in specs:
-                self._custom.append((sobject, custom_field_from_mapping(sobject, spec)))
-        for sobject, spec in self._custom:
-            self.schema[sobject].add(spec)
+            for mapping in specs:
+                self._custom.append((sobject, custom_field_from_mapping(sobject, mapping)))
+        for sobject, field_spec in self._custom:
+            self.schema[sobject].add(field_spec)
         self.seed: Seed = build_seed(world, username)
         self.tables: dict[str, Table] = {}
         self.cursors: dict[str, Cursor] = {}
@@ -344,13 +344,14 @@ class Store:
         return out
 
     def project(self, sobject: str, row: Row, paths: Sequence[Path]) -> dict[str, Any]:
+        """A query record: ``attributes`` first, parents as nested records or ``null``."""
         out: dict[str, Any] = {"attributes": self.attributes(sobject, row)}
         for path in paths:
-            target = out
-            current_type, current = sobject, row
+            target: dict[str, Any] = out
+            current_type = sobject
+            current: Row | None = row
             for id_field, rel, _targets in path.steps:
-                if current is None:
-                    break
+                assert current is not None
                 found = self.parent(current, id_field)
                 if found is None:
                     target.setdefault(rel, None)
@@ -535,15 +536,14 @@ class Store:
                 return None, False
             keys = [index_key(spec, lit.value) for lit in literals]
             mask = np.zeros(table.n, dtype=np.bool_)
-            found = list(table.lookup(name, keys))
-            mask[found] = True
+            mask[list(table.lookup(name, keys))] = True
             return mask, False
         if name in STAMP_FIELDS or name == "createddate":
-            lit = expr.value
-            if not isinstance(lit, soql.Literal) or lit.kind != "datetime":
+            single = expr.value
+            if not isinstance(single, soql.Literal) or single.kind != "datetime":
                 return None, False
+            value = ms(float(single.value))
             arr = table.created if name == "createddate" else table.stamp
-            value = ms(float(lit.value))
             compare = {
                 "=": np.equal,
                 "!=": np.not_equal,
@@ -829,9 +829,9 @@ class Store:
                 person = row.get(id_field)
                 if person is None:
                     continue
-                spec = obj.get(id_field)
-                assert spec is not None
-                for other in table.find(spec, person):
+                ref_spec = obj.get(id_field)
+                assert ref_spec is not None
+                for other in table.find(ref_spec, person):
                     if table.row(other).get("CampaignId") == row.get("CampaignId"):
                         raise RecordError(
                             "DUPLICATE_VALUE", "Already a campaign member.", [id_field]
