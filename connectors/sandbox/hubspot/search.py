@@ -226,6 +226,10 @@ def _group_mask(table: Table, group: list[_Filter], base: np.ndarray) -> np.ndar
                     hit[slot] = True
             mask &= hit
             continue
+        vec = _column_filter(table, f)
+        if vec is not None:
+            mask &= vec
+            continue
         slow.append(f)
     if slow:
         for slot in np.flatnonzero(mask):
@@ -237,6 +241,99 @@ def _group_mask(table: Table, group: list[_Filter], base: np.ndarray) -> np.ndar
                     mask[s] = False
                     break
     return mask
+
+
+_STR = None  # let numpy pick a fixed-width unicode dtype
+
+
+def _text_column(table: Table, prop: str) -> np.ndarray:
+    return table.column(f"s:{prop}", lambda p: (p.get(prop) or "").lower(), _STR)
+
+
+def _number_column(table: Table, prop: str, kind: str) -> np.ndarray:
+    def value(p: dict[str, str]) -> float:
+        v = p.get(prop)
+        n = _as_number(kind, v) if v else None
+        return np.nan if n is None else n
+
+    return table.column(f"n:{prop}", value, np.float64)
+
+
+def _token_text(value: str | None) -> str:
+    if not value:
+        return " "
+    return " " + " ".join(t for t in _TOKEN.split(value.lower()) if t) + " "
+
+
+def _column_filter(table: Table, f: _Filter) -> np.ndarray | None:
+    """Vectorised filters on any property; None where only a row-by-row test will do."""
+    d = table.defs[f.prop]
+    op = f.op
+    if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
+        token = (f.value or "").lower()
+        if not token or "*" in token[:-1] or _TOKEN.search(token.rstrip("*")):
+            return None
+        tokens = table.column(f"t:{f.prop}", lambda p: _token_text(p.get(f.prop)), _STR)
+        needle = " " + token[:-1] if token.endswith("*") else " " + token + " "
+        hit = np.strings.find(tokens, needle) >= 0
+        return hit if op == "CONTAINS_TOKEN" else ~hit
+    if d.field_type == "checkbox":
+        return None
+    if d.type in ("number", "datetime", "date"):
+        col = _number_column(table, f.prop, d.type)
+        if op == "HAS_PROPERTY":
+            return ~np.isnan(col)
+        if op == "NOT_HAS_PROPERTY":
+            return np.isnan(col)
+        try:
+            if op in ("IN", "NOT_IN"):
+                vals = [_as_number(d.type, v) for v in f.values]
+                if any(v is None for v in vals):
+                    return None
+                hit = np.isin(col, np.array(vals, dtype=np.float64))
+                return hit if op == "IN" else ~hit
+            v = _as_number(d.type, f.value or "")
+            if v is None:
+                return None
+            if op == "NEQ":
+                return col != v  # NaN != v: records without a value match, as with NEQ on text
+            if op == "BETWEEN":
+                hi = _as_number(d.type, f.high or "")
+                return None if hi is None else (col >= v) & (col <= hi)
+            return {"EQ": col == v, "LT": col < v, "LTE": col <= v, "GT": col > v, "GTE": col >= v}[
+                op
+            ]
+        except KeyError:
+            return None
+    col = _text_column(table, f.prop)
+    if op == "HAS_PROPERTY":
+        return col != ""
+    if op == "NOT_HAS_PROPERTY":
+        return col == ""
+    if op in ("IN", "NOT_IN"):
+        hit = np.zeros(len(col), dtype=bool)
+        for v in f.values:
+            hit |= col == v.lower()
+        return (hit & (col != "")) if op == "IN" else ~(hit & (col != ""))
+    if f.value is None:
+        return None
+    v = f.value.lower()
+    if op == "EQ":
+        return col == v
+    if op == "NEQ":
+        return col != v
+    present = col != ""
+    if op == "LT":
+        return present & (col < v)
+    if op == "LTE":
+        return present & (col <= v)
+    if op == "GT":
+        return present & (col > v)
+    if op == "GTE":
+        return present & (col >= v)
+    if op == "BETWEEN" and f.high is not None:
+        return present & (col >= v) & (col <= f.high.lower())
+    return None
 
 
 def _vector(table: Table, col: np.ndarray, f: _Filter) -> np.ndarray:
@@ -341,15 +438,32 @@ def _contains_token(actual: str, token: str) -> bool:
 
 
 def _query_mask(table: Table, query: str, mask: np.ndarray) -> np.ndarray:
+    """Prefix match of every word against the default searchable properties.
+
+    One joined string with an offsets array: ``re`` scans 100,000 records' text in
+    a few milliseconds, where per-record Python or wide numpy strings take 100+ ms."""
     fields = QUERY_PROPERTIES.get(table.object_type, ())
-    words = [w for w in query.lower().split() if w]
-    out = np.zeros_like(mask)
-    for slot in np.flatnonzero(mask):
-        props = table.search_props(int(slot))
-        text = " ".join((props.get(f) or "") for f in fields).lower()
-        tokens = [t for t in _TOKEN.split(text) if t] + text.split()
-        if all(any(t.startswith(w) for t in tokens) for w in words):
-            out[slot] = True
+
+    def text(p: dict[str, str]) -> str:
+        raw = " ".join((p.get(f) or "") for f in fields).lower()
+        return " " + " ".join(t for t in _TOKEN.split(raw) if t) + " "
+
+    col = table.column("q:" + ",".join(fields), text, object)
+    key = "q-joined"
+    cached = table.cache.get(key)
+    if cached is None or cached[0] != (table.version, table.n):
+        lengths = np.fromiter((len(x) + 1 for x in col), dtype=np.int64, count=len(col))
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        cached = ((table.version, table.n), "\n".join(col.tolist()), offsets)
+        table.cache[key] = cached
+    _, joined, offsets = cached
+    out = mask.copy()
+    for word in query.lower().split():
+        positions = [m.start() for m in re.finditer(re.escape(" " + word), joined)]
+        hit = np.zeros(len(out), dtype=bool)
+        if positions:
+            hit[np.searchsorted(offsets, positions, side="right") - 1] = True
+        out &= hit
     return out
 
 
@@ -375,13 +489,12 @@ def _sort(table: Table, slots: np.ndarray, sorts: Any) -> np.ndarray:
         order = np.argsort(-keys if descending else keys, kind="stable")
         return slots[order]
     kind = table.defs[prop].type
-
-    def key(slot: int) -> tuple[int, Any]:
-        v = table.search_props(int(slot)).get(prop)
-        if v is None or v == "":
-            return (1, 0)
-        n = _as_number(kind, v)
-        return (0, n if n is not None else v.lower())
-
-    ordered = sorted((int(s) for s in slots), key=key, reverse=descending)
-    return np.array(ordered, dtype=np.int64)
+    if kind in ("number", "datetime", "date"):
+        keys = _number_column(table, prop, kind)[slots]
+        order = np.argsort(-keys if descending else keys, kind="stable")  # no value: last
+        return slots[order]
+    text = _text_column(table, prop)[slots]
+    order = np.argsort(text, kind="stable")
+    if descending:
+        order = order[::-1]
+    return slots[order]

@@ -75,6 +75,9 @@ class Table:
         self.unique: dict[str, dict[str, int]] = {}
         self.s_unique: dict[str, dict[str, int]] = {}
         self._pending: deque[_Pending] = deque()
+        self._columns: dict[str, tuple[Callable[[Props], Any], np.ndarray]] = {}
+        self.version = 0  # bumps whenever the search view changes
+        self.cache: dict[str, Any] = {}  # derived search structures, keyed with ``version``
         for p in properties:
             if p.has_unique_value or (object_type == "contacts" and p.name == "email"):
                 self.unique[p.name] = {}
@@ -237,6 +240,7 @@ class Table:
         pending = self._pending
         while pending and pending[0].at <= horizon:
             entry = pending.popleft()
+            self.version += 1
             slot = entry.slot
             old = self.s_props[slot] if self.s_visible[slot] else None
             new = entry.props if entry.visible else None
@@ -250,6 +254,34 @@ class Table:
             self.s_props[slot] = entry.props
             self.s_mod[slot] = entry.mod_ms
             self.s_visible[slot] = entry.visible
+            if self._columns:
+                props = entry.props if entry.props is not None else self.search_props(slot)
+                for key, (fn, arr) in list(self._columns.items()):
+                    if slot < len(arr):
+                        value = fn(props)
+                        if arr.dtype.kind == "U" and len(value) > arr.dtype.itemsize // 4:
+                            arr = arr.astype(f"U{2 * len(value)}")  # fixed width: widen
+                            self._columns[key] = (fn, arr)
+                        arr[slot] = value
+
+    def column(self, key: str, fn: Callable[[Props], Any], dtype: Any) -> np.ndarray:
+        """A search-view column of ``fn(properties)`` per slot, built on first use and
+        kept current as writes settle, so filters on any property run vectorised.
+        Text columns use numpy's fixed-width ``U`` strings (``dtype=None``): searching
+        them is many times faster than variable-width strings."""
+        entry = self._columns.get(key)
+        if entry is None:
+            arr = np.array([fn(self.search_props(s)) for s in range(self.n)], dtype=dtype)
+            self._columns[key] = (fn, arr)
+            return arr
+        arr = entry[1]
+        if len(arr) < self.n:
+            extra = np.array(
+                [fn(self.search_props(s)) for s in range(len(arr), self.n)], dtype=dtype
+            )
+            arr = np.concatenate([arr, extra])  # numpy widens fixed-width text as needed
+            self._columns[key] = (fn, arr)
+        return arr[: self.n]
 
     # ----------------------------------------------------------------- listing
     def listable(self, *, archived: bool) -> np.ndarray:

@@ -259,3 +259,27 @@ def test_search_over_deals_and_engagements_by_hs_lastmodifieddate(hs_client: Any
         }
     )
     assert deals.total > 0 and {d.properties["dealstage"] for d in deals.results} == {"closedwon"}
+
+
+def test_query_matches_word_prefixes_in_default_properties(
+    hs_client: Any, hs_clock: ManualClock
+) -> None:
+    hs_client.crm.contacts.basic_api.create(
+        {"properties": {"email": "zq@example.org", "firstname": "Zebulon", "lastname": "Quartz"}}
+    )
+    hs_clock.advance(4)
+
+    def found(query: str) -> int:
+        hs_clock.advance(1)
+        return _search(hs_client, query=query).total
+
+    assert found("zebu") == 1
+    assert found("Zebulon quar") == 1
+    assert found("zebu nomatch") == 0
+    hs_client.crm.contacts.basic_api.update(
+        hs_client.crm.contacts.basic_api.get_by_id("zq@example.org", id_property="email").id,
+        {"properties": {"lastname": "Onyx"}},
+    )
+    assert found("quartz") == 1  # still the indexed version
+    hs_clock.advance(3)
+    assert found("quartz") == 0 and found("onyx") == 1
