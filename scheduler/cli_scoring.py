@@ -11,6 +11,7 @@ read here: the scoring core never looks at the clock.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
@@ -99,6 +100,10 @@ def score_command(
             for result in results:
                 sink.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
             sink.flush()
+    except BrokenPipeError:
+        # The reader went away (``| head``): stop quietly, as other Unix tools do.
+        _silence_stdout()
+        raise typer.Exit(_report_rows(errors)) from None
     except OSError as exc:
         fail(f"{out or 'stdout'}: cannot write: {exc.strerror or exc}")
     raise typer.Exit(_report_rows(errors))
@@ -181,6 +186,14 @@ def explain_command(
 
 
 # --- helpers --------------------------------------------------------------------------
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass  # not a real file (tests); nothing will be flushed to it anyway
 
 
 def _required(value: str | None, option: str) -> str:

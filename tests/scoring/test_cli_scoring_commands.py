@@ -392,3 +392,36 @@ def test_end_to_end_in_a_subprocess(files: dict[str, str], tmp_path: Path) -> No
     )
     scores = {line["contact_id"]: line["score"] for line in lines_of(completed.stdout)}
     assert scores == {"a": 15.0, "b": 0.0}
+
+
+def test_closed_pipe_ends_quietly(files: dict[str, str], tmp_path: Path) -> None:
+    contacts = tmp_path / "many.csv"
+    contacts.write_text(
+        "id,job_title\n" + "".join(f"p{i},Director of Things {i}\n" for i in range(20_000))
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from scheduler.cli import main; main()",
+            "score",
+            "--model",
+            files["model.yaml"],
+            "--contacts",
+            str(contacts),
+            "--events",
+            files["events.jsonl"],
+            "--as-of",
+            AS_OF,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    assert json.loads(first)["contact_id"] == "p0"
+    process.stdout.close()  # like `| head -1`
+    errors = process.stderr.read().decode()
+    process.stderr.close()
+    assert process.wait(timeout=120) == 0
+    assert errors == ""

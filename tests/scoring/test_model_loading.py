@@ -261,6 +261,12 @@ def test_models_can_be_built_in_code() -> None:
             "models[0].rules[0].point: unknown key 'point' (did you mean 'points'?)",
         ),
         (
+            "- {id: r, kind: fit, field: f, match: {equals: 2026-01-01}, points: 1}",
+            6,
+            "models[0].rules[0].match.equals: expected text, a number or true/false, "
+            "got a date '2026-01-01' (put it in quotes to make it text)",
+        ),
+        (
             "- {id: r, kind: behavior, event: e, points: 1, match: pricing}",
             6,
             "models[0].rules[0].match: expected event attributes to match",
