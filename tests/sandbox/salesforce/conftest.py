@@ -55,7 +55,13 @@ def rsps(app: SandboxApp) -> Iterator[responses.RequestsMock]:
 
 
 @pytest.fixture
-def sf(rsps: responses.RequestsMock) -> Salesforce:
+def sf(sf_responses: Salesforce) -> Salesforce:
+    """The official client; modules that run on both transports override this."""
+    return sf_responses
+
+
+@pytest.fixture
+def sf_responses(rsps: responses.RequestsMock) -> Salesforce:
     """The official client, talking to the sandbox through ``responses``."""
     return Salesforce(
         session_id="sandbox-session",
@@ -125,3 +131,11 @@ def tls_sf(server: RunningServer) -> Iterator[Salesforce]:
         )
     finally:
         session.close()
+
+
+@pytest.fixture(params=["responses", "tls"])
+def sf_both(request: pytest.FixtureRequest) -> Salesforce:
+    """The official client over ``responses`` and over the loopback TLS server in turn."""
+    name = "sf_responses" if request.param == "responses" else "tls_sf"
+    client: Salesforce = request.getfixturevalue(name)
+    return client

@@ -11,6 +11,12 @@ from simple_salesforce.exceptions import SalesforceMalformedRequest
 from connectors.sandbox.salesforce import SalesforceSandbox
 
 
+@pytest.fixture
+def sf(sf_both: Salesforce) -> Salesforce:
+    """Every test here runs through ``responses`` and through the TLS server."""
+    return sf_both
+
+
 def _leads(n: int, company: str = "BulkCo") -> list[dict[str, Any]]:
     return [
         {"attributes": {"type": "Lead"}, "LastName": f"L{i}", "Company": company} for i in range(n)

@@ -104,3 +104,12 @@ def test_reset_restores_the_seeded_state(sf: Salesforce, app: SandboxApp) -> Non
     again = sf.query(f"SELECT Id, Title FROM Lead WHERE Id = '{record['Id']}'")["records"][0]
     assert again["Title"] == record["Title"]
     assert sf.api_usage["api-usage"].used == 2  # the allocation starts afresh too
+
+
+def test_commit_then_drop_over_tls(tls_sf: Salesforce, app: SandboxApp) -> None:
+    app(Request("POST", "/__sandbox/faults", body=b'{"commit_then_drop": 1.0}'))
+    with pytest.raises(requests.exceptions.ConnectionError):
+        tls_sf.Lead.create({"LastName": "Ghost", "Company": "TlsDropCo"})
+    app(Request("POST", "/__sandbox/faults", body=b"{}"))
+    found = tls_sf.query("SELECT COUNT() FROM Lead WHERE Company = 'TlsDropCo'")
+    assert found["totalSize"] == 1

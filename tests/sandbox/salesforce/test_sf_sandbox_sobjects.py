@@ -17,6 +17,12 @@ from connectors.sandbox.salesforce import SalesforceSandbox
 from connectors.sandbox.world import World
 
 
+@pytest.fixture
+def sf(sf_both: Salesforce) -> Salesforce:
+    """Every test here runs through ``responses`` and through the TLS server."""
+    return sf_both
+
+
 def _error(exc: pytest.ExceptionInfo[Any]) -> dict[str, Any]:
     body = exc.value.content
     assert isinstance(body, list) and len(body) == 1
