@@ -73,7 +73,10 @@ TASK_TYPE = {"call": "CALL", "email": "EMAIL", "todo": "TODO"}
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _SETUP_PROBLEM = re.compile(r"PROPERTY_DOESNT_EXIST|READ_ONLY_VALUE|does not exist|read only")
 CURSOR_VERSION = 1
-MAX_BOUNDARY = 20_000  # look-back de-dup entries kept in the cursor; beyond, re-deliver
+# Contacts delivered inside the next run's look-back window, kept in the cursor so
+# that the next run does not deliver them again (grouped by stamp: ~11 bytes an id).
+# Beyond this many the map is dropped and they are re-delivered (at-least-once).
+MAX_BOUNDARY = 50_000
 KNOWN_KEYS = {
     "type",
     "access_token",
@@ -294,12 +297,10 @@ class HubSpotConnector:
         if since is not None:
             deletions = self._deleted_since(reads.look_back(since, self.settings.lookback_seconds))
         last = self._batch(buffer, context) if buffer else ReadBatch()
-        if len(new_boundary) > MAX_BOUNDARY:
-            new_boundary = {}
         new_cursor = {
             "version": CURSOR_VERSION,
             "since": to_epoch_ms(until),
-            "boundary": new_boundary,
+            "boundary": _pack_boundary(new_boundary),
         }
         yield ReadBatch(
             contacts=last.contacts,
@@ -808,15 +809,31 @@ def _stamp_ms(raw: Raw) -> int | None:
     return None if when is None else int(to_epoch_ms(when))
 
 
+def _pack_boundary(boundary: Mapping[str, int]) -> dict[str, str]:
+    """``{stamp ms: "id,id,..."}``: compact, since many contacts share a stamp."""
+    if len(boundary) > MAX_BOUNDARY:
+        return {}
+    grouped: dict[int, list[str]] = {}
+    for cid, stamp in boundary.items():
+        grouped.setdefault(stamp, []).append(cid)
+    return {str(stamp): ",".join(sorted(ids)) for stamp, ids in sorted(grouped.items())}
+
+
 def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int]]:
     try:
         version = cursor.get("version")
         since = cursor["since"]
-        boundary = cursor.get("boundary") or {}
+        packed = cursor.get("boundary") or {}
         if version != CURSOR_VERSION:
             raise ValueError(f"unsupported cursor version {version!r}")
         moment = datetime.fromtimestamp(int(since) / 1000, tz=UTC)
-        return moment, {str(k): int(v) for k, v in dict(boundary).items()}
+        boundary = {
+            cid: int(stamp)
+            for stamp, ids in dict(packed).items()
+            for cid in str(ids).split(",")
+            if cid
+        }
+        return moment, boundary
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConnectorConfigError(
             f"hubspot cursor: unreadable ({exc}); run a full sync to reset it"

@@ -119,7 +119,7 @@ def test_incremental_crosses_the_10k_cap_with_one_shared_timestamp() -> None:
 @pytest.mark.slow
 def test_incremental_25k_changed_12k_sharing_one_timestamp() -> None:
     with sandbox_env(25_600) as env:
-        changed, sharing = _incremental(env, 12_500, 12_900)
+        changed, sharing = _incremental(env, 30_000, 12_900)  # all, then 12,900 again later
         assert len(changed) >= 25_000 and sharing >= 12_000
         _check_incremental(env, changed)
 
