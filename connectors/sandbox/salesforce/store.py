@@ -965,6 +965,8 @@ class Store:
     # --------------------------------------------------------------- activity
     def simulate_activity(self, count: int, *, seed: int = 0) -> list[str]:
         """Fresh engagement now for ``count`` people (see ``SalesforceSandbox``)."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"count: expected a non-negative integer, got {count!r}")
         with self.lock:
             rng = random.Random(seed)
             people: list[tuple[str, int]] = []

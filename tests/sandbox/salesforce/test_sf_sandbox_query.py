@@ -275,3 +275,35 @@ def test_column_filters_follow_writes(sf: Salesforce, box: SalesforceSandbox) ->
         "totalSize"
     ]
     assert deleted == 1
+
+
+def test_offset_through_the_client(sf: Salesforce) -> None:
+    ordered = [r["Id"] for r in sf.query("SELECT Id FROM Lead ORDER BY Id LIMIT 5")["records"]]
+    shifted = sf.query("SELECT Id FROM Lead ORDER BY Id LIMIT 3 OFFSET 2")["records"]
+    assert [r["Id"] for r in shifted] == ordered[2:5]
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.query("SELECT Id FROM Lead OFFSET 2001")
+    assert _error(caught)["errorCode"] == "NUMBER_OUTSIDE_VALID_RANGE"
+
+
+def test_email_lookup_follows_updates_of_seeded_rows(sf: Salesforce) -> None:
+    record = sf.query(
+        "SELECT Id, Email FROM Lead WHERE IsConverted = false AND Email != null ORDER BY Id LIMIT 1"
+    )["records"][0]
+    sf.Lead.update(record["Id"], {"Email": "moved@new.example"})
+    old = sf.query(f"SELECT Id FROM Lead WHERE Email = '{record['Email']}'")["records"]
+    new = sf.query("SELECT Id FROM Lead WHERE Email IN ('MOVED@new.example')")["records"]
+    assert record["Id"] not in {r["Id"] for r in old}
+    assert [r["Id"] for r in new] == [record["Id"]]
+
+
+def test_every_served_object_describes_and_queries(sf: Salesforce) -> None:
+    for name in ("Lead", "Contact", "Account", "Opportunity", "OpportunityContactRole", "Task",
+                 "Event", "Campaign", "CampaignMember", "User"):  # fmt: skip
+        describe = getattr(sf, name).describe()
+        names = [f["name"] for f in describe["fields"]]
+        assert len(names) == len(set(names)) and "Id" in names and "SystemModstamp" in names
+        fields = ", ".join(n for n in names if n != "Id")
+        result = sf.query(f"SELECT Id, {fields} FROM {name} LIMIT 1")
+        assert result["totalSize"] == 1, name
+        assert set(result["records"][0]) == {"attributes", "Id", *names}
