@@ -17,8 +17,8 @@ external-id custom fields; modification stamps that advance on every write.
 
 Not modelled: Bulk API, SOSL, Apex, Metadata/Tooling API (custom fields come from the
 constructor or :meth:`SalesforceSandbox.add_custom_field`), sub-queries, aggregates
-other than ``COUNT()``, date functions and relative date literals (``TODAY``,
-``LAST_N_DAYS:n``), lead conversion through the API, field-level security, record
+other than ``COUNT()``, date functions, relative date literals beyond ``TODAY``,
+``YESTERDAY``, ``TOMORROW``, ``LAST_N_DAYS:n`` and ``NEXT_N_DAYS:n``, lead conversion through the API, field-level security, record
 types, validation rules, triggers, page views and e-mail opens (no core object holds
 them). See ``README.md`` next to this file for the details and the choices made.
 """

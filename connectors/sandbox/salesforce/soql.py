@@ -3,9 +3,10 @@
 Supported: ``SELECT`` a field list (parent fields such as ``Account.Name`` included)
 or ``COUNT()``, ``FROM`` one object, ``WHERE`` with ``= != <> < <= > >= IN NOT IN LIKE``,
 ``AND``/``OR``/``NOT`` and parentheses, literals (quoted strings with escapes, numbers,
-``true``/``false``/``null``, unquoted date and datetime literals), ``ORDER BY`` several
+``true``/``false``/``null``, unquoted date and datetime literals, and the relative ``TODAY``, ``YESTERDAY``,
+``TOMORROW``, ``LAST_N_DAYS:n``, ``NEXT_N_DAYS:n``), ``ORDER BY`` several
 fields with ``ASC``/``DESC`` and ``NULLS FIRST``/``LAST``, ``LIMIT`` and ``OFFSET``.
-Anything else (sub-queries, ``GROUP BY``, functions, date literals such as ``TODAY``)
+Anything else (sub-queries, ``GROUP BY``, functions, other relative date literals)
 is refused with ``MALFORMED_QUERY`` rather than half-understood: a connector that
 depends on more must find out here, not in production.
 
@@ -43,8 +44,10 @@ class FieldRef:
 
 @dataclass(frozen=True, slots=True)
 class Literal:
-    kind: str  # string | number | boolean | null | datetime | date
-    value: Any  # str | int | float | bool | None | epoch seconds (datetime) | "YYYY-MM-DD"
+    kind: str  # string | number | boolean | null | datetime | date | relative
+    # str | int | float | bool | None | epoch seconds (datetime) | "YYYY-MM-DD" |
+    # ("LAST_N_DAYS", n) and the like for relative date literals
+    value: Any
     pos: int
 
 
@@ -104,6 +107,7 @@ _TOKEN = re.compile(
   | (?P<date>\d{4}-\d{2}-\d{2})(?![\w.:])
   | (?P<number>[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?)(?![\w])
   | (?P<string>')
+  | (?P<relative>(?i:(?:LAST|NEXT)_N_DAYS:\d+|TODAY|YESTERDAY|TOMORROW))(?![\w.:])
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)
   | (?P<op>!=|<>|<=|>=|=|<|>)
   | (?P<punct>[(),])
@@ -246,6 +250,9 @@ def tokenize(source: str) -> list[Token]:
             ) from None
         if kind == "number":
             value = float(text) if any(c in text for c in ".eE") else int(text)
+        if kind == "relative":
+            name, _, days = text.upper().partition(":")
+            value = (name, int(days or 0))
         if kind == "ident" and "." not in text and text.lower() in KEYWORDS:
             kind = "keyword"
             value = text.lower()
@@ -464,7 +471,7 @@ class _Parser:
 
     def literal(self) -> Literal:
         token = self.tok
-        if token.kind in ("string", "number", "datetime", "date"):
+        if token.kind in ("string", "number", "datetime", "date", "relative"):
             self.advance()
             return Literal(token.kind, token.value, token.pos)
         if token.kind == "keyword" and token.value in ("true", "false"):

@@ -126,6 +126,30 @@ def render(spec: FieldSpec | None, value: Any) -> Any:
     return value
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A relative date literal resolved on the clock: ``[start, end)``."""
+
+    start: Any
+    end: Any
+
+
+_DAY = 86_400.0
+
+
+def relative_span(name: str, days: int, now: float) -> tuple[float, float]:
+    """``TODAY``, ``LAST_N_DAYS:n`` ... as epoch seconds, days starting at 00:00 UTC."""
+    today = (now // _DAY) * _DAY
+    spans = {
+        "TODAY": (today, today + _DAY),
+        "YESTERDAY": (today - _DAY, today),
+        "TOMORROW": (today + _DAY, today + 2 * _DAY),
+        "LAST_N_DAYS": (today - days * _DAY, today + _DAY),
+        "NEXT_N_DAYS": (today + _DAY, today + (days + 1) * _DAY),
+    }
+    return spans[name]
+
+
 @dataclass
 class Cursor:
     sobject: str
@@ -396,6 +420,15 @@ class Store:
 
         if lit.kind == "null":
             return None
+        if lit.kind == "relative":
+            if spec_type not in ("datetime", "date"):
+                raise wrong(
+                    "date or dateTime" if spec_type in _NUMERIC else spec_type, quoted=False
+                )
+            start, end = relative_span(lit.value[0], lit.value[1], self.clock.now())
+            if spec_type == "date":
+                return Span(fmt_date(start), fmt_date(end))
+            return Span(start, end)
         if spec_type == "datetime":
             if lit.kind != "datetime":
                 raise wrong("dateTime", quoted=False)
@@ -439,6 +472,13 @@ class Store:
         op = expr.op
         if op in ("IN", "NOT IN"):
             assert isinstance(expr.value, tuple)
+            if any(lit.kind == "relative" for lit in expr.value):
+                raise soql.SoqlError(
+                    "INVALID_QUERY_FILTER_OPERATOR",
+                    soql.located(
+                        source, expr.field.pos, "relative date literals cannot be used in IN"
+                    ),
+                )
             allowed = {self._coerce_literal(path, lit, source, expr.field) for lit in expr.value}
             if op == "IN":
                 return lambda row: (v := value(row)) is not None and v in allowed
@@ -456,6 +496,8 @@ class Store:
                 (v := get(row, name, path)) is not None and bool(pattern.fullmatch(str(v)))
             )
         lit = self._coerce_literal(path, expr.value, source, expr.field)
+        if isinstance(lit, Span):
+            return self._span_predicate(value, op, lit)
         if op == "=":
             return lambda row: value(row) == lit
         if op == "!=":
@@ -469,6 +511,23 @@ class Store:
             ">=": lambda a, b: a >= b,
         }[op]
         return lambda row: (v := value(row)) is not None and compare(v, lit)
+
+    @staticmethod
+    def _span_predicate(value: Callable[[Row], Any], op: str, span: Span) -> Callable[[Row], bool]:
+        """SOQL compares ``<`` with a range's start, ``>`` with its end, ``=`` with the range."""
+        start, end = span.start, span.end
+        tests: dict[str, Callable[[Any], bool]] = {
+            "=": lambda v: start <= v < end,
+            "!=": lambda v: not start <= v < end,
+            "<": lambda v: v < start,
+            "<=": lambda v: v < end,
+            ">": lambda v: v >= end,
+            ">=": lambda v: v >= start,
+        }
+        test = tests[op]
+        if op == "!=":
+            return lambda row: (v := value(row)) is None or test(v)
+        return lambda row: (v := value(row)) is not None and test(v)
 
     @staticmethod
     def _normaliser(path: Path) -> Callable[[Any], Any]:
@@ -540,10 +599,21 @@ class Store:
             return mask, False
         if name in STAMP_FIELDS or name == "createddate":
             single = expr.value
-            if not isinstance(single, soql.Literal) or single.kind != "datetime":
+            if not isinstance(single, soql.Literal) or single.kind not in ("datetime", "relative"):
                 return None, False
-            value = ms(float(single.value))
             arr = table.created if name == "createddate" else table.stamp
+            if single.kind == "relative":
+                start, end = relative_span(single.value[0], single.value[1], self.clock.now())
+                spans = {
+                    "=": lambda: (arr >= start) & (arr < end),
+                    "!=": lambda: (arr < start) | (arr >= end),
+                    "<": lambda: arr < start,
+                    "<=": lambda: arr < end,
+                    ">": lambda: arr >= end,
+                    ">=": lambda: arr >= start,
+                }
+                return spans[op](), True
+            value = ms(float(single.value))
             compare = {
                 "=": np.equal,
                 "!=": np.not_equal,

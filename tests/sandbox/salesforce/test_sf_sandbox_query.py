@@ -307,3 +307,34 @@ def test_every_served_object_describes_and_queries(sf: Salesforce) -> None:
         result = sf.query(f"SELECT Id, {fields} FROM {name} LIMIT 1")
         assert result["totalSize"] == 1, name
         assert set(result["records"][0]) == {"attributes", "Id", *names}
+
+
+def test_relative_date_literals_use_the_sandbox_clock(
+    sf: Salesforce, clock: ManualClock, box: SalesforceSandbox
+) -> None:
+    # ManualClock starts 2026-06-30T12:00Z; days run from 00:00 UTC.
+    box.session_ttl_seconds = 7 * 86_400  # the test moves a day on
+    sf.Task.create({"Subject": "Due tomorrow", "ActivityDate": "2026-07-01"})
+    sf.Task.create({"Subject": "Due in a week", "ActivityDate": "2026-07-07"})
+
+    def subjects(where: str) -> set[str]:
+        rows = sf.query_all(f"SELECT Subject FROM Task WHERE Subject LIKE 'Due%' AND {where}")
+        return {r["Subject"] for r in rows["records"]}
+
+    assert subjects("ActivityDate = TOMORROW") == {"Due tomorrow"}
+    assert subjects("ActivityDate = NEXT_N_DAYS:7") == {"Due tomorrow", "Due in a week"}
+    assert subjects("ActivityDate > NEXT_N_DAYS:6") == {"Due in a week"}
+    assert subjects("ActivityDate < TODAY") == set()
+    created_today = sf.query("SELECT COUNT() FROM Task WHERE CreatedDate = TODAY")["totalSize"]
+    last_week = sf.query("SELECT COUNT() FROM Task WHERE CreatedDate = LAST_N_DAYS:7")["totalSize"]
+    by_literal = sf.query("SELECT COUNT() FROM Task WHERE CreatedDate >= 2026-06-23T00:00:00Z")[
+        "totalSize"
+    ]
+    assert created_today >= 2 and last_week == by_literal > created_today
+    clock.advance(86_400)
+    assert sf.query("SELECT COUNT() FROM Task WHERE CreatedDate = YESTERDAY")["totalSize"] == (
+        created_today
+    )
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.query("SELECT Id FROM Task WHERE Subject = TODAY")
+    assert _error(caught)["errorCode"] == "INVALID_QUERY_FILTER_OPERATOR"

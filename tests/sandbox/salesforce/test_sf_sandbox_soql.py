@@ -84,7 +84,8 @@ def test_count_and_not_in_and_like() -> None:
         'SELECT Id FROM Lead WHERE Name = "x"',
         "SELECT Id FROM Lead WHERE Name = 'unterminated",
         "SELECT MAX(Amount) FROM Opportunity",
-        "SELECT Id FROM Lead WHERE CreatedDate = TODAY",
+        "SELECT Id FROM Lead WHERE CreatedDate = THIS_FISCAL_QUARTER",
+        "SELECT Id FROM Lead WHERE CreatedDate = LAST_N_DAYS:x",
         "SELECT Id FROM Lead LIMIT -1",
         "SELECT Id Lead",
         "SELECT FROM Lead",
@@ -129,3 +130,15 @@ def test_checksum_matches_salesforce_for_a_known_id() -> None:
 
     # Salesforce's documented example: 15-character a0D30000001n7Pi is a0D30000001n7PiEAI.
     assert _suffix("a0D30000001n7Pi") == "EAI"
+
+
+def test_relative_date_literals() -> None:
+    q = soql.parse(
+        "SELECT Id FROM Task WHERE CreatedDate = last_n_days:30 AND ActivityDate < TODAY"
+    )
+    assert isinstance(q.where, soql.And)
+    values = [c.value for c in q.where.items]  # type: ignore[union-attr]
+    assert [(v.kind, v.value) for v in values] == [  # type: ignore[union-attr]
+        ("relative", ("LAST_N_DAYS", 30)),
+        ("relative", ("TODAY", 0)),
+    ]
