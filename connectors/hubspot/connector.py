@@ -38,6 +38,7 @@ from connectors.base import (
     WriteResult,
 )
 from connectors.hubspot import reads
+from connectors.hubspot.policy import TIERS
 from connectors.hubspot.reads import Raw, SourceUnavailable
 from connectors.hubspot.transport import HubSpotTransport, OAuthCredentials
 from connectors.hubspot.values import (
@@ -168,6 +169,8 @@ class Settings:
         if not re.match(r"^https?://[^\s/]+", base_url):
             raise err("base_url", "must be an http(s) URL")
         tier = (text("tier", cls.tier) or cls.tier).lower()
+        if tier not in TIERS:
+            raise err("tier", f"{tier!r} is not one of {', '.join(sorted(TIERS))}")
         score_fields = config.get("score_fields") or {}
         if not isinstance(score_fields, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in score_fields.items()

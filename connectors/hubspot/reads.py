@@ -83,6 +83,7 @@ def list_all(
             kwargs["after"] = after
         reply = t.call(f"list {object_type}", api.get_page, object_type, **kwargs)
         results, after = page_results(reply.data)
+        t.rows_read[f"list {object_type}"] += len(results)
         yield results
         if after is None:
             return
@@ -97,6 +98,7 @@ def list_archived(t: HubSpotTransport, object_type: str) -> Iterator[Raw]:
             kwargs["after"] = after
         reply = t.call(f"list archived {object_type}", api.get_page, object_type, **kwargs)
         results, after = page_results(reply.data)
+        t.rows_read[f"list archived {object_type}"] += len(results)
         yield from results
         if after is None:
             return
@@ -131,6 +133,7 @@ def search_window(
         }
         reply = t.call(f"search {object_type}", api.do_search, object_type, body, search=True)
         results, _ = page_results(reply.data)
+        t.rows_read[f"search {object_type}"] += len(results)
         ids = [_object_id(r) for r in results]
         if ids and min(ids) <= last_id:
             # never loop: a search that does not move forward is a broken answer
@@ -174,6 +177,7 @@ def batch_read(
             body["idProperty"] = id_property
         reply = t.call(f"batch read {object_type}", api.read, object_type, body, expect=(200, 207))
         results, _ = page_results(reply.data)
+        t.rows_read[f"batch read {object_type}"] += len(results)
         out.extend(results)
     return out
 
@@ -196,6 +200,7 @@ def associations(
             expect=(200, 207),
         )
         results, _ = page_results(reply.data)
+        t.rows_read[f"associations {from_type}->{to_type}"] += len(chunk)
         for result in results:
             source = result.get("from")
             from_id = str(source.get("id")) if isinstance(source, Mapping) else None
@@ -297,6 +302,7 @@ class EmailEvents:
                 query["offset"] = offset
             reply = optional_get(t, "marketing e-mail events", "/email/public/v1/events", query)
             data = reply if isinstance(reply, Mapping) else {}
+            t.rows_read["marketing e-mail events"] += len(data.get("events") or [])
             for event in data.get("events") or []:
                 if isinstance(event, Mapping) and isinstance(event.get("recipient"), str):
                     out.by_recipient[event["recipient"].strip().lower()].append(event)
@@ -354,6 +360,9 @@ class FormSubmissions:
                 )
                 results, after = page_results(data)
                 older = False
+                t.rows_read[f"form submissions {form_id}"] += sum(
+                    1 for sub in results if (_ms_datetime(sub.get("submittedAt")) or since) >= since
+                )
                 for sub in results:
                     when = _ms_datetime(sub.get("submittedAt"))
                     if when is None or when < since:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -122,6 +123,9 @@ class HubSpotTransport:
         self._apis: dict[str, Any] = {}
         self._session = requests.Session()
         self.token_refreshes = 0
+        # records received per kind of read ("list contacts", "batch read calls", ...):
+        # what a run had to read, for budgets and benchmarks
+        self.rows_read: Counter[str] = Counter()
 
     # -- SDK objects ------------------------------------------------------------------
     def api(self, path: str) -> Any:

@@ -131,6 +131,7 @@ def test_settings_validation_is_one_line_and_names_the_key() -> None:
         ({**base, "web_analytics": "yes"}, "crm.web_analytics"),
         ({**base, "base_url": "ftp://x"}, "crm.base_url"),
         ({**base, "colour": "red"}, "crm.colour"),
+        ({**base, "tier": "gold"}, "crm.tier"),
     ]
     for config, where in cases:
         with pytest.raises(ConnectorConfigError) as info:

@@ -1,0 +1,285 @@
+"""API calls of a score-and-write sync per CRM, next to the minimum for the same data.
+
+For each CRM: a full sync of ``n_contacts`` sandbox contacts (read, score with the
+starter model, write the scores), then an incremental one after ``changed_share`` of
+them had fresh activity. The minimum is computed from what the run had to read and
+write, every read at the largest page or batch the API allows and every write at the
+largest batch. Set-up calls (``ensure_fields``, token requests) are left out of both
+sides. Targets: within 1.25x of the minimum, and no 429 at the ``pro`` tier.
+
+HubSpot minimum, per run:
+  contacts   full: ceil(read / 100) list pages; incremental: ceil(read / 200) search
+             pages (at least 1) + ceil(archived / 100) archived-list pages (at least 1)
+  engagement per type (calls, emails, meetings, notes): ceil(contacts / 1,000) v4
+             association reads + ceil(objects / 100) batch reads
+  marketing e-mail events: ceil(events / 1,000) (at least 1)
+  forms      1 list + per form ceil(submissions in the window / 50) (at least 1)
+  writes     ceil(score updates / 100)
+
+Salesforce comes from ``benchmarks/_api_calls_salesforce.py`` (its own minimum).
+
+Run: ``python benchmarks/api_calls.py [n_contacts] [changed_share] [--crm hubspot|salesforce]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import socket
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from connectors.base import (
+    ContactRecord,
+    Cursor,
+    EventRecord,
+    FieldSpec,
+    RuntimeContext,
+    ScoreUpdate,
+)
+from connectors.hubspot import HubSpotConnector
+from connectors.sandbox import HubSpotSandbox, ManualClock, SandboxApp, serve
+
+TOKEN = "benchmark-private-app-token"  # noqa: S105 (the sandbox's own token)
+MODEL_FILE = Path(__file__).resolve().parents[1] / "scoring" / "data" / "models" / "starter.yaml"
+ENGAGEMENT = ("calls", "emails", "meetings", "notes")
+
+
+class Scorer:
+    """The starter model through the scoring engine, or, when the scoring core is not
+    there, a stand-in score (events per contact) so that the call counts still mean
+    something."""
+
+    def __init__(self) -> None:
+        self.models: Any = None
+        try:
+            from scoring.model import load_models
+
+            self.models = load_models(MODEL_FILE.read_text(), str(MODEL_FILE))
+        except (ImportError, OSError):
+            self.models = None
+
+    @property
+    def fields(self) -> list[str]:
+        if self.models is None:
+            return ["leadsync_score"]
+        return sorted({m.score_field for m in self.models.models})
+
+    def scores(
+        self, contacts: tuple[ContactRecord, ...], events: tuple[EventRecord, ...], now: datetime
+    ) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        if self.models is None:
+            for c in contacts:
+                out.setdefault(c.id, {})["leadsync_score"] = float(
+                    min(99, 5 * sum(1 for e in events if e.contact_id == c.id))
+                )
+            return out
+        from scoring.engine import score
+
+        field_of = {m.name: m.score_field for m in self.models.models}
+        rows = [{"id": c.id, **c.fields} for c in contacts]
+        evs = [
+            {
+                "id": e.id,
+                "contact_id": e.contact_id,
+                "type": e.type,
+                "occurred_at": e.occurred_at,
+                **e.attributes,
+            }
+            for e in events
+        ]
+        for result in score(self.models, rows, evs, as_of=now):
+            out.setdefault(result.contact_id, {})[field_of[result.model]] = result.score
+        return out
+
+
+def _no_delay(server: Any) -> None:
+    """TCP_NODELAY on the sandbox's sockets: it writes headers and body separately, and
+    Nagle's algorithm would add ~40 ms to every call (wall time only, not calls)."""
+    base = server._server.RequestHandlerClass
+
+    class NoDelay(base):  # type: ignore[misc, valid-type]
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    server._server.RequestHandlerClass = NoDelay
+
+
+def _rounded(value: Any) -> int | None:
+    return None if not isinstance(value, int | float) else round(value)
+
+
+def hubspot_minimum(rows: dict[str, int], *, updates: int, incremental: bool, forms: bool) -> int:
+    total = 0
+    if incremental:
+        total += max(1, math.ceil(rows.get("search contacts", 0) / 200))
+        total += max(1, math.ceil(rows.get("list archived contacts", 0) / 100))
+    else:
+        total += max(1, math.ceil(rows.get("list contacts", 0) / 100))
+    for kind in ENGAGEMENT:
+        linked = rows.get(f"associations contacts->{kind}", 0)
+        total += math.ceil(linked / 1000)
+        total += math.ceil(rows.get(f"batch read {kind}", 0) / 100)
+    total += max(1, math.ceil(rows.get("marketing e-mail events", 0) / 1000))
+    if forms:
+        total += 1
+        for key, n in rows.items():
+            if key.startswith("form submissions "):
+                total += max(1, math.ceil(n / 50))
+    total += math.ceil(updates / 100)
+    return total
+
+
+def _hubspot_sync(
+    connector: HubSpotConnector,
+    app: SandboxApp,
+    clock: ManualClock,
+    scorer: Scorer,
+    cursor: Cursor | None,
+) -> tuple[dict[str, Any], Cursor | None]:
+    transport = connector.transport
+    transport.rows_read.clear()
+    app.reset_stats()
+    calls_before = connector.budget().calls
+    started = time.perf_counter()
+    now = clock.datetime()
+    read = updates = 0
+    new_cursor: Cursor | None = None
+    for batch in connector.read_changes(cursor, until=now, events_since=now - timedelta(days=90)):
+        read += len(batch.contacts)
+        scores = scorer.scores(batch.contacts, batch.events, now)
+        writes = []
+        for contact in batch.contacts:
+            values = {
+                name: value
+                for name, value in scores.get(contact.id, {}).items()
+                # a score is re-sent only when its whole-number value moved: decay makes
+                # every score drift a little with time, and each write bumps the
+                # contact's lastmodifieddate, i.e. makes it "changed" for the next run
+                if _rounded(contact.fields.get(name)) != _rounded(value)
+            }
+            if values:
+                writes.append(ScoreUpdate(contact.id, values))
+        result = connector.write_scores(writes)
+        if result.failed:
+            raise RuntimeError(f"{len(result.failed)} score writes failed: {result.failed[0]}")
+        updates += len(writes)
+        if batch.cursor is not None:
+            new_cursor = batch.cursor
+    calls = connector.budget().calls - calls_before
+    stats = app.stats()
+    minimum = hubspot_minimum(
+        dict(transport.rows_read), updates=updates, incremental=cursor is not None, forms=True
+    )
+    return {
+        "calls": calls,
+        "minimum": minimum,
+        "ratio": round(calls / minimum, 3) if minimum else None,
+        "contacts_read": read,
+        "score_writes": updates,
+        "rows_read": {k: v for k, v in transport.rows_read.items() if not k.startswith("form ")},
+        "by_route": stats["by_route"],
+        "status_429": stats["by_status"].get("429", 0),
+        "seconds": round(time.perf_counter() - started, 2),
+    }, new_cursor
+
+
+def run_hubspot(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[str, Any]:
+    clock = ManualClock()
+    sandbox = HubSpotSandbox(contacts=n_contacts, clock=clock, tier="pro", tokens=(TOKEN,))
+    app = SandboxApp(sandbox, sleep=clock.sleep)
+    server = serve(app, port=0)
+    _no_delay(server)
+    scorer = Scorer()
+    try:
+        connector = HubSpotConnector.from_config(
+            {
+                "access_token": TOKEN,
+                "base_url": server.base_url,
+                "tier": "pro",
+                "quota_share": 1.0,
+                "score_fields": {name: name for name in scorer.fields},
+            },
+            context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
+        )
+        connector.ensure_fields([FieldSpec(name) for name in scorer.fields])
+        full, cursor = _hubspot_sync(connector, app, clock, scorer, None)
+        # the full sync's own writes bumped every written contact: a first incremental
+        # run absorbs them (its reads are what HubSpot makes any writer pay)
+        clock.advance(3600)
+        after_writes, cursor = _hubspot_sync(connector, app, clock, scorer, cursor)
+        clock.advance(3600)
+        changed = sandbox.simulate_activity(max(1, round(n_contacts * changed_share)), seed=11)
+        clock.advance(60)
+        incremental, _ = _hubspot_sync(connector, app, clock, scorer, cursor)
+        incremental["changed"] = len(changed)
+        connector.close()
+    finally:
+        server.close()
+    return {
+        "crm": "hubspot",
+        "contacts": n_contacts,
+        "changed_share": changed_share,
+        "scorer": "starter model" if scorer.models is not None else "stand-in",
+        "full": full,
+        "incremental_after_full_writes": after_writes,
+        "incremental": incremental,
+    }
+
+
+def run_salesforce(n_contacts: int, changed_share: float) -> dict[str, Any]:
+    try:
+        from benchmarks._api_calls_salesforce import run
+    except ImportError:
+        try:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from _api_calls_salesforce import run  # type: ignore[no-redef]
+        except ImportError as exc:
+            return {"crm": "salesforce", "skipped": f"benchmarks/_api_calls_salesforce.py: {exc}"}
+    result: dict[str, Any] = run(n_contacts, changed_share)
+    return result
+
+
+def _line(crm: str, name: str, r: dict[str, Any]) -> str:
+    return (
+        f"{crm:<10} {name:<28} calls {r['calls']:>6}  minimum {r['minimum']:>6}  "
+        f"ratio {r['ratio']:>5}  429s {r.get('status_429', 0)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("n_contacts", nargs="?", type=int, default=10_000)
+    parser.add_argument("changed_share", nargs="?", type=float, default=0.01)
+    parser.add_argument("--crm", choices=("hubspot", "salesforce", "all"), default="all")
+    parser.add_argument("--json", action="store_true", help="print the full results as JSON")
+    args = parser.parse_args(argv)
+    results = []
+    if args.crm in ("hubspot", "all"):
+        results.append(run_hubspot(args.n_contacts, args.changed_share))
+    if args.crm in ("salesforce", "all"):
+        results.append(run_salesforce(args.n_contacts, args.changed_share))
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+        return 0
+    for r in results:
+        if "skipped" in r:
+            print(f"{r['crm']:<10} skipped: {r['skipped']}")
+            continue
+        for name in ("full", "incremental_after_full_writes", "incremental"):
+            if name in r:
+                print(_line(r["crm"], name, r[name]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
