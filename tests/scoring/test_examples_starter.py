@@ -160,3 +160,61 @@ def test_generator_reproduces_the_committed_files(tmp_path: Path) -> None:
     module.main(tmp_path)
     for name in ("contacts.csv", "events.jsonl", "events.csv"):
         assert (tmp_path / name).read_text() == (EXAMPLES / "data" / name).read_text(), name
+
+
+def test_starter_ranks_the_sandbox_world_by_its_hidden_propensity() -> None:
+    """The sandbox draws engagement from a hidden per-person propensity; a sensible
+    starter model recovers it: hot leads have the highest propensity, cold the lowest."""
+    from datetime import UTC, datetime
+    from statistics import correlation, mean
+
+    from connectors.sandbox.world import ACTIVITY_TYPES, FORMS, PAGES, SITE, generate_world
+    from scoring.engine import score as score_records
+
+    world = generate_world(2000, seed=11)
+    companies = {company.idx: company for company in world.companies}
+    contacts = [
+        {
+            "id": str(person.idx),
+            "email": person.email,
+            "job_title": person.job_title,
+            "company_size": companies[person.company_idx].size,
+            "lifecycle_stage": person.lifecycle_stage,
+            "created_at": datetime.fromtimestamp(person.created_at, tz=UTC),
+        }
+        for person in world.people
+    ]
+    acts = world.activities
+    events = []
+    for i in range(len(acts)):
+        kind = ACTIVITY_TYPES[acts.kind[i]]
+        detail = int(acts.detail[i])
+        attrs = {}
+        if kind == "page_view":
+            attrs["url"] = SITE + PAGES[detail]
+        elif kind == "form_submit":
+            attrs["form"] = FORMS[detail]
+        events.append(
+            {
+                "contact_id": str(int(acts.person[i])),
+                "type": kind,
+                "occurred_at": datetime.fromtimestamp(float(acts.ts[i]), tz=UTC),
+                "id": str(i),
+                **attrs,
+            }
+        )
+    models = load_models(STARTER.read_text("utf-8"), str(STARTER))
+    as_of = datetime.fromtimestamp(world.now, tz=UTC)
+    results = [
+        r for r in score_records(models, contacts, events, as_of=as_of) if r.model == "platform"
+    ]
+    propensity = {str(p.idx): p.propensity for p in world.people}
+    by_band = {
+        band: [propensity[r.contact_id] for r in results if r.band == band]
+        for band in ("hot", "warm", "cold")
+    }
+    assert all(by_band.values()), {band: len(v) for band, v in by_band.items()}
+    assert mean(by_band["hot"]) > mean(by_band["warm"]) > mean(by_band["cold"])
+    assert len(by_band["hot"]) < len(by_band["warm"]) < len(by_band["cold"])
+    scores = [r.score for r in results]
+    assert correlation(scores, [propensity[r.contact_id] for r in results]) > 0.5
