@@ -47,7 +47,7 @@ from connectors.sandbox.hubspot.schema import (
 )
 from connectors.sandbox.hubspot.search import to_ms
 from connectors.sandbox.hubspot.store import ExtraActivity, Store, build_store
-from connectors.sandbox.hubspot.table import Props, Table, iso_seconds
+from connectors.sandbox.hubspot.table import Props, Table
 from connectors.sandbox.world import ACTIVITY_TYPES, CAMPAIGNS, FORMS, World, generate_world
 
 MAX_BATCH = 100
@@ -348,9 +348,7 @@ class HubSpotSandbox:
         search_view: bool = False,
     ) -> dict[str, Any]:
         table = self._table(obj)
-        record = table.record_json(
-            slot, wanted, ALWAYS_RETURNED[obj], iso_seconds, search=search_view
-        )
+        record = table.record_json(slot, wanted, ALWAYS_RETURNED[obj], search=search_view)
         if associations:
             out: dict[str, Any] = {}
             object_id = int(table.ids[slot])

@@ -259,6 +259,30 @@ def _number_column(table: Table, prop: str, kind: str) -> np.ndarray:
     return table.column(f"n:{prop}", value, np.float64)
 
 
+def _code_filter(table: Table, f: _Filter) -> np.ndarray:
+    """Enumerations are dictionary-encoded: comparing small integers beats strings."""
+    vocab: dict[str, int] = table.cache.setdefault(f"v:{f.prop}", {"": 0})
+    prop = f.prop
+
+    def code(p: dict[str, str]) -> int:
+        value = (p.get(prop) or "").lower()
+        found = vocab.get(value)
+        if found is None:
+            found = vocab[value] = len(vocab)
+        return found
+
+    col = table.column(f"c:{prop}", code, np.int32)
+    op = f.op
+    if op == "HAS_PROPERTY":
+        return col != 0
+    if op == "NOT_HAS_PROPERTY":
+        return col == 0
+    wanted = [f.value] if op in ("EQ", "NEQ") else f.values
+    codes = [vocab[v.lower()] for v in wanted if v is not None and v.lower() in vocab and v]
+    hit = np.isin(col, np.array(codes, dtype=np.int32)) if codes else np.zeros(len(col), dtype=bool)
+    return hit if op in ("EQ", "IN") else ~hit
+
+
 def _token_text(value: str | None) -> str:
     if not value:
         return " "
@@ -305,6 +329,15 @@ def _column_filter(table: Table, f: _Filter) -> np.ndarray | None:
             ]
         except KeyError:
             return None
+    if d.type in ("enumeration", "bool") and op in (
+        "EQ",
+        "NEQ",
+        "IN",
+        "NOT_IN",
+        "HAS_PROPERTY",
+        "NOT_HAS_PROPERTY",
+    ):
+        return _code_filter(table, f)
     col = _text_column(table, f.prop)
     if op == "HAS_PROPERTY":
         return col != ""

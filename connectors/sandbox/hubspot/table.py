@@ -297,29 +297,35 @@ class Table:
         slot: int,
         wanted: Iterable[str],
         always: Iterable[str],
-        iso: Callable[[float], str],
         *,
         search: bool = False,
     ) -> dict[str, Any]:
+        """One record as HubSpot answers it; the stamps are formatted once each."""
         props = self.search_props(slot) if search else self.props(slot)
+        object_id = str(int(self.ids[slot]))
+        created = _iso(self.created_ms[slot])
+        updated = _iso(self.s_mod[slot] if search else self.updated_ms[slot])
+        computed = {
+            "hs_object_id": object_id,
+            "createdate": created,
+            self.created_name: created,
+            self.modified_name: updated,
+        }
         out: dict[str, str | None] = {}
         for name in always:
-            out[name] = self.value(slot, name, search=search)
+            out[name] = computed[name] if name in computed else props.get(name)
         for name in wanted:
-            if name in self.defs and name not in out:
-                out[name] = (
-                    self.value(slot, name, search=search) if name in _COMPUTED else props.get(name)
-                )
-        updated = self.s_mod[slot] if search else self.updated_ms[slot]
+            if name not in out and name in self.defs:
+                out[name] = computed[name] if name in computed else props.get(name)
         record: dict[str, Any] = {
-            "id": str(int(self.ids[slot])),
+            "id": object_id,
             "properties": out,
-            "createdAt": iso(self.created_ms[slot] / 1000.0),
-            "updatedAt": iso(updated / 1000.0),
+            "createdAt": created,
+            "updatedAt": updated,
             "archived": bool(self.archived[slot]),
         }
         if self.archived[slot]:
-            record["archivedAt"] = iso(self.archived_ms[slot] / 1000.0)
+            record["archivedAt"] = _iso(self.archived_ms[slot])
         return record
 
 
