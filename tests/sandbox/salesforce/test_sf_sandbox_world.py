@@ -9,9 +9,10 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
+from sf_sandbox_support import PinnedSession
 from simple_salesforce import Salesforce
 
-from connectors.sandbox.framework import ManualClock
+from connectors.sandbox.framework import ManualClock, RunningServer
 from connectors.sandbox.salesforce import SalesforceSandbox
 from connectors.sandbox.world import ACTIVITY_TYPES, World, generate_world
 
@@ -196,3 +197,39 @@ def test_one_hundred_thousand_people() -> None:
     assert recent["totalSize"] > 0 and who["totalSize"] > 0
     assert by_email["totalSize"] == (1 if world.people[-1].sf_kind != "lead" else 0)
     assert elapsed < 1.0
+
+
+def test_concurrent_clients_over_tls(server: RunningServer) -> None:
+    """Several clients on the threaded server: every write lands once, ids stay unique."""
+    errors: list[BaseException] = []
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def work(n: int) -> None:
+        try:
+            with PinnedSession(str(server.ca_path)) as session:
+                client = Salesforce(
+                    session_id="sandbox-session",
+                    instance_url=server.base_url,
+                    version="59.0",
+                    session=session,
+                )
+                records = [
+                    {"attributes": {"type": "Lead"}, "LastName": f"C{n}-{i}", "Company": "ConcCo"}
+                    for i in range(20)
+                ]
+                for _ in range(3):
+                    results = client.restful("composite/sobjects", method="POST",
+                                             json={"records": records})  # fmt: skip
+                    with lock:
+                        ids.extend(r["id"] for r in results)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(ids) == len(set(ids)) == 4 * 3 * 20
