@@ -962,6 +962,7 @@ def check_warnings(models: ModelSet) -> list[str]:
                         "its points grow without limit as events pile up",
                     )
                 )
+        out.extend(_group_warnings(models, m_index, model))
         for s_index in range(1, len(model.decay)):
             if model.decay[s_index].points > model.decay[s_index - 1].points:
                 out.append(
@@ -987,6 +988,46 @@ def check_warnings(models: ModelSet) -> list[str]:
                     ("models", m_index, "threshold"),
                     f"threshold ({model.threshold:g}) is above scale.max ({model.scale.max:g}): "
                     "write-back actions never fire",
+                )
+            )
+    return out
+
+
+def _group_warnings(models: ModelSet, m_index: int, model: ScoringModel) -> list[str]:
+    """Groups that do not do what their author probably meant."""
+    out: list[str] = []
+    kinds: dict[str, set[str]] = {}
+    # (group, event type) -> id of an earlier rule that takes every event of that type
+    catch_all: dict[tuple[str, str], str] = {}
+    for r_index, rule in enumerate(model.rules):
+        if rule.group is None:
+            continue
+        kinds.setdefault(rule.group, set()).add(rule.kind)
+        if not isinstance(rule, BehaviorRule):
+            continue
+        key = (rule.group, rule.event)
+        if key in catch_all:
+            out.append(
+                _warning(
+                    models,
+                    ("models", m_index, "rules", r_index),
+                    f"rule {rule.id!r} never counts: the earlier rule {catch_all[key]!r} of "
+                    f"group {rule.group!r} takes every {rule.event} event; put the more "
+                    "specific rule first",
+                )
+            )
+        elif not rule.match:
+            catch_all[key] = rule.id
+    for r_index, rule in enumerate(model.rules):
+        group = rule.group
+        if group is not None and len(kinds.get(group, ())) > 1:
+            kinds[group] = set()  # once per group
+            out.append(
+                _warning(
+                    models,
+                    ("models", m_index, "rules", r_index, "group"),
+                    f"group {group!r} has fit and behavior rules: they never compete, "
+                    "groups work within one kind",
                 )
             )
     return out

@@ -415,6 +415,30 @@ def test_warnings_for_unbounded_rules_and_unreachable_bands() -> None:
     ]
 
 
+def test_warnings_for_groups_that_cannot_work() -> None:
+    text = with_rule(
+        """\
+        - {id: any-page, kind: behavior, group: pages, event: page_view, points: 6, max_points: 30}
+        - id: pricing
+          kind: behavior
+          group: pages
+          event: page_view
+          match: {url: {glob: "*/pricing*"}}
+          points: 9
+          max_points: 27
+        - {id: any-form, kind: behavior, group: pages, event: form_submit, points: 1, max_points: 5}
+        - {id: title, kind: fit, group: pages, field: job_title, match: x, points: 1}
+        """
+    )
+    assert check_warnings(load_models(text, "m.yaml")) == [
+        "m.yaml:7: models[0].rules[1]: rule 'pricing' never counts: the earlier rule "
+        "'any-page' of group 'pages' takes every page_view event; put the more specific "
+        "rule first",
+        "m.yaml:6: models[0].rules[0].group: group 'pages' has fit and behavior rules: "
+        "they never compete, groups work within one kind",
+    ]
+
+
 def test_no_warnings_for_a_bounded_model() -> None:
     assert check_warnings(load_models(VALID, "m.yaml")) == []
 
