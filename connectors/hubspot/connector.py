@@ -332,12 +332,11 @@ class HubSpotConnector:
         if self.settings.web_analytics:
             events += reads.web_analytics_events(self.transport, ids, since=since)
         for raw, contact in zip(raws, contacts, strict=True):
-            email = contact.fields.get("email")
-            email_text = email if isinstance(email, str) else None
-            if email_on and ctx.email is not None:
-                events += ctx.email.events_for(contact.id, email_text, since)
-            if forms_on and ctx.forms is not None:
-                events += ctx.forms.events_for(contact.id, email_text)
+            for address in _addresses(contact, raw):
+                if email_on and ctx.email is not None:
+                    events += ctx.email.events_for(contact.id, address, since)
+                if forms_on and ctx.forms is not None:
+                    events += ctx.forms.events_for(contact.id, address)
             events += summary_events(
                 contact.id,
                 raw.get("properties") or {},
@@ -775,6 +774,15 @@ class _EventContext:
 
 
 _GROUPS = {"contacts": "contactinformation", "deals": "dealinformation", "tasks": "task"}
+
+
+def _addresses(contact: ContactRecord, raw: Raw) -> list[str]:
+    """The contact's e-mail and those of contacts merged into it."""
+    primary = contact.fields.get("email")
+    extra = to_text((raw.get("properties") or {}).get("hs_additional_emails")) or ""
+    found = [primary] if isinstance(primary, str) else []
+    found += [e.strip() for e in extra.split(";") if e.strip()]
+    return list(dict.fromkeys(e.lower() for e in found))
 
 
 def _assoc(contact_id: str, type_id: int) -> dict[str, Any]:

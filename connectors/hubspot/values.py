@@ -42,7 +42,12 @@ DEFAULT_FIELDS: tuple[FieldMapping, ...] = (
 )
 
 # Read with every contact: merges and the cheap behavioural summaries.
-SYSTEM_PROPERTIES: tuple[str, ...] = ("lastmodifieddate", "hs_object_id", "hs_merged_object_ids")
+SYSTEM_PROPERTIES: tuple[str, ...] = (
+    "lastmodifieddate",
+    "hs_object_id",
+    "hs_merged_object_ids",
+    "hs_additional_emails",  # a merged-away contact's address: its e-mail events follow it
+)
 ANALYTICS_PROPERTIES: tuple[str, ...] = (
     "hs_analytics_num_page_views",
     "hs_analytics_num_visits",

@@ -50,6 +50,28 @@ def test_full_read_delivers_every_live_contact_once_normalised() -> None:
         assert merges and all(isinstance(m, Merge) for m in merges)
         assert {m.into_id for m in merges} <= set(ids)
         assert not {m.merged_id for m in merges} & set(ids)
+        # the merged-away contacts' e-mail events follow them to their survivors
+        start = str(int((until - timedelta(days=90)).timestamp() * 1000))
+
+        def sandbox_events(address: str) -> int:
+            answer = env.get(
+                "/email/public/v1/events", recipient=address, startTimestamp=start, limit=1000
+            ).json()
+            return len(answer["events"])
+
+        from_merged = 0
+        for survivor in {m.into_id for m in merges}:
+            props = env.get(
+                f"/crm/v3/objects/contacts/{survivor}", properties="email,hs_additional_emails"
+            ).json()["properties"]
+            extra = sum(sandbox_events(a) for a in props["hs_additional_emails"].split(";"))
+            expected = sandbox_events(props["email"]) + extra
+            got = [
+                e for e in events if e.contact_id == survivor and e.id.startswith("hs-mkt-email:")
+            ]
+            assert len(got) == expected
+            from_merged += extra
+        assert from_merged > 0
         assert env.stats()["by_status"].get("429") is None
         connector.close()
 
