@@ -291,8 +291,6 @@ class SalesforceSandbox:
         try:
             return self._route(request, parts)
         except RecordError as exc:
-            if exc.status == 300:
-                return self._json(300, [])
             return self._json(exc.status, [exc.as_rest()])
         except soql.SoqlError as exc:
             return self._error(400, exc.code, exc.message)
@@ -519,7 +517,14 @@ class SalesforceSandbox:
                 )
             if len(records) > MAX_COLLECTION:
                 return self._too_many()
-            target = (sobject, parts[1])
+            spec = store.schema[sobject].get(parts[1])
+            if spec is None or not (spec.external_id or spec.name == "Id"):
+                raise RecordError(
+                    "NOT_FOUND",
+                    f"Provided external ID field does not exist or is not accessible: {parts[1]}",
+                    status=404,
+                )
+            target = (sobject, spec.name)
             upserts: list[Job] = [("upsert", self._record_type(r), r, target) for r in records]
             return self._run_collection(upserts, bool(body.get("allOrNone", False)), upsert=True)
         return self._not_found()
@@ -583,10 +588,8 @@ class SalesforceSandbox:
         try:
             return store.prepare_upsert(sobject, field_name, str(value), body)
         except RecordError as exc:
-            if exc.status == 300:
+            if exc.status == 300:  # one record's problem in a collection, not the request's
                 raise RecordError("DUPLICATE_EXTERNAL_ID", exc.message, [field_name]) from None
-            if exc.status == 404 and exc.code == "NOT_FOUND" and "external ID" in exc.message:
-                raise  # the whole request is wrong, not this record
             raise
 
     def _run_collection(

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceMalformedRequest
+from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
 from connectors.sandbox.salesforce import SalesforceSandbox
 
@@ -130,3 +130,22 @@ def test_missing_type_is_a_record_error(sf: Salesforce) -> None:
     )
     assert results[0]["success"] is False
     assert results[0]["errors"][0]["statusCode"] == "INVALID_TYPE"
+
+
+def test_upsert_collection_reports_ambiguous_external_ids_per_record(
+    sf: Salesforce, box: SalesforceSandbox
+) -> None:
+    box.add_custom_field("Contact", "Legacy__c", "string", external_id=True)
+    for name in ("A", "B"):
+        sf.Contact.create({"LastName": name, "Legacy__c": "SAME"})
+    records = [
+        {"attributes": {"type": "Contact"}, "Legacy__c": "SAME", "Title": "x"},
+        {"attributes": {"type": "Contact"}, "Legacy__c": "NEW", "LastName": "C"},
+    ]
+    results = sf.restful("composite/sobjects/Contact/Legacy__c", method="PATCH",
+                         json={"records": records})  # fmt: skip
+    assert results[0]["success"] is False
+    assert results[0]["errors"][0]["statusCode"] == "DUPLICATE_EXTERNAL_ID"
+    assert results[1]["success"] is True and results[1]["created"] is True
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.restful("composite/sobjects/Contact/Email", method="PATCH", json={"records": records})
