@@ -37,25 +37,36 @@ from scoring.readers import (
 from scoring.timeutil import parse_timestamp, to_iso
 
 ModelOpt = Annotated[
-    str | None, typer.Option("--model", "-m", help="Model file (YAML).", show_default=False)
+    str | None,
+    typer.Option("--model", "-m", help="Model file (YAML).", metavar="FILE", show_default=False),
 ]
 ConfigOpt = Annotated[
     str | None,
     typer.Option(
-        "--config", "-c", help="Sync configuration file (instead of --model).", show_default=False
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="Sync configuration file (instead of --model).",
+        show_default=False,
     ),
 ]
 ContactsOpt = Annotated[
     str | None,
-    typer.Option("--contacts", help="Contacts file (.csv or .jsonl).", show_default=False),
+    typer.Option(
+        "--contacts", metavar="FILE", help="Contacts file (.csv or .jsonl).", show_default=False
+    ),
 ]
 EventsOpt = Annotated[
-    str | None, typer.Option("--events", help="Events file (.csv or .jsonl).", show_default=False)
+    str | None,
+    typer.Option(
+        "--events", metavar="FILE", help="Events file (.csv or .jsonl).", show_default=False
+    ),
 ]
 AsOfOpt = Annotated[
     str | None,
     typer.Option(
         "--as-of",
+        metavar="TIME",
         help="Score as of this ISO 8601 time (later events are ignored). Default: now.",
         show_default=False,
     ),
@@ -80,7 +91,11 @@ def score_command(
     out: Annotated[
         str | None,
         typer.Option(
-            "--out", "-o", help="Write the JSON lines here instead of stdout.", show_default=False
+            "--out",
+            "-o",
+            metavar="FILE",
+            help="Write the JSON lines here instead of stdout.",
+            show_default=False,
         ),
     ] = None,
 ) -> None:
@@ -131,7 +146,10 @@ def check_command(model: ModelOpt = None, config: ConfigOpt = None) -> None:
 
 def explain_command(
     contact: Annotated[
-        str, typer.Option("--contact", help="Id of the contact to explain.", show_default=False)
+        str,
+        typer.Option(
+            "--contact", metavar="ID", help="Id of the contact to explain.", show_default=False
+        ),
     ],
     model: ModelOpt = None,
     config: ConfigOpt = None,
