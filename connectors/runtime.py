@@ -438,8 +438,8 @@ class RateLimiter:
     """Client-side rolling window, so that a normal sync never meets a 429.
 
     At most ``floor(limit * headroom)`` calls start within any ``window`` seconds;
-    ``observe`` lets the server's own ``remaining`` count (other apps share it) pause
-    the next call for a window when it falls into the reserved headroom.
+    ``observe`` lets the server's own ``remaining`` count (other apps share it) slow
+    the pace when it falls into the reserved headroom.
     """
 
     def __init__(
@@ -482,11 +482,16 @@ class RateLimiter:
             self._sleep(delay)
 
     def observe(self, remaining: int | None) -> None:
+        """The server's own count: below the reserve means someone else (the account's
+        other apps) is using this window too. Each such answer pauses the next call
+        for a tenth of the window, so that our pace drops while theirs lasts; our own
+        use alone never gets there, because ``acquire`` stops at the reserve."""
         if remaining is None:
             return
-        if remaining <= self.limit - self.allowed:
+        if remaining < self.limit - self.allowed:
             with self._lock:
-                self._paused_until = max(self._paused_until, self._clock() + self.window)
+                pause = self._clock() + self.window / 10
+                self._paused_until = max(self._paused_until, pause)
 
 
 class QuotaGuard:

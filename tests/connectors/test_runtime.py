@@ -220,16 +220,19 @@ def test_rate_limiter_keeps_under_headroom_in_any_window() -> None:
     assert limiter.waited > 0
 
 
-def test_rate_limiter_pauses_when_server_says_headroom_is_gone() -> None:
+def test_rate_limiter_slows_down_when_others_use_the_window() -> None:
     clock = FakeClock()
     limiter = RateLimiter(100, 10.0, clock=clock.now, sleep=clock.sleep)
     limiter.acquire()
-    limiter.observe(50)
+    limiter.observe(10)  # exactly the reserve: our own use at full pace, no pause
     limiter.acquire()
     assert clock.sleeps == []
-    limiter.observe(5)  # other apps used the window: keep the reserve
+    limiter.observe(5)  # other apps are eating into the reserve
     limiter.acquire()
-    assert clock.sleeps == [10.0]
+    assert clock.sleeps == [1.0]
+    limiter.observe(None)
+    limiter.acquire()
+    assert clock.sleeps == [1.0]
 
 
 def test_quota_guard_stops_at_share_of_remaining() -> None:
