@@ -232,8 +232,8 @@ def _group_mask(table: Table, group: list[_Filter], base: np.ndarray) -> np.ndar
             continue
         slow.append(f)
     if slow:
-        for slot in np.flatnonzero(mask):
-            s = int(slot)
+        for candidate in np.flatnonzero(mask):
+            s = int(candidate)
             props = table.search_props(s)
             for f in slow:
                 d = table.defs[f.prop]
@@ -345,27 +345,27 @@ def _column_filter(table: Table, f: _Filter) -> np.ndarray | None:
         return col == ""
     if op in ("IN", "NOT_IN"):
         hit = np.zeros(len(col), dtype=bool)
-        for v in f.values:
-            hit |= col == v.lower()
+        for wanted in f.values:
+            hit |= col == wanted.lower()
         return (hit & (col != "")) if op == "IN" else ~(hit & (col != ""))
     if f.value is None:
         return None
-    v = f.value.lower()
+    text = f.value.lower()
     if op == "EQ":
-        return col == v
+        return col == text
     if op == "NEQ":
-        return col != v
+        return col != text
     present = col != ""
     if op == "LT":
-        return present & (col < v)
+        return present & (col < text)
     if op == "LTE":
-        return present & (col <= v)
+        return present & (col <= text)
     if op == "GT":
-        return present & (col > v)
+        return present & (col > text)
     if op == "GTE":
-        return present & (col >= v)
+        return present & (col >= text)
     if op == "BETWEEN" and f.high is not None:
-        return present & (col >= v) & (col <= f.high.lower())
+        return present & (col >= text) & (col <= f.high.lower())
     return None
 
 
@@ -516,6 +516,8 @@ def _sort(table: Table, slots: np.ndarray, sorts: Any) -> np.ndarray:
         )
     if prop not in table.defs:
         raise validation(f"Property {prop!r} does not exist on {table.object_type}")
+    if prop == "hs_object_id":  # slots are already in id order
+        return slots[::-1] if descending else slots
     col = _column(table, prop)
     if col is not None:
         keys = col[slots]

@@ -157,9 +157,9 @@ class Store:
                 out.add(self.contact_id_of_person(int(acts.person[row])))
         if to_type == "contacts":
             out = {self.resolve("contacts", i) for i in out}
-        table = self.tables.get(to_type)
-        if table is not None:
-            out = {i for i in out if (s := table.slot_of(i)) is not None and not table.gone[s]}
+        target = self.tables.get(to_type)
+        if target is not None:
+            out = {i for i in out if (s := target.slot_of(i)) is not None and not target.gone[s]}
         return sorted(out)
 
     def _seed_person(self, contact_id: int) -> list[int]:

@@ -78,6 +78,7 @@ class Table:
         self._pending: deque[_Pending] = deque()
         self._columns: dict[str, tuple[Callable[[Props], Any], np.ndarray]] = {}
         self.version = 0  # bumps whenever the search view changes
+        self.layout = 0  # bumps when a record is archived or merged away
         self.cache: dict[str, Any] = {}  # derived search structures, keyed with ``version``
         for p in properties:
             if p.has_unique_value or (object_type == "contacts" and p.name == "email"):
@@ -210,6 +211,7 @@ class Table:
         self._pending.append(_Pending(now, slot, self.live[slot], now_ms, visible))
 
     def archive(self, slot: int, now: float, *, gone: bool = False) -> None:
+        self.layout += 1
         self.archived[slot] = True
         self.archived_ms[slot] = _ms(now)
         if gone:
@@ -286,11 +288,17 @@ class Table:
 
     # ----------------------------------------------------------------- listing
     def listable(self, *, archived: bool) -> np.ndarray:
-        """Slots a list call returns, in id order."""
+        """Slots a list call returns, in id order (cached until a create or archive)."""
+        key = (self.n, self.layout, archived)
+        cached = self.cache.get("listable")
+        if cached is not None and cached[0] == key:
+            return cached[1]  # type: ignore[no-any-return]
         n = self.n
         mask = ~self.gone[:n]
         mask &= self.archived[:n] if archived else ~self.archived[:n]
-        return np.flatnonzero(mask)
+        slots = np.flatnonzero(mask)
+        self.cache["listable"] = (key, slots)
+        return slots
 
     def record_json(
         self,
