@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
+import numpy as np
 import polars as pl
 
 from scoring.freemail import default_free_email_domains
@@ -234,16 +235,15 @@ def _to_utc(s: pl.Series) -> pl.Series:
     return s.cast(_UTC_DT)
 
 
-def _match_series(s: pl.Series, match: Match, free: frozenset[str]) -> pl.Series:
-    """Where each value satisfies every operator of ``match``; null means missing."""
-    text = _as_text(s)
-    frame = pl.DataFrame({"v": text})
+def _match_exprs(text: pl.Series, matches: Sequence[Match], free: frozenset[str]) -> list[pl.Expr]:
+    """Expressions over column ``v`` (the text form of ``text``), one per match."""
     v = pl.col("v")
     present = v.is_not_null()
     lower = v.str.to_lowercase()
     stripped = v.str.strip_chars(_WHITESPACE)
     num = pl.when(stripped.str.contains(_NUMBER_RX)).then(stripped.cast(pl.Float64, strict=False))
     domain = v.str.extract(r"@([^@]*)$", 1).str.to_lowercase()
+    distinct: list[str] | None = None
 
     def equal(expected: Any) -> pl.Expr:
         expected_num = _number(expected)
@@ -253,51 +253,93 @@ def _match_series(s: pl.Series, match: Match, free: frozenset[str]) -> pl.Series
             return as_text
         return pl.when(num.is_not_null()).then(num == expected_num).otherwise(as_text)
 
-    conditions: list[pl.Expr] = []
-    for name, arg in match.operators():
-        cond: pl.Expr
-        if name == "exists":
-            is_there = present & (stripped.str.len_chars() > 0)
-            cond = is_there.fill_null(value=False) == bool(arg)
-            conditions.append(cond)
-            continue
-        if name == "equals":
-            cond = equal(arg)
-        elif name == "in":
-            items = [equal(item) for item in arg]
-            cond = pl.any_horizontal(items) if items else pl.lit(value=False)
-        elif name == "contains":
-            cond = lower.str.contains(str(arg).lower(), literal=True)
-        elif name == "contains_any":
-            needles = [lower.str.contains(str(a).lower(), literal=True) for a in arg]
-            cond = pl.any_horizontal(needles) if needles else pl.lit(value=False)
-        elif name == "glob":
-            cond = lower.str.contains(_glob_regex(str(arg)))
-        elif name == "regex":
-            rx = re.compile(str(arg))
-            values = text.drop_nulls().unique().to_list()
-            hits = [x for x in values if rx.search(x) is not None]
-            cond = v.is_in(pl.Series(hits, dtype=pl.String).implode())
-        elif name in ("gt", "gte", "lt", "lte"):
-            limit = float(arg)
-            cond = {
-                "gt": num > limit,
-                "gte": num >= limit,
-                "lt": num < limit,
-                "lte": num <= limit,
-            }[name]
-        elif name == "email_domain_in":
-            wanted = pl.Series([str(d).lower() for d in arg], dtype=pl.String)
-            cond = domain.is_in(wanted.implode())
-        elif name == "free_email":
-            known = domain.is_in(pl.Series(sorted(free), dtype=pl.String).implode())
-            cond = domain.is_not_null() & (known if arg else ~known)
-        else:  # pragma: no cover - the model rejects unknown operators
-            raise ValueError(f"unknown match operator {name!r}")
-        conditions.append((present & cond).fill_null(value=False))
-    if not conditions:
-        return pl.Series("m", [True] * len(s), dtype=pl.Boolean)
-    return frame.select(pl.all_horizontal(conditions).alias("m")).to_series()
+    out: list[pl.Expr] = []
+    for match in matches:
+        conditions: list[pl.Expr] = []
+        for name, arg in match.operators():
+            cond: pl.Expr
+            if name == "exists":
+                is_there = present & (stripped.str.len_chars() > 0)
+                conditions.append(is_there.fill_null(value=False) == bool(arg))
+                continue
+            if name == "equals":
+                cond = equal(arg)
+            elif name == "in":
+                cond = pl.any_horizontal([equal(item) for item in arg])
+            elif name == "contains":
+                cond = lower.str.contains(str(arg).lower(), literal=True)
+            elif name == "contains_any":
+                needles = [lower.str.contains(str(a).lower(), literal=True) for a in arg]
+                cond = pl.any_horizontal(needles)
+            elif name == "glob":
+                cond = lower.str.contains(_glob_regex(str(arg)))
+            elif name == "regex":
+                # Python's re, on distinct values: the pattern means what the model
+                # file's validation compiled, not what the Rust regex crate would read.
+                rx = re.compile(str(arg))
+                if distinct is None:
+                    distinct = text.drop_nulls().unique().to_list()
+                hits = [x for x in distinct if rx.search(x) is not None]
+                cond = v.is_in(pl.Series(hits, dtype=pl.String).implode())
+            elif name in ("gt", "gte", "lt", "lte"):
+                limit = float(arg)
+                cond = {
+                    "gt": num > limit,
+                    "gte": num >= limit,
+                    "lt": num < limit,
+                    "lte": num <= limit,
+                }[name]
+            elif name == "email_domain_in":
+                wanted = pl.Series([str(d).lower() for d in arg], dtype=pl.String)
+                cond = domain.is_in(wanted.implode())
+            elif name == "free_email":
+                known = domain.is_in(pl.Series(sorted(free), dtype=pl.String).implode())
+                cond = domain.is_not_null() & (known if arg else ~known)
+            else:  # pragma: no cover - the model rejects unknown operators
+                raise ValueError(f"unknown match operator {name!r}")
+            conditions.append((present & cond).fill_null(value=False))
+        out.append(pl.all_horizontal(conditions) if conditions else pl.lit(value=True))
+    return out
+
+
+def _match_direct(
+    text: pl.Series, matches: Sequence[Match], free: frozenset[str]
+) -> list[pl.Series]:
+    exprs = _match_exprs(text, matches, free)
+    named = [e.alias(f"m{i}") for i, e in enumerate(exprs)]
+    # Lazy, so that lower-casing and domain extraction shared by several rules run once.
+    frame = pl.DataFrame({"v": text}).lazy().select(named).collect()
+    return [frame.get_column(f"m{i}") for i in range(len(matches))]
+
+
+def _match_many(s: pl.Series, matches: Sequence[Match], free: frozenset[str]) -> list[pl.Series]:
+    """Where each value satisfies each match (all of its operators); null is missing.
+
+    Columns with few distinct values (job titles, stages) are matched on the distinct
+    values and looked up, which is much cheaper than string work on every row.
+    """
+    text = _as_text(s)
+    if not matches:
+        return []
+    if len(text) > 4096:
+        distinct = text.unique()
+        if len(distinct) * 4 < len(text):
+            lookups = [_lookup(distinct, hits) for hits in _match_direct(distinct, matches, free)]
+            frame = pl.DataFrame({"v": text}).select(
+                [e.alias(f"m{i}") for i, e in enumerate(lookups)]
+            )
+            return [frame.get_column(f"m{i}") for i in range(len(matches))]
+    return _match_direct(text, matches, free)
+
+
+def _lookup(distinct: pl.Series, hits: pl.Series, column: str = "v") -> pl.Expr:
+    """Rows of ``column`` whose value is one of the ``distinct`` values that matched."""
+    chosen = distinct.filter(hits)
+    null_hits = bool(chosen.null_count())
+    expr = pl.col(column).is_in(chosen.drop_nulls().implode()).fill_null(value=False)
+    if null_hits:
+        expr = expr | pl.col(column).is_null()
+    return expr
 
 
 def _match_column_expr(
@@ -310,17 +352,11 @@ def _match_column_expr(
     running string operations on every row.
     """
     if column not in frame.columns:
-        missing = _match_series(pl.Series([None], dtype=pl.String), match, free)[0]
-        return pl.lit(bool(missing))
+        missing = _match_direct(pl.Series([None], dtype=pl.String), [match], free)[0]
+        return pl.lit(bool(missing[0]))
     distinct = frame.get_column(column).unique()
-    hits = _match_series(distinct, match, free)
-    chosen = distinct.filter(hits)
-    null_hits = bool(chosen.null_count())
-    chosen = chosen.drop_nulls()
-    expr = pl.col(column).is_in(chosen.implode()).fill_null(value=False)
-    if null_hits:
-        expr = expr | pl.col(column).is_null()
-    return expr
+    hits = _match_direct(_as_text(distinct), [match], free)[0]
+    return _lookup(distinct, hits, column)
 
 
 # --- the engine -------------------------------------------------------------------------
@@ -333,8 +369,9 @@ class ScoreColumns:
     ``scores``: one row per scored contact and model, in contact order then model
     order: ``contact_id, model, raw`` (clipped, unrounded) ``, score, band, immediate,
     immediate_type, immediate_at, immediate_id, last_activity_at``.
-    ``reasons``: ``contact_id, model, rule, kind, raw_points`` (unrounded) ``, points,
-    events``, in the same order, rules in file order and decay last.
+    ``reasons``: ``row`` (position of the ``scores`` row explained) ``, contact_id,
+    model, rule, kind, raw_points`` (unrounded) ``, points, events``, in the same
+    order, rules in file order and decay last.
     """
 
     scores: pl.DataFrame
@@ -381,7 +418,7 @@ def _round2_frame(frame: pl.DataFrame, source: str, target: str) -> pl.DataFrame
 def _prepare_contacts(contacts: pl.DataFrame) -> pl.DataFrame:
     if "id" not in contacts.columns:
         raise ValueError("contacts: missing column 'id'")
-    frame = contacts.with_row_index("_ci")
+    frame = contacts
     if frame.get_column("id").dtype != pl.String:
         frame = frame.with_columns(_as_text(frame.get_column("id")).alias("id"))
     if "created_at" in frame.columns:
@@ -395,8 +432,17 @@ def _prepare_contacts(contacts: pl.DataFrame) -> pl.DataFrame:
 
 
 def _prepare_events(
-    events: pl.DataFrame, contacts: pl.DataFrame, attrs: set[str], as_of: datetime, types: set[str]
+    events: pl.DataFrame,
+    ids: pl.DataFrame,
+    attrs: set[str],
+    as_of: datetime,
+    types: set[str],
 ) -> pl.DataFrame:
+    """Events of scored contacts up to ``as_of``, sorted by contact and UTC day.
+
+    The one sort makes every later per-contact group-by a pass over sorted runs, which
+    is what keeps ten million events within a few seconds.
+    """
     for column in ("contact_id", "type", "occurred_at"):
         if column not in events.columns:
             raise ValueError(f"events: missing column {column!r}")
@@ -407,11 +453,19 @@ def _prepare_events(
     frame = events.select(keep).with_row_index("_seq")
     frame = frame.with_columns(_to_utc(frame.get_column("occurred_at")).alias("occurred_at"))
     frame = frame.filter((pl.col("occurred_at") <= as_of) & pl.col("type").is_in(sorted(types)))
-    ids = contacts.select(pl.col("id").alias("contact_id"), "_ci")
     cid = frame.get_column("contact_id")
     if cid.dtype != pl.String:
         frame = frame.with_columns(cid.cast(pl.String))
-    return frame.join(ids, on="contact_id", how="inner").drop("contact_id")
+    frame = frame.join(ids, on="contact_id", how="inner").drop("contact_id")
+    frame = frame.with_columns(pl.col("occurred_at").dt.date().cast(pl.Int64).alias("_day"))
+    if frame.height == 0:
+        return frame.with_columns(pl.col("_ci").set_sorted())
+    low = frame.get_column("_day").min()
+    high = frame.get_column("_day").max()
+    assert isinstance(low, int) and isinstance(high, int)
+    span = high - low + 1
+    key = pl.col("_ci").cast(pl.Int64) * span + (pl.col("_day") - low)
+    return frame.sort(key).with_columns(pl.col("_ci").set_sorted())
 
 
 def score_columns(
@@ -425,6 +479,14 @@ def score_columns(
     model_list = list(models.models if isinstance(models, ModelSet) else models)
     as_of = _as_utc_datetime(as_of)
     cframe = _prepare_contacts(contacts)
+    n = cframe.height
+    scopes: list[pl.Series] = []
+    for model in model_list:
+        free = _free_domains(model)
+        scope = pl.Series("s", np.ones(n, dtype=bool))
+        for condition in model.applies_to:
+            scope = scope & _match_many(_field(cframe, condition.field), [condition.match], free)[0]
+        scopes.append(scope)
     attrs: set[str] = set()
     types: set[str] = set()
     for model in model_list:
@@ -432,123 +494,147 @@ def score_columns(
             if isinstance(rule, BehaviorRule):
                 attrs.update(rule.match)
                 types.add(rule.event)
-    eframe = _prepare_events(events, cframe, attrs, as_of, types)
+    any_scope = pl.Series("s", np.zeros(n, dtype=bool))
+    for scope in scopes:
+        any_scope = any_scope | scope
+    ids = cframe.select(pl.col("id").alias("contact_id")).with_row_index("_ci").filter(any_scope)
+    eframe = _prepare_events(events, ids, attrs, as_of, types)
 
     score_parts: list[pl.DataFrame] = []
     reason_parts: list[pl.DataFrame] = []
     for index, model in enumerate(model_list):
-        scores, reasons = _score_model(model, index, cframe, eframe, as_of)
+        scores, reasons = _score_model(model, index, cframe, scopes[index], eframe, as_of)
         score_parts.append(scores)
         reason_parts.append(reasons)
 
-    scores = pl.concat(score_parts).sort(["_ci", "_model"])
-    reasons = pl.concat(reason_parts).sort(["_ci", "_model", "_order"])
-    ids = cframe.select("_ci", pl.col("id").alias("contact_id"))
-    names = pl.DataFrame(
-        {"_model": list(range(len(model_list))), "model": [m.name for m in model_list]},
-        schema={"_model": pl.UInt32, "model": pl.String},
+    m = max(1, len(model_list))
+    scores = pl.concat(score_parts)
+    reasons = pl.concat(reason_parts)
+    if len(model_list) > 1:
+        scores = scores.sort(pl.col("_ci").cast(pl.Int64) * m + pl.col("_model"))
+    width = 1 + max((len(model.rules) for model in model_list), default=0)
+    reasons = reasons.sort(
+        (pl.col("_ci").cast(pl.Int64) * m + pl.col("_model")) * width + pl.col("_order")
     )
-    scores = (
-        scores.join(ids, on="_ci", how="left", maintain_order="left")
-        .join(names, on="_model", how="left", maintain_order="left")
-        .select(
-            "contact_id",
-            "model",
-            "raw",
-            "score",
-            "band",
-            "immediate",
-            "immediate_type",
-            "immediate_at",
-            "immediate_id",
-            "last_activity_at",
-        )
+    score_keys = (
+        scores.get_column("_ci").cast(pl.Int64) * m + scores.get_column("_model")
+    ).to_numpy()
+    reason_keys = (
+        reasons.get_column("_ci").cast(pl.Int64) * m + reasons.get_column("_model")
+    ).to_numpy()
+    reasons = reasons.with_columns(
+        pl.Series("row", np.searchsorted(score_keys, reason_keys), dtype=pl.UInt32)
     )
-    reasons = (
-        reasons.join(ids, on="_ci", how="left", maintain_order="left")
-        .join(names, on="_model", how="left", maintain_order="left")
-        .select("contact_id", "model", "rule", "kind", "raw_points", "points", "events")
+    id_column = cframe.get_column("id")
+    names = pl.Series([mo.name for mo in model_list], dtype=pl.String)
+    scores = scores.select(
+        id_column.gather(scores.get_column("_ci")).alias("contact_id"),
+        names.gather(scores.get_column("_model")).alias("model"),
+        "raw",
+        "score",
+        "band",
+        "immediate",
+        "immediate_type",
+        "immediate_at",
+        "immediate_id",
+        "last_activity_at",
+    )
+    reasons = reasons.select(
+        "row",
+        id_column.gather(reasons.get_column("_ci")).alias("contact_id"),
+        names.gather(reasons.get_column("_model")).alias("model"),
+        "rule",
+        "kind",
+        "raw_points",
+        "points",
+        "events",
     )
     return ScoreColumns(scores=scores, reasons=reasons)
+
+
+def _counted_rows(part: pl.DataFrame, per_day: int) -> pl.DataFrame:
+    """The first ``per_day`` rows of each (contact, UTC day), ``part`` sorted by both.
+
+    Rows of a day are contiguous but not in time order; a day with more rows than the
+    cap (rare) is ranked by time. Rows tied on time are worth the same points, so
+    which of them counts does not change a score.
+    """
+    if part.height == 0:
+        return part
+    ci = part.get_column("_ci").to_numpy()
+    day = part.get_column("_day").to_numpy()
+    new = np.ones(len(ci), dtype=bool)
+    new[1:] = (ci[1:] != ci[:-1]) | (day[1:] != day[:-1])
+    starts = np.flatnonzero(new)
+    lengths = np.diff(np.append(starts, len(ci)))
+    run_len = np.repeat(lengths, lengths)
+    long_run = run_len > per_day
+    if not long_run.any():
+        return part
+    run_id = np.repeat(np.arange(len(starts)), lengths)
+    keep_short = part.filter(pl.Series(~long_run))
+    crowded = part.filter(pl.Series(long_run)).with_columns(pl.Series("_run", run_id[long_run]))
+    crowded = crowded.filter(pl.col("occurred_at").rank("ordinal").over("_run") <= per_day).drop(
+        "_run"
+    )
+    # Back into (contact, day) order for the sorted group-by that follows.
+    return pl.concat([keep_short, crowded]).sort(["_ci", "_day"])
 
 
 def _score_model(
     model: ScoringModel,
     index: int,
     contacts: pl.DataFrame,
+    scope: pl.Series,
     events: pl.DataFrame,
     as_of: datetime,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     free = _free_domains(model)
     rules = list(model.rules)
     order_of = {rule.id: i for i, rule in enumerate(rules)}
+    n = contacts.height
+    scope_np = scope.to_numpy()
+    as_of_us = int((as_of - _EPOCH) // timedelta(microseconds=1))
+    reason_parts: list[pl.DataFrame] = []
 
-    # 2. applies_to
-    in_scope = pl.Series("s", [True] * contacts.height, dtype=pl.Boolean)
-    for condition in model.applies_to:
-        in_scope = in_scope & _match_series(
-            _field(contacts, condition.field), condition.match, free
-        )
-    scoped = contacts.filter(in_scope).select("_ci", "_created")
-    scope_mask = in_scope
-
-    # 3. fit rules: first match per group, points summed in file order.
-    fit_total = pl.lit(0.0)
-    fit_reasons: list[pl.DataFrame] = []
-    taken: dict[str, pl.Series] = {}
-    fit_columns: dict[str, pl.Series] = {}
-    for rule in rules:
-        if not isinstance(rule, FitRule):
-            continue
-        hit = _match_series(_field(contacts, rule.field), rule.match, free) & scope_mask
-        if rule.group is not None:
-            before = taken.get(rule.group)
+    # 3. Fit rules, all rules reading one field matched together; first match per group.
+    fit_rules = [r for r in rules if isinstance(r, FitRule)]
+    hits: dict[str, pl.Series] = {}
+    for field in dict.fromkeys(r.field for r in fit_rules):
+        same = [r for r in fit_rules if r.field == field]
+        for frule, hit in zip(
+            same, _match_many(_field(contacts, field), [r.match for r in same], free), strict=True
+        ):
+            hits[frule.id] = hit
+    fit = np.zeros(n, dtype=np.float64)
+    taken: dict[str, np.ndarray[Any, Any]] = {}
+    for frule in fit_rules:
+        hit = hits[frule.id].to_numpy() & scope_np
+        if frule.group is not None:
+            before = taken.get(frule.group)
             if before is not None:
                 hit = hit & ~before
-                taken[rule.group] = before | hit
+                taken[frule.group] = before | hit
             else:
-                taken[rule.group] = hit
-        column = f"_fit{order_of[rule.id]}"
-        fit_columns[column] = hit
-        fit_total = fit_total + pl.when(pl.col(column)).then(rule.points).otherwise(0.0)
-        fit_reasons.append(
-            contacts.select("_ci")
-            .filter(hit)
-            .with_columns(
-                pl.lit(order_of[rule.id], dtype=pl.UInt32).alias("_order"),
-                pl.lit(rule.id).alias("rule"),
-                pl.lit("fit").alias("kind"),
-                pl.lit(float(rule.points)).alias("raw_points"),
-                pl.lit(None, dtype=pl.UInt32).alias("events"),
-            )
+                taken[frule.group] = hit
+        # Summed in file order, as a person adding up the reasons would.
+        fit = fit + np.where(hit, float(frule.points), 0.0)
+        where = np.flatnonzero(hit)
+        reason_parts.append(
+            _reason_frame(where, order_of[frule.id], frule.id, "fit", float(frule.points), None)
         )
-    fit_frame = contacts.select("_ci").with_columns(
-        [s.alias(name) for name, s in fit_columns.items()]
-    )
-    fit_frame = fit_frame.filter(scope_mask).select("_ci", fit_total.alias("fit"))
 
+    # 4. Behaviour rules on this model's contacts' events.
+    ev = events
+    if not bool(scope_np.all()):
+        ev = ev.filter(scope.gather(ev.get_column("_ci")))
     behaviour = [r for r in rules if isinstance(r, BehaviorRule)]
-    # Events of contacts this model scores.
-    ev = events.join(scoped.select("_ci"), on="_ci", how="semi")
-
-    # 4. Behaviour: which events match which rule (type and attributes).
     matched: dict[str, pl.Expr] = {}
     for rule in behaviour:
         expr = pl.col("type") == rule.event
         for key, match in rule.match.items():
             expr = expr & _match_column_expr(ev, key, match, free)
         matched[rule.id] = expr
-    # Belonging adds the window; group exclusivity takes the first rule of the group.
-    slots: list[list[BehaviorRule]] = []
-    slot_of_group: dict[str, int] = {}
-    for rule in behaviour:
-        if rule.group is None:
-            slots.append([rule])
-        elif rule.group in slot_of_group:
-            slots[slot_of_group[rule.group]].append(rule)
-        else:
-            slot_of_group[rule.group] = len(slots)
-            slots.append([rule])
 
     def belongs(rule: BehaviorRule) -> pl.Expr:
         expr = matched[rule.id]
@@ -556,165 +642,146 @@ def _score_model(
             expr = expr & (pl.col("occurred_at") > as_of - timedelta(days=rule.window_days))
         return expr
 
+    # An event belongs to the first rule of its group it belongs to: one column per
+    # group holding that rule's position; an ungrouped rule is a group of its own.
+    slots: dict[str, list[BehaviorRule]] = {}
+    slot_of: dict[str, str] = {}
+    for rule in behaviour:
+        name = f"_g:{rule.group}" if rule.group is not None else f"_r:{rule.id}"
+        slots.setdefault(name, []).append(rule)
+        slot_of[rule.id] = name
     slot_exprs: list[pl.Expr] = []
-    for number, slot in enumerate(slots):
+    for name, members in slots.items():
         chain: Any = None
-        for rule in slot:
-            idx = order_of[rule.id]
-            chain = (pl.when if chain is None else chain.when)(belongs(rule)).then(
-                pl.lit(idx, dtype=pl.UInt32)
-            )
-        slot_exprs.append(chain.otherwise(pl.lit(None, dtype=pl.UInt32)).alias(f"_slot{number}"))
-
-    active = [r for r in behaviour if r.points > 0 or r.immediate]
+        for rule in members:
+            start = pl.when if chain is None else chain.when
+            chain = start(belongs(rule)).then(pl.lit(order_of[rule.id], dtype=pl.UInt32))
+        slot_exprs.append(chain.otherwise(pl.lit(None, dtype=pl.UInt32)).alias(name))
     activity: pl.Expr = pl.lit(value=False)
-    for rule in active:
-        activity = activity | matched[rule.id]
-
+    for rule in behaviour:
+        if rule.points > 0 or rule.immediate:
+            activity = activity | matched[rule.id]
     ev = ev.with_columns([*slot_exprs, activity.alias("_active")])
 
-    # 5. (part) last activity: newest matching event, windows and caps aside.
-    last_event = (
+    # 5 (first half). Last activity: newest matching event, windows and caps aside.
+    last_us = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    active = (
         ev.filter(pl.col("_active"))
         .group_by("_ci")
-        .agg(pl.col("occurred_at").max().alias("_last_event"))
+        .agg(pl.col("occurred_at").max().dt.epoch("us").alias("t"))
     )
+    last_us[active.get_column("_ci").to_numpy()] = active.get_column("t").to_numpy()
 
-    # Long frame: one row per (event, rule it belongs to).
-    long_parts = [
-        ev.filter(pl.col(f"_slot{n}").is_not_null()).select(
-            "_ci",
-            "occurred_at",
-            pl.col(f"_slot{n}").alias("_rule"),
-            *([c for c in ("id", "_seq", "type") if c in ev.columns]),
-        )
-        for n in range(len(slots))
-    ]
-    rule_table = pl.DataFrame(
-        {
-            "_rule": [order_of[r.id] for r in behaviour],
-            "_points": [float(r.points) for r in behaviour],
-            "_half_life": [r.half_life_days for r in behaviour],
-            "_max_points": [r.max_points for r in behaviour],
-            "_max_per_day": [r.max_per_day for r in behaviour],
-            "_immediate": [r.immediate for r in behaviour],
-        },
-        schema={
-            "_rule": pl.UInt32,
-            "_points": pl.Float64,
-            "_half_life": pl.Float64,
-            "_max_points": pl.Float64,
-            "_max_per_day": pl.Int64,
-            "_immediate": pl.Boolean,
-        },
-    )
-    if long_parts:
-        long = pl.concat(long_parts, how="vertical")
-    else:
-        long = (
-            ev.select("_ci", "occurred_at", *[c for c in ("id", "_seq", "type") if c in ev.columns])
-            .clear()
-            .with_columns(pl.lit(None, dtype=pl.UInt32).alias("_rule"))
-        )
-    long = long.join(rule_table, on="_rule", how="left")
-
-    # 7. immediate: newest event (by occurred_at, id, input order) of an immediate rule.
-    imm = long.filter(pl.col("_immediate"))
-    sort_cols = ["occurred_at"]
-    if "id" in imm.columns:
-        imm = imm.with_columns(pl.col("id").cast(pl.String))
-        sort_cols.append("id")
-    sort_cols.append("_seq")
-    imm = (
-        imm.sort(sort_cols, nulls_last=False)
-        .group_by("_ci")
-        .agg(
-            pl.col("type").last().cast(pl.String).alias("immediate_type"),
-            pl.col("occurred_at").last().alias("immediate_at"),
-            (pl.col("id").last() if "id" in imm.columns else pl.lit(None, dtype=pl.String)).alias(
-                "immediate_id"
-            ),
-        )
-    )
-
-    # Caps per UTC day: the first max_per_day events of each day count.
-    capped = long.filter(pl.col("_max_per_day").is_not_null())
-    free_rows = long.filter(pl.col("_max_per_day").is_null())
-    if capped.height:
-        capped = (
-            capped.with_columns(pl.col("occurred_at").dt.date().alias("_day"))
-            .filter(
-                pl.col("occurred_at").rank("ordinal").over(["_ci", "_rule", "_day"])
-                <= pl.col("_max_per_day")
+    positive = np.zeros(n, dtype=np.float64)
+    negative = np.zeros(n, dtype=np.float64)
+    immediate_parts: list[pl.DataFrame] = []
+    for rule in behaviour:
+        idx = order_of[rule.id]
+        part = ev.filter(pl.col(slot_of[rule.id]) == idx)
+        if rule.immediate:
+            immediate_parts.append(
+                part.select(
+                    "_ci",
+                    "occurred_at",
+                    "_seq",
+                    pl.col("type").cast(pl.String),
+                    (
+                        pl.col("id").cast(pl.String)
+                        if "id" in part.columns
+                        else pl.lit(None, dtype=pl.String)
+                    ).alias("id"),
+                )
             )
-            .drop("_day")
+        part = part.select("_ci", "_day", "occurred_at")
+        if rule.max_per_day is not None:
+            part = _counted_rows(part, rule.max_per_day)
+        if rule.half_life_days is None:
+            # A column, not a literal: the sum of a literal is the literal itself.
+            contribution: pl.Expr = pl.when(pl.col("_ci").is_not_null()).then(float(rule.points))
+        else:
+            age = _div_exact(pl.lit(as_of_us) - pl.col("occurred_at").dt.epoch("us"), _US_PER_DAY)
+            contribution = float(rule.points) * _pow_half(_div_exact(age, rule.half_life_days))
+        totals = (
+            part.with_columns(pl.col("_ci").set_sorted())
+            .group_by("_ci")
+            .agg(contribution.sum().alias("total"), pl.len().alias("events"))
         )
-        counted = pl.concat([free_rows, capped], how="vertical")
-    else:
-        counted = free_rows
+        if rule.max_points is not None:
+            cap = float(rule.max_points)
+            totals = totals.with_columns(pl.col("total").clip(-cap, cap))
+        who = totals.get_column("_ci").to_numpy()
+        amount = totals.get_column("total").to_numpy()
+        if rule.points > 0:
+            positive = positive + np.bincount(who, weights=amount, minlength=n)
+        elif rule.points < 0:
+            negative = negative + np.bincount(who, weights=amount, minlength=n)
+        reason_parts.append(
+            totals.select(
+                "_ci",
+                pl.lit(idx, dtype=pl.UInt32).alias("_order"),
+                pl.lit(rule.id).alias("rule"),
+                pl.lit("behavior").alias("kind"),
+                pl.col("total").alias("raw_points"),
+                pl.col("events").cast(pl.UInt32),
+            )
+        )
 
-    as_of_us = int((as_of - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1))
-    age = _div_exact(
-        pl.lit(as_of_us, dtype=pl.Int64) - pl.col("occurred_at").dt.epoch("us"), _US_PER_DAY
+    # 7. Immediate: the newest (occurred_at, id, input order) event of an immediate rule.
+    immediate = pl.DataFrame(
+        schema={
+            "_ci": pl.UInt32,
+            "immediate_type": pl.String,
+            "immediate_at": _UTC_DT,
+            "immediate_id": pl.String,
+        }
     )
-    contribution = (
-        pl.when(pl.col("_half_life").is_null())
-        .then(pl.col("_points"))
-        .otherwise(pl.col("_points") * pl.lit(0.5).pow(age / pl.col("_half_life")))
-    )
-    totals = (
-        counted.group_by(["_ci", "_rule"])
-        .agg(contribution.sum().alias("_sum"), pl.len().cast(pl.UInt32).alias("events"))
-        .join(rule_table.select("_rule", "_points", "_max_points"), on="_rule", how="left")
-        .with_columns(
-            pl.when(pl.col("_max_points").is_null())
-            .then(pl.col("_sum"))
-            .otherwise(pl.col("_sum").clip(-pl.col("_max_points"), pl.col("_max_points")))
-            .alias("_total")
+    if immediate_parts:
+        immediate = (
+            pl.concat(immediate_parts)
+            .sort(["_ci", "occurred_at", "id", "_seq"], nulls_last=False)
+            .group_by("_ci", maintain_order=True)
+            .agg(
+                pl.col("type").last().alias("immediate_type"),
+                pl.col("occurred_at").last().alias("immediate_at"),
+                pl.col("id").last().alias("immediate_id"),
+            )
         )
-    )
-    per_contact = totals.group_by("_ci").agg(
-        pl.col("_total").filter(pl.col("_points") > 0).sum().alias("_pos"),
-        pl.col("_total").filter(pl.col("_points") < 0).sum().alias("_neg"),
-    )
 
-    # 5. decay from the last activity, 6. clip, round, band.
-    frame = (
-        scoped.join(fit_frame, on="_ci", how="left")
-        .join(per_contact, on="_ci", how="left")
-        .join(last_event, on="_ci", how="left")
-        .join(imm, on="_ci", how="left")
-        .with_columns(
-            pl.col("_pos").fill_null(0.0),
-            pl.col("_neg").fill_null(0.0),
-            pl.coalesce("_last_event", "_created").alias("last_activity_at"),
-        )
+    # 5. Decay, 6. clip, round, band: one row per contact in scope, dense by position.
+    created = contacts.get_column("_created").dt.epoch("us").to_numpy()
+    frame = pl.DataFrame(
+        {
+            "_ci": np.arange(n, dtype=np.uint32),
+            "fit": fit,
+            "_pos": positive,
+            "_neg": negative,
+            "_last_event": last_us,
+            "_created": contacts.get_column("_created").dt.epoch("us"),
+        }
+    ).filter(scope)
+    del created
+    frame = frame.with_columns(
+        pl.when(pl.col("_last_event") == np.iinfo(np.int64).min)
+        .then(pl.col("_created"))
+        .otherwise(pl.col("_last_event"))
+        .alias("_last_us")
     )
-    inactive = _div_exact(
-        pl.lit(as_of_us, dtype=pl.Int64) - pl.col("last_activity_at").dt.epoch("us"), _US_PER_DAY
-    )
+    inactive = _div_exact(pl.lit(as_of_us) - pl.col("_last_us"), _US_PER_DAY)
     steps = sorted(enumerate(model.decay), key=lambda p: (-p[1].inactive_days, -p[0]))
     decay_points: Any = None
     decay_step: Any = None
     for step_index, step in steps:
         reached = inactive >= step.inactive_days
-        decay_points = (pl.when if decay_points is None else decay_points.when)(reached).then(
-            float(step.points)
-        )
-        decay_step = (pl.when if decay_step is None else decay_step.when)(reached).then(
-            pl.lit(step_index, dtype=pl.Int64)
-        )
+        start_p = pl.when if decay_points is None else decay_points.when
+        decay_points = start_p(reached).then(float(step.points))
+        start_s = pl.when if decay_step is None else decay_step.when
+        decay_step = start_s(reached).then(pl.lit(step_index, dtype=pl.Int64))
     points_expr = pl.lit(0.0) if decay_points is None else decay_points.otherwise(0.0)
     step_expr = pl.lit(None, dtype=pl.Int64) if decay_step is None else decay_step.otherwise(None)
+    no_last = pl.col("_last_us").is_null()
     frame = frame.with_columns(
-        pl.when(pl.col("last_activity_at").is_null())
-        .then(0.0)
-        .otherwise(points_expr)
-        .alias("_decay"),
-        pl.when(pl.col("last_activity_at").is_null())
-        .then(None)
-        .otherwise(step_expr)
-        .alias("_step"),
+        pl.when(no_last).then(0.0).otherwise(points_expr).alias("_decay"),
+        pl.when(no_last).then(None).otherwise(step_expr).alias("_step"),
     )
     frame = frame.with_columns(
         pl.max_horizontal(pl.lit(0.0), pl.col("_pos") + pl.col("_decay")).alias("_engaged")
@@ -725,6 +792,7 @@ def _score_model(
         .alias("raw")
     )
     frame = _round2_frame(frame, "raw", "score")
+    frame = frame.join(immediate, on="_ci", how="left", maintain_order="left")
     frame = frame.with_columns(
         pl.when(pl.col("score") >= model.bands.hot)
         .then(pl.lit("hot"))
@@ -734,6 +802,7 @@ def _score_model(
         .alias("band"),
         pl.col("immediate_at").is_not_null().alias("immediate"),
         pl.lit(index, dtype=pl.UInt32).alias("_model"),
+        pl.col("_last_us").cast(_UTC_DT).alias("last_activity_at"),
     )
     scores = frame.select(
         "_ci",
@@ -748,54 +817,59 @@ def _score_model(
         "last_activity_at",
     )
 
-    # 8. reasons: fit, behaviour after caps, decay actually removed.
-    behaviour_reasons = totals.select(
-        "_ci",
-        pl.col("_rule").alias("_order"),
-        pl.col("_rule")
-        .replace_strict(
-            [order_of[r.id] for r in behaviour], [r.id for r in behaviour], return_dtype=pl.String
-        )
-        .alias("rule"),
-        pl.lit("behavior").alias("kind"),
-        pl.col("_total").alias("raw_points"),
-        "events",
-    )
+    # 8. Reasons: fit, behaviour after caps, and the decay actually removed.
     decay_names = [decay_rule_name(s.inactive_days) for s in model.decay]
-    decay_reasons = frame.filter(pl.col("_step").is_not_null()).select(
-        "_ci",
-        pl.lit(len(rules), dtype=pl.UInt32).alias("_order"),
-        pl.col("_step")
-        .replace_strict(list(range(len(decay_names))), decay_names, return_dtype=pl.String)
-        .alias("rule"),
-        pl.lit("decay").alias("kind"),
-        (pl.col("_engaged") - pl.col("_pos")).alias("raw_points"),
-        pl.lit(None, dtype=pl.UInt32).alias("events"),
+    decay_rows = frame.filter(pl.col("_step").is_not_null())
+    reason_parts.append(
+        decay_rows.select(
+            "_ci",
+            pl.lit(len(rules), dtype=pl.UInt32).alias("_order"),
+            pl.col("_step")
+            .replace_strict(list(range(len(decay_names))), decay_names, return_dtype=pl.String)
+            .alias("rule"),
+            pl.lit("decay").alias("kind"),
+            (pl.col("_engaged") - pl.col("_pos")).alias("raw_points"),
+            pl.lit(None, dtype=pl.UInt32).alias("events"),
+        )
     )
-    reason_schema = {
-        "_ci": pl.UInt32,
-        "_order": pl.UInt32,
-        "rule": pl.String,
-        "kind": pl.String,
-        "raw_points": pl.Float64,
-        "events": pl.UInt32,
-    }
-    parts = [
-        p.select([pl.col(c).cast(t) for c, t in reason_schema.items()])
-        for p in [*fit_reasons, behaviour_reasons, decay_reasons]
-    ]
-    reasons = pl.concat(parts, how="vertical")
+    parts = [p.select([pl.col(c).cast(t) for c, t in _REASON_SCHEMA.items()]) for p in reason_parts]
+    reasons = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=_REASON_SCHEMA)
     reasons = _round2_frame(reasons, "raw_points", "points").with_columns(
         pl.lit(index, dtype=pl.UInt32).alias("_model")
     )
     return scores, reasons
 
 
+_REASON_SCHEMA: dict[str, Any] = {
+    "_ci": pl.UInt32,
+    "_order": pl.UInt32,
+    "rule": pl.String,
+    "kind": pl.String,
+    "raw_points": pl.Float64,
+    "events": pl.UInt32,
+}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _pow_half(exponent: pl.Expr) -> pl.Expr:
+    return pl.lit(0.5).pow(exponent)
+
+
+def _reason_frame(
+    where: np.ndarray[Any, Any], order: int, rule: str, kind: str, points: float, events: int | None
+) -> pl.DataFrame:
+    return pl.DataFrame({"_ci": pl.Series(where, dtype=pl.UInt32)}).with_columns(
+        pl.lit(order, dtype=pl.UInt32).alias("_order"),
+        pl.lit(rule).alias("rule"),
+        pl.lit(kind).alias("kind"),
+        pl.lit(points).alias("raw_points"),
+        pl.lit(events, dtype=pl.UInt32).alias("events"),
+    )
+
+
 def _field(contacts: pl.DataFrame, name: str) -> pl.Series:
     if name not in contacts.columns:
         return pl.Series(name, [None] * contacts.height, dtype=pl.String)
-    if name == "created_at":
-        return contacts.get_column(name)
     return contacts.get_column(name)
 
 
@@ -803,29 +877,52 @@ def _field(contacts: pl.DataFrame, name: str) -> pl.Series:
 
 
 def results_from_columns(columns: ScoreColumns) -> list[ScoreResult]:
-    """Turn frames into ``ScoreResult`` objects (one Python object per row: the slow part)."""
-    reasons_by_row: dict[tuple[str, str], list[Reason]] = {}
-    for cid, model, rule, kind, points, events in columns.reasons.select(
-        "contact_id", "model", "rule", "kind", "points", "events"
-    ).iter_rows():
-        reasons_by_row.setdefault((cid, model), []).append(Reason(rule, kind, points, events))
+    """Turn frames into ``ScoreResult`` objects: one Python object per row and reason.
+
+    This is the costly part of scoring a large batch (see benchmarks/score_throughput.py);
+    callers that write rows out can read ``ScoreColumns`` directly.
+    """
+    reasons = columns.reasons
+    rules = reasons.get_column("rule").to_list()
+    kinds = reasons.get_column("kind").to_list()
+    points = reasons.get_column("points").to_list()
+    counts = reasons.get_column("events").to_list()
+    every = [Reason(*fields) for fields in zip(rules, kinds, points, counts, strict=True)]
+    height = columns.scores.height
+    per_row = np.bincount(reasons.get_column("row").to_numpy(), minlength=height)
+    ends = np.cumsum(per_row).tolist()
+    scores = columns.scores
+    imm_at = scores.get_column("immediate_at").to_list()
+    imm_type = scores.get_column("immediate_type").to_list()
+    imm_id = scores.get_column("immediate_id").to_list()
     results: list[ScoreResult] = []
-    for row in columns.scores.iter_rows(named=True):
-        imm = None
-        if row["immediate_at"] is not None:
-            imm = ImmediateEvent(row["immediate_type"], row["immediate_at"], row["immediate_id"])
+    start = 0
+    for i, (cid, model, score_, band, immediate, last) in enumerate(
+        zip(
+            scores.get_column("contact_id").to_list(),
+            scores.get_column("model").to_list(),
+            scores.get_column("score").to_list(),
+            scores.get_column("band").to_list(),
+            scores.get_column("immediate").to_list(),
+            scores.get_column("last_activity_at").to_list(),
+            strict=True,
+        )
+    ):
+        end = ends[i]
+        at = imm_at[i]
         results.append(
             ScoreResult(
-                contact_id=row["contact_id"],
-                model=row["model"],
-                score=row["score"],
-                band=row["band"],
-                immediate=row["immediate"],
-                immediate_event=imm,
-                last_activity_at=row["last_activity_at"],
-                reasons=tuple(reasons_by_row.get((row["contact_id"], row["model"]), ())),
+                cid,
+                model,
+                score_,
+                band,
+                immediate,
+                None if at is None else ImmediateEvent(imm_type[i], at, imm_id[i]),
+                last,
+                tuple(every[start:end]),
             )
         )
+        start = end
     return results
 
 
