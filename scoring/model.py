@@ -476,17 +476,31 @@ class ScoringModel(BaseModel):
         return [rule for rule in self.rules if isinstance(rule, BehaviorRule)]
 
 
-def _canonical(value: Any) -> Any:
-    """Whole floats as ints so that ``10`` and ``10.0`` hash alike."""
+# Lists whose order and repetitions mean nothing: sets written as lists.
+_SET_KEYS = frozenset({"in", "contains_any", "email_domain_in", "free_email_domains"})
+
+
+def _canonical(value: Any, key: str | None = None) -> Any:
+    """Whole floats as ints so that ``10`` and ``10.0`` hash alike; set-like lists
+    sorted. Rules, decay steps and conditions keep their order: it matters."""
     if isinstance(value, bool):
         return value
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, list):
-        return [_canonical(item) for item in value]
+        items = [_canonical(item) for item in value]
+        if key in _SET_KEYS:
+            # text is compared ignoring case, so "Lead" and "lead" are one item
+            unique = {json.dumps(_fold(item), sort_keys=True): _fold(item) for item in items}
+            items = [unique[k] for k in sorted(unique)]
+        return items
     if isinstance(value, dict):
-        return {key: _canonical(item) for key, item in value.items()}
+        return {name: _canonical(item, name) for name, item in value.items()}
     return value
+
+
+def _fold(item: Any) -> Any:
+    return item.lower() if isinstance(item, str) else item
 
 
 class ModelSet(BaseModel):

@@ -141,6 +141,10 @@ def test_content_hash_ignores_layout_but_not_meaning() -> None:
     assert load_models(changed, "d.yaml").models[0].content_hash != base
     reordered_decay = VALID.replace("-15}", "-16}")
     assert load_models(reordered_decay, "e.yaml").models[0].content_hash != base
+    same_set = VALID.replace("{in: [subscriber, lead]}", "{in: [Lead, subscriber, lead]}")
+    assert load_models(same_set, "f.yaml").models[0].content_hash == base
+    other_set = VALID.replace("{in: [subscriber, lead]}", "{in: [subscriber, customer]}")
+    assert load_models(other_set, "g.yaml").models[0].content_hash != base
 
 
 def test_scalar_and_operator_matches_build_the_same_match() -> None:
