@@ -21,7 +21,8 @@ from connectors.sandbox.framework import BadRequestBody, Clock, Request, Respons
 from . import soql
 from .ids import make_id, parse_id
 from .schema import API_VERSION, BASE, custom_field
-from .store import QUERY_PAGE, PreparedWrite, RecordError, Store
+from .store import QUERY_PAGE, PreparedWrite, RecordError, Store, parse_datetime_value
+from .table import fmt_datetime
 
 if TYPE_CHECKING:
     from connectors.sandbox.world import World
@@ -395,11 +396,45 @@ class SalesforceSandbox:
                 return refused
             with store.lock:
                 return self._json(200, store.schema[sobject].describe())
+        if len(parts) == 2 and parts[1] in ("updated", "deleted"):
+            if refused := self._allow(method, ("GET",)):
+                return refused
+            return self._replication(request, sobject, deleted=parts[1] == "deleted")
         if len(parts) == 2:
             return self._record(request, sobject, parts[1])
         if len(parts) == 3:
             return self._external(request, sobject, parts[1], parts[2])
         return self._not_found()
+
+    def _replication(self, request: Request, sobject: str, *, deleted: bool) -> Response:
+        """``sobjects/{T}/updated`` and ``deleted``: ids changed in ``[start, end)``,
+        both rounded down to the minute as Salesforce does."""
+        bounds: list[float] = []
+        for name in ("start", "end"):
+            text = request.param(name)
+            if not text:
+                return self._error(400, "MISSING_ARGUMENT", f"{name} parameter is required")
+            try:
+                bounds.append((parse_datetime_value(text) // 60) * 60)
+            except ValueError:
+                return self._error(
+                    400, "INVALID_REPLICATION_DATE", f"{name}: invalid date time {text}"
+                )
+        start, end = bounds
+        if end <= start:
+            return self._error(
+                400, "INVALID_REPLICATION_DATE", "startDate must chronologically precede endDate"
+            )
+        now = self.clock.now()
+        covered = fmt_datetime(min(end, (now // 60) * 60))
+        rows = self.store.replication(sobject, start, end, deleted=deleted)
+        if deleted:
+            return self._json(200, {
+                "deletedRecords": [{"id": i, "deletedDate": fmt_datetime(t)} for i, t in rows],
+                "earliestDateAvailable": fmt_datetime(self.store.seed.world.now - 15 * DAY),
+                "latestDateCovered": covered,
+            })  # fmt: skip
+        return self._json(200, {"ids": [i for i, _ in rows], "latestDateCovered": covered})
 
     def _body_object(self, request: Request) -> dict[str, Any]:
         body = request.json()

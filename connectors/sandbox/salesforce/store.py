@@ -695,6 +695,19 @@ class Store:
             out[spec.name] = render(spec, row.get(spec.name))
         return out
 
+    def replication(
+        self, sobject: str, start: float, end: float, *, deleted: bool
+    ) -> list[tuple[str, float]]:
+        """Rows written (or deleted) in ``[start, end)``: ``(id, stamp)`` by stamp."""
+        with self.lock:
+            table = self.tables[sobject]
+            stamp = table.stamp
+            mask = (stamp >= start) & (stamp < end)
+            mask &= table.deleted if deleted else ~table.deleted
+            seqs = np.flatnonzero(mask)
+            seqs = seqs[np.argsort(stamp[seqs], kind="stable")]
+            return [(table.id_of(int(s)), float(stamp[s])) for s in seqs]
+
     def find_by(self, sobject: str, field_name: str, value: str) -> list[int]:
         """Rows whose external-id field (or ``Id``) equals ``value``."""
         obj = self.schema[sobject]

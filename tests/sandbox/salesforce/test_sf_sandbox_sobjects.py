@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -240,3 +241,24 @@ def test_global_describe_and_versions(sf: Salesforce) -> None:
     assert {"label": "Winter '24", "url": "/services/data/v59.0", "version": "59.0"} in versions
     resources = sf.restful("")
     assert resources["query"] == "/services/data/v59.0/query"
+
+
+def test_updated_and_deleted_ids(sf: Salesforce, clock: ManualClock) -> None:
+    start = clock.datetime()
+    clock.advance(120)
+    kept = sf.Lead.create({"LastName": "Kept", "Company": "RepCo"})["id"]
+    gone = sf.Lead.create({"LastName": "Gone", "Company": "RepCo"})["id"]
+    clock.advance(60)
+    sf.Lead.delete(gone)
+    clock.advance(120)
+    end = clock.datetime()
+    updated = sf.Lead.updated(start, end)
+    assert updated["ids"] == [kept]
+    assert updated["latestDateCovered"] == end.strftime("%Y-%m-%dT%H:%M:00.000+0000")
+    deleted = sf.Lead.deleted(start, end)
+    assert [d["id"] for d in deleted["deletedRecords"]] == [gone]
+    assert deleted["deletedRecords"][0]["deletedDate"].startswith(
+        (start + timedelta(seconds=180)).strftime("%Y-%m-%dT%H:%M")
+    )
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.Lead.updated(end, start)
