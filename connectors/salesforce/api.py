@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
@@ -68,6 +69,8 @@ class SalesforceApi:
             redact=self.redactor,
         )
         self._sf: Salesforce | None = None
+        self.user_id: str | None = None  # who the API runs as (to recognise our own writes)
+        self.rows_read: Counter[str] = Counter()  # records per query label, for benchmarks
         self.page_size = 2000  # Sforce-Query-Options batchSize (200..2000); tests lower it
 
     # -- plumbing -----------------------------------------------------------------------
@@ -116,6 +119,7 @@ class SalesforceApi:
 
     def _connect(self) -> Salesforce:
         token = self._fetch_token()
+        self.user_id = token.user_id or self.user_id
         instance = self.settings.instance_url or token.instance_url
         if not instance:
             raise ConnectorConfigError(
@@ -175,6 +179,7 @@ class SalesforceApi:
             records = result.get("records") if isinstance(result, dict) else None
             if not isinstance(records, list):
                 raise CRMResponseError(f"salesforce {what}: query answer has no records list")
+            self.rows_read[what] += len(records)
             yield records
             next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:

@@ -17,6 +17,7 @@ import jwt
 import requests
 
 from connectors.base import AuthError
+from connectors.runtime import Redactor
 from connectors.salesforce.config import AuthSettings
 
 log = logging.getLogger("leadsync.connectors.salesforce")
@@ -72,6 +73,7 @@ class CABundleSession(requests.Session):
 class Token:
     access_token: str = field(repr=False)
     instance_url: str
+    user_id: str | None = None  # the API user, from the identity URL ``.../id/{org}/{user}``
 
 
 class TokenSource:
@@ -85,9 +87,9 @@ class TokenSource:
         session: requests.Session,
         now: Callable[[], datetime],
         timeout: float = 60.0,
-        redact: Callable[[str], str] = str,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
-        self._redact = redact
+        self._redact = redact or Redactor(auth.secrets())
         self._auth = auth
         self._login_url = login_url.rstrip("/")
         self._session = session
@@ -154,7 +156,9 @@ class TokenSource:
         if not isinstance(access, str) or not access:
             raise AuthError(f"salesforce: token response from {url} has no access_token")
         log.info("salesforce: obtained an access token (%s)", self._auth.kind)
-        return Token(access_token=access, instance_url=str(instance or ""))
+        identity = body.get("id")
+        user_id = identity.rstrip("/").rsplit("/", 1)[-1] if isinstance(identity, str) else None
+        return Token(access_token=access, instance_url=str(instance or ""), user_id=user_id or None)
 
 
 class TokenEndpointBusy(Exception):

@@ -9,6 +9,8 @@ upserts by an external-id field, which makes every retry safe.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -60,6 +62,17 @@ PRIORITY = {"high": "High", "medium": "Normal", "low": "Low"}
 TASK_TYPE = {"call": "Call", "email": "Email", "todo": "Other"}
 TASK_SUBTYPE = {"call": "Call", "email": "Email", "todo": "Task"}
 MAX_LOCATOR_RESTARTS = 20
+OWN_WRITE_TOLERANCE = timedelta(seconds=2)  # client clock vs Salesforce's, when we wrote
+_NOT_HASHED = frozenset({"attributes", "SystemModstamp", "LastModifiedDate", "LastModifiedById"})
+
+
+def _fields_hash(rec: Mapping[str, Any]) -> str:
+    """A short digest of the fields we read (not the audit stamps our writes move)."""
+    payload = json.dumps(
+        {k: v for k, v in rec.items() if k not in _NOT_HASHED}, sort_keys=True, default=str
+    )
+    return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+
 
 # Engagement for a batch of people. Only closed Tasks are engagement (an open one is
 # work planned for the rep, such as leadsync's own follow-ups). ``{{ids}}``/``{who}``
@@ -72,10 +85,23 @@ _EVENT_QUERY = (
     "SELECT Id, WhoId, Subject, StartDateTime, CreatedDate FROM Event "
     "WHERE WhoId IN {{ids}} AND CreatedDate >= {since}"
 )
+_TASK_WINDOW = (
+    "SELECT Id, WhoId, TaskSubtype, Type, Subject, Status, CreatedDate, CompletedDateTime "
+    "FROM Task WHERE IsClosed = true AND CreatedDate >= {since} AND WhoId != null"
+)
+_EVENT_WINDOW = (
+    "SELECT Id, WhoId, Subject, StartDateTime, CreatedDate FROM Event "
+    "WHERE CreatedDate >= {since} AND WhoId != null"
+)
+_MEMBER_WINDOW = (
+    "SELECT Id, LeadId, ContactId, HasResponded, FirstRespondedDate, CreatedDate, "
+    "Campaign.Type, Campaign.Name FROM CampaignMember WHERE HasResponded = true "
+    "AND SystemModstamp >= {since}"
+)
 _MEMBER_QUERY = (
     "SELECT Id, LeadId, ContactId, HasResponded, FirstRespondedDate, CreatedDate, "
     "Campaign.Type, Campaign.Name FROM CampaignMember WHERE {{who}} "
-    "AND SystemModstamp >= {since}"
+    "AND HasResponded = true AND SystemModstamp >= {since}"
 )
 
 
@@ -106,6 +132,13 @@ class SalesforceConnector:
         self.api = SalesforceApi(settings, context)
         self._fmaps = {obj: mapping.field_map(obj, settings.field_map) for obj in settings.objects}
         self._key_on_opportunity = False
+        self.echoes_skipped = 0
+        # Our own score writes bump SystemModstamp; to avoid re-reading every written
+        # record next run, the cursor carries when we wrote each one and a hash of the
+        # fields we had read (see _is_own_echo). The dict is shared with the cursor
+        # the read yielded, which the sync stores after the writes.
+        self._read_hash: dict[str, str] = {}
+        self._own_writes: dict[str, list[str]] = {}
         self._described: dict[
             str, dict[str, Mapping[str, Any]]
         ] = {}  # object -> lower name -> field
@@ -124,7 +157,17 @@ class SalesforceConnector:
             raise ValueError("read_changes needs aware datetimes")
         state = self._parse_cursor(cursor)
         lookback = timedelta(seconds=self.settings.lookback_seconds)
-        target = self.batch_target()
+        # A full read reads everyone, so engagement is read for everyone at once by time
+        # window (full 2,000-row pages, no id lists); an incremental read asks for the
+        # changed people's engagement in id chunks.
+        by_window = state is None
+        target = PAGE_SIZE if by_window else self.batch_target()
+        people: set[str] = set()
+        horizon_text = soql_datetime(until - lookback)
+        self._read_hash = {}
+        self._own_writes = {
+            i: w for i, w in (state or {}).get("__own_writes__", {}).items() if w[0] >= horizon_text
+        }
         new_objects: dict[str, Any] = {}
         deletions: list[str] = []
         removed_merges: list[Merge] = []
@@ -135,6 +178,7 @@ class SalesforceConnector:
             prev = state.get(obj) if state is not None else None
             since = None if prev is None else prev["until"] - lookback
             seen: dict[str, str] = dict(prev["seen"]) if prev is not None else {}
+            own: Mapping[str, Any] = state.get("__own_writes__", {}) if state is not None else {}
             emitted: set[str] = set()
             new_seen: dict[str, str] = {}
             for records in self._changed_pages(obj, since=since, until=until, full=prev is None):
@@ -145,9 +189,16 @@ class SalesforceConnector:
                         continue  # read twice in this run, or unchanged since the last run
                     emitted.add(ident)
                     new_seen[ident] = stamp
+                    digest = _fields_hash(rec)
+                    if self._is_own_echo(rec, digest, own.get(ident)):
+                        self.echoes_skipped += 1
+                        continue
+                    self._read_hash[ident] = digest
                     buffer.append((obj, rec))
+                    if by_window and not rec.get("IsConverted"):
+                        people.add(ident)
                 while len(buffer) >= target:
-                    yield self._batch(buffer[:target], events_since)
+                    yield self._batch(buffer[:target], events_since, with_events=not by_window)
                     del buffer[:target]
             horizon = until - lookback
             kept = {
@@ -162,18 +213,47 @@ class SalesforceConnector:
                 d, m = self._removed(obj, since=since, until=until)
                 deletions.extend(d)
                 removed_merges.extend(m)
-        last = self._batch(buffer, events_since)
+        if by_window:
+            yield from self._window_events(people, events_since)
+        last = self._batch(buffer, events_since, with_events=not by_window)
         yield ReadBatch(
             contacts=last.contacts,
             events=last.events,
             merges=(*last.merges, *removed_merges),
             deletions=tuple(deletions),
-            cursor={"v": CURSOR_VERSION, "objects": new_objects},
+            cursor={"v": CURSOR_VERSION, "objects": new_objects, "own_writes": self._own_writes},
         )
 
+    def _is_own_echo(self, rec: Mapping[str, Any], digest: str, written: Any) -> bool:
+        """True when the only change since our last read is our own score write: we
+        wrote it (and are still its last modifier), nothing touched it after that
+        write, and the fields we read are unchanged. A mismatched clock or a missing
+        user id only makes this say False, which costs a re-read, never a miss."""
+        if not written or self.api.user_id is None:
+            return False
+        if rec.get("LastModifiedById") != self.api.user_id:
+            return False
+        if rec.get("LastModifiedDate") != rec.get("SystemModstamp"):
+            return False  # a system change (such as new activity) came after
+        stamp = parse_datetime(rec.get("SystemModstamp"))
+        wrote = parse_datetime(written[0])
+        if stamp is None or wrote is None or stamp > wrote + OWN_WRITE_TOLERANCE:
+            return False
+        return bool(written[1] == digest)
+
     def batch_target(self) -> int:
-        """People per batch: a whole number of full engagement queries, about one page."""
-        per_query = ids_per_query(_TASK_QUERY.format(since="2000-01-01T00:00:00.000Z"))
+        """People per incremental batch: a whole number of full engagement queries of
+        the longest template, about one page."""
+        since = "2000-01-01T00:00:00.000Z"
+        per_query = min(
+            ids_per_query(_TASK_QUERY.format(since=since)),
+            ids_per_query(_EVENT_QUERY.format(since=since)),
+            ids_per_query(
+                _MEMBER_QUERY.format(since=since).replace(
+                    "{who}", "(LeadId IN {ids} OR ContactId IN ())"
+                )
+            ),
+        )
         return per_query * max(1, PAGE_SIZE // per_query)
 
     def _parse_cursor(self, cursor: Cursor | None) -> dict[str, dict[str, Any]] | None:
@@ -186,6 +266,10 @@ class SalesforceConnector:
                 "run a full sync to replace it"
             )
         out: dict[str, dict[str, Any]] = {}
+        own = cursor.get("own_writes") or {}
+        out["__own_writes__"] = {
+            str(k): list(v) for k, v in own.items() if isinstance(v, list | tuple) and len(v) == 2
+        }
         for obj, entry in objects.items():
             stamp = parse_datetime(entry.get("until")) if isinstance(entry, Mapping) else None
             if stamp is None:
@@ -196,12 +280,14 @@ class SalesforceConnector:
 
     def _select(self, obj: str, *, full: bool) -> tuple[list[str], str]:
         fmap = self._fmaps[obj]
+        audit = ["LastModifiedById", "LastModifiedDate"]
         if obj == "Lead":
-            extra = [] if full else ["IsConverted", "ConvertedContactId"]
             # A full sync wants people to score; an incremental one also wants to see
-            # conversions, which it reports as merges into the new Contact.
+            # conversions, which it reports as merges into the new Contact. The same
+            # fields either way, so that _fields_hash compares like with like.
+            extra = [*audit, "IsConverted", "ConvertedContactId"]
             return mapping.select_fields(fmap, extra), "IsConverted = false" if full else ""
-        return mapping.select_fields(fmap), ""
+        return mapping.select_fields(fmap, audit), ""
 
     def _changed_pages(
         self, obj: str, *, since: datetime | None, until: datetime, full: bool
@@ -226,7 +312,11 @@ class SalesforceConnector:
         raise CRMResponseError(f"salesforce: {obj} query locators kept expiring; try again later")
 
     def _batch(
-        self, items: Sequence[tuple[str, dict[str, Any]]], events_since: datetime
+        self,
+        items: Sequence[tuple[str, dict[str, Any]]],
+        events_since: datetime,
+        *,
+        with_events: bool = True,
     ) -> ReadBatch:
         contacts: list[ContactRecord] = []
         merges: list[Merge] = []
@@ -238,7 +328,7 @@ class SalesforceConnector:
                     Merge(merged_id=str(rec["Id"]), into_id=str(rec["ConvertedContactId"]))
                 )
         live = [(c.id, c.kind) for c in contacts if not c.converted]
-        events = self._events(live, events_since) if live else []
+        events = self._events(live, events_since) if live and with_events else []
         return ReadBatch(contacts=tuple(contacts), events=tuple(events), merges=tuple(merges))
 
     def _events(self, people: Sequence[tuple[str, str]], since: datetime) -> list[EventRecord]:
@@ -261,6 +351,25 @@ class SalesforceConnector:
                     if event is not None and event.occurred_at >= since:
                         events[event.id] = event
         return sorted(events.values(), key=lambda e: (e.occurred_at, e.id))
+
+    def _window_events(self, people: set[str], since: datetime) -> Iterator[ReadBatch]:
+        """Every engagement record since ``since``, a page at a time, kept when it
+        belongs to someone this read returned."""
+        lit = soql_datetime(since)
+        sources = (
+            ("Task", _TASK_WINDOW.format(since=lit), mapping.task_event),
+            ("Event", _EVENT_WINDOW.format(since=lit), mapping.event_event),
+            ("CampaignMember", _MEMBER_WINDOW.format(since=lit), mapping.campaign_member_event),
+        )
+        for name, soql, convert in sources:
+            for page in self.api.query_pages(soql, what=f"read {name}"):
+                events = [
+                    e
+                    for e in map(convert, page)
+                    if e is not None and e.contact_id in people and e.occurred_at >= since
+                ]
+                if events:
+                    yield ReadBatch(events=tuple(events))
 
     def _removed(
         self, obj: str, *, since: datetime, until: datetime
@@ -442,9 +551,13 @@ class SalesforceConnector:
             for start in range(0, len(pending), COLLECTION_SIZE):
                 chunk = pending[start : start + COLLECTION_SIZE]
                 results = self.api.collection("PATCH", chunk, what="update scores")
+                wrote = soql_datetime(self._ctx.now())
                 for rec, res in zip(chunk, results, strict=True):
                     if res.get("success"):
                         succeeded.append(rec["id"])
+                        digest = self._read_hash.get(rec["id"])
+                        if digest is not None:
+                            self._own_writes[rec["id"]] = [wrote, digest]
                         continue
                     reason, retriable = _record_error(res)
                     if retriable and attempt == 0:

@@ -228,12 +228,12 @@ def test_request_limit_exceeded_ends_the_run_without_sleeping(clock: ManualClock
 
 def test_quota_share_stops_the_run_before_the_org_runs_dry(clock: ManualClock) -> None:
     for org in responses_org(clock, 2000, daily_limit=100):
-        c = org.connector(quota_share=0.1)
+        c = org.connector(quota_share=0.05)
         now = clock.datetime()
         with pytest.raises(QuotaExhausted, match="quota_share"):
             list(c.read_changes(None, until=now, events_since=now - timedelta(days=30)))
         used, _ = org.sandbox.api_usage()
-        assert used <= 11 and org.app.stats()["by_status"].keys() == {"200"}
+        assert used <= 5 and org.app.stats()["by_status"].keys() == {"200"}
 
 
 class _PlantsSecrets:

@@ -1,0 +1,160 @@
+"""API calls of a Salesforce score-and-write sync against the sandbox, next to the minimum.
+
+The minimum is computed from what the run had to read and write, with every read at
+the largest page the API allows (2,000 records per query page; as many ids per
+``IN (...)`` list as fit in the 16,384-byte URI limit) and every write at the largest
+batch (200 records per sObject Collections call). Set-up calls (the OAuth token and
+``describe`` for ``ensure_fields``) are left out of both sides.
+
+Run alone: ``python benchmarks/_api_calls_salesforce.py [n_contacts] [changed_share]``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import responses
+
+from connectors.base import Cursor, FieldSpec, RuntimeContext, ScoreUpdate
+from connectors.salesforce import SalesforceConnector
+from connectors.salesforce import connector as sf_connector
+from connectors.salesforce.soql import COLLECTION_SIZE, PAGE_SIZE, URI_LIMIT, ids_per_query
+from connectors.sandbox.framework import ManualClock, SandboxApp, mount_responses
+from connectors.sandbox.salesforce import SalesforceSandbox
+
+URL = "https://sf.benchmark.test"
+FIELDS = [FieldSpec("lead_score"), FieldSpec("lead_band", type="text")]
+QUERY_PATH = "/services/data/v59.0/query/?q="
+EVENT_SOURCES = ("Task", "Event", "CampaignMember")
+
+
+def _minimum(rows: dict[str, int], people: int, updates: int, incremental: bool) -> int:
+    budget = URI_LIMIT - len(QUERY_PATH)
+    since = "2000-01-01T00:00:00.000Z"
+    per_query = {
+        "Task": ids_per_query(sf_connector._TASK_QUERY.format(since=since), max_encoded=budget),
+        "Event": ids_per_query(sf_connector._EVENT_QUERY.format(since=since), max_encoded=budget),
+        # One IN list per person either way (LeadId or ContactId): the same id budget.
+        "CampaignMember": ids_per_query(
+            sf_connector._MEMBER_QUERY.format(since=since).replace(
+                "{who}", "(LeadId IN {ids} OR ContactId IN ())"
+            ),
+            max_encoded=budget,
+        ),
+    }
+    total = 0
+    for obj in ("Lead", "Contact"):
+        total += max(1, math.ceil(rows.get(f"read {obj} changes", 0) / PAGE_SIZE))
+        if incremental:
+            total += max(1, math.ceil(rows.get(f"read deleted {obj}", 0) / PAGE_SIZE))
+    if people:
+        for source in EVENT_SOURCES:
+            by_rows = max(1, math.ceil(rows.get(f"read {source}", 0) / PAGE_SIZE))
+            # Reading everyone, engagement needs no id lists; reading some, each
+            # query carries at most per_query ids.
+            by_ids = math.ceil(people / per_query[source]) if incremental else 0
+            total += max(by_ids, by_rows)
+    total += math.ceil(updates / COLLECTION_SIZE)
+    return total
+
+
+def _sync(
+    connector: SalesforceConnector, app: SandboxApp, clock: ManualClock, cursor: Cursor | None
+) -> tuple[dict[str, Any], Cursor | None]:
+    api = connector.api
+    api.rows_read.clear()
+    app.reset_stats()
+    calls_before = connector.budget().calls
+    now = clock.datetime()
+    new_cursor: Cursor | None = None
+    started = time.perf_counter()
+    # As the sync does: read everything, score, then write in full batches.
+    counts: dict[str, int] = {}
+    live: dict[str, Any] = {}
+    for batch in connector.read_changes(cursor, until=now, events_since=now - timedelta(days=90)):
+        for event in batch.events:
+            counts[event.contact_id] = counts.get(event.contact_id, 0) + 1
+        live.update((c.id, c) for c in batch.contacts if not c.converted)
+        if batch.cursor is not None:
+            new_cursor = batch.cursor
+    writes = [
+        ScoreUpdate(c.id, {"lead_score": min(99, 5 * counts.get(c.id, 0))}, c.kind)
+        for c in live.values()
+    ]
+    result = connector.write_scores(writes)
+    if result.failed:
+        raise RuntimeError(f"{len(result.failed)} score writes failed: {result.failed[0]}")
+    people = updates = len(writes)
+    calls = connector.budget().calls - calls_before
+    stats = app.stats()
+    minimum = _minimum(dict(api.rows_read), people, updates, incremental=cursor is not None)
+    return {
+        "calls": calls,
+        "minimum": minimum,
+        "ratio": round(calls / minimum, 3) if minimum else None,
+        "people_read": people,
+        "score_writes": updates,
+        "rows_read": dict(api.rows_read),
+        "by_route": stats["by_route"],
+        "status_429": stats["by_status"].get("429", 0),
+        "seconds": round(time.perf_counter() - started, 2),
+    }, new_cursor
+
+
+def run(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[str, Any]:
+    """Full then incremental score-and-write sync of ``n_contacts`` sandbox people."""
+    clock = ManualClock()
+    sandbox = SalesforceSandbox(contacts=n_contacts, clock=clock, instance_url=URL)
+    for obj in ("Lead", "Contact"):
+        sandbox.add_custom_field(obj, "lead_score__c", "double")
+        sandbox.add_custom_field(obj, "lead_band__c", "string")
+    for obj in ("Opportunity", "Task"):
+        sandbox.add_custom_field(obj, "leadsync_key__c", "string", external_id=True, unique=True)
+    app = SandboxApp(sandbox, sleep=clock.sleep)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        mount_responses(app, rsps, URL)
+        connector = SalesforceConnector.from_config(
+            {
+                "login_url": URL,
+                "instance_url": URL,
+                "refresh_token": {
+                    "client_id": "sandbox-client",
+                    "client_secret": "sandbox-secret",
+                    "refresh_token": "sandbox-refresh",
+                },
+                "quota_share": 1.0,
+            },
+            context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
+        )
+        check = connector.ensure_fields(FIELDS)
+        if check.missing:
+            raise RuntimeError("; ".join(check.instructions))
+        full, cursor = _sync(connector, app, clock, None)
+        clock.advance(3600)
+        changed = sandbox.simulate_activity(max(1, round(n_contacts * changed_share)), seed=11)
+        clock.advance(60)
+        incremental, _ = _sync(connector, app, clock, cursor)
+        incremental["changed"] = len(changed)
+        connector.close()
+    return {
+        "crm": "salesforce",
+        "contacts": n_contacts,
+        "changed_share": changed_share,
+        "full": full,
+        "incremental": incremental,
+    }
+
+
+if __name__ == "__main__":
+    n = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+    share = float(sys.argv[2]) if len(sys.argv) > 2 else 0.01
+    print(json.dumps(run(n, share), indent=2))
