@@ -64,3 +64,28 @@ def test_reset_restores_the_seeded_state(hs_client: Any, hs_http: Any, hs_server
     r = hs_http.get(f"{hs_server.base_url}/crm/v3/objects/contacts/{created.id}")
     assert r.status_code == 404
     assert hs_http.get(f"{hs_server.base_url}/__sandbox/stats").json()["total"] == 1
+
+
+def test_the_same_app_mounts_on_responses_without_sockets(hs_app: Any) -> None:
+    import requests
+    import responses
+
+    from connectors.sandbox import mount_responses
+
+    base = "https://api.hubapi.example"
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        mount_responses(hs_app, rsps, base)
+        session = requests.Session()
+        session.headers["Authorization"] = "Bearer sandbox-token"
+        page = session.get(f"{base}/crm/v3/objects/contacts", params={"limit": 2})
+        assert page.status_code == 200 and len(page.json()["results"]) == 2
+        created = session.post(
+            f"{base}/crm/v3/objects/contacts", json={"properties": {"email": "rsps@example.org"}}
+        )
+        assert created.status_code == 201
+        hs_app.faults.commit_then_drop = 1.0
+        with pytest.raises(requests.exceptions.ConnectionError):
+            session.post(
+                f"{base}/crm/v3/objects/contacts",
+                json={"properties": {"email": "rsps2@example.org"}},
+            )

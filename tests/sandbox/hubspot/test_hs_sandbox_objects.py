@@ -394,3 +394,22 @@ def test_deals_seeded_open_won_and_lost_with_contacts(hs_client: Any) -> None:
         after = page.paging.next.after
     assert {"closedwon", "closedlost"} <= stages
     assert stages - {"closedwon", "closedlost"}
+
+
+def test_deal_and_task_writes_advance_hs_lastmodifieddate(
+    hs_client: Any, hs_sandbox: HubSpotSandbox, hs_clock: ManualClock
+) -> None:
+    deal_id = str(int(hs_sandbox.store.tables["deals"].ids[0]))
+    hs_clock.advance(90)
+    hs_client.crm.deals.basic_api.update(deal_id, {"properties": {"amount": "999"}})
+    got = hs_client.crm.deals.basic_api.get_by_id(deal_id, properties=["amount"])
+    assert got.properties["hs_lastmodifieddate"] == "2026-06-30T12:01:30.000Z"
+    assert got.updated_at.timestamp() == hs_clock.now()
+    call_id = hs_client.crm.objects.basic_api.get_page("calls", limit=1).results[0].id
+    hs_clock.advance(30)
+    hs_client.crm.objects.basic_api.update(
+        "calls", call_id, {"properties": {"hs_call_title": "Renamed"}}
+    )
+    call = hs_client.crm.objects.basic_api.get_by_id("calls", call_id, properties=["hs_call_title"])
+    assert call.properties["hs_call_title"] == "Renamed"
+    assert call.properties["hs_lastmodifieddate"] == "2026-06-30T12:02:00.000Z"
