@@ -313,9 +313,9 @@ class RedactingLogger:
 class RecordRejected(CRMResponseError):
     """The CRM refused this one record (``Action.REPORT_RECORD``); report it, go on."""
 
-    def __init__(self, reason: str, *, status: int | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
+    def __init__(self, reason: str, *, status: int | None = None, what: str = "") -> None:
+        super().__init__(f"{what}: {reason}" if what else reason)
+        self.reason = reason  # without the call's name: for a RecordFailure
         self.status = status
 
 
@@ -385,7 +385,7 @@ def call_with_policy(
             if action is Action.STOP_FOR_DAY:
                 raise QuotaExhausted(f"{what}: daily API allowance exhausted: {reason}") from None
             if action is Action.REPORT_RECORD:
-                raise RecordRejected(reason, status=_status_of(exc)) from None
+                raise RecordRejected(reason, status=_status_of(exc), what=what) from None
             if action is Action.FAIL:
                 raise CRMResponseError(f"{what}: {reason}") from None
             if not idempotent:

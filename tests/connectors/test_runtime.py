@@ -164,6 +164,7 @@ def test_stop_for_day_report_record_and_fail() -> None:
     with pytest.raises(RecordRejected) as rejected:
         run(Script(HttpError(409, '{"message":"exists"}')), clock)
     assert rejected.value.status == 409 and "exists" in rejected.value.reason
+    assert str(rejected.value).startswith("call: record refused")
     with pytest.raises(CRMResponseError):
         run(Script(HttpError(418)), clock)
     assert clock.sleeps == []
