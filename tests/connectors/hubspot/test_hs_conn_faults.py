@@ -224,3 +224,30 @@ def test_planted_token_never_reaches_messages_or_logs(caplog: pytest.LogCaptureF
         assert TOKEN not in failures[0]
         connector.close()
         oauth_connector.close()
+
+
+def test_search_and_batch_update_posts_are_retried() -> None:
+    with sandbox_env(120) as env:
+        connector = env.connector()
+        connector.ensure_fields([FieldSpec("lead_score")])
+        cursor = {"version": 1, "since": str(int(env.clock.now() * 1000)), "boundary": {}}
+        env.clock.advance(60)
+        changed = set(env.hs.simulate_activity(30, seed=5))
+        env.clock.advance(30)
+        env.flavour.rules += [
+            Rule(lambda r: r.path.endswith("/contacts/search"), error_json(503, "overloaded")),
+            Rule(
+                lambda r: r.path.endswith("/contacts/batch/update"), error_json(502, "Bad Gateway")
+            ),
+        ]
+        batches = read_all(connector, cursor, until=env.clock.datetime())
+        ids = [c.id for b in batches for c in b.contacts]
+        assert set(ids) == changed
+        result = connector.write_scores([ScoreUpdate(cid, {"lead_score": 7}) for cid in ids])
+        assert sorted(result.succeeded) == sorted(ids)
+        assert env.flavour.hits == [
+            "POST /crm/v3/objects/contacts/search",
+            "POST /crm/v3/objects/contacts/batch/update",
+        ]
+        assert len(env.sleeps) == 2
+        connector.close()
