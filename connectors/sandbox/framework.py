@@ -302,6 +302,9 @@ class SandboxApp:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections as with the real APIs
     server_version = "leadsync-sandbox"
+    # Headers and body go out in two writes; with Nagle on, the second waits for the
+    # client's delayed ACK (~40 ms a request on loopback).
+    disable_nagle_algorithm = True
     app: SandboxApp  # set on the subclass made per server
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -405,7 +408,11 @@ def serve(
     real_port = server.server_address[1]
     scheme = "https" if tls else "http"
     url_host = f"[{host}]" if ":" in host else host
-    thread = threading.Thread(target=server.serve_forever, name=f"sandbox-{app.flavour.name}")
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},  # close() waits up to one poll interval
+        name=f"sandbox-{app.flavour.name}",
+    )
     thread.daemon = True
     thread.start()
     return RunningServer(
