@@ -519,19 +519,7 @@ class ModelSet(BaseModel):
     def _unique_names(cls, models: list[ScoringModel]) -> list[ScoringModel]:
         if not models:
             raise _problems(((), "the file defines no models"))
-        seen: dict[str, int] = {}
-        problems: list[tuple[Path, str]] = []
-        for index, model in enumerate(models):
-            if model.name in seen:
-                problems.append(
-                    (
-                        (index, "name"),
-                        f"duplicate model name {model.name!r} "
-                        f"(first used by models[{seen[model.name]}])",
-                    )
-                )
-            else:
-                seen[model.name] = index
+        problems = _model_duplicates([(model.name, model.score_field) for model in models])
         if problems:
             raise _problems(*problems)
         return models
@@ -547,6 +535,37 @@ class ModelSet(BaseModel):
     @property
     def names(self) -> list[str]:
         return [model.name for model in self.models]
+
+
+def _model_duplicates(models: Sequence[tuple[Any, Any]]) -> list[tuple[Path, str]]:
+    """Model names must differ, and so must score fields: two models writing one CRM
+    field would overwrite each other's scores on every run."""
+    problems: list[tuple[Path, str]] = []
+    names: dict[str, int] = {}
+    fields: dict[str, int] = {}
+    for index, (name, field) in enumerate(models):
+        if isinstance(name, str):
+            if name in names:
+                problems.append(
+                    (
+                        (index, "name"),
+                        f"duplicate model name {name!r} (first used by models[{names[name]}])",
+                    )
+                )
+            else:
+                names[name] = index
+        if isinstance(field, str):
+            if field in fields:
+                problems.append(
+                    (
+                        (index, "score_field"),
+                        f"score_field {field!r} is already written by models[{fields[field]}]; "
+                        "each model needs its own field",
+                    )
+                )
+            else:
+                fields[field] = index
+    return problems
 
 
 class ModelFileError(ValueError):
@@ -913,18 +932,15 @@ def _raw_duplicates(data: dict[str, Any], plain: _Plain, source: str) -> list[st
     models = data.get("models")
     if not isinstance(models, list):
         return out
-    names: dict[str, int] = {}
+    pairs = [
+        (model.get("name"), model.get("score_field")) if isinstance(model, dict) else (None, None)
+        for model in models
+    ]
+    for sub, message in _model_duplicates(pairs):
+        out.append(_line(source, plain, ("models", *sub), message))
     for m_index, model in enumerate(models):
         if not isinstance(model, dict):
             continue
-        name = model.get("name")
-        if isinstance(name, str):
-            if name in names:
-                path: Path = ("models", m_index, "name")
-                message = f"duplicate model name {name!r} (first used by models[{names[name]}])"
-                out.append(_line(source, plain, path, message))
-            else:
-                names[name] = m_index
         rules = model.get("rules")
         if not isinstance(rules, list):
             continue

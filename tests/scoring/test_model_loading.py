@@ -357,13 +357,23 @@ def test_duplicate_yaml_keys_are_rejected_with_both_lines() -> None:
 def test_duplicate_model_names_are_reported_even_with_other_problems() -> None:
     one = "  - name: same\n    score_field: s\n    bands: {hot: 2, warm: 1}\n    rules:\n      - {id: r, kind: fit, field: f, match: x, points: 1}\n"
     broken = one.replace("points: 1", "points: x")
-    problems = problems_of("models:\n" + broken + one)
+    other_field = one.replace("score_field: s", "score_field: t")
+    problems = problems_of("models:\n" + broken + other_field)
     assert problems == [
         "m.yaml:6: models[0].rules[0].points: expected a number, got text 'x'",
         "m.yaml:7: models[1].name: duplicate model name 'same' (first used by models[0])",
     ]
-    assert problems_of("models:\n" + one + one) == [
+    assert problems_of("models:\n" + one + other_field) == [
         "m.yaml:7: models[1].name: duplicate model name 'same' (first used by models[0])"
+    ]
+
+
+def test_two_models_cannot_write_the_same_score_field() -> None:
+    one = "  - name: a\n    score_field: score\n    bands: {hot: 2, warm: 1}\n    rules:\n      - {id: r, kind: fit, field: f, match: x, points: 1}\n"
+    problems = problems_of("models:\n" + one + one.replace("name: a", "name: b"))
+    assert problems == [
+        "m.yaml:8: models[1].score_field: score_field 'score' is already written by "
+        "models[0]; each model needs its own field"
     ]
 
 
