@@ -450,22 +450,39 @@ def _prepare_events(
     if "id" in events.columns:
         keep.append("id")
     keep += sorted(a for a in attrs if a in events.columns and a not in keep)
-    frame = events.select(keep).with_row_index("_seq")
-    frame = frame.with_columns(_to_utc(frame.get_column("occurred_at")).alias("occurred_at"))
-    frame = frame.filter((pl.col("occurred_at") <= as_of) & pl.col("type").is_in(sorted(types)))
-    cid = frame.get_column("contact_id")
-    if cid.dtype != pl.String:
-        frame = frame.with_columns(cid.cast(pl.String))
-    frame = frame.join(ids, on="contact_id", how="inner").drop("contact_id")
-    frame = frame.with_columns(pl.col("occurred_at").dt.date().cast(pl.Int64).alias("_day"))
-    if frame.height == 0:
-        return frame.with_columns(pl.col("_ci").set_sorted())
-    low = frame.get_column("_day").min()
-    high = frame.get_column("_day").max()
-    assert isinstance(low, int) and isinstance(high, int)
-    span = high - low + 1
-    key = pl.col("_ci").cast(pl.Int64) * span + (pl.col("_day") - low)
-    return frame.sort(key).with_columns(pl.col("_ci").set_sorted())
+    as_of_day = (as_of.date() - _EPOCH.date()).days
+    day = pl.col("occurred_at").dt.date().cast(pl.Int64)
+    # Contact in the high 32 bits, days before as_of in the low ones: one integer sort
+    # key that keeps each contact's events together, grouped by UTC day.
+    key = (pl.col("_ci").cast(pl.UInt64) * (1 << 32)) + (as_of_day - pl.col("_day")).cast(pl.UInt64)
+    contact_id = pl.col("contact_id")
+    if events.schema["contact_id"] != pl.String:
+        contact_id = contact_id.cast(pl.String)
+    frame = (
+        events.lazy()
+        .select(keep)
+        .with_row_index("_seq")
+        .with_columns(_utc_expr("occurred_at", events.schema["occurred_at"]), contact_id)
+        .filter((pl.col("occurred_at") <= as_of) & pl.col("type").is_in(sorted(types)))
+        .join(ids.lazy(), on="contact_id", how="inner")
+        .drop("contact_id")
+        .with_columns(day.alias("_day"))
+        .sort(key)
+        .collect()
+    )
+    return frame.with_columns(pl.col("_ci").set_sorted())
+
+
+def _utc_expr(name: str, dtype: pl.DataType) -> pl.Expr:
+    """Column ``name`` as Datetime(us, UTC); naive values are UTC already."""
+    if not isinstance(dtype, pl.Datetime):
+        raise TypeError(f"{name}: expected a Datetime column, got {dtype}")
+    column = pl.col(name)
+    if dtype.time_zone is None:
+        column = column.dt.replace_time_zone("UTC")
+    elif dtype.time_zone != "UTC":
+        column = column.dt.convert_time_zone("UTC")
+    return column.cast(_UTC_DT)
 
 
 def score_columns(
@@ -642,31 +659,37 @@ def _score_model(
             expr = expr & (pl.col("occurred_at") > as_of - timedelta(days=rule.window_days))
         return expr
 
-    # An event belongs to the first rule of its group it belongs to: one column per
-    # group holding that rule's position; an ungrouped rule is a group of its own.
+    # An event belongs to the first rule of its group it belongs to. Each group with
+    # more than one rule gets a small column holding that rule's position; an
+    # ungrouped rule is filtered on directly (no column: ten million rows add up).
     slots: dict[str, list[BehaviorRule]] = {}
-    slot_of: dict[str, str] = {}
     for rule in behaviour:
-        name = f"_g:{rule.group}" if rule.group is not None else f"_r:{rule.id}"
-        slots.setdefault(name, []).append(rule)
-        slot_of[rule.id] = name
+        if rule.group is not None:
+            slots.setdefault(rule.group, []).append(rule)
+    position_type = pl.UInt16 if len(rules) < 65_535 else pl.UInt32
     slot_exprs: list[pl.Expr] = []
-    for name, members in slots.items():
+    for group, members in slots.items():
         chain: Any = None
         for rule in members:
             start = pl.when if chain is None else chain.when
-            chain = start(belongs(rule)).then(pl.lit(order_of[rule.id], dtype=pl.UInt32))
-        slot_exprs.append(chain.otherwise(pl.lit(None, dtype=pl.UInt32)).alias(name))
+            chain = start(belongs(rule)).then(pl.lit(order_of[rule.id], dtype=position_type))
+        slot_exprs.append(chain.otherwise(None).alias(f"_group:{group}"))
+    if slot_exprs:
+        ev = ev.with_columns(slot_exprs)
+
+    def belongs_first(rule: BehaviorRule) -> pl.Expr:
+        if rule.group is None:
+            return belongs(rule)
+        return pl.col(f"_group:{rule.group}") == order_of[rule.id]
+
+    # 5 (first half). Last activity: newest matching event, windows and caps aside.
     activity: pl.Expr = pl.lit(value=False)
     for rule in behaviour:
         if rule.points > 0 or rule.immediate:
             activity = activity | matched[rule.id]
-    ev = ev.with_columns([*slot_exprs, activity.alias("_active")])
-
-    # 5 (first half). Last activity: newest matching event, windows and caps aside.
     last_us = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
     active = (
-        ev.filter(pl.col("_active"))
+        ev.filter(activity)
         .group_by("_ci")
         .agg(pl.col("occurred_at").max().dt.epoch("us").alias("t"))
     )
@@ -677,7 +700,7 @@ def _score_model(
     immediate_parts: list[pl.DataFrame] = []
     for rule in behaviour:
         idx = order_of[rule.id]
-        part = ev.filter(pl.col(slot_of[rule.id]) == idx)
+        part = ev.filter(belongs_first(rule))
         if rule.immediate:
             immediate_parts.append(
                 part.select(
