@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import Org, responses_org
+from sf_conn_support import Org, responses_org
 
 from connectors.base import ReadBatch
 from connectors.salesforce import SalesforceConnector
@@ -192,3 +192,28 @@ def test_expired_query_locator_resumes_after_the_last_row(clock: ManualClock) ->
         assert fronts[0].more >= 2
         assert len(ids) == len(set(ids))
         assert set(ids) == _sandbox_people(org) and changed <= set(ids)
+
+
+def test_own_score_writes_are_not_read_back_but_later_changes_are(org: Org) -> None:
+    from connectors.base import ScoreUpdate
+
+    org.add_leadsync_fields()
+    c = org.connector()
+    first = _read(c, org.clock)
+    people = [x for b in first for x in b.contacts]
+    result = c.write_scores([ScoreUpdate(p.id, {"lead_score": 42}, p.kind) for p in people])
+    assert len(result.succeeded) == len(people)
+    # Same instant as the writes: one person's title is edited too (fields differ).
+    edited = next(p for p in people if p.kind == "contact")
+    c.api.client().restful(f"sobjects/Contact/{edited.id}", method="PATCH", json={"Title": "CEO"})
+    org.clock.advance(600)
+    active = set(org.sandbox.simulate_activity(5, seed=9))  # later activity on some
+    org.clock.advance(60)
+    second = _read(c, org.clock, first[-1].cursor)
+    ids = set(_ids(second))
+    assert ids == active | {edited.id}
+    assert c.echoes_skipped == len(people) - len(ids)
+    # A connector that cannot tell its own writes (no cursor memory) re-reads them all.
+    plain = org.connector()
+    forgetful = dict(first[-1].cursor or {}, own_writes={})
+    assert len(_ids(_read(plain, org.clock, forgetful))) >= len(people)

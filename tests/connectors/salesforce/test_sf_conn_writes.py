@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-from conftest import Org, responses_org
+from sf_conn_support import Org, responses_org
 
 from connectors.base import (
     AuthError,
