@@ -13,6 +13,7 @@ from connectors.base import (
     Connector,
     ConnectorConfigError,
     DealSpec,
+    FieldCheck,
     FieldSpec,
     ReadBatch,
     RuntimeContext,
@@ -243,8 +244,8 @@ def test_read_side_extras_and_read_only_writes(tmp_path: Path) -> None:
     assert conn.open_deals(["c1"]) == {}
     assert list(conn.read_deal_outcomes(None)) == []
     assert conn.budget() == Budget(calls=0)
+    assert conn.ensure_fields([FieldSpec("leadsync_score")]) == FieldCheck()
     calls = [
-        lambda: conn.ensure_fields([FieldSpec("leadsync_score")]),
         lambda: conn.write_scores([ScoreUpdate("c1", {"leadsync_score": 50})]),
         lambda: conn.create_deal(
             DealSpec("k", "c1", "Deal", None, "new", None, datetime(2026, 7, 1).date())
