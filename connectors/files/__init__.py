@@ -17,8 +17,10 @@ Configuration (the ``files:`` section of the sync configuration)::
 
 Incremental reads: an export is a snapshot, so every read that sees a changed file
 returns all of it. The cursor is the content fingerprint of the files (size, mtime,
-sha256); an unchanged export yields nothing. Rows that cannot be read are skipped and
-listed in :attr:`FilesConnector.rejected` as ``FILE:LINE: field: problem``.
+sha256); an unchanged export yields nothing. Contacts that disappear from an export
+are not reported as deletions: that would need every id in the cursor. Rows that
+cannot be read are skipped and listed in :attr:`FilesConnector.rejected` as
+``FILE:LINE: field: problem``; the sync prints them and exits 1.
 """
 
 from __future__ import annotations
