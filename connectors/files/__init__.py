@@ -20,7 +20,7 @@ returns all of it. The cursor is the content fingerprint of the files (size, mti
 sha256); an unchanged export yields nothing. Contacts that disappear from an export
 are not reported as deletions: that would need every id in the cursor. Rows that
 cannot be read are skipped and listed in :attr:`FilesConnector.rejected` as
-``FILE:LINE: field: problem``; the sync prints them and exits 1.
+``FILE:LINE: field: problem``, for the sync to report (exit status 1).
 """
 
 from __future__ import annotations
