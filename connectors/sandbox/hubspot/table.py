@@ -353,6 +353,19 @@ def _iso(ms: float) -> str:
     """``2019-10-30T03:30:17.883Z`` from epoch milliseconds, without strftime: the
     date part is cached per day, which makes rendering a page of records cheap."""
     total = round(float(ms))
+    text = _ISO_CACHE.get(total)
+    if text is not None:
+        return text
+    if len(_ISO_CACHE) > 500_000:
+        _ISO_CACHE.clear()
+    text = _ISO_CACHE[total] = _format_iso(total)
+    return text
+
+
+_ISO_CACHE: dict[int, str] = {}
+
+
+def _format_iso(total: int) -> str:
     day, rest = divmod(total, 86_400_000)
     date = _DAYS.get(day)
     if date is None:
