@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import socket
 import sys
 import time
 from datetime import datetime, timedelta
@@ -99,19 +98,6 @@ class Scorer:
         for result in score(self.models, rows, evs, as_of=now):
             out.setdefault(result.contact_id, {})[field_of[result.model]] = result.score
         return out
-
-
-def _no_delay(server: Any) -> None:
-    """TCP_NODELAY on the sandbox's sockets: it writes headers and body separately, and
-    Nagle's algorithm would add ~40 ms to every call (wall time only, not calls)."""
-    base = server._server.RequestHandlerClass
-
-    class NoDelay(base):  # type: ignore[misc, valid-type]
-        def setup(self) -> None:
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    server._server.RequestHandlerClass = NoDelay
 
 
 def _rounded(value: Any) -> int | None:
@@ -198,7 +184,6 @@ def run_hubspot(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[s
     sandbox = HubSpotSandbox(contacts=n_contacts, clock=clock, tier="pro", tokens=(TOKEN,))
     app = SandboxApp(sandbox, sleep=clock.sleep)
     server = serve(app, port=0)
-    _no_delay(server)
     scorer = Scorer()
     try:
         connector = HubSpotConnector.from_config(

@@ -4,7 +4,6 @@ basenames stay unique across the repository)."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -102,20 +101,6 @@ class Env:
         return {str(int(table.ids[s])) for s in table.listable(archived=False)}
 
 
-def no_delay(server: Any) -> None:
-    """Answer without Nagle's delay. The sandbox writes headers and body in two
-    segments; with Nagle on, the body waits for the client's delayed ACK (~40 ms per
-    call). Remove once ``framework._Handler`` sets TCP_NODELAY itself."""
-    base = server._server.RequestHandlerClass
-
-    class NoDelay(base):  # type: ignore[misc, valid-type]
-        def setup(self) -> None:
-            super().setup()
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    server._server.RequestHandlerClass = NoDelay
-
-
 @contextmanager
 def sandbox_env(
     contacts: int = 300, *, tier: str = "pro", seed: int = 7, **kw: Any
@@ -128,7 +113,6 @@ def sandbox_env(
     env_holder: list[Env] = []
     app = SandboxApp(flavour, sleep=lambda s: env_holder[0].sleep(s))  # type: ignore[arg-type]
     server = serve(app, port=0)
-    no_delay(server)
     env = Env(clock, hs, flavour, app, server.base_url)
     env_holder.append(env)
     try:
