@@ -117,7 +117,11 @@ def make_connector(config: SyncConfig) -> Connector:
 
 def open_store(config: SyncConfig) -> StateStore:
     store = StateStore(config.state_url())
-    store.migrate()
+    try:
+        store.migrate()
+    except StateError:
+        store.close()
+        raise
     return store
 
 
