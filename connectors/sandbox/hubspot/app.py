@@ -144,7 +144,16 @@ class HubSpotSandbox:
         parts = [p for p in request.path.split("/") if p]
         out: list[str] = []
         for i, part in enumerate(parts):
-            if _ID.match(part) or (i >= 1 and parts[i - 1] == "forms" and "-" in part):
+            by_property = (
+                i == 4
+                and parts[:3] == ["crm", "v3", "objects"]
+                and part not in ("search", "batch", "merge")
+            )
+            if (
+                by_property
+                or _ID.match(part)
+                or (i >= 1 and parts[i - 1] == "forms" and "-" in part)
+            ):
                 out.append("{id}")
             elif i == 4 and parts[:2] == ["crm", "v3"] and parts[2] == "properties":
                 out.append("{name}")
