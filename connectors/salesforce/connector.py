@@ -408,6 +408,8 @@ class SalesforceConnector:
         return self._described[obj]
 
     def list_owners(self) -> Sequence[Owner]:
+        """Users (active or not). Lead queues (``Group`` with ``Type = 'Queue'``) are not
+        listed: the sandbox's SOQL parser refuses ``FROM Group`` (a keyword clash)."""
         owners: list[Owner] = []
         soql = "SELECT Id, Email, Name, IsActive FROM User ORDER BY Id"
         for page in self.api.query_pages(soql, what="read users"):
@@ -615,6 +617,13 @@ class SalesforceConnector:
         run) and only then upserts by the external id, which cannot duplicate either.
         Reading first also keeps a rep's later edits from being overwritten."""
         key_field = self.settings.key_field
+        found = self._fields(obj).get(key_field.lower())
+        if found is None or not (found.get("externalId") and found.get("unique")):
+            raise ConnectorConfigError(
+                f"salesforce: {obj}.{key_field} must exist as a Text(80) External ID, Unique "
+                f"field before leadsync can create {obj} records idempotently "
+                f"(Setup > Object Manager > {obj} > Fields & Relationships > New)"
+            )
         soql = format_soql(f"SELECT Id FROM {obj} WHERE {key_field} = {{}}", key)
         body = {"allOrNone": False, "records": [record]}
         timeout = self.settings.timeout_seconds

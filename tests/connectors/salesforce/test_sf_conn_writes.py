@@ -12,6 +12,7 @@ from sf_conn_support import Org, responses_org
 
 from connectors.base import (
     AuthError,
+    ConnectorConfigError,
     CRMResponseError,
     DealSpec,
     FieldSpec,
@@ -279,3 +280,24 @@ def test_planted_secrets_never_reach_messages_or_logs(
             bad.list_owners()
         key_line = org.sandbox.jwt_private_key_pem.decode().splitlines()[1]
         assert key_line not in f"{refused.value}{caplog.text}"
+
+
+def test_headroom_leaves_the_rest_of_the_daily_allocation_to_other_apps(clock: ManualClock) -> None:
+    for org in responses_org(clock, 50, daily_limit=20):
+        other = org.connector(quota_share=1, headroom=1)
+        for _ in range(9):
+            other.list_owners()  # another app has spent 9 of the 20 calls
+        c = org.connector(headroom=0.5, quota_share=1)
+        with pytest.raises(QuotaExhausted, match=r"headroom 0\.5"):
+            for _ in range(5):
+                c.list_owners()
+        used, limit = org.sandbox.api_usage()
+        assert used < limit and "403" not in org.app.stats()["by_status"]
+
+
+def test_deal_without_the_key_field_says_how_to_create_it(org: Org) -> None:
+    c = org.connector()
+    contact = org.sandbox.store.tables["Contact"].id_of(0)
+    with pytest.raises(ConnectorConfigError, match=r"Opportunity\.leadsync_key__c must exist"):
+        c.create_deal(_deal(contact))
+    assert _query(c, "SELECT Id FROM Opportunity WHERE Name = 'leadsync: hot lead'") == []
