@@ -825,6 +825,7 @@ class HubSpotSandbox:
         merged = [v for v in survivor.get("hs_merged_object_ids", "").split(";") if v]
         merged += [str(other_id)] + [v for v in dup.get("hs_merged_object_ids", "").split(";") if v]
         changes["hs_merged_object_ids"] = ";".join(merged)
+        changes.update(_combined_aggregates(survivor, dup))
         emails = [v for v in survivor.get("hs_additional_emails", "").split(";") if v]
         if dup.get("email"):
             emails.append(dup["email"])
@@ -1200,6 +1201,57 @@ class HubSpotSandbox:
                 changes["first_conversion_event_name"] = "demo-request"
                 changes["first_conversion_date"] = stamp
         table.update(slot, changes, now)
+
+
+_SUMMED = (
+    "hs_analytics_num_page_views",
+    "hs_analytics_num_visits",
+    "num_conversion_events",
+    "num_unique_conversion_events",
+    "hs_email_delivered",
+    "hs_email_open",
+    "hs_email_click",
+    "hs_email_replied",
+    "num_contacted_notes",
+    "num_associated_deals",
+)
+_LATEST = (
+    "hs_analytics_last_visit_timestamp",
+    "hs_email_last_send_date",
+    "hs_email_last_open_date",
+    "hs_email_last_click_date",
+    "hs_email_last_reply_date",
+    "notes_last_contacted",
+)
+_EARLIEST = ("hs_analytics_first_visit_timestamp",)
+
+
+def _combined_aggregates(survivor: Props, dup: Props) -> Props:
+    """A merged contact's activity counts for the survivor, as after a HubSpot merge.
+    ISO strings with milliseconds compare in time order."""
+    out: Props = {}
+    for name in _SUMMED:
+        if name in survivor or name in dup:
+            out[name] = str(int(survivor.get(name) or 0) + int(dup.get(name) or 0))
+    for names, pick in ((_LATEST, max), (_EARLIEST, min)):
+        for name in names:
+            values = [v for v in (survivor.get(name), dup.get(name)) if v]
+            if values:
+                out[name] = pick(values)
+    for prefix, pick in (("recent", max), ("first", min)):
+        dates = [
+            (p[f"{prefix}_conversion_date"], p.get(f"{prefix}_conversion_event_name", ""))
+            for p in (survivor, dup)
+            if p.get(f"{prefix}_conversion_date")
+        ]
+        if dates:
+            date, name = pick(dates)
+            out[f"{prefix}_conversion_date"] = date
+            if name:
+                out[f"{prefix}_conversion_event_name"] = name
+    if dup.get("hs_email_optout") == "true":
+        out["hs_email_optout"] = "true"
+    return out
 
 
 def _int_param(request: Request, name: str, default: int) -> int:

@@ -221,6 +221,39 @@ def test_merge_through_the_api(hs_client: Any) -> None:
     assert api.get_by_id("fold@example.org", id_property="email").id == a.id
 
 
+def test_merging_seeded_contacts_adds_up_their_activity(
+    hs_client: Any, hs_sandbox: HubSpotSandbox
+) -> None:
+    table = hs_sandbox.store.tables["contacts"]
+    active = [
+        s
+        for s in table.listable(archived=False)
+        if int(table.props(int(s)).get("hs_analytics_num_page_views") or 0) > 0
+    ]
+    a, b = (int(s) for s in active[:2])
+    props = ["hs_analytics_num_page_views", "hs_email_open", "hs_analytics_last_visit_timestamp"]
+    before = [
+        hs_client.crm.contacts.basic_api.get_by_id(
+            str(int(table.ids[s])), properties=props
+        ).properties
+        for s in (a, b)
+    ]
+    hs_client.crm.contacts.basic_api.merge(
+        {"primaryObjectId": str(int(table.ids[a])), "objectIdToMerge": str(int(table.ids[b]))}
+    )
+    after = hs_client.crm.contacts.basic_api.get_by_id(str(int(table.ids[b])), properties=props)
+    assert after.id == str(int(table.ids[a]))
+    assert int(after.properties["hs_analytics_num_page_views"]) == sum(
+        int(p["hs_analytics_num_page_views"]) for p in before
+    )
+    assert int(after.properties["hs_email_open"] or 0) == sum(
+        int(p["hs_email_open"] or 0) for p in before
+    )
+    assert after.properties["hs_analytics_last_visit_timestamp"] == max(
+        p["hs_analytics_last_visit_timestamp"] for p in before
+    )
+
+
 def test_properties_list_get_create_and_conflict(hs_client: Any) -> None:
     core = hs_client.crm.properties.core_api
     names = {p.name for p in core.get_all("contacts").results}
