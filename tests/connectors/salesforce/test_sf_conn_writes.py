@@ -154,7 +154,15 @@ def _task(contact_id: str, key: str = "task-1", kind: str = "contact") -> TaskSp
     )  # fmt: skip
 
 
-def test_commit_then_drop_creates_exactly_one_deal_role_and_task(org: Org) -> None:
+@pytest.fixture(params=["responses", "tls"])
+def any_org(request: pytest.FixtureRequest) -> Org:
+    """Both front doors: ``responses`` (a drop is a ConnectionError) and the real TLS
+    server (a drop is a closed socket after the write was applied)."""
+    return request.getfixturevalue("org" if request.param == "responses" else "tls_org")  # type: ignore[no-any-return]
+
+
+def test_commit_then_drop_creates_exactly_one_deal_role_and_task(any_org: Org) -> None:
+    org = any_org
     org.add_leadsync_fields()
     c = org.connector()
     contact = next(p for p in _people(c, org) if p.kind == "contact")
