@@ -495,19 +495,22 @@ def run_demo(
     crm: str = "hubspot",
     *,
     contacts: int = 300,
-    activity: int = 40,
+    active: int = 40,
+    days: int = 7,
     seed: int = 7,
     quiet: bool = False,
 ) -> DemoResult:
     """The embedded default: a sandbox CRM in this process, a temporary state store, the
-    starter model; a baseline run, simulated activity, and a second run that acts."""
+    starter model; a baseline run, then ``days`` days of new activity for ``active``
+    people (on a simulated clock, so it takes no time), and a second run that acts."""
     import importlib.resources
     import tempfile
 
-    from connectors.base import RuntimeContext
-    from connectors.sandbox import SandboxApp, serve
+    from connectors import registry
+    from connectors.sandbox import ManualClock, SandboxApp, serve
     from scheduler.config import config_from_mapping, secret_values
 
+    clock = ManualClock(datetime.now(UTC))
     tmp = tempfile.TemporaryDirectory(prefix="leadsync-demo-")
     with contextlib.ExitStack() as stack:
         stack.callback(tmp.cleanup)
@@ -516,11 +519,14 @@ def run_demo(
                 importlib.resources.files("scoring").joinpath("data/models/starter.yaml")
             )
         )
+        models = load_model_files([starter])
         if crm == "hubspot":
             from connectors.sandbox import HubSpotSandbox
 
-            sandbox: Any = HubSpotSandbox(contacts=contacts, seed=seed, search_lag_seconds=0.0)
-            server = stack.enter_context(serve(SandboxApp(sandbox), port=0))
+            sandbox: Any = HubSpotSandbox(
+                contacts=contacts, seed=seed, clock=clock, search_lag_seconds=0.0
+            )
+            server = stack.enter_context(serve(SandboxApp(sandbox, sleep=clock.sleep), port=0))
             secret_values(["sandbox-token"])
             crm_section: dict[str, Any] = {
                 "type": "hubspot",
@@ -533,10 +539,23 @@ def run_demo(
         elif crm == "salesforce":
             from connectors.sandbox import SalesforceSandbox
 
-            sandbox = SalesforceSandbox(contacts=contacts, seed=seed)
+            # The org as an admin prepared it: score fields and the idempotency key.
+            score_fields = [{"name": f"{m.score_field}__c", "type": "double"} for m in models]
+            key = {"name": "leadsync_key__c", "type": "string", "externalId": True, "unique": True}
+            sandbox = SalesforceSandbox(
+                contacts=contacts,
+                seed=seed,
+                clock=clock,
+                custom_fields={
+                    "Lead": score_fields,
+                    "Contact": score_fields,
+                    "Opportunity": [key],
+                    "Task": [key],
+                },
+            )
             ca_path = Path(tmp.name) / "sandbox-ca.pem"
             server = stack.enter_context(
-                serve(SandboxApp(sandbox), port=0, tls=True, ca_out=ca_path)
+                serve(SandboxApp(sandbox, sleep=clock.sleep), port=0, tls=True, ca_out=ca_path)
             )
             secret_values(["sandbox-secret", "sandbox-refresh"])
             crm_section = {
@@ -554,60 +573,44 @@ def run_demo(
             }
         else:
             raise UsageError([f"--crm: expected hubspot or salesforce, got {crm!r}"])
+        context = RuntimeContext(now=clock.datetime, sleep=clock.sleep)
+        connector = registry.create(crm, crm_section[crm], context=context)
+        stack.callback(connector.close)
+        # Contacts without an owner go round robin to the sandbox's first three reps.
+        pool = [o.email or o.id for o in connector.list_owners() if o.kind == "person"][:3]
         config = config_from_mapping(
             {
                 "crm": crm_section,
                 "models": [str(starter)],
                 "state": f"sqlite:///{Path(tmp.name) / 'demo.db'}",
-                "writeback": {"max_actions_per_run": 50},
+                "writeback": {"max_actions_per_run": 50, "on_cross": {"owners": {"pool": pool}}},
             }
         )
-        models = load_model_files(config.model_paths())
         store = open_store(config)
         stack.callback(store.close)
-        context = RuntimeContext(now=lambda: datetime.now(UTC), sleep=time.sleep)
-        from connectors import registry
-
-        connector = registry.create(config.crm.type, config.crm.settings(), context=context)
-        stack.callback(connector.close)
-        # Contacts without an owner go round robin to the sandbox's first three reps.
-        pool = [o.email or o.id for o in connector.list_owners() if o.kind == "person"][:3]
-        config = config.model_copy(
-            update={
-                "writeback": config.writeback.model_copy(
-                    update={
-                        "on_cross": config.writeback.on_cross.model_copy(
-                            update={
-                                "owners": config.writeback.on_cross.owners.model_copy(
-                                    update={"pool": pool}
-                                )
-                            }
-                        )
-                    }
-                )
-            }
-        )
         if not quiet:
-            _out(
-                f"Sandbox {crm} CRM with {contacts} contacts at {server.base_url}; baseline run..."
-            )
-        first = Sync(config, connector, store, models).run(RunOptions())
+            _out(f"Sandbox {crm} CRM with {contacts} people at {server.base_url}; baseline run...")
+        first = Sync(config, connector, store, models, now=clock.datetime).run(RunOptions())
         if not quiet:
             print_summary(first, as_json=False)
-        sandbox.simulate_activity(activity, seed=seed)
+        for _ in range(days):
+            sandbox.simulate_activity(active, seed=seed)
+            clock.advance(86400)
         if not quiet:
-            _out(f"Simulated new activity for {activity} contacts; second run...")
-        second = Sync(config, connector, store, models).run(RunOptions())
+            _out(f"Simulated {days} days of new activity for {active} people; second run...")
+        second = Sync(config, connector, store, models, now=clock.datetime).run(RunOptions())
         if not quiet:
             print_summary(second, as_json=False)
-        hottest = _hottest(store, models, limit=10)
+        hottest = _hottest(store, models, limit=10, as_of=clock.datetime())
         actions = _actions(store)
         if not quiet:
             _print_demo_tables(hottest, actions)
         return DemoResult(first, second, hottest, actions)
 
 
-def _hottest(store: StateStore, models: Sequence[Any], *, limit: int) -> list[dict[str, Any]]:
+def _hottest(
+    store: StateStore, models: Sequence[Any], *, limit: int, as_of: datetime
+) -> list[dict[str, Any]]:
     import sqlalchemy as sa
 
     from scoring.engine import score
@@ -627,9 +630,7 @@ def _hottest(store: StateStore, models: Sequence[Any], *, limit: int) -> list[di
             continue
         results = [
             r
-            for r in score(
-                list(models), [{"id": cid, **contact.fields}], events, as_of=datetime.now(UTC)
-            )
+            for r in score(list(models), [{"id": cid, **contact.fields}], events, as_of=as_of)
             if r.model == model
         ]
         reasons = sorted(results[0].reasons, key=lambda x: -abs(x.points))[:3] if results else []
