@@ -574,7 +574,7 @@ class HubSpotSandbox:
         if after_raw:
             if not _ID.match(after_raw):
                 raise validation(f"Invalid after: {after_raw!r}")
-            start = int(np.searchsorted(table.ids[slots], int(after_raw)))
+            start = int(np.searchsorted(table.listable_ids(archived=archived), int(after_raw)))
         page = slots[start : start + limit]
         wanted = self._wanted(obj, request.params("properties"))
         assoc = request.params("associations")

@@ -300,6 +300,16 @@ class Table:
         self.cache["listable"] = (key, slots)
         return slots
 
+    def listable_ids(self, *, archived: bool) -> np.ndarray:
+        """The ids of :meth:`listable`, for ``after`` cursors (cached alongside)."""
+        slots = self.listable(archived=archived)
+        cached = self.cache.get("listable_ids")
+        if cached is not None and cached[0] is slots:
+            return cached[1]  # type: ignore[no-any-return]
+        ids = self.ids[slots]
+        self.cache["listable_ids"] = (slots, ids)
+        return ids
+
     def record_json(
         self,
         slot: int,
