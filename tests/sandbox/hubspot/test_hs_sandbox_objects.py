@@ -446,3 +446,23 @@ def test_deal_and_task_writes_advance_hs_lastmodifieddate(
     call = hs_client.crm.objects.basic_api.get_by_id("calls", call_id, properties=["hs_call_title"])
     assert call.properties["hs_call_title"] == "Renamed"
     assert call.properties["hs_lastmodifieddate"] == "2026-06-30T12:02:00.000Z"
+
+
+def test_at_most_ten_unique_value_properties_per_object(hs_client: Any) -> None:
+    core = hs_client.crm.properties.core_api
+
+    def unique(i: int) -> dict[str, Any]:
+        return {
+            "name": f"leadsync_key_{i}",
+            "label": f"Key {i}",
+            "type": "string",
+            "fieldType": "text",
+            "groupName": "contactinformation",
+            "hasUniqueValue": True,
+        }
+
+    for i in range(10):
+        assert core.create("contacts", unique(i)).has_unique_value is True
+    with pytest.raises(PropertiesApiException) as err:
+        core.create("contacts", unique(10))
+    assert err.value.status == 400
