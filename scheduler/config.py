@@ -105,7 +105,8 @@ class DealConfig(_Strict):
     pipeline: str | None = "default"
     close_in: timedelta = timedelta(days=30)
     amount: float | None = None
-    lead_status: str | None = None  # Salesforce Leads get this status instead of a deal
+    # Salesforce Leads cannot have Opportunities: they get this status instead.
+    lead_status: str | None = "Working - Contacted"
 
     _tpl = field_validator("name")(_check_template)
 

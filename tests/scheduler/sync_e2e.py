@@ -44,6 +44,7 @@ class HubSpotWorld:
     contacts: int = 40
     clock: ManualClock = field(default_factory=ManualClock)
     writeback: dict[str, Any] = field(default_factory=dict)
+    crm_name: str = "hubspot"
 
     def __post_init__(self) -> None:
         self.sandbox = HubSpotSandbox(
@@ -61,7 +62,7 @@ class HubSpotWorld:
 
     def make_connector(self) -> Connector:
         context = RuntimeContext(now=self.clock.datetime, sleep=self.clock.sleep)
-        return registry.create("hubspot", self.settings(), context=context)
+        return registry.create(self.crm_name, self.settings(), context=context)
 
     def settings(self) -> dict[str, Any]:
         return {"access_token": "sandbox-token", "base_url": self.url, "tier": "pro"}
@@ -207,3 +208,152 @@ class HubSpotWorld:
 def iter_pairs(items: list[str]) -> Iterator[tuple[str, str]]:
     for i in range(0, len(items) - 1, 2):
         yield items[i], items[i + 1]
+
+
+# Salesforce has no page views; e-mails logged as Tasks fade the same way.
+SF_MODEL = E2E_MODEL.replace(
+    'match: {form: {glob: "demo*request"}}', 'match: {campaign: {glob: "*demo*request*"}}'
+).replace(
+    "event: page_view, points: 4, max_points: 20, window_days: 30, half_life_days: 2",
+    "event: email_send, points: 10, max_points: 30, window_days: 30, half_life_days: 5",
+)
+SF_API = "/services/data/v59.0"
+
+
+@dataclass
+class SalesforceWorld(HubSpotWorld):
+    """The Salesforce sandbox over TLS, an org with the score and key fields created."""
+
+    def __post_init__(self) -> None:
+        from connectors.sandbox import SalesforceSandbox
+
+        self.crm_name = "salesforce"
+        key = {"name": "leadsync_key__c", "type": "string", "externalId": True, "unique": True}
+        score = [{"name": "leadsync_score__c", "type": "double"}]
+        self.sandbox = SalesforceSandbox(
+            contacts=self.contacts,
+            seed=11,
+            clock=self.clock,
+            custom_fields={"Lead": score, "Contact": score, "Opportunity": [key], "Task": [key]},
+        )
+        self.app = SandboxApp(self.sandbox, sleep=self.clock.sleep)
+        self.ca_path = self.tmp_path / "sf-ca.pem"
+        self.server = serve(self.app, port=0, tls=True, ca_out=self.ca_path)
+        self.url = self.server.base_url
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = "Bearer sandbox-session"
+        self.model_text = SF_MODEL
+        self.store = StateStore(f"sqlite:///{self.tmp_path / 'e2e.db'}", clock=self.clock.now)
+        self.store.migrate()
+        self.connector = self.make_connector()
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "login_url": self.url,
+            "instance_url": self.url,
+            "ca_bundle": str(self.ca_path),
+            "refresh_token": {
+                "client_id": "sandbox-client",
+                "client_secret": "sandbox-secret",
+                "refresh_token": "sandbox-refresh",
+            },
+        }
+
+    def config(self) -> Any:
+        return config_from_mapping(
+            {
+                "crm": {"type": "salesforce", "salesforce": self.settings()},
+                "models": ["e2e.yaml"],
+                "state": f"sqlite:///{self.tmp_path / 'e2e.db'}",
+                "writeback": self.writeback,
+            },
+            base_dir=self.tmp_path,
+        )
+
+    def sync(self, **kw: Any) -> Sync:
+        return super().sync(**kw)
+
+    def _req(self, method: str, path: str, body: Any = None) -> Any:
+        r = self.http.request(
+            method, self.url + SF_API + path, json=body, timeout=10, verify=str(self.ca_path)
+        )
+        assert r.status_code < 300, (r.status_code, r.text)
+        return r.json() if r.content else None
+
+    def query(self, soql: str) -> list[dict[str, Any]]:
+        page = self.http.get(
+            self.url + SF_API + "/query/", params={"q": soql}, timeout=10, verify=str(self.ca_path)
+        )
+        assert page.status_code == 200, page.text
+        return list(page.json()["records"])
+
+    def writes(self) -> int:
+        stats = self.app.stats()["by_route"]
+        return sum(
+            n
+            for route, n in stats.items()
+            if route.startswith(("POST", "PATCH", "DELETE")) and "oauth2" not in route
+        )
+
+    def contact_ids(self) -> list[str]:
+        """Contacts (003...) only: they are the ones that get Opportunities."""
+        return [r["Id"] for r in self.query("SELECT Id FROM Contact ORDER BY Id")]
+
+    def lead_ids(self) -> list[str]:
+        return [
+            r["Id"] for r in self.query("SELECT Id FROM Lead WHERE IsConverted = false ORDER BY Id")
+        ]
+
+    def _obj(self, cid: str) -> str:
+        return "Lead" if cid.startswith("00Q") else "Contact"
+
+    def contact(self, cid: str) -> dict[str, Any]:
+        rec = self._req("GET", f"/sobjects/{self._obj(cid)}/{cid}")
+        return {"jobtitle": rec.get("Title"), "leadsync_score": rec.get("leadsync_score__c"),
+                "hubspot_owner_id": rec.get("OwnerId"), "status": rec.get("Status")}  # fmt: skip
+
+    def set_title(self, cid: str, title: str) -> None:
+        self._req("PATCH", f"/sobjects/{self._obj(cid)}/{cid}", {"Title": title})
+
+    def rep_deal(self, cid: str) -> str:
+        acct = self._req("GET", f"/sobjects/Contact/{cid}")["AccountId"]
+        opp = self._req(
+            "POST",
+            "/sobjects/Opportunity/",
+            {"Name": "Rep's own deal", "StageName": "Prospecting", "CloseDate": "2026-12-31",
+             "AccountId": acct},
+        )  # fmt: skip
+        self._req(
+            "POST",
+            "/sobjects/OpportunityContactRole/",
+            {"OpportunityId": opp["id"], "ContactId": cid},
+        )
+        return str(opp["id"])
+
+    def deals_of(self, cid: str) -> list[dict[str, Any]]:
+        roles = self.query(
+            "SELECT OpportunityId, Opportunity.Name, Opportunity.OwnerId FROM OpportunityContactRole "
+            f"WHERE ContactId = '{cid}' AND Opportunity.leadsync_key__c != null"
+        )
+        return [
+            {"dealname": r["Opportunity"]["Name"], "hubspot_owner_id": r["Opportunity"]["OwnerId"]}
+            for r in roles
+        ]
+
+    def tasks_of(self, cid: str) -> list[dict[str, Any]]:
+        rows = self.query(
+            f"SELECT Subject, OwnerId, Description, leadsync_key__c FROM Task WHERE WhoId = '{cid}' AND leadsync_key__c != null"
+        )
+        return [
+            {"hs_task_subject": r["Subject"], "hubspot_owner_id": r["OwnerId"],
+             "hs_task_body": r.get("Description") or ""}
+            for r in rows
+        ]  # fmt: skip
+
+    def archive(self, cid: str) -> None:
+        r = self.http.delete(
+            f"{self.url}{SF_API}/sobjects/{self._obj(cid)}/{cid}",
+            timeout=10,
+            verify=str(self.ca_path),
+        )
+        assert r.status_code == 204, r.text
