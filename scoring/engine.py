@@ -1,11 +1,28 @@
 """The scoring engine: models, contacts and events in; scores, bands and reasons out.
 
-Semantics are those of docs/scoring.md (issue 2, "Semantics" and "Details"). The engine
-is columnar: every rule becomes a filter, a join or a group-by over polars frames, so
-that ten million events score in seconds. There is no per-event Python loop; the only
-per-value Python work is ``regex`` (evaluated with Python's ``re`` on the *distinct*
-values of a column, so that patterns mean what ``scoring.model`` validated) and the
-rare rounding tie (see ``_round2_expr``).
+Semantics are those of issue 2 ("Semantics" and "Details", written up in
+docs/scoring.md); ``tests/scoring/reference.py`` spells them out as plain Python and a
+differential test holds this engine to it.
+
+The engine is columnar, because per-event Python loops manage about 250,000 events/s
+and a CRM export holds tens of millions. Events are joined to contact positions and
+sorted once by (contact, UTC day); after that every per-contact step is a pass over
+sorted runs: fit rules are evaluated on the distinct values of a field, behaviour
+rules become filters on the events frame, caps per UTC day are run lengths, and
+per-contact totals are ``bincount`` sums into dense arrays, added in file order. The
+only per-value Python work is ``regex`` (Python's ``re`` on the *distinct* values of a
+column, so that a pattern means what ``scoring.model`` validated, not what the Rust
+regex crate would read) and rounding ties.
+
+Choices the issue leaves open, made the same way here and in the reference:
+
+* An event type matches a rule's ``event`` exactly (case-sensitive).
+* ``glob``: ``*`` is any run of characters, ``?`` one character, all else literal.
+* Numbers are read through one text form (``text_form``): ``50``, ``50.0`` and
+  ``"50"`` behave alike; booleans read as ``true``/``false``.
+* "Belongs" includes the window, so within a group an event outside the first rule's
+  window can belong to a later rule of the group (an old pricing view is still a page).
+* Events without an ``id`` sort before events with one at the same instant.
 
 Frame schema accepted by :func:`score_frames` / :func:`score_columns`:
 
@@ -18,9 +35,9 @@ events
     ``occurred_at`` (Datetime; naive means UTC), optional ``id`` (String), and one
     column per attribute (``url``, ``form``, ...). Row order is the last tie-breaker.
 
-Floating-point totals are summed in an order that polars chooses, so an unrounded
-total can differ from a sequential sum in the last bits; the rounded score differs only
-when the total sits on a rounding boundary (``x.xx5``) within that error.
+Per-rule sums are added in the order polars chooses, so an unrounded total can differ
+from an event-by-event sum in the last bits; a rounded score can then differ only when
+the total sits on a rounding boundary (``x.xx5``) within that error.
 """
 
 from __future__ import annotations
@@ -523,8 +540,8 @@ def score_columns(
     ids = cframe.select(pl.col("id").alias("contact_id")).with_row_index("_ci").filter(any_scope)
     eframe = _prepare_events(events, ids, attrs, as_of, types)
 
-    score_parts: list[pl.DataFrame] = []
-    reason_parts: list[pl.DataFrame] = []
+    score_parts: list[pl.DataFrame] = [_EMPTY_SCORES]
+    reason_parts: list[pl.DataFrame] = [_EMPTY_REASONS]
     for index, model in enumerate(model_list):
         scores, reasons = _score_model(model, index, cframe, scopes[index], eframe, as_of)
         score_parts.append(scores)
@@ -878,6 +895,21 @@ _REASON_SCHEMA: dict[str, Any] = {
     "events": pl.UInt32,
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EMPTY_SCORES = pl.DataFrame(
+    schema={
+        "_ci": pl.UInt32,
+        "_model": pl.UInt32,
+        "raw": pl.Float64,
+        "score": pl.Float64,
+        "band": pl.String,
+        "immediate": pl.Boolean,
+        "immediate_type": pl.String,
+        "immediate_at": _UTC_DT,
+        "immediate_id": pl.String,
+        "last_activity_at": _UTC_DT,
+    }
+)
+_EMPTY_REASONS = pl.DataFrame(schema={**_REASON_SCHEMA, "points": pl.Float64, "_model": pl.UInt32})
 
 
 def _pow_half(exponent: pl.Expr) -> pl.Expr:
@@ -1028,7 +1060,10 @@ def records_to_frames(
     for name in contact_fields:
         columns[name] = []
     for contact in crows:
-        columns["id"].append(text_form(contact["id"]))
+        contact_id = text_form(contact.get("id"))
+        if contact_id is None:
+            raise ValueError("contact without an id")
+        columns["id"].append(contact_id)
         created = contact.get("created_at")
         columns["created_at"].append(
             None if created is None or created == "" else parse_timestamp(created)
@@ -1046,7 +1081,7 @@ def records_to_frames(
     for event in events:
         ecols["contact_id"].append(text_form(event["contact_id"]))
         ecols["type"].append(text_form(event["type"]))
-        ecols["occurred_at"].append(_as_utc_datetime(event["occurred_at"]))
+        ecols["occurred_at"].append(parse_timestamp(event["occurred_at"]))
         ecols["id"].append(text_form(event.get("id")))
         for name in attrs:
             ecols[name].append(text_form(event.get(name)))

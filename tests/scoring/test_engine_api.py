@@ -13,6 +13,9 @@ from scoring.engine import (
     Reason,
     band_for,
     decay_rule_name,
+    iter_results,
+    records_to_frames,
+    results_from_columns,
     round2,
     score,
     score_columns,
@@ -217,3 +220,35 @@ def test_engine_missing_event_column_is_a_clear_error() -> None:
         score_frames(models, pl.DataFrame({"id": ["a"]}), events, as_of=AS_OF)
     with pytest.raises(ValueError, match="contacts: missing column 'id'"):
         score_frames(models, pl.DataFrame({"name": ["a"]}), events, as_of=AS_OF)
+
+
+def test_engine_iter_results_in_small_chunks_matches_the_list() -> None:
+    models = load_models(TWO_MODELS, "two.yaml")
+    contacts = [
+        {"id": f"c{i}", "title": "CEO" if i % 3 else "x", "stage": "lead"} for i in range(25)
+    ]
+    events = [
+        {
+            "contact_id": f"c{i % 25}",
+            "type": "page_view",
+            "occurred_at": AS_OF - i * DAY,
+            "url": "/pricing",
+        }
+        for i in range(60)
+    ]
+    frames = records_to_frames(models, contacts, events)
+    columns = score_columns(models, *frames, as_of=AS_OF)
+    whole = results_from_columns(columns)
+    assert list(iter_results(columns, chunk_rows=7)) == whole
+    assert len(whole) == 50
+    assert all(r.reasons for r in whole)
+
+
+def test_engine_records_need_ids_and_accept_iso_text_times() -> None:
+    models = load_models(TWO_MODELS, "two.yaml")
+    with pytest.raises(ValueError, match="contact without an id"):
+        score(models, [{"title": "CEO"}], [], as_of=AS_OF)
+    events = [{"contact_id": "a", "type": "page_view", "occurred_at": "2026-06-29T22:00:00-02:00"}]
+    [_first, second] = score(models, [{"id": "a", "stage": "lead"}], events, as_of=AS_OF)
+    # 22:00 at -02:00 is midnight UTC: at as_of, so it counts.
+    assert (second.last_activity_at, second.score) == (AS_OF, 1.0)
