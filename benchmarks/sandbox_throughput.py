@@ -179,7 +179,6 @@ def search_latency(hs: HubSpotSandbox) -> list[tuple[str, float, float, int]]:
 def _serve_child(contacts: int, ports: Any, stop: Any) -> None:
     hs, _clock, _ = seed(contacts)
     server = serve(SandboxApp(hs), port=0)
-    server._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
     ids = hs.store.tables["contacts"].ids[: hs.store.tables["contacts"].n]
     ports.put((server.port, [str(int(i)) for i in ids], _searches(hs)))
     stop.wait()

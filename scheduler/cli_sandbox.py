@@ -139,8 +139,6 @@ def _serve(
         server = serve(app, host=host, port=port, tls=tls, ca_out=ca_out)
     except OSError as exc:
         raise SandboxStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    # answer without Nagle's delay (the server writes headers and body separately)
-    server._server.RequestHandlerClass.disable_nagle_algorithm = True
     return server
 
 

@@ -47,8 +47,8 @@ def hs_app(hs_sandbox: HubSpotSandbox, hs_clock: ManualClock) -> SandboxApp:
 
 
 class _Router:
-    """Routes a long-lived loopback server to the current test's app: stopping a
-    server costs half a second (its poll interval), so the tests share one."""
+    """Routes one long-lived loopback server to the current test's app, so each test
+    gets a fresh sandbox without starting and stopping a server."""
 
     flavour = SimpleNamespace(name="hubspot")
 
@@ -60,17 +60,10 @@ class _Router:
         return self.current(request)
 
 
-def no_delay(server: RunningServer) -> None:
-    """Answer without Nagle's delay: the framework writes headers and body in two
-    sends, which otherwise stall each keep-alive answer on the client's delayed ACK."""
-    server._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
-
-
 @pytest.fixture(scope="session")
 def _hs_shared() -> Iterator[tuple[_Router, RunningServer]]:
     router = _Router()
     server = serve(router, port=0)  # type: ignore[arg-type]
-    no_delay(server)
     try:
         yield router, server
     finally:
