@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import requests
 from simple_salesforce.exceptions import (
+    SalesforceError,
     SalesforceExpiredSession,
     SalesforceGeneralError,
     SalesforceMalformedRequest,
@@ -20,12 +21,13 @@ def _classify(exc: BaseException, headers: dict[str, str] | None = None) -> Acti
     return None if outcome is None else outcome.action
 
 
-def _err(cls: type, status: int, code: str) -> BaseException:
+def _err(cls: type[SalesforceError], status: int, code: str) -> BaseException:
+    # simple-salesforce passes the decoded JSON body as ``content`` (annotated bytes).
     return cls(
         "https://x/services/data/v59.0/query",
         status,
         "query",
-        [{"errorCode": code, "message": "m"}],
+        [{"errorCode": code, "message": "m"}],  # type: ignore[arg-type]
     )
 
 
@@ -63,7 +65,7 @@ def test_reason_carries_the_error_code_not_the_url() -> None:
         "https://x/services/data/v59.0/query?q=SELECT+Email",
         403,
         "query",
-        [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}],
+        [{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}],  # type: ignore[arg-type]
     )
     outcome = policy.table().classifier(policy.make_to_failure(dict))(exc)
     assert outcome is not None

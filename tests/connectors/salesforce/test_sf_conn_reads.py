@@ -179,7 +179,8 @@ class _LocatorExpiresOnce:
                     400,
                     [{"errorCode": "INVALID_QUERY_LOCATOR", "message": "invalid query locator"}],
                 )
-        return self.app(request)
+        response: Response = self.app(request)
+        return response
 
 
 def test_expired_query_locator_resumes_after_the_last_row(clock: ManualClock) -> None:
