@@ -38,6 +38,7 @@ from connectors.base import (
     WriteResult,
 )
 from connectors.hubspot import reads
+from connectors.hubspot.own_writes import OwnWrites, fields_digest
 from connectors.hubspot.policy import TIERS
 from connectors.hubspot.reads import Raw, SourceUnavailable
 from connectors.hubspot.transport import HubSpotTransport, OAuthCredentials
@@ -223,6 +224,14 @@ class HubSpotConnector:
         self._sources_off: set[str] = set()
         self._stages: dict[str, tuple[bool, bool | None]] | None = None  # id -> (open, won)
         self._key_checked: set[str] = set()
+        # Our own writes (see own_writes.py): those after a read go into that read's
+        # cursor (shared with the sync until it stores it after the writes); those
+        # made before any read wait here for the next one.
+        self._read: _ReadState | None = None
+        self._read_hash: dict[str, str] = {}
+        self._unattached = OwnWrites()
+        self.echoes_skipped = 0  # contacts not delivered: only our write changed them
+        self.fast_reads = 0  # incremental reads settled by one count
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, context: RuntimeContext) -> HubSpotConnector:
@@ -255,28 +264,50 @@ class HubSpotConnector:
     def read_changes(
         self, cursor: Cursor | None, *, until: datetime, events_since: datetime
     ) -> Iterator[ReadBatch]:
+        """Contacts changed since ``cursor`` (see docs/connectors.md, "Reading changes").
+
+        The cursor this yields is also where ``write_scores`` records our own writes
+        (``own``, ``own_dirty_until``): the sync stores the cursor mapping only after
+        the run's writes, so the writes that follow a read land in the cursor that the
+        next read gets, as with the Salesforce connector."""
         until = _aware(until, "until")
         events_since = _aware(events_since, "events_since")
         props = self._contact_properties()
+        lookback = self.settings.lookback_seconds
         boundary: dict[str, int] = {}
+        own = OwnWrites()
         since: datetime | None = None
+        deleted: tuple[str, ...] = ()
+        window_since = events_since
+        self._read = None
+        self._read_hash = {}
         if cursor is None:
-            pages = reads.list_all(self.transport, "contacts", props)
+            pages: Iterator[list[Raw]] = reads.list_all(self.transport, "contacts", props)
         else:
-            since, boundary = _parse_cursor(cursor)
-            start = reads.look_back(since, self.settings.lookback_seconds)
-            pages = reads.search_window(
-                self.transport,
-                "contacts",
-                modified_prop="lastmodifieddate",
-                since=start,
-                until=until,
-                properties=props,
-            )
-        context = _EventContext(events_since, until)
+            since, boundary, own = _parse_cursor(cursor)
+            start = reads.look_back(since, lookback)
+            # time-window sources: only what is new since the previous read
+            window_since = max(events_since, start)
+            own.absorb(self._unattached)
+            deleted = self._deleted_since(start)
+            if self._unchanged_since(own, start, deleted):
+                self.fast_reads += 1
+                pages = iter(())
+            else:
+                pages = reads.search_window(
+                    self.transport,
+                    "contacts",
+                    modified_prop="lastmodifieddate",
+                    since=start,
+                    until=until,
+                    properties=props,
+                )
+        self._unattached = OwnWrites()
+        context = _EventContext(events_since, until, window_since)
         seen: set[str] = set()
         new_boundary: dict[str, int] = {}
-        boundary_from = int(to_epoch_ms(reads.look_back(until, self.settings.lookback_seconds)))
+        until_ms = int(to_epoch_ms(until))
+        boundary_from = int(to_epoch_ms(reads.look_back(until, lookback)))
         buffer: list[Raw] = []
         for page in pages:
             for raw in page:
@@ -285,10 +316,15 @@ class HubSpotConnector:
                     continue
                 seen.add(cid)
                 stamp = _stamp_ms(raw)
-                if stamp is not None and boundary_from <= stamp <= int(to_epoch_ms(until)):
+                if stamp is not None and boundary_from <= stamp <= until_ms:
                     new_boundary[cid] = stamp
                 if stamp is not None and boundary.get(cid) == stamp:
                     continue  # delivered by the previous run, unchanged since
+                digest = self._digest(raw)
+                if stamp is not None and own.is_echo(cid, stamp, digest):
+                    self.echoes_skipped += 1
+                    continue  # only our own score write changed it
+                self._read_hash[cid] = digest
                 buffer.append(raw)
             while len(buffer) >= self.settings.batch_size:
                 chunk, buffer = (
@@ -296,22 +332,75 @@ class HubSpotConnector:
                     buffer[self.settings.batch_size :],
                 )
                 yield self._batch(chunk, context)
-        deletions: tuple[str, ...] = ()
-        if since is not None:
-            deletions = self._deleted_since(reads.look_back(since, self.settings.lookback_seconds))
         last = self._batch(buffer, context) if buffer else ReadBatch()
-        new_cursor = {
+        carried = own.expire(boundary_from)
+        new_cursor: dict[str, Any] = {
             "version": CURSOR_VERSION,
             "since": to_epoch_ms(until),
             "boundary": _pack_boundary(new_boundary),
+            **carried.pack(),
         }
+        self._read = _ReadState(new_cursor, until_ms, boundary_from, new_boundary, carried)
         yield ReadBatch(
             contacts=last.contacts,
             events=last.events,
             merges=last.merges,
-            deletions=tuple(d for d in deletions if d not in seen),
+            deletions=tuple(d for d in deleted if d not in seen),
             cursor=new_cursor,
         )
+
+    def _digest(self, raw: Raw) -> str:
+        skip = [self._crm_field(f) for f in self.settings.score_fields]
+        return fields_digest(raw.get("properties") or {}, skip)
+
+    def _unchanged_since(self, own: OwnWrites, start: datetime, deleted: Sequence[str]) -> bool:
+        """True when nobody but us changed a contact since ``start``: one search call.
+
+        ``lastmodifieddate`` never decreases, so every contact we wrote at or after
+        ``start`` is in the search set ``lastmodifieddate >= start``, once the index
+        has our writes. If that set is exactly as large as our writes (less those
+        deleted since), and its newest stamp is our latest write's, the set is our
+        writes and nobody changed one after our last write. A lagging index either
+        lacks our latest write (the newest stamp differs) or lacks others (the
+        count differs): both fall back to the full windowed read, never to a miss
+        (see docs/connectors.md for the race that remains)."""
+        start_ms = int(to_epoch_ms(start))
+        mine = own.in_range(start_ms)
+        if not mine or own.dirty_since(start_ms):
+            return False
+        expected = len(mine.keys() - set(deleted))
+        total, newest = reads.newest(
+            self.transport, "contacts", modified_prop="lastmodifieddate", since=start
+        )
+        return total == expected and newest == max(mine.values())
+
+    def _window_unchanged(self, read: _ReadState) -> bool:
+        """Before the first write after a read: does the index still hold, for every
+        contact modified since the look-back horizon, the version the read saw (or
+        the stamp of one of our earlier writes)?
+
+        A contact that someone changed after we read it and that we then write keeps
+        only our write's stamp: the next read could not tell it from an echo of our
+        write without its fields. When this check finds any difference, the run's
+        writes are marked dirty, so that the next read compares fields instead of
+        trusting the count. Usually one search page."""
+        known = read.own.in_range(read.horizon_ms)
+        known.update(read.boundary)
+        count = 0
+        horizon = datetime.fromtimestamp(read.horizon_ms / 1000, tz=UTC)
+        for page in reads.search_window(
+            self.transport,
+            "contacts",
+            modified_prop="lastmodifieddate",
+            since=horizon,
+            until=None,
+            properties=["lastmodifieddate"],
+        ):
+            for raw in page:
+                if known.get(str(raw.get("id"))) != _stamp_ms(raw):
+                    return False
+                count += 1
+        return count == len(known)
 
     def _batch(self, raws: Sequence[Raw], ctx: _EventContext) -> ReadBatch:
         contacts = [self._contact(r) for r in raws]
@@ -348,15 +437,23 @@ class HubSpotConnector:
         return events
 
     def _source(self, ctx: _EventContext, name: str) -> bool:
-        """Read an optional event source once per run; a portal without it (403/404)
-        falls back to the contact's summary properties."""
+        """Read an optional event source once per run, and only once a read has found
+        a changed contact; a portal without it (403/404) falls back to the contact's
+        summary properties.
+
+        These sources can only be read by time window over the whole portal. A full
+        read takes the whole ``events_since`` window; an incremental one only what
+        is new since the previous read (its cursor minus the look-back): an e-mail
+        open, click or form submission also updates the contact's own properties,
+        so its contact is among the changed ones, and older events were delivered
+        with the read that found them."""
         if not getattr(self.settings, name) or name in self._sources_off:
             return False
         try:
             if name == "email_events" and ctx.email is None:
-                ctx.email = reads.EmailEvents.read(self.transport, ctx.events_since, None)
+                ctx.email = reads.EmailEvents.read(self.transport, ctx.window_since, None)
             if name == "form_submissions" and ctx.forms is None:
-                ctx.forms = reads.FormSubmissions.read(self.transport, ctx.events_since)
+                ctx.forms = reads.FormSubmissions.read(self.transport, ctx.window_since)
         except SourceUnavailable as exc:
             self._sources_off.add(name)
             self.log.warning(
@@ -577,18 +674,39 @@ class HubSpotConnector:
         self._key_checked.add(object_type)
 
     def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:
+        """Batch updates of 100. Each write's stamp (from the answer) is recorded in
+        the cursor of the read before it (see ``read_changes``) so that the next read
+        does not take the write for a change."""
         succeeded: list[str] = []
         failed: list[RecordFailure] = []
         inputs: list[dict[str, Any]] = []
         for update in updates:
             props = {self._crm_field(k): _wire(v) for k, v in update.values.items()}
             inputs.append({"id": str(update.contact_id), "properties": props})
+        if not inputs:
+            return WriteResult()
+        read = self._read
+        if read is not None and read.clean is None:
+            read.clean = self._window_unchanged(read)
+        stamps: dict[str, int] = {}
         for start in range(0, len(inputs), reads.BATCH_READ):
-            self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed)
+            self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed, stamps)
+        own = read.own if read is not None else self._unattached
+        dirty = read is None or not read.clean
+        for cid, stamp in stamps.items():
+            digest = self._read_hash.get(cid) or own.digest(cid)
+            own.record(cid, stamp, digest, dirty=dirty)
+        if read is not None:
+            read.cursor.pop("own_dirty_until", None)
+            read.cursor.update(own.pack())
         return WriteResult(tuple(succeeded), tuple(failed))
 
     def _update_batch(
-        self, inputs: list[dict[str, Any]], succeeded: list[str], failed: list[RecordFailure]
+        self,
+        inputs: list[dict[str, Any]],
+        succeeded: list[str],
+        failed: list[RecordFailure],
+        stamps: dict[str, int],
     ) -> None:
         api = self.transport.api("crm.objects.batch_api")
         try:
@@ -612,10 +730,17 @@ class HubSpotConnector:
                 return
             # one bad value fails the whole batch: halve until the bad records are alone
             half = len(inputs) // 2
-            self._update_batch(inputs[:half], succeeded, failed)
-            self._update_batch(inputs[half:], succeeded, failed)
+            self._update_batch(inputs[:half], succeeded, failed, stamps)
+            self._update_batch(inputs[half:], succeeded, failed, stamps)
             return
         data = reply.data if isinstance(reply.data, Mapping) else {}
+        # the CRM's stamp of our write, under the id search will show (a merged-away
+        # input answers as its survivor)
+        for result in data.get("results") or []:
+            if isinstance(result, Mapping) and result.get("id") is not None:
+                stamp = _stamp_ms(result)
+                if stamp is not None:
+                    stamps[str(result["id"])] = stamp
         reasons: dict[str, tuple[str, bool]] = {}
         for error in data.get("errors") or []:
             if not isinstance(error, Mapping):
@@ -769,6 +894,7 @@ class HubSpotConnector:
 class _EventContext:
     events_since: datetime
     until: datetime
+    window_since: datetime  # where the time-window sources start reading
     email: reads.EmailEvents | None = None
     forms: reads.FormSubmissions | None = None
 
@@ -830,7 +956,19 @@ def _pack_boundary(boundary: Mapping[str, int]) -> dict[str, str]:
     return {str(stamp): ",".join(sorted(ids)) for stamp, ids in sorted(grouped.items())}
 
 
-def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int]]:
+@dataclass
+class _ReadState:
+    """What ``write_scores`` needs from the read before it."""
+
+    cursor: dict[str, Any]  # the mapping that read yielded; our writes are added to it
+    until_ms: int
+    horizon_ms: int  # the next read's look-back start
+    boundary: dict[str, int]  # id -> stamp the read saw, for stamps since the horizon
+    own: OwnWrites
+    clean: bool | None = None  # set by the check before the first write
+
+
+def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int], OwnWrites]:
     try:
         version = cursor.get("version")
         since = cursor["since"]
@@ -844,7 +982,7 @@ def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int]]:
             for cid in str(ids).split(",")
             if cid
         }
-        return moment, boundary
+        return moment, boundary, OwnWrites.unpack(cursor)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConnectorConfigError(
             f"hubspot cursor: unreadable ({exc}); run a full sync to reset it"

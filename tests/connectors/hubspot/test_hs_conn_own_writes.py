@@ -1,0 +1,283 @@
+"""Incremental reads after our own score writes: cheap when nothing else changed,
+and never blind to someone else's change (against the real loopback sandbox)."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import requests
+from hs_conn_env import TOKEN, Env, Rule, read_all, sandbox_env
+
+from connectors.base import FieldSpec, ReadBatch, ScoreUpdate
+from connectors.hubspot import HubSpotConnector
+from connectors.hubspot.own_writes import OwnWrites, fields_digest
+from connectors.sandbox import Request
+
+SCORE = {"score_fields": {"lead_score": "leadsync_score"}}
+QUARTER_HOUR = 15 * 60
+SEARCH = "POST /crm/v3/objects/contacts/search"
+
+
+def _ids(batches: list[ReadBatch]) -> list[str]:
+    return [c.id for b in batches for c in b.contacts]
+
+
+def _stored(cursor: Any) -> dict[str, Any]:
+    """The cursor as the state store hands it back: through JSON."""
+    return json.loads(json.dumps(cursor))  # type: ignore[no-any-return]
+
+
+def _edit(env: Env, contact_id: str, **properties: str) -> None:
+    """Another client (a rep, a workflow) changes a contact."""
+    r = requests.patch(
+        f"{env.base_url}/crm/v3/objects/contacts/{contact_id}",
+        json={"properties": properties},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+
+
+@dataclass
+class Baseline:
+    """A full read whose every contact then got a score written."""
+
+    cursor: Any  # the cursor mapping the read yielded, after the writes
+    ids: list[str]
+    connector: HubSpotConnector
+
+
+def _baseline(
+    env: Env, *, before_write: float = 2.0, edit_before_write: str | None = None
+) -> Baseline:
+    connector = env.connector(**SCORE)
+    connector.ensure_fields([FieldSpec("lead_score")])
+    batches = read_all(connector, None, until=env.clock.datetime())
+    ids = _ids(batches)
+    if edit_before_write is not None:
+        env.clock.advance(before_write / 2)
+        _edit(env, edit_before_write, jobtitle="Chief Revenue Officer")
+        env.clock.advance(before_write / 2)
+    else:
+        env.clock.advance(before_write)
+    result = connector.write_scores(
+        [ScoreUpdate(cid, {"lead_score": 10 + i % 60}) for i, cid in enumerate(ids)]
+    )
+    assert sorted(result.succeeded) == sorted(ids) and result.failed == ()
+    return Baseline(batches[-1].cursor, ids, connector)
+
+
+def _read(env: Env, cursor: Any) -> tuple[list[ReadBatch], HubSpotConnector, int]:
+    """One incremental run with a fresh connector, as the next sync would; returns the
+    batches, the connector and the calls the sandbox counted."""
+    connector = env.connector(**SCORE)
+    env.app.reset_stats()
+    batches = read_all(connector, _stored(cursor), until=env.clock.datetime())
+    calls = int(env.stats()["total"])
+    assert connector.budget().calls == calls
+    return batches, connector, calls
+
+
+@contextmanager
+def _requests_seen(env: Env) -> Iterator[list[Request]]:
+    """Every request the sandbox receives inside the block (answered normally)."""
+    seen: list[Request] = []
+
+    def record(request: Request) -> bool:
+        seen.append(request)
+        return False
+
+    rule = Rule(when=record, answer=lambda r: None, times=None)  # type: ignore[arg-type,return-value]
+    env.flavour.rules.insert(0, rule)
+    try:
+        yield seen
+    finally:
+        env.flavour.rules.remove(rule)
+
+
+def test_nothing_changed_after_our_writes_costs_two_calls_and_returns_nobody() -> None:
+    with sandbox_env(300) as env:
+        base = _baseline(env)
+        assert len(base.ids) > 250
+        env.clock.advance(QUARTER_HOUR)
+        until = env.clock.datetime()
+        batches, connector, calls = _read(env, base.cursor)
+        assert _ids(batches) == [] and calls <= 2
+        assert connector.fast_reads == 1
+        cursor = batches[-1].cursor
+        assert cursor is not None and int(cursor["since"]) == int(until.timestamp() * 1000)
+        # our writes are older than the next read's look-back window: forgotten
+        assert OwnWrites.unpack(cursor).stamps == {}
+        again, _, calls = _read(env, cursor)
+        assert _ids(again) == [] and calls <= 2
+
+
+def test_a_contact_edited_by_someone_else_after_our_writes_is_the_only_one_returned() -> None:
+    with sandbox_env(300) as env:
+        base = _baseline(env)
+        env.clock.advance(60)
+        edited = base.ids[17]
+        _edit(env, edited, jobtitle="VP Sales")
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, calls = _read(env, base.cursor)
+        contacts = [c for b in batches for c in b.contacts]
+        assert [c.id for c in contacts] == [edited]
+        assert contacts[0].fields["job_title"] == "VP Sales"
+        assert connector.echoes_skipped == len(base.ids) - 1
+        # the cost is the search pages, plus engagement for that one contact only
+        routes = env.stats()["by_route"]
+        searches = routes[SEARCH]
+        assert searches <= 1 + math.ceil(len(base.ids) / 200)
+        per_form = "GET /form-integrations/v1/submissions/forms/{id}"
+        assert all(n == 1 for r, n in routes.items() if r not in (per_form, SEARCH))
+        assert calls == searches + len(routes) - 2 + routes[per_form]
+        assert not any(r.startswith("POST /crm/v3/objects/contacts/batch") for r in routes)
+        assert {e.contact_id for b in batches for e in b.events} <= {edited}
+
+
+def test_a_contact_edited_between_our_read_and_our_write_is_returned() -> None:
+    with sandbox_env(300) as env:
+        edited = sorted(env.contact_ids())[40]
+        # edited 20 s after the read, written 20 s later, once the index has the edit
+        base = _baseline(env, before_write=40, edit_before_write=edited)
+        assert base.connector._read is not None and base.connector._read.clean is False
+        assert "own_dirty_until" in base.cursor
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, _calls = _read(env, base.cursor)
+        contacts = [c for b in batches for c in b.contacts]
+        assert [c.id for c in contacts] == [edited]
+        assert contacts[0].fields["job_title"] == "Chief Revenue Officer"
+        assert connector.fast_reads == 0
+
+
+def test_a_lagging_index_costs_extra_reads_but_misses_nothing() -> None:
+    with sandbox_env(300, search_lag_seconds=3.0) as env:
+        base = _baseline(env, before_write=0)
+        env.clock.advance(1)
+        edited = base.ids[5]
+        _edit(env, edited, jobtitle="Head of Growth")
+        # at once: the index has neither our writes nor the edit
+        lagging, connector, calls = _read(env, base.cursor)
+        assert connector.fast_reads == 0 and calls > 2  # the count could not vouch
+        assert _ids(lagging) == []  # the stale index shows only what was delivered
+        env.clock.advance(QUARTER_HOUR)
+        later, connector, _calls = _read(env, lagging[-1].cursor)
+        assert [c.fields["job_title"] for b in later for c in b.contacts] == ["Head of Growth"]
+        assert _ids(later) == [edited] and connector.echoes_skipped == len(base.ids) - 1
+
+
+def test_a_new_email_event_shows_up_and_time_window_sources_read_only_since_the_cursor() -> None:
+    with sandbox_env(300) as env:
+        with _requests_seen(env) as seen:
+            base = _baseline(env)
+        full_start = [
+            int(r.param("startTimestamp") or 0) for r in seen if r.path == "/email/public/v1/events"
+        ]
+        # a full read takes the whole events_since window (read_all: one day)
+        assert full_start == [round((env.clock.now() - 2 - 86400) * 1000)]
+        env.clock.advance(QUARTER_HOUR)
+        since = int(base.cursor["since"])
+        with _requests_seen(env) as seen:
+            quiet, _, _calls = _read(env, base.cursor)
+        # nothing changed: the portal-wide sources are not read at all
+        assert not any("/email/" in r.path or "form-integrations" in r.path for r in seen)
+        env.clock.advance(QUARTER_HOUR)
+        active = env.hs.simulate_activity(1, seed=11)
+        env.clock.advance(60)
+        cursor = quiet[-1].cursor
+        assert cursor is not None
+        with _requests_seen(env) as seen:
+            batches, _connector, _calls = _read(env, cursor)
+        assert _ids(batches) == active
+        opens = [
+            e
+            for b in batches
+            for e in b.events
+            if e.type == "email_open" and e.id.startswith("hs-mkt-email:")
+        ]
+        assert opens and {e.contact_id for e in opens} == set(active)
+        assert max(e.occurred_at for e in opens) >= env.clock.datetime() - timedelta(seconds=61)
+        starts = [
+            int(r.param("startTimestamp") or 0) for r in seen if r.path == "/email/public/v1/events"
+        ]
+        # only since the previous read (its cursor minus the look-back)
+        assert starts == [int(cursor["since"]) - 300_000]
+        assert since < int(cursor["since"])
+
+
+def test_deletion_after_our_writes_is_reported_and_stays_cheap() -> None:
+    with sandbox_env(200) as env:
+        base = _baseline(env)
+        env.clock.advance(60)
+        gone = base.ids[3]
+        r = requests.delete(
+            f"{env.base_url}/crm/v3/objects/contacts/{gone}",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=10,
+        )
+        assert r.status_code == 204
+        env.clock.advance(QUARTER_HOUR)
+        batches, _connector, calls = _read(env, base.cursor)
+        assert _ids(batches) == [] and calls <= 2
+        assert batches[-1].deletions == (gone,)
+
+
+def test_a_new_contact_from_someone_else_is_returned() -> None:
+    with sandbox_env(200) as env:
+        base = _baseline(env)
+        env.clock.advance(30)
+        r = requests.post(
+            f"{env.base_url}/crm/v3/objects/contacts",
+            json={"properties": {"email": "new.lead@example.org", "firstname": "Nia"}},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, _calls = _read(env, base.cursor)
+        assert _ids(batches) == [r.json()["id"]]
+        assert connector.echoes_skipped == len(base.ids)
+
+
+def test_writes_before_any_read_do_not_enable_the_shortcut() -> None:
+    with sandbox_env(120) as env:
+        base = _baseline(env)
+        env.clock.advance(QUARTER_HOUR)
+        # a run that retries rejected records before it reads
+        connector = env.connector(**SCORE)
+        edited = base.ids[9]
+        _edit(env, edited, jobtitle="Founder")
+        env.clock.advance(10)
+        connector.write_scores([ScoreUpdate(edited, {"lead_score": 99})])
+        env.clock.advance(10)
+        batches = read_all(connector, _stored(base.cursor), until=env.clock.datetime())
+        assert connector.fast_reads == 0
+        assert _ids(batches) == [edited]
+
+
+def test_digest_ignores_stamps_and_our_score_property() -> None:
+    props = {"email": "a@example.org", "lastmodifieddate": "2026-01-01T00:00:00Z"}
+    base = fields_digest(props, ["leadsync_score"])
+    assert fields_digest({**props, "leadsync_score": "40"}, ["leadsync_score"]) == base
+    assert fields_digest({**props, "lastmodifieddate": "2026-02-01T00:00:00Z"}, []) == base
+    assert fields_digest({**props, "email": "b@example.org"}, ["leadsync_score"]) != base
+
+
+def test_own_writes_round_trip_expire_and_stay_bounded() -> None:
+    own = OwnWrites()
+    own.record("1", 1000, "aa", dirty=False)
+    own.record("2", 1000, "bb", dirty=True)
+    own.record("3", 5000, "", dirty=False)
+    back = OwnWrites.unpack(_stored(own.pack()))
+    assert back == own
+    assert back.is_echo("1", 1000, "aa") and not back.is_echo("1", 1001, "aa")
+    assert not back.is_echo("3", 5000, "")  # an unknown digest never matches
+    later = back.expire(2000)
+    assert set(later.stamps) == {"3"} and later.dirty_until is None
+    assert back.dirty_since(1000) and not back.dirty_since(1001)
