@@ -26,7 +26,7 @@ from connectors.sandbox.framework import (
     SystemClock,
     iso_ms,
 )
-from connectors.sandbox.hubspot import legacy, search
+from connectors.sandbox.hubspot import legacy, pipelines, search
 from connectors.sandbox.hubspot.errors import (
     HsError,
     not_found_entry,
@@ -287,6 +287,8 @@ class HubSpotSandbox:
                 if n == 5 and method == "GET":
                     return self._property, [obj, parts[4]]
                 return None, []
+            if parts[2] == "pipelines" and n >= 4 and method == "GET":
+                return self._pipelines, parts[3:]
             if parts[2] == "owners" and method == "GET":
                 if n == 3:
                     return self._owners, []
@@ -471,6 +473,11 @@ class HubSpotSandbox:
                     problems.append((name, "REQUIRED", f'Property "{name}" is required'))
         if problems:
             raise property_errors(problems)
+        if obj == "deals":
+            if creating and not out.get("pipeline"):
+                out["pipeline"] = pipelines.DEFAULT_PIPELINE_ID  # as HubSpot does
+            if "dealstage" in out:
+                out.update(pipelines.deal_stage_properties(out["dealstage"]))
         for name in table.unique:
             value = out.get(name)
             if not value:
@@ -802,6 +809,11 @@ class HubSpotSandbox:
         return Response.empty(204, {"X-HubSpot-Correlation-Id": str(uuid.uuid4())})
 
     def _merge(self, request: Request, args: list[str]) -> Response:
+        """Merge two contacts into a *new* record with a new id, as HubSpot does since
+        its 2024 change (developers.hubspot.com/changelog, "Updated merge
+        functionality for contacts and companies"): the primary's values win, the
+        other's fill the gaps, both old ids keep answering with the new record, and
+        ``hs_merged_object_ids`` lists both."""
         body = self._body(request)
         primary_raw, merge_raw = body.get("primaryObjectId"), body.get("objectIdToMerge")
         if primary_raw is None or merge_raw is None:
@@ -814,36 +826,44 @@ class HubSpotSandbox:
         if primary == other:
             raise validation("Cannot merge an object into itself")
         table = self._table("contacts")
+        store = self.store
         now = self._now()
         primary_id, other_id = int(table.ids[primary]), int(table.ids[other])
+        survivor = dict(table.props(primary))
         dup = dict(table.props(other))
-        survivor = table.props(primary)
-        changes: Props = {}
+        props: Props = dict(survivor)
         for key, value in dup.items():
-            if key not in survivor and key not in table.unique:
-                changes[key] = value
+            if key not in props and key not in table.unique:
+                props[key] = value
         merged = [v for v in survivor.get("hs_merged_object_ids", "").split(";") if v]
-        merged += [str(other_id)] + [v for v in dup.get("hs_merged_object_ids", "").split(";") if v]
-        changes["hs_merged_object_ids"] = ";".join(merged)
-        changes.update(_combined_aggregates(survivor, dup))
+        merged += [v for v in dup.get("hs_merged_object_ids", "").split(";") if v]
+        merged += [str(primary_id), str(other_id)]
+        props["hs_merged_object_ids"] = ";".join(dict.fromkeys(merged))
+        props.update(_combined_aggregates(survivor, dup))
         emails = [v for v in survivor.get("hs_additional_emails", "").split(";") if v]
-        if dup.get("email"):
+        emails += [v for v in dup.get("hs_additional_emails", "").split(";") if v]
+        if dup.get("email") and dup["email"].lower() != survivor.get("email", "").lower():
             emails.append(dup["email"])
         if emails:
-            changes["hs_additional_emails"] = ";".join(emails)
+            props["hs_additional_emails"] = ";".join(dict.fromkeys(emails))
+        created_ms = min(float(table.created_ms[primary]), float(table.created_ms[other]))
+        table.archive(primary, now, gone=True)
         table.archive(other, now, gone=True)
-        table.update(primary, changes, now)
-        if dup.get("email"):
-            table.unique["email"][dup["email"].lower()] = primary
-        for other_type, other_end in self.store.unlink_all("contacts", other_id):
-            self.store.link("contacts", primary_id, other_type, other_end)
-        self.store.merged_into[other_id] = primary_id
-        persons = self.store.persons_of.setdefault(primary_id, [])
-        persons.extend(self.store._seed_person(other_id))
-        persons.extend(self.store.persons_of.pop(other_id, []))
-        return self._ok(
-            200, self._render("contacts", primary, list(DEFAULT_PROPERTIES["contacts"]))
-        )
+        slot = table.create(props, now)
+        table.created_ms[slot] = created_ms
+        new_id = int(table.ids[slot])
+        for email in (survivor.get("email"), dup.get("email")):
+            if email:  # the old addresses find the merged record, as in HubSpot
+                table.unique["email"][email.lower()] = slot
+        for old_id in (primary_id, other_id):
+            for other_type, other_end in store.unlink_all("contacts", old_id):
+                store.link("contacts", new_id, other_type, other_end)
+            store.merged_into[old_id] = new_id
+        persons = store.persons_of.setdefault(new_id, [])
+        for old_id in (primary_id, other_id):
+            persons.extend(store._seed_person(old_id))
+            persons.extend(store.persons_of.pop(old_id, []))
+        return self._ok(200, self._render("contacts", slot, list(DEFAULT_PROPERTIES["contacts"])))
 
     # ------------------------------------------------------------ properties
     def _properties(self, request: Request, args: list[str]) -> Response:
@@ -907,6 +927,10 @@ class HubSpotSandbox:
             table.unique[name] = {}
             table.s_unique[name] = {}
         return self._ok(201, d.to_json(iso_ms))
+
+    # ------------------------------------------------------------ pipelines
+    def _pipelines(self, request: Request, args: list[str]) -> Response:
+        return self._ok(200, pipelines.answer(args))
 
     # --------------------------------------------------------------- owners
     def _owner_json(self, owner: Any) -> dict[str, Any]:
@@ -982,7 +1006,11 @@ class HubSpotSandbox:
                         "category": "OBJECT_NOT_FOUND",
                         "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
                         "message": f"No {OBJECT_TYPES[b][0]} is associated with {OBJECT_TYPES[a][0]} {raw}.",
-                        "context": {"fromObjectId": [raw]},
+                        "context": {
+                            "fromObjectId": [raw],
+                            "fromObjectType": [OBJECT_TYPES[a][0]],
+                            "toObjectType": [OBJECT_TYPES[b][0]],
+                        },
                         "links": {},
                         "errors": [],
                     }

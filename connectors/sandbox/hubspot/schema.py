@@ -277,6 +277,7 @@ def builtin_properties() -> dict[str, list[PropertyDef]]:
         _p("description", "string", "textarea", group=dg),
         _p("hs_is_closed", "bool", "booleancheckbox", group=dg, read_only=True),
         _p("hs_is_closed_won", "bool", "booleancheckbox", group=dg, read_only=True),
+        _p("hs_deal_stage_probability", "number", "number", group=dg, read_only=True),
         _p("hs_created_by_user_id", "number", "number", group=dg, read_only=True),
         _p("num_associated_contacts", "number", "number", group=dg, read_only=True),
     ]

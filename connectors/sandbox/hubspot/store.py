@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from connectors.sandbox.hubspot.pipelines import deal_stage_properties
 from connectors.sandbox.hubspot.schema import (
     ENGAGEMENT_TYPES,
     builtin_properties,
@@ -103,8 +104,7 @@ class Store:
 
     # ------------------------------------------------------------------ ids
     def contact_id_of_person(self, person: int) -> int:
-        cid = CONTACT_BASE + CONTACT_STRIDE * person
-        return self.merged_into.get(cid, cid)
+        return self.resolve("contacts", CONTACT_BASE + CONTACT_STRIDE * person)
 
     def resolve(self, object_type: str, object_id: int) -> int:
         """A merged-away id answers as its survivor, as in HubSpot."""
@@ -445,8 +445,7 @@ def _seed_deals(store: Store) -> None:
             "closedate": str(iso_array(np.array([close]))[0]),
             "dealtype": "newbusiness",
             "hubspot_owner_id": str(owner.id),
-            "hs_is_closed": "true" if d.stage != "open" else "false",
-            "hs_is_closed_won": "true" if d.stage == "won" else "false",
+            **deal_stage_properties(stage),
             "num_associated_contacts": "1",
         }
         if d.created_by_rep and owner.user_id is not None:

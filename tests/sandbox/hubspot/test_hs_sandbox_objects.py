@@ -207,18 +207,33 @@ def _all_contacts(client: Any) -> list[Any]:
         after = page.paging.next.after
 
 
-def test_merge_through_the_api(hs_client: Any) -> None:
+def test_merge_through_the_api_makes_a_new_record_both_old_ids_answer(hs_client: Any) -> None:
+    """HubSpot's merge creates a new record with a new id (developer changelog,
+    "Updated merge functionality for contacts and companies")."""
     api = hs_client.crm.contacts.basic_api
     a = api.create({"properties": {"email": "keep@example.org", "firstname": "Keep"}})
     b = api.create({"properties": {"email": "fold@example.org", "jobtitle": "Buyer"}})
     merged = api.merge({"primaryObjectId": a.id, "objectIdToMerge": b.id})
-    assert isinstance(merged, SimplePublicObject) and merged.id == a.id
-    via_old = api.get_by_id(b.id, properties=["hs_merged_object_ids", "jobtitle", "email"])
-    assert via_old.id == a.id
-    assert via_old.properties["hs_merged_object_ids"] == b.id
+    assert isinstance(merged, SimplePublicObject)
+    assert merged.id not in (a.id, b.id)
+    props = ["hs_merged_object_ids", "jobtitle", "email", "firstname"]
+    for old in (a.id, b.id):
+        via_old = api.get_by_id(old, properties=props)
+        assert via_old.id == merged.id
+    assert set(via_old.properties["hs_merged_object_ids"].split(";")) == {a.id, b.id}
     assert via_old.properties["jobtitle"] == "Buyer"  # empty fields filled from the merged record
-    assert via_old.properties["email"] == "keep@example.org"
-    assert api.get_by_id("fold@example.org", id_property="email").id == a.id
+    assert via_old.properties["email"] == "keep@example.org"  # the primary's values win
+    assert via_old.properties["firstname"] == "Keep"
+    assert merged.created_at == a.created_at  # the older create date is kept
+    for email in ("keep@example.org", "fold@example.org"):
+        assert api.get_by_id(email, id_property="email").id == merged.id
+    # writes to an old id land on the merged record
+    api.update(a.id, {"properties": {"jobtitle": "Head of Buying"}})
+    assert api.get_by_id(merged.id, properties=["jobtitle"]).properties["jobtitle"] == (
+        "Head of Buying"
+    )
+    listed = {r.id for r in _all_contacts(hs_client)}
+    assert merged.id in listed and not {a.id, b.id} & listed
 
 
 def test_merging_seeded_contacts_adds_up_their_activity(
@@ -238,11 +253,11 @@ def test_merging_seeded_contacts_adds_up_their_activity(
         ).properties
         for s in (a, b)
     ]
-    hs_client.crm.contacts.basic_api.merge(
+    merged = hs_client.crm.contacts.basic_api.merge(
         {"primaryObjectId": str(int(table.ids[a])), "objectIdToMerge": str(int(table.ids[b]))}
     )
     after = hs_client.crm.contacts.basic_api.get_by_id(str(int(table.ids[b])), properties=props)
-    assert after.id == str(int(table.ids[a]))
+    assert after.id == merged.id
     assert int(after.properties["hs_analytics_num_page_views"]) == sum(
         int(p["hs_analytics_num_page_views"]) for p in before
     )
