@@ -44,7 +44,7 @@ def _minimum(
     re-listed by ``SystemModstamp``, which no SOQL filter can exclude without also
     hiding real changes (so the connector reads and skips them)."""
     budget = URI_LIMIT - len(QUERY_PATH)
-    since = "2000-01-01T00:00:00.000Z"
+    since = "2000-01-01T00:00:00Z"
     per_query = {
         "Task": ids_per_query(sf_connector._TASK_QUERY.format(since=since), max_encoded=budget),
         "Event": ids_per_query(sf_connector._EVENT_QUERY.format(since=since), max_encoded=budget),

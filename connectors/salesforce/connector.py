@@ -156,6 +156,10 @@ class SalesforceConnector:
         if until.tzinfo is None or events_since.tzinfo is None:
             raise ValueError("read_changes needs aware datetimes")
         state = self._parse_cursor(cursor)
+        # Whole seconds, the precision Salesforce documents for SOQL literals; rows in
+        # the dropped fraction of a second come with the next read (look-back).
+        until = until.replace(microsecond=0)
+        events_since = events_since.replace(microsecond=0)
         lookback = timedelta(seconds=self.settings.lookback_seconds)
         # A full read reads everyone, so engagement is read for everyone at once by time
         # window (full 2,000-row pages, no id lists); an incremental read asks for the
@@ -163,10 +167,12 @@ class SalesforceConnector:
         by_window = state is None
         target = PAGE_SIZE if by_window else self.batch_target()
         people: set[str] = set()
-        horizon_text = soql_datetime(until - lookback)
+        horizon = until - lookback
         self._read_hash = {}
         self._own_writes = {
-            i: w for i, w in (state or {}).get("__own_writes__", {}).items() if w[0] >= horizon_text
+            i: w
+            for i, w in (state or {}).get("__own_writes__", {}).items()
+            if (parse_datetime(w[0]) or horizon) >= horizon
         }
         new_objects: dict[str, Any] = {}
         deletions: list[str] = []
@@ -200,7 +206,6 @@ class SalesforceConnector:
                 while len(buffer) >= target:
                     yield self._batch(buffer[:target], events_since, with_events=not by_window)
                     del buffer[:target]
-            horizon = until - lookback
             kept = {
                 i: s
                 for i, s in {**seen, **new_seen}.items()
@@ -244,7 +249,7 @@ class SalesforceConnector:
     def batch_target(self) -> int:
         """People per incremental batch: a whole number of full engagement queries of
         the longest template, about one page."""
-        since = "2000-01-01T00:00:00.000Z"
+        since = "2000-01-01T00:00:00Z"
         per_query = min(
             ids_per_query(_TASK_QUERY.format(since=since)),
             ids_per_query(_EVENT_QUERY.format(since=since)),

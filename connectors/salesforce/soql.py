@@ -25,11 +25,16 @@ COLLECTION_SIZE = 200  # records per sObject Collections call
 
 
 def soql_datetime(value: datetime) -> str:
-    """``2024-01-01T00:00:00.000Z``: an unquoted SOQL datetime literal in UTC."""
+    """``2024-01-01T00:00:00Z``: an unquoted SOQL datetime literal in UTC.
+
+    Salesforce documents whole seconds, and its audit stamps are whole seconds, so
+    those are written without a fraction; a stamp that does carry milliseconds (as a
+    fake's may) keeps them, so that ``SystemModstamp = X`` still matches exactly."""
     if value.tzinfo is None:
         raise ValueError("naive datetime in a SOQL filter")
     v = value.astimezone(UTC)
-    return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}Z"
+    millis = v.microsecond // 1000
+    return v.strftime("%Y-%m-%dT%H:%M:%S") + (f".{millis:03d}Z" if millis else "Z")
 
 
 def parse_datetime(value: object) -> datetime | None:

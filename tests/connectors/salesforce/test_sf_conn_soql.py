@@ -32,6 +32,7 @@ def test_salesforce_datetimes_become_aware_utc() -> None:
 def test_soql_datetime_literal_is_utc_with_millis() -> None:
     local = datetime(2024, 1, 1, 2, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
     assert soql_datetime(local) == "2024-01-01T00:00:00.123Z"
+    assert soql_datetime(local.replace(microsecond=0)) == "2024-01-01T00:00:00Z"
     with pytest.raises(ValueError):
         soql_datetime(datetime(2024, 1, 1))
 
@@ -63,11 +64,11 @@ def test_changes_query_orders_and_resumes_after_a_row() -> None:
         extra_where="IsConverted = false",
     )
     assert q.startswith("SELECT Id, SystemModstamp, Email FROM Lead WHERE ")
-    assert "SystemModstamp <= 2024-02-01T00:00:00.000Z" in q
-    assert "SystemModstamp >= 2024-01-01T00:00:00.000Z" in q
+    assert "SystemModstamp <= 2024-02-01T00:00:00Z" in q
+    assert "SystemModstamp >= 2024-01-01T00:00:00Z" in q
     assert (
-        "(SystemModstamp > 2024-01-05T12:00:00.000Z OR "
-        "(SystemModstamp = 2024-01-05T12:00:00.000Z AND Id > '00Q1'))" in q
+        "(SystemModstamp > 2024-01-05T12:00:00Z OR "
+        "(SystemModstamp = 2024-01-05T12:00:00Z AND Id > '00Q1'))" in q
     )
     assert q.endswith("ORDER BY SystemModstamp, Id")
     full = changes_query("Contact", ["Account.Name"], since=None, until=until)
