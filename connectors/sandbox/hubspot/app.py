@@ -138,7 +138,7 @@ class HubSpotSandbox:
 
     def expire_credentials(self) -> None:
         with self._lock:
-            self.tokens.expire_all()
+            self.tokens.expire_all(self._now())
 
     def route_key(self, request: Request) -> str:
         parts = [p for p in request.path.split("/") if p]
@@ -211,6 +211,9 @@ class HubSpotSandbox:
         token = auth[7:].strip() if auth.lower().startswith("bearer ") else None
         caller = self.tokens.caller(token, now)
         if caller is None:
+            expired = self.tokens.expired_at(token)
+            if expired is not None:
+                return self._error(_expired_token(expired, now))
             return self._error(
                 HsError(
                     401,
@@ -1152,7 +1155,7 @@ class HubSpotSandbox:
         if form.get("client_secret") != self.tokens.client_secret:
             return bad("BAD_CLIENT_SECRET", "missing or invalid client_secret")
         if form.get("refresh_token") != self.tokens.refresh_token:
-            return bad("BAD_REFRESH_TOKEN", "missing or unknown refresh token")
+            return bad("BAD_REFRESH_TOKEN", "missing or invalid refresh token")
         token = self.tokens.issue(self._now())
         return Response.json(
             200,
@@ -1280,6 +1283,24 @@ def _combined_aggregates(survivor: Props, dup: Props) -> Props:
     if dup.get("hs_email_optout") == "true":
         out["hs_email_optout"] = "true"
     return out
+
+
+def _expired_token(expired: float, now: float) -> HsError:
+    """HubSpot's answer to an OAuth access token past its 30 minutes: its own
+    category, so clients can tell "refresh" from "bad credentials"."""
+    ago = max(0, int(now - expired))
+    for unit, size in (("day", 86_400), ("hour", 3_600), ("minute", 60)):
+        if ago >= size:
+            amount = f"{ago // size} {unit}(s)"
+            break
+    else:
+        amount = f"{ago} second(s)"
+    return HsError(
+        401,
+        "EXPIRED_AUTHENTICATION",
+        f"The OAuth token used to make this call expired {amount} ago.",
+        context={"expire time": [iso_ms(expired)]},
+    )
 
 
 def _int_param(request: Request, name: str, default: int) -> int:

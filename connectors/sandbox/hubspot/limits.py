@@ -156,14 +156,21 @@ class Tokens:
         self.configured_expired = False
         self.issued: dict[str, float] = {}
 
-    def expire_all(self) -> None:
+    def expire_all(self, now: float) -> None:
+        """The ``expire_token_after`` fault: private-app tokens stop working and
+        issued OAuth tokens expire now (and answer as expired, not unknown)."""
         self.configured_expired = True
-        self.issued.clear()
+        for token, expires in self.issued.items():
+            self.issued[token] = min(expires, now)
 
     def issue(self, now: float) -> str:
         token = "sbx-oauth-" + secrets.token_hex(16)
         self.issued[token] = now + TOKEN_TTL
         return token
+
+    def expired_at(self, token: str | None) -> float | None:
+        """When an OAuth token this portal issued stopped working (None: unknown)."""
+        return self.issued.get(token) if token else None
 
     def caller(self, token: str | None, now: float) -> Caller | None:
         if not token:

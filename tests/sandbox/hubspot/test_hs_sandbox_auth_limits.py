@@ -40,8 +40,17 @@ def test_oauth_refresh_issues_a_token_that_expires_after_30_minutes(
     hs_clock.advance(1799)
     assert client.crm.contacts.basic_api.get_page(limit=1).results
     hs_clock.advance(1)
-    with pytest.raises(UnauthorizedException):
+    with pytest.raises(UnauthorizedException) as expired:
         client.crm.contacts.basic_api.get_page(limit=1)
+    body = json.loads(expired.value.body)
+    # an expired token has its own category, apart from unknown credentials
+    assert body["category"] == "EXPIRED_AUTHENTICATION"
+    assert body["message"] == "The OAuth token used to make this call expired 0 second(s) ago."
+    assert issued.access_token not in expired.value.body
+    hs_clock.advance(2 * 3600)
+    with pytest.raises(UnauthorizedException) as expired:
+        client.crm.contacts.basic_api.get_page(limit=1)
+    assert "expired 2 hour(s) ago" in json.loads(expired.value.body)["message"]
     with pytest.raises(Exception) as err:
         anon.oauth.tokens_api.create(
             grant_type="refresh_token",
@@ -50,7 +59,10 @@ def test_oauth_refresh_issues_a_token_that_expires_after_30_minutes(
             refresh_token="not-the-refresh-token",
         )
     assert err.value.status == 400  # type: ignore[attr-defined]
-    assert json.loads(err.value.body)["status"] == "BAD_REFRESH_TOKEN"  # type: ignore[attr-defined]
+    refused = json.loads(err.value.body)  # type: ignore[attr-defined]
+    assert refused["status"] == "BAD_REFRESH_TOKEN"
+    assert refused["message"] == "missing or invalid refresh token"
+    assert "not-the-refresh-token" not in err.value.body  # type: ignore[attr-defined]
 
 
 def test_oauth_tokens_count_as_a_public_app_without_daily_headers(

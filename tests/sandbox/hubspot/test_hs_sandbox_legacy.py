@@ -142,6 +142,9 @@ def test_associations_v4_batch_read_up_to_1000(hs_client: Any, hs_sandbox: HubSp
         t.association_types[0].type_id == 4 for r in result.results for t in r.to
     )
     assert result.errors[0].sub_category == "crm.associations.NO_ASSOCIATIONS_FOUND"
+    context = result.errors[0].context
+    assert context["fromObjectType"] == ["contact"] and context["toObjectType"] == ["deal"]
+    assert len(context["fromObjectId"]) == 1 and context["fromObjectId"][0] not in with_deals
     with pytest.raises(Exception) as err:
         hs_client.crm.associations.v4.batch_api.get_page(
             "contacts", "deals", {"inputs": [*inputs, {"id": ids[0]}]}
