@@ -712,9 +712,11 @@ def _score_model(
             activity = activity | matched[rule.id]
     last_us = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
     active = (
-        ev.filter(activity)
+        ev.lazy()
+        .filter(activity)
         .group_by("_ci")
         .agg(pl.col("occurred_at").max().dt.epoch("us").alias("t"))
+        .collect()
     )
     last_us[active.get_column("_ci").to_numpy()] = active.get_column("t").to_numpy()
 
@@ -723,22 +725,23 @@ def _score_model(
     immediate_parts: list[pl.DataFrame] = []
     for rule in behaviour:
         idx = order_of[rule.id]
-        part = ev.filter(belongs_first(rule))
+        chosen = ev.lazy().filter(belongs_first(rule))
         if rule.immediate:
             immediate_parts.append(
-                part.select(
+                chosen.select(
                     "_ci",
                     "occurred_at",
                     "_seq",
                     pl.col("type").cast(pl.String),
                     (
                         pl.col("id").cast(pl.String)
-                        if "id" in part.columns
+                        if "id" in ev.columns
                         else pl.lit(None, dtype=pl.String)
                     ).alias("id"),
-                )
+                ).collect()
             )
-        part = part.select("_ci", "_day", "occurred_at")
+        # Lazy, so that only these three columns are copied out of the events frame.
+        part = chosen.select("_ci", "_day", "occurred_at").collect()
         if rule.max_per_day is not None:
             part = _counted_rows(part, rule.max_per_day)
         if rule.half_life_days is None:

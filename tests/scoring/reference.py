@@ -11,7 +11,6 @@ one holding ``"50"`` behave the same for every operator, as they do in the engin
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -385,4 +384,4 @@ def decay_name(inactive_days: float) -> str:
     return f"decay-{shown}d"
 
 
-__all__ = ["RefReason", "RefResult", "band", "math", "round2", "score_reference"]
+__all__ = ["RefReason", "RefResult", "band", "decay_name", "round2", "score_reference"]

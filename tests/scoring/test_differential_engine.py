@@ -104,4 +104,4 @@ def test_engine_matches_reference_quick(data: st.DataObject) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=_SUPPRESS)
 @given(st.data())
 def test_engine_matches_reference_many(data: st.DataObject) -> None:
-    _check(data, n_contacts=40, n_events=500)
+    _check(data, n_contacts=30, n_events=300)
