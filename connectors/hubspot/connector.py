@@ -308,6 +308,13 @@ class HubSpotConnector:
         new_boundary: dict[str, int] = {}
         until_ms = int(to_epoch_ms(until))
         boundary_from = int(to_epoch_ms(reads.look_back(until, lookback)))
+        # writes made from here on (between batches, or after the read) belong to
+        # the cursor this read yields
+        new_cursor: dict[str, Any] = {}
+        read = _ReadState(
+            new_cursor, until_ms, boundary_from, new_boundary, own.expire(boundary_from)
+        )
+        self._read = read
         buffer: list[Raw] = []
         for page in pages:
             for raw in page:
@@ -318,6 +325,12 @@ class HubSpotConnector:
                 stamp = _stamp_ms(raw)
                 if stamp is not None and boundary_from <= stamp <= until_ms:
                     new_boundary[cid] = stamp
+                if (
+                    read.suspects
+                    and stamp is not None
+                    and stamp >= read.suspects.get(cid, stamp + 1)
+                ):
+                    del read.suspects[cid]  # read at (or after) the version the check saw
                 if stamp is not None and boundary.get(cid) == stamp:
                     continue  # delivered by the previous run, unchanged since
                 digest = self._digest(raw)
@@ -333,14 +346,14 @@ class HubSpotConnector:
                 )
                 yield self._batch(chunk, context)
         last = self._batch(buffer, context) if buffer else ReadBatch()
-        carried = own.expire(boundary_from)
-        new_cursor: dict[str, Any] = {
-            "version": CURSOR_VERSION,
-            "since": to_epoch_ms(until),
-            "boundary": _pack_boundary(new_boundary),
-            **carried.pack(),
-        }
-        self._read = _ReadState(new_cursor, until_ms, boundary_from, new_boundary, carried)
+        new_cursor.update(
+            {
+                "version": CURSOR_VERSION,
+                "since": to_epoch_ms(until),
+                "boundary": _pack_boundary(new_boundary),
+                **read.own.pack(),
+            }
+        )
         yield ReadBatch(
             contacts=last.contacts,
             events=last.events,
@@ -374,19 +387,19 @@ class HubSpotConnector:
         )
         return total == expected and newest == max(mine.values())
 
-    def _window_unchanged(self, read: _ReadState) -> bool:
-        """Before the first write after a read: does the index still hold, for every
-        contact modified since the look-back horizon, the version the read saw (or
-        the stamp of one of our earlier writes)?
+    def _changed_after_read(self, read: _ReadState) -> dict[str, int]:
+        """Before the first write after a read started: the contacts whose indexed
+        stamp (since the next read's look-back start) is not the version the read
+        saw nor one of our earlier writes, ``id → stamp``. Usually one search page.
 
         A contact that someone changed after we read it and that we then write keeps
         only our write's stamp: the next read could not tell it from an echo of our
-        write without its fields. When this check finds any difference, the run's
-        writes are marked dirty, so that the next read compares fields instead of
-        trusting the count. Usually one search page."""
+        write without comparing its fields. Writing one of these marks the run's
+        writes dirty, so that the next read compares fields instead of trusting the
+        count (``_unchanged_since``)."""
         known = read.own.in_range(read.horizon_ms)
         known.update(read.boundary)
-        count = 0
+        changed: dict[str, int] = {}
         horizon = datetime.fromtimestamp(read.horizon_ms / 1000, tz=UTC)
         for page in reads.search_window(
             self.transport,
@@ -397,10 +410,10 @@ class HubSpotConnector:
             properties=["lastmodifieddate"],
         ):
             for raw in page:
-                if known.get(str(raw.get("id"))) != _stamp_ms(raw):
-                    return False
-                count += 1
-        return count == len(known)
+                cid, stamp = str(raw.get("id")), _stamp_ms(raw)
+                if stamp is not None and known.get(cid) != stamp:
+                    changed[cid] = stamp
+        return changed
 
     def _batch(self, raws: Sequence[Raw], ctx: _EventContext) -> ReadBatch:
         contacts = [self._contact(r) for r in raws]
@@ -686,15 +699,20 @@ class HubSpotConnector:
         if not inputs:
             return WriteResult()
         read = self._read
-        if read is not None and read.clean is None:
-            read.clean = self._window_unchanged(read)
+        if read is not None and read.suspects is None:
+            read.suspects = self._changed_after_read(read)
+            for cid, stamp in read.suspects.items():
+                if cid in read.own.stamps:
+                    # one of our earlier writes, changed since by someone else: the
+                    # count could not tell once our later writes pass its stamp
+                    read.own.mark_dirty(stamp)
         stamps: dict[str, int] = {}
         for start in range(0, len(inputs), reads.BATCH_READ):
             self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed, stamps)
         own = read.own if read is not None else self._unattached
-        dirty = read is None or not read.clean
         for cid, stamp in stamps.items():
             digest = self._read_hash.get(cid) or own.digest(cid)
+            dirty = read is None or cid in (read.suspects or {})
             own.record(cid, stamp, digest, dirty=dirty)
         if read is not None:
             read.cursor.pop("own_dirty_until", None)
@@ -965,7 +983,9 @@ class _ReadState:
     horizon_ms: int  # the next read's look-back start
     boundary: dict[str, int]  # id -> stamp the read saw, for stamps since the horizon
     own: OwnWrites
-    clean: bool | None = None  # set by the check before the first write
+    # contacts changed after the read saw them (id -> stamp), from the check before
+    # the first write; None until then
+    suspects: dict[str, int] | None = None
 
 
 def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int], OwnWrites]:

@@ -55,7 +55,11 @@ class OwnWrites:
     def record(self, contact_id: str, stamp: int, digest: str, *, dirty: bool) -> None:
         self.stamps[contact_id] = (stamp, digest)
         if dirty:
-            self.dirty_until = max(stamp, self.dirty_until or stamp)
+            self.mark_dirty(stamp)
+
+    def mark_dirty(self, stamp: int) -> None:
+        """No count shortcut while a read's window reaches back to ``stamp``."""
+        self.dirty_until = max(stamp, self.dirty_until or stamp)
 
     def absorb(self, other: OwnWrites) -> None:
         """Take over writes made before this read started; nothing checked them, so

@@ -146,7 +146,8 @@ def test_a_contact_edited_between_our_read_and_our_write_is_returned() -> None:
         edited = sorted(env.contact_ids())[40]
         # edited 20 s after the read, written 20 s later, once the index has the edit
         base = _baseline(env, before_write=40, edit_before_write=edited)
-        assert base.connector._read is not None and base.connector._read.clean is False
+        read = base.connector._read
+        assert read is not None and read.suspects is not None and set(read.suspects) == {edited}
         assert "own_dirty_until" in base.cursor
         env.clock.advance(QUARTER_HOUR)
         batches, connector, _calls = _read(env, base.cursor)
@@ -281,3 +282,43 @@ def test_own_writes_round_trip_expire_and_stay_bounded() -> None:
     later = back.expire(2000)
     assert set(later.stamps) == {"3"} and later.dirty_until is None
     assert back.dirty_since(1000) and not back.dirty_since(1001)
+
+
+def test_an_earlier_write_changed_by_someone_else_during_a_later_run_is_returned() -> None:
+    with sandbox_env(200) as env:
+        base = _baseline(env)
+        env.clock.advance(60)
+        # run 2: nothing changed yet, one count
+        second, connector, calls = _read(env, base.cursor)
+        assert _ids(second) == [] and connector.fast_reads == 1 and calls <= 2
+        edited, decayed = base.ids[7], base.ids[8]
+        env.clock.advance(8)
+        _edit(env, edited, jobtitle="Procurement")  # after run 2's read
+        env.clock.advance(10)
+        # run 2 then writes another contact's decayed score, later than that edit
+        connector.write_scores([ScoreUpdate(decayed, {"lead_score": 3})])
+        env.clock.advance(QUARTER_HOUR)
+        third, connector, _calls = _read(env, second[-1].cursor)
+        assert _ids(third) == [edited] and connector.fast_reads == 0
+        assert connector.echoes_skipped == len(base.ids) - 1
+
+
+def test_writes_between_batches_of_a_read_are_remembered_too() -> None:
+    with sandbox_env(300) as env:
+        connector = env.connector(batch_size=100, **SCORE)
+        connector.ensure_fields([FieldSpec("lead_score")])
+        cursor: Any = None
+        written: list[str] = []
+        for batch in connector.read_changes(
+            None, until=env.clock.datetime(), events_since=env.clock.datetime() - timedelta(1)
+        ):
+            env.clock.advance(1)
+            ids = [c.id for c in batch.contacts]
+            connector.write_scores([ScoreUpdate(cid, {"lead_score": 50}) for cid in ids])
+            written += ids
+            cursor = batch.cursor or cursor
+        assert len(written) > 250
+        assert set(OwnWrites.unpack(cursor).stamps) == set(written)
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, calls = _read(env, cursor)
+        assert _ids(batches) == [] and calls <= 2
