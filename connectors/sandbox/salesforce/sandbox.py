@@ -312,7 +312,7 @@ class SalesforceSandbox:
             if refused := self._allow(method, ("GET",)):
                 return refused
             if len(parts) == 2:
-                return self._json(200, self.store.query_more(parts[1], head))
+                return self._json(200, self.store.query_more(parts[1]))
             if len(parts) != 1:
                 return self._not_found()
             source = request.param("q")

@@ -41,11 +41,16 @@ SERVED = (
 )  # fmt: skip
 STAMP_FIELDS = {"systemmodstamp", "lastmodifieddate"}
 QUERY_PAGE = 2000
-LOCATOR_IDLE_SECONDS = 15 * 60
+# Since API 56.0 a query locator and its results stay available for two days after the
+# query ran, and there is no limit on open cursors (Salesforce's "API Query Cursor
+# Limits"); the cap below only bounds the sandbox's memory and evicts the oldest.
+LOCATOR_LIFETIME_SECONDS = 2 * 86_400
 MAX_LOCATORS = 200
 _NUMERIC = ("double", "currency", "percent", "int")
 _TEXT = ("string", "email", "phone", "url", "textarea", "picklist", "combobox")
 _POLY_EXTRA = "type"  # polymorphic relationships (Who, What, Owner) also answer .Type
+# What SOQL accepts as an id literal; anything else is "invalid ID field" (not 0 rows)
+_ID_SHAPE = re.compile(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?")
 
 
 class RecordError(Exception):
@@ -156,7 +161,7 @@ class Cursor:
     seqs: npt.NDArray[np.int64]
     paths: list[Path]
     page: int
-    touched: float
+    created: float
     all_rows: bool
 
 
@@ -235,10 +240,12 @@ class Store:
             last = i == len(ref.path) - 1
             specs = [self.schema[t] for t in targets if t in self.schema]
             if last:
+                if len(targets) > 1 and part.lower() == _POLY_EXTRA:
+                    # ``What.Type`` is the object's name even when the object has a field
+                    # called Type of its own (Account, Opportunity, Campaign, Group).
+                    return Path(tuple(steps), None, "Type")
                 found = [s.get(part) for s in specs]
                 spec = next((f for f in found if f is not None), None)
-                if spec is None and len(targets) > 1 and part.lower() == _POLY_EXTRA:
-                    return Path(tuple(steps), None, "Type")
                 if spec is None:
                     entity = targets[0] if len(targets) == 1 else "Name"
                     raise invalid(
@@ -331,24 +338,25 @@ class Store:
             if parsed.count:
                 return {"totalSize": len(seqs), "done": True, "records": []}
             cursor = Cursor(obj.name, seqs, paths, page_size, self.clock.now(), all_rows)
-            return self._page(cursor, 0, "queryAll" if all_rows else "query")
+            return self._page(cursor, 0)
 
-    def query_more(self, locator: str, endpoint: str) -> dict[str, Any]:
+    def query_more(self, locator: str) -> dict[str, Any]:
+        """The page at ``{locator}-{offset}``, reached through ``query/`` or ``queryAll/``
+        alike (the locator remembers which of the two ran)."""
         with self.lock:
             key, _, offset_text = locator.partition("-")
             cursor = self.cursors.get(key)
-            now = self.clock.now()
-            if cursor is not None and now - cursor.touched > LOCATOR_IDLE_SECONDS:
+            if cursor is not None and self.clock.now() - cursor.created > LOCATOR_LIFETIME_SECONDS:
                 del self.cursors[key]
                 cursor = None
             if cursor is None or not offset_text.isdigit():
                 raise RecordError("INVALID_QUERY_LOCATOR", "invalid query locator")
-            cursor.touched = now
-            return self._page(cursor, int(offset_text), endpoint, key)
+            return self._page(cursor, int(offset_text), key)
 
-    def _page(
-        self, cursor: Cursor, start: int, endpoint: str, key: str | None = None
-    ) -> dict[str, Any]:
+    def _page(self, cursor: Cursor, start: int, key: str | None = None) -> dict[str, Any]:
+        """One page; ``nextRecordsUrl`` always names ``query/``, even for ``queryAll``
+        (REST API guide, "QueryAll More Results"). A locator stays usable after its last
+        page has been read, so a client may retry a page whose answer it lost."""
         table = self.tables[cursor.sobject]
         chunk = cursor.seqs[start : start + cursor.page]
         records = [self.project(cursor.sobject, table.row(int(s)), cursor.paths) for s in chunk]
@@ -362,9 +370,7 @@ class Store:
                 while len(self.cursors) > MAX_LOCATORS:
                     self.cursors.pop(next(iter(self.cursors)))
             out["done"] = False
-            out["nextRecordsUrl"] = f"{BASE}/{endpoint}/{key}-{end}"
-        elif key is not None:
-            self.cursors.pop(key, None)
+            out["nextRecordsUrl"] = f"{BASE}/query/{key}-{end}"
         return out
 
     def project(self, sobject: str, row: Row, paths: Sequence[Path]) -> dict[str, Any]:
@@ -447,7 +453,14 @@ class Store:
             return lit.value
         if lit.kind != "string":
             raise wrong("string", quoted=True)
+        if lit.value == "":
+            return None  # Salesforce keeps no empty strings: '' is null in SOQL
         if spec_type in ("id", "reference"):
+            if not _ID_SHAPE.fullmatch(lit.value):
+                raise soql.SoqlError(
+                    "INVALID_QUERY_FILTER_OPERATOR",
+                    soql.located(source, lit.pos, f"invalid ID field: {lit.value}"),
+                )
             return normalise_id(lit.value)
         return lit.value.casefold()
 
@@ -591,7 +604,7 @@ class Store:
             return (mask if op in ("=", "IN") else ~mask), True
         if op in ("=", "IN") and table.indexed(name):
             spec = table.spec.get(name)
-            if spec is None or any(lit.kind == "null" for lit in literals):
+            if spec is None or any(lit.kind == "null" or lit.value == "" for lit in literals):
                 return None, False
             keys = [index_key(spec, lit.value) for lit in literals]
             mask = np.zeros(table.n, dtype=np.bool_)
@@ -778,6 +791,8 @@ class Store:
         if isinstance(value, dict | list):
             raise bad("string")
         text = str(value).lower() if isinstance(value, bool) else str(value)
+        if text == "":
+            return None  # Salesforce stores a blank text or lookup field as null
         if kind in ("id", "reference"):
             parsed = parse_id(text)
             if parsed is None or parsed[0] not in spec.reference_to:

@@ -224,11 +224,22 @@ def test_unknown_query_locator(sf: Salesforce) -> None:
     assert _error(caught)["errorCode"] == "INVALID_QUERY_LOCATOR"
 
 
-def test_locators_expire_after_fifteen_idle_minutes(sf: Salesforce, clock: ManualClock) -> None:
+def test_locators_last_two_days_from_the_query(
+    sf: Salesforce, clock: ManualClock, box: SalesforceSandbox
+) -> None:
+    # Since API 56.0 locators are kept two days after the query, however idle (the old
+    # 15-minute idle expiry and 10-cursor limit are gone).
+    box.session_ttl_seconds = 3 * 86_400
     first = sf.query("SELECT Id FROM Task")
-    clock.advance(15 * 60 + 1)  # the session itself stays valid (2 h)
-    with pytest.raises(SalesforceMalformedRequest):
+    clock.advance(3600)
+    page = sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
+    assert len(page["records"]) > 0
+    # the same page again (a client retrying a lost answer) still works
+    assert sf.query_more(first["nextRecordsUrl"], identifier_is_url=True) == page
+    clock.advance(2 * 86_400 - 3600 + 1)
+    with pytest.raises(SalesforceMalformedRequest) as caught:
         sf.query_more(first["nextRecordsUrl"], identifier_is_url=True)
+    assert _error(caught)["errorCode"] == "INVALID_QUERY_LOCATOR"
 
 
 def test_index_and_scan_agree(sf: Salesforce, app: SandboxApp) -> None:
