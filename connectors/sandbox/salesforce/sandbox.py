@@ -479,9 +479,19 @@ class SalesforceSandbox:
             if len(matches) > 1:
                 return self._json(300, store.matching_urls(sobject, field_name, value))
             if method == "PATCH":
-                record_id, created = store.upsert(
-                    sobject, field_name, value, self._body_object(request)
-                )
+                body = self._body_object(request)
+                # REST guide, "sObject Rows by External ID": "Do not specify Id or an
+                # external ID field in the request body or an error is generated."
+                spec = store.schema[sobject].get(field_name)
+                named = {"id", spec.name.lower() if spec else field_name.lower()}
+                if given := [k for k in body if k.lower() in named]:
+                    raise RecordError(
+                        "INVALID_FIELD",
+                        f"{given[0]}: do not specify Id or the external ID field in the body "
+                        "of an upsert",
+                        given[:1],
+                    )
+                record_id, created = store.upsert(sobject, field_name, value, body)
                 return self._json(
                     201 if created else 200,
                     {"id": record_id, "success": True, "errors": [], "created": created},
@@ -553,7 +563,8 @@ class SalesforceSandbox:
             if len(records) > MAX_COLLECTION:
                 return self._too_many()
             spec = store.schema[sobject].get(parts[1])
-            if spec is None or not (spec.external_id or spec.name == "Id"):
+            # "Only external ids are supported. Don't use record ids." (sObject Collections upsert)
+            if spec is None or not spec.external_id:
                 raise RecordError(
                     "NOT_FOUND",
                     f"Provided external ID field does not exist or is not accessible: {parts[1]}",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sf_sandbox_support import PinnedSession
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceMalformedRequest
+from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
 from connectors.sandbox.framework import RunningServer
 from connectors.sandbox.salesforce import SalesforceSandbox
@@ -204,3 +204,26 @@ def test_the_sandbox_never_imports_the_connectors() -> None:
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     )
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("field", ["Ext_Id__c", "ext_id__c", "Id"])
+def test_upsert_body_may_not_name_the_key(
+    sf: Salesforce, box: SalesforceSandbox, field: str
+) -> None:
+    """REST guide, "sObject Rows by External ID": do not specify Id or the external ID
+    field in the body; nothing is written."""
+    box.add_custom_field("Lead", "Ext_Id__c", "string", external_id=True)
+    value = "X-1" if field != "Id" else "00Q8c0000000000EAA"
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.Lead.upsert("Ext_Id__c/X-1", {"LastName": "K", "Company": "KeyCo", field: value})
+    assert _error(caught)["errorCode"] == "INVALID_FIELD"
+    assert sf.query("SELECT COUNT() FROM Lead WHERE Company = 'KeyCo'")["totalSize"] == 0
+    assert sf.Lead.upsert("Ext_Id__c/X-1", {"LastName": "K", "Company": "KeyCo"}) == 201
+
+
+def test_collection_upsert_takes_external_ids_only(sf: Salesforce) -> None:
+    """sObject Collections upsert: "Only external ids are supported. Don't use record ids."""
+    lead = sf.query("SELECT Id FROM Lead WHERE IsConverted = false LIMIT 1")["records"][0]
+    records = [{"attributes": {"type": "Lead"}, "Id": lead["Id"], "Title": "x"}]
+    with pytest.raises(SalesforceResourceNotFound):
+        sf.restful("composite/sobjects/Lead/Id", method="PATCH", json={"records": records})
