@@ -351,9 +351,9 @@ class HubSpotConnector:
                 "version": CURSOR_VERSION,
                 "since": to_epoch_ms(until),
                 "boundary": _pack_boundary(new_boundary),
-                **read.own.pack(),
             }
         )
+        read.update_cursor()
         yield ReadBatch(
             contacts=last.contacts,
             events=last.events,
@@ -701,11 +701,6 @@ class HubSpotConnector:
         read = self._read
         if read is not None and read.suspects is None:
             read.suspects = self._changed_after_read(read)
-            for cid, stamp in read.suspects.items():
-                if cid in read.own.stamps:
-                    # one of our earlier writes, changed since by someone else: the
-                    # count could not tell once our later writes pass its stamp
-                    read.own.mark_dirty(stamp)
         stamps: dict[str, int] = {}
         for start in range(0, len(inputs), reads.BATCH_READ):
             self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed, stamps)
@@ -715,8 +710,7 @@ class HubSpotConnector:
             dirty = read is None or cid in (read.suspects or {})
             own.record(cid, stamp, digest, dirty=dirty)
         if read is not None:
-            read.cursor.pop("own_dirty_until", None)
-            read.cursor.update(own.pack())
+            read.update_cursor()
         return WriteResult(tuple(succeeded), tuple(failed))
 
     def _update_batch(
@@ -986,6 +980,19 @@ class _ReadState:
     # contacts changed after the read saw them (id -> stamp), from the check before
     # the first write; None until then
     suspects: dict[str, int] | None = None
+
+    def update_cursor(self) -> None:
+        """Our writes into the cursor. A contact changed after the read saw it, and
+        not read again since, turns the count shortcut off while its stamp is in
+        the window: if we wrote it, our stamp hides that change; if not, a
+        contact of ours merged or deleted at the same time could balance the count.
+        The next read then compares fields (``OwnWrites.is_echo``)."""
+        packed = self.own.pack()
+        if self.suspects:
+            dirty = max(self.suspects.values())
+            packed["own_dirty_until"] = str(max(dirty, self.own.dirty_until or dirty))
+        self.cursor.pop("own_dirty_until", None)
+        self.cursor.update(packed)
 
 
 def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int], OwnWrites]:

@@ -322,3 +322,35 @@ def test_writes_between_batches_of_a_read_are_remembered_too() -> None:
         env.clock.advance(QUARTER_HOUR)
         batches, connector, calls = _read(env, cursor)
         assert _ids(batches) == [] and calls <= 2
+
+
+def test_a_merge_that_balances_the_count_during_a_later_run_is_returned() -> None:
+    with sandbox_env(200) as env:
+        base = _baseline(env)
+        env.clock.advance(60)
+        second, connector, _calls = _read(env, base.cursor)
+        assert _ids(second) == [] and connector.fast_reads == 1
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        env.clock.advance(5)
+        # after run 2's read: a new contact, merged at once with one of ours; the
+        # merged record replaces both, so the count of changed contacts is unchanged
+        r = requests.post(
+            f"{env.base_url}/crm/v3/objects/contacts",
+            json={"properties": {"email": "walk.in@example.org"}},
+            headers=headers,
+            timeout=10,
+        )
+        assert r.status_code == 201, r.text
+        r = requests.post(
+            f"{env.base_url}/crm/v3/objects/contacts/merge",
+            json={"primaryObjectId": base.ids[20], "objectIdToMerge": r.json()["id"]},
+            headers=headers,
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        merged_into = str(r.json()["id"])
+        env.clock.advance(10)
+        connector.write_scores([ScoreUpdate(base.ids[21], {"lead_score": 4})])  # later
+        env.clock.advance(QUARTER_HOUR)
+        third, connector, _calls = _read(env, second[-1].cursor)
+        assert _ids(third) == [merged_into] and connector.fast_reads == 0
