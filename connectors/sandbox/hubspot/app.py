@@ -361,22 +361,46 @@ class HubSpotSandbox:
         associations: list[str] | None = None,
         search_view: bool = False,
     ) -> dict[str, Any]:
+        return self._render_many(
+            obj, [slot], wanted, associations=associations, search_view=search_view
+        )[0]
+
+    def _render_many(
+        self,
+        obj: str,
+        slots: Sequence[int] | np.ndarray,
+        wanted: list[str],
+        *,
+        associations: list[str] | None = None,
+        search_view: bool = False,
+    ) -> list[dict[str, Any]]:
         table = self._table(obj)
-        record = table.record_json(slot, wanted, ALWAYS_RETURNED[obj], search=search_view)
+        records = table.records_json(slots, wanted, ALWAYS_RETURNED[obj], search=search_view)
         if associations:
-            out: dict[str, Any] = {}
-            object_id = int(table.ids[slot])
-            for name in associations:
-                other = normalise_object_type(name)
-                if other is None or (obj, other) not in ASSOCIATION_TYPE_IDS:
-                    continue
-                ids = self.store.associated(obj, object_id, other)
-                if ids:
-                    kind = association_type_name(obj, other)
-                    out[other] = {"results": [{"id": str(i), "type": kind} for i in ids]}
-            if out:
-                record["associations"] = out
-        return record
+            for record in records:
+                out: dict[str, Any] = {}
+                object_id = int(record["id"])
+                for name in associations:
+                    other = normalise_object_type(name)
+                    if other is None or (obj, other) not in ASSOCIATION_TYPE_IDS:
+                        continue
+                    ids = self.store.associated(obj, object_id, other)
+                    if ids:
+                        kind = association_type_name(obj, other)
+                        out[other] = {"results": [{"id": str(i), "type": kind} for i in ids]}
+                if out:
+                    record["associations"] = out
+        return records
+
+    def _render_written(self, obj: str, written: list[tuple[int, Props]]) -> list[dict[str, Any]]:
+        """The records of a batch write, each with the properties it wrote; one
+        rendering pass when (as usual) every input wrote the same properties."""
+        if not written:
+            return []
+        names = list(written[0][1])
+        if all(list(props) == names for _, props in written):
+            return self._render_many(obj, [slot for slot, _ in written], names)
+        return [self._render(obj, slot, list(props)) for slot, props in written]
 
     def _batch_inputs(self, body: dict[str, Any], limit: int = MAX_BATCH) -> list[Any]:
         inputs = body.get("inputs")
@@ -589,7 +613,7 @@ class HubSpotSandbox:
         wanted = self._wanted(obj, request.params("properties"))
         assoc = request.params("associations")
         payload: dict[str, Any] = {
-            "results": [self._render(obj, int(s), wanted, associations=assoc) for s in page]
+            "results": self._render_many(obj, page, wanted, associations=assoc)
         }
         if start + limit < len(slots):
             nxt = str(int(table.ids[slots[start + limit]]))
@@ -662,7 +686,7 @@ class HubSpotSandbox:
         wanted = self._wanted(obj, page.properties)
         payload: dict[str, Any] = {
             "total": page.total,
-            "results": [self._render(obj, s, wanted, search_view=True) for s in page.slots],
+            "results": self._render_many(obj, page.slots, wanted, search_view=True),
         }
         if page.next_after is not None:
             payload["paging"] = {"next": {"after": str(page.next_after)}}
@@ -753,10 +777,9 @@ class HubSpotSandbox:
         if dupes:
             raise validation(f"Duplicate IDs found in batch input: {sorted(set(dupes))}")
         now = self._now()
-        results = []
         for slot, props in plan:
             table.update(slot, props, now)
-            results.append(self._render(obj, slot, list(props)))
+        results = self._render_written(obj, plan)
         errors = [not_found_entry(OBJECT_TYPES[obj][0], missing)] if missing else []
         return self._batch_answer(200, results, errors, started)
 
