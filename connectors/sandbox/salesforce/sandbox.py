@@ -665,6 +665,7 @@ class SalesforceSandbox:
                 record_id = store.commit(write)
                 assert write.seq is not None
                 undo.append((write.sobject, write.seq, previous))
+                undo.extend(write.touched)  # undone first: rollback walks undo backwards
                 result: dict[str, Any] = {"id": record_id, "success": True, "errors": []}
                 if upsert:
                     result["created"] = write.created

@@ -171,6 +171,8 @@ class PreparedWrite:
     seq: int | None  # None: create
     row: Row
     created: bool = field(default=False)
+    # rows the commit changed besides this one, as they were before: (sObject, seq, row)
+    touched: list[tuple[str, int, Row]] = field(default_factory=list)
 
 
 class Store:
@@ -997,7 +999,47 @@ class Store:
             write.seq = table.append(write.row)
         else:
             table.put(write.seq, write.row)
+        if write.sobject in ("Task", "Event") and not write.row.get("IsDeleted"):
+            self._roll_up_activity(write)
         return table.id_of(write.seq)
+
+    def _roll_up_activity(self, write: PreparedWrite) -> None:
+        """``LastActivityDate`` of the Who, the What and a Contact's Account: the latest
+        due date of closed Tasks and start date of Events. Salesforce sets it by a
+        system process, which moves ``SystemModstamp`` but not ``LastModifiedDate``
+        (Help: "Difference between SystemModStamp and LastModifiedDate"). Only raises
+        the date; deleting or reopening an activity does not recompute it here."""
+        row = write.row
+        if write.sobject == "Task" and not row.get("IsClosed"):
+            return
+        day = row.get("ActivityDate")
+        if not day:
+            return
+        targets: list[tuple[str, int]] = []
+        for id_field in ("WhoId", "WhatId"):
+            found = self.parent(row, id_field)
+            if found is None:
+                continue
+            sobject, parent_row = found
+            parsed = parse_id(str(parent_row["Id"]))
+            assert parsed is not None
+            targets.append(parsed)
+            if sobject == "Contact":
+                account = self.parent(parent_row, "AccountId")
+                if account is not None:
+                    account_id = parse_id(str(account[1]["Id"]))
+                    assert account_id is not None
+                    targets.append(account_id)
+        now = self.now()
+        for sobject, seq in dict.fromkeys(targets):
+            table = self.tables[sobject]
+            if table.spec.get("LastActivityDate") is None or table.is_deleted(seq):
+                continue
+            old = table.row(seq)
+            if old.get("LastActivityDate") is not None and str(old["LastActivityDate"]) >= day:
+                continue
+            write.touched.append((sobject, seq, dict(old)))
+            table.put(seq, {**old, "LastActivityDate": day, "SystemModstamp": now})
 
     def create(self, sobject: str, body: Mapping[str, Any]) -> str:
         with self.lock:
@@ -1112,9 +1154,10 @@ class Store:
                     )
                     if campaign is not None:
                         self._respond(campaigns.id_of(campaign), sobject, who)
+                # Fresh engagement is a system change: SystemModstamp moves (the Task
+                # commit above may already have moved it), LastModifiedDate does not.
                 row = dict(table.row(seq))
-                now = self.now()
-                row.update(LastModifiedDate=now, SystemModstamp=now, LastActivityDate=fmt_date(now))
+                row["SystemModstamp"] = self.now()
                 table.put(seq, row)
                 ids.append(who)
             return ids

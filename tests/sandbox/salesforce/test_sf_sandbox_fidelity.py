@@ -15,7 +15,7 @@ from sf_sandbox_support import PinnedSession
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
 
-from connectors.sandbox.framework import RunningServer
+from connectors.sandbox.framework import ManualClock, RunningServer
 from connectors.sandbox.salesforce import SalesforceSandbox
 
 SANDBOX_DIR = Path(__file__).resolve().parents[3] / "connectors" / "sandbox" / "salesforce"
@@ -227,3 +227,57 @@ def test_collection_upsert_takes_external_ids_only(sf: Salesforce) -> None:
     records = [{"attributes": {"type": "Lead"}, "Id": lead["Id"], "Title": "x"}]
     with pytest.raises(SalesforceResourceNotFound):
         sf.restful("composite/sobjects/Lead/Id", method="PATCH", json={"records": records})
+
+
+def test_closed_activity_moves_system_modstamp_not_last_modified(
+    sf: Salesforce, clock: ManualClock
+) -> None:
+    """A closed Task or an Event sets the Who's (and a Contact's Account's)
+    LastActivityDate; that system change moves SystemModstamp, not LastModifiedDate.
+    Open Tasks change nothing, and an all-or-none rollback undoes the roll-up."""
+    contact = sf.query(
+        "SELECT Id, AccountId, SystemModstamp, LastModifiedDate FROM Contact "
+        "WHERE AccountId != null ORDER BY Id LIMIT 1"
+    )["records"][0]
+    fields = "Id, SystemModstamp, LastModifiedDate, LastActivityDate"
+
+    def person() -> dict[str, Any]:
+        return dict(
+            sf.query(f"SELECT {fields} FROM Contact WHERE Id = '{contact['Id']}'")["records"][0]
+        )
+
+    def account() -> dict[str, Any]:
+        q = f"SELECT {fields} FROM Account WHERE Id = '{contact['AccountId']}'"
+        return dict(sf.query(q)["records"][0])
+
+    before, account_before = person(), account()
+    clock.advance(3600)
+    sf.Task.create({"WhoId": contact["Id"], "Subject": "Open", "ActivityDate": "2031-01-01"})
+    assert person() == before  # an open task is not an activity yet
+    rolled = sf.restful("composite/sobjects", method="POST", json={"allOrNone": True, "records": [
+        {"attributes": {"type": "Task"}, "WhoId": contact["Id"], "Status": "Completed",
+         "ActivityDate": "2031-01-02"},
+        {"attributes": {"type": "Task"}, "WhoId": "not-an-id"}]})  # fmt: skip
+    assert rolled is not None and not any(r["success"] for r in rolled)
+    assert person() == before and account() == account_before
+    sf.Task.create({"WhoId": contact["Id"], "Status": "Completed", "ActivityDate": "2031-01-03"})
+    after, account_after = person(), account()
+    now = clock.datetime().strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    assert after["LastActivityDate"] == account_after["LastActivityDate"] == "2031-01-03"
+    assert after["SystemModstamp"] == account_after["SystemModstamp"] == now
+    assert after["LastModifiedDate"] == before["LastModifiedDate"]
+    assert account_after["LastModifiedDate"] == account_before["LastModifiedDate"]
+    clock.advance(60)
+    sf.Event.create({"WhoId": contact["Id"], "StartDateTime": "2030-05-05T10:00:00Z",
+                     "DurationInMinutes": 30})  # fmt: skip
+    assert person() == after  # an earlier date does not move LastActivityDate
+
+
+def test_simulated_activity_is_a_system_change(sf: Salesforce, box: SalesforceSandbox) -> None:
+    ids = box.simulate_activity(20, seed=3)
+    for record_id in ids:
+        sobject = "Lead" if record_id.startswith("00Q") else "Contact"
+        row = sf.query(
+            f"SELECT SystemModstamp, LastModifiedDate FROM {sobject} WHERE Id = '{record_id}'"
+        )["records"][0]
+        assert row["SystemModstamp"] > row["LastModifiedDate"]
