@@ -298,9 +298,13 @@ class HubSpotSandbox:
                 if n == 4:
                     return self._owner, [parts[3]]
             return None, []
-        if n >= 5 and parts[:3] == ["crm", "v4", "associations"] and method == "POST":
+        if n >= 5 and parts[:3] == ["crm", "v4", "associations"]:
             a, b = normalise_object_type(parts[3]), normalise_object_type(parts[4])
             if a is None or b is None:
+                return None, []
+            if parts[5:] == ["labels"] and method == "GET":
+                return self._assoc_labels, [a, b]
+            if method != "POST":
                 return None, []
             if parts[5:] == ["batch", "read"]:
                 return self._assoc_read, [a, b]
@@ -1057,6 +1061,22 @@ class HubSpotSandbox:
                 }
             )
         return self._batch_answer(200, results, errors, started)
+
+    def _assoc_labels(self, request: Request, args: list[str]) -> Response:
+        """The association types between two object types (v4 schema), so clients
+        can look type ids up instead of hard-coding them."""
+        a, b = args
+        results = [
+            {"category": "HUBSPOT_DEFINED", "typeId": type_id, "label": None}
+            for type_id, pair in TYPE_ID_TO_PAIR.items()
+            if pair == (a, b) and type_id == ASSOCIATION_TYPE_IDS[pair]
+        ]
+        if (a, b) in (("contacts", "companies"), ("companies", "contacts")):
+            primary = 1 if a == "contacts" else 2
+            results.insert(
+                0, {"category": "HUBSPOT_DEFINED", "typeId": primary, "label": "Primary"}
+            )
+        return self._ok(200, {"results": results})
 
     def _assoc_create(self, request: Request, args: list[str]) -> Response:
         a, b = args

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hubspot.crm.associations.v4.schema import (
+    CollectionResponseAssociationSpecWithLabelNoPaging,
+)
 from hubspot.crm.pipelines import (
     CollectionResponsePipelineNoPaging,
     CollectionResponsePipelineStageNoPaging,
@@ -91,6 +94,17 @@ def test_seeded_deals_agree_with_the_pipeline(hs_client: Any) -> None:
         assert deal.properties["hs_is_closed"] == meta["isClosed"]
         won = meta["isClosed"] == "true" and float(meta["probability"]) >= 1.0
         assert deal.properties["hs_is_closed_won"] == ("true" if won else "false")
+
+
+def test_association_labels_give_the_type_ids(hs_client: Any) -> None:
+    api = hs_client.crm.associations.v4.schema.definitions_api
+    labels = api.get_all("contacts", "deals")
+    assert isinstance(labels, CollectionResponseAssociationSpecWithLabelNoPaging)
+    assert [(t.category, t.type_id) for t in labels.results] == [("HUBSPOT_DEFINED", 4)]
+    assert [t.type_id for t in api.get_all("deals", "contacts").results] == [3]
+    assert [t.type_id for t in api.get_all("tasks", "contacts").results] == [204]
+    to_company = api.get_all("contacts", "companies").results
+    assert [(t.type_id, t.label) for t in to_company] == [(1, "Primary"), (279, None)]
 
 
 def test_concurrent_writes_and_searches_stay_consistent(
