@@ -904,6 +904,20 @@ class Store:
                 f"Required fields are missing: [{', '.join(missing)}]",
                 missing,
             )
+        if obj.name == "Event" and not row.get("IsAllDayEvent"):
+            # Object reference, Event: unless all-day, a start and either
+            # DurationInMinutes or EndDateTime must be given.
+            missing = []
+            if row.get("StartDateTime") is None and row.get("ActivityDateTime") is None:
+                missing.append("ActivityDateTime")
+            if row.get("DurationInMinutes") is None and row.get("EndDateTime") is None:
+                missing.append("DurationInMinutes")
+            if missing:
+                raise RecordError(
+                    "REQUIRED_FIELD_MISSING",
+                    f"Required fields are missing: [{', '.join(missing)}]",
+                    missing,
+                )
         if obj.name == "CampaignMember" and not (row.get("LeadId") or row.get("ContactId")):
             raise RecordError(
                 "REQUIRED_FIELD_MISSING",

@@ -281,3 +281,19 @@ def test_simulated_activity_is_a_system_change(sf: Salesforce, box: SalesforceSa
             f"SELECT SystemModstamp, LastModifiedDate FROM {sobject} WHERE Id = '{record_id}'"
         )["records"][0]
         assert row["SystemModstamp"] > row["LastModifiedDate"]
+
+
+def test_events_need_a_start_and_a_length_unless_all_day(sf: Salesforce) -> None:
+    """Object reference, Event: when IsAllDayEvent is false, a value must be supplied
+    for either DurationInMinutes or EndDateTime (and a start)."""
+    with pytest.raises(SalesforceMalformedRequest) as caught:
+        sf.Event.create({"Subject": "No times"})
+    error = _error(caught)
+    assert error["errorCode"] == "REQUIRED_FIELD_MISSING"
+    assert error["fields"] == ["ActivityDateTime", "DurationInMinutes"]
+    with pytest.raises(SalesforceMalformedRequest):
+        sf.Event.create({"Subject": "No length", "StartDateTime": "2030-01-01T09:00:00Z"})
+    ended = sf.Event.create({"StartDateTime": "2030-01-01T09:00:00Z",
+                             "EndDateTime": "2030-01-01T09:45:00Z"})  # fmt: skip
+    assert sf.Event.get(ended["id"])["DurationInMinutes"] == 45
+    assert sf.Event.create({"IsAllDayEvent": True, "ActivityDate": "2030-01-02"})["success"]
