@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -39,9 +40,18 @@ def on_boundary(raw: float) -> bool:
 
 
 def run_engine(
-    models: Any, contacts: Sequence[Any], events: Sequence[Any], as_of: datetime
+    models: Any,
+    contacts: Sequence[Any],
+    events: Sequence[Any],
+    as_of: datetime,
+    *,
+    categorical: bool = False,
 ) -> tuple[ScoreColumns, list[ScoreResult]]:
     cframe, eframe = records_to_frames(models, contacts, events)
+    if categorical:
+        # The shape a columnar reader hands over (and the benchmark uses).
+        text = [c for c, t in eframe.schema.items() if t == pl.String and c != "id"]
+        eframe = eframe.with_columns(pl.col(text).cast(pl.Categorical))
     columns = score_columns(models, cframe, eframe, as_of=as_of)
     return columns, results_from_columns(columns)
 
@@ -89,7 +99,8 @@ def _check(data: st.DataObject, n_contacts: int, n_events: int) -> None:
     model_list = [data.draw(models(name=f"m{i}")) for i in range(n_models)]
     people = data.draw(contacts(n_contacts))
     happenings = data.draw(events(n_events, n_contacts, as_of))
-    columns, results = run_engine(model_list, people, happenings, as_of)
+    categorical = data.draw(st.booleans())
+    columns, results = run_engine(model_list, people, happenings, as_of, categorical=categorical)
     expected = score_reference(model_list, people, happenings, as_of=as_of)
     assert_same(columns, results, expected)
 
