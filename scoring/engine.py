@@ -977,6 +977,19 @@ def _build_results(scores: pl.DataFrame, reasons: pl.DataFrame, offset: int) -> 
             gc.enable()
 
 
+def _shared_strings(column: pl.Series) -> list[str]:
+    """A text column with few distinct values as a list sharing one ``str`` per value.
+
+    ``to_list`` makes a new string object per row: millions of copies of "behavior".
+    """
+    distinct = column.unique(maintain_order=True)
+    codes = column.replace_strict(
+        distinct, pl.Series(range(len(distinct)), dtype=pl.UInt32)
+    ).to_list()
+    names: list[str] = distinct.to_list()
+    return list(map(names.__getitem__, codes))
+
+
 def _build_results_unguarded(
     scores: pl.DataFrame, reasons: pl.DataFrame, offset: int
 ) -> list[ScoreResult]:
@@ -984,8 +997,8 @@ def _build_results_unguarded(
         map(
             partial(tuple.__new__, Reason),
             zip(
-                reasons.get_column("rule").to_list(),
-                reasons.get_column("kind").to_list(),
+                _shared_strings(reasons.get_column("rule")),
+                _shared_strings(reasons.get_column("kind")),
                 reasons.get_column("points").to_list(),
                 reasons.get_column("events").to_list(),
                 strict=True,
@@ -1002,9 +1015,9 @@ def _build_results_unguarded(
     for i, (cid, model, score_, band, immediate, last) in enumerate(
         zip(
             scores.get_column("contact_id").to_list(),
-            scores.get_column("model").to_list(),
+            _shared_strings(scores.get_column("model")),
             scores.get_column("score").to_list(),
-            scores.get_column("band").to_list(),
+            _shared_strings(scores.get_column("band")),
             scores.get_column("immediate").to_list(),
             scores.get_column("last_activity_at").to_list(),
             strict=True,
