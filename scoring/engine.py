@@ -121,6 +121,13 @@ class ImmediateEvent:
 
 @dataclass(frozen=True, slots=True)
 class ScoreResult:
+    """One contact scored by one model.
+
+    ``score`` and each reason's ``points`` are rounded half away from zero to two
+    decimals (the unrounded values are in ``ScoreColumns``); ``band`` comes from the
+    rounded score.
+    """
+
     contact_id: str
     model: str
     score: float
