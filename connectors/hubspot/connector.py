@@ -284,13 +284,14 @@ class HubSpotConnector:
         if cursor is None:
             pages: Iterator[list[Raw]] = reads.list_all(self.transport, "contacts", props)
         else:
-            since, boundary, own = _parse_cursor(cursor)
+            since, boundary, own, checked = _parse_cursor(cursor)
             start = reads.look_back(since, lookback)
             # time-window sources: only what is new since the previous read
             window_since = max(events_since, start)
             own.absorb(self._unattached)
             deleted = self._deleted_since(start)
-            if self._unchanged_since(own, start, deleted):
+            vouched = boundary if checked else {}
+            if self._unchanged_since(own, vouched, start, deleted):
                 self.fast_reads += 1
                 pages = iter(())
             else:
@@ -346,6 +347,12 @@ class HubSpotConnector:
                 )
                 yield self._batch(chunk, context)
         last = self._batch(buffer, context) if buffer else ReadBatch()
+        read.complete = True
+        if read.suspects is not None:
+            # writes came between batches, after a check that saw only part of the
+            # read: look again now that the boundary map is complete
+            read.suspects = self._changed_after_read(read)
+            read.checked = True
         new_cursor.update(
             {
                 "version": CURSOR_VERSION,
@@ -366,29 +373,40 @@ class HubSpotConnector:
         skip = [self._crm_field(f) for f in self.settings.score_fields]
         return fields_digest(raw.get("properties") or {}, skip)
 
-    def _unchanged_since(self, own: OwnWrites, start: datetime, deleted: Sequence[str]) -> bool:
+    def _unchanged_since(
+        self,
+        own: OwnWrites,
+        delivered: Mapping[str, int],
+        start: datetime,
+        deleted: Sequence[str],
+    ) -> bool:
         """True when nobody but us changed a contact since ``start``: one search call.
 
         ``lastmodifieddate`` never decreases, so every contact we wrote at or after
-        ``start`` is in the search set ``lastmodifieddate >= start``, once the index
-        has our writes. If that set is exactly as large as our writes (less those
-        deleted since), and its newest stamp is our latest write's, the set is our
-        writes and nobody changed one after our last write. A lagging index either
-        lacks our latest write (the newest stamp differs) or lacks others (the
-        count differs): both fall back to the full windowed read, never to a miss
-        (see docs/connectors.md for the race that remains)."""
+        ``start`` is in the search set ``lastmodifieddate >= start`` once the index
+        has our writes, and so is every contact the previous read delivered with a
+        stamp since ``start`` (``delivered``: its boundary map, passed only when the
+        check before that run's first write vouched for it). If the set is exactly
+        as large as those contacts (less those deleted since) and its newest stamp
+        is the newest we know of, the set is those contacts and nobody changed one
+        after our last write. A lagging index either lacks our latest write (the
+        newest stamp differs) or lacks others (the count differs): both fall back
+        to the full windowed read, never to a miss (see docs/connectors.md for the
+        race that remains)."""
         start_ms = int(to_epoch_ms(start))
         mine = own.in_range(start_ms)
         if not mine or own.dirty_since(start_ms):
             return False
-        expected = len(mine.keys() - set(deleted))
+        known = _latest(mine, {c: s for c, s in delivered.items() if s >= start_ms})
+        expected = len(known.keys() - set(deleted))
         total, newest = reads.newest(
             self.transport, "contacts", modified_prop="lastmodifieddate", since=start
         )
-        return total == expected and newest == max(mine.values())
+        return total == expected and newest == max(known.values())
 
     def _changed_after_read(self, read: _ReadState) -> dict[str, int]:
-        """Before the first write after a read started: the contacts whose indexed
+        """Before the first write after a read started (and again at the end of a read
+        that had writes between its batches): the contacts whose indexed
         stamp (since the next read's look-back start) is not the version the read
         saw nor one of our earlier writes, ``id → stamp``. Usually one search page.
 
@@ -397,8 +415,7 @@ class HubSpotConnector:
         write without comparing its fields. Writing one of these marks the run's
         writes dirty, so that the next read compares fields instead of trusting the
         count (``_unchanged_since``)."""
-        known = read.own.in_range(read.horizon_ms)
-        known.update(read.boundary)
+        known = _latest(read.own.in_range(read.horizon_ms), read.boundary)
         changed: dict[str, int] = {}
         horizon = datetime.fromtimestamp(read.horizon_ms / 1000, tz=UTC)
         for page in reads.search_window(
@@ -701,6 +718,7 @@ class HubSpotConnector:
         read = self._read
         if read is not None and read.suspects is None:
             read.suspects = self._changed_after_read(read)
+            read.checked = read.complete
         stamps: dict[str, int] = {}
         for start in range(0, len(inputs), reads.BATCH_READ):
             self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed, stamps)
@@ -980,6 +998,8 @@ class _ReadState:
     # contacts changed after the read saw them (id -> stamp), from the check before
     # the first write; None until then
     suspects: dict[str, int] | None = None
+    complete: bool = False  # the read has seen all its pages
+    checked: bool = False  # a check ran after the read was complete
 
     def update_cursor(self) -> None:
         """Our writes into the cursor. A contact changed after the read saw it, and
@@ -993,9 +1013,21 @@ class _ReadState:
             packed["own_dirty_until"] = str(max(dirty, self.own.dirty_until or dirty))
         self.cursor.pop("own_dirty_until", None)
         self.cursor.update(packed)
+        if self.checked:
+            self.cursor["boundary_checked"] = True
 
 
-def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int], OwnWrites]:
+def _latest(*maps: Mapping[str, int]) -> dict[str, int]:
+    """``id → stamp`` over several maps, keeping each id's latest stamp."""
+    out: dict[str, int] = {}
+    for m in maps:
+        for cid, stamp in m.items():
+            if stamp > out.get(cid, stamp - 1):
+                out[cid] = stamp
+    return out
+
+
+def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int], OwnWrites, bool]:
     try:
         version = cursor.get("version")
         since = cursor["since"]
@@ -1009,7 +1041,8 @@ def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int], OwnWrites]:
             for cid in str(ids).split(",")
             if cid
         }
-        return moment, boundary, OwnWrites.unpack(cursor)
+        checked = cursor.get("boundary_checked") is True
+        return moment, boundary, OwnWrites.unpack(cursor), checked
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConnectorConfigError(
             f"hubspot cursor: unreadable ({exc}); run a full sync to reset it"

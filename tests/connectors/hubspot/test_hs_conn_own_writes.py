@@ -54,7 +54,11 @@ class Baseline:
 
 
 def _baseline(
-    env: Env, *, before_write: float = 2.0, edit_before_write: str | None = None
+    env: Env,
+    *,
+    before_write: float = 2.0,
+    edit_before_write: str | None = None,
+    unwritten: frozenset[str] = frozenset(),
 ) -> Baseline:
     connector = env.connector(**SCORE)
     connector.ensure_fields([FieldSpec("lead_score")])
@@ -66,10 +70,11 @@ def _baseline(
         env.clock.advance(before_write / 2)
     else:
         env.clock.advance(before_write)
+    written = [cid for cid in ids if cid not in unwritten]
     result = connector.write_scores(
-        [ScoreUpdate(cid, {"lead_score": 10 + i % 60}) for i, cid in enumerate(ids)]
+        [ScoreUpdate(cid, {"lead_score": 10 + i % 60}) for i, cid in enumerate(written)]
     )
-    assert sorted(result.succeeded) == sorted(ids) and result.failed == ()
+    assert sorted(result.succeeded) == sorted(written) and result.failed == ()
     return Baseline(batches[-1].cursor, ids, connector)
 
 
@@ -305,6 +310,9 @@ def test_an_earlier_write_changed_by_someone_else_during_a_later_run_is_returned
 
 def test_writes_between_batches_of_a_read_are_remembered_too() -> None:
     with sandbox_env(300) as env:
+        # changed shortly before the read (some in its last batches), never written
+        recent = set(env.hs.simulate_activity(12, seed=3))
+        env.clock.advance(30)
         connector = env.connector(batch_size=100, **SCORE)
         connector.ensure_fields([FieldSpec("lead_score")])
         cursor: Any = None
@@ -313,12 +321,13 @@ def test_writes_between_batches_of_a_read_are_remembered_too() -> None:
             None, until=env.clock.datetime(), events_since=env.clock.datetime() - timedelta(1)
         ):
             env.clock.advance(1)
-            ids = [c.id for c in batch.contacts]
+            ids = [c.id for c in batch.contacts if c.id not in recent]
             connector.write_scores([ScoreUpdate(cid, {"lead_score": 50}) for cid in ids])
             written += ids
             cursor = batch.cursor or cursor
         assert len(written) > 250
         assert set(OwnWrites.unpack(cursor).stamps) == set(written)
+        assert cursor["boundary_checked"] is True
         env.clock.advance(QUARTER_HOUR)
         batches, connector, calls = _read(env, cursor)
         assert _ids(batches) == [] and calls <= 2
@@ -354,3 +363,41 @@ def test_a_merge_that_balances_the_count_during_a_later_run_is_returned() -> Non
         env.clock.advance(QUARTER_HOUR)
         third, connector, _calls = _read(env, second[-1].cursor)
         assert _ids(third) == [merged_into] and connector.fast_reads == 0
+
+
+def test_recent_changes_we_did_not_write_keep_the_shortcut_once_checked() -> None:
+    with sandbox_env(200) as env:
+        # changed shortly before the full read, then not written (say, out of scope)
+        recent = frozenset(env.hs.simulate_activity(3, seed=5))
+        env.clock.advance(30)
+        base = _baseline(env, unwritten=recent)
+        assert base.cursor["boundary_checked"] is True
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, calls = _read(env, base.cursor)
+        assert _ids(batches) == [] and calls <= 2 and connector.fast_reads == 1
+
+
+def test_a_recent_change_edited_again_before_our_writes_is_returned() -> None:
+    with sandbox_env(200) as env:
+        recent = frozenset(env.hs.simulate_activity(3, seed=5))
+        env.clock.advance(30)
+        edited = sorted(recent)[0]
+        base = _baseline(env, before_write=40, edit_before_write=edited, unwritten=recent)
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, _calls = _read(env, base.cursor)
+        assert _ids(batches) == [edited] and connector.fast_reads == 0
+
+
+def test_without_writes_the_previous_reads_deliveries_are_not_vouched_for() -> None:
+    with sandbox_env(200) as env:
+        base = _baseline(env)
+        env.clock.advance(60)
+        changed = env.hs.simulate_activity(2, seed=9)
+        env.clock.advance(30)
+        # run 2 delivers the two, writes nothing: no check ran after its read
+        second, _connector, _calls = _read(env, base.cursor)
+        assert sorted(_ids(second)) == sorted(changed)
+        assert "boundary_checked" not in second[-1].cursor
+        env.clock.advance(60)
+        third, connector, _calls = _read(env, second[-1].cursor)
+        assert _ids(third) == [] and connector.fast_reads == 0
