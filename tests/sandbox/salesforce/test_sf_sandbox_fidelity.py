@@ -114,7 +114,7 @@ def test_blank_text_is_stored_and_queried_as_null(sf_both: Salesforce) -> None:
 
 
 def test_concurrent_writes_and_queries_over_tls(
-    server: RunningServer, box: SalesforceSandbox
+    server: RunningServer, box: SalesforceSandbox, request: pytest.FixtureRequest
 ) -> None:
     """Several clients at once on the threaded TLS server: every write lands exactly
     once, paged reads stay consistent, and the call count adds up."""
@@ -124,12 +124,16 @@ def test_concurrent_writes_and_queries_over_tls(
     created: dict[int, list[str]] = {}
     pages: list[int] = []
 
+    sessions: list[PinnedSession] = []
+
     def client() -> Salesforce:
+        session = PinnedSession(str(server.ca_path))
+        sessions.append(session)
         return Salesforce(
             session_id="sandbox-session",
             instance_url=server.base_url,
             version="59.0",
-            session=PinnedSession(str(server.ca_path)),
+            session=session,
         )
 
     def write(n: int) -> None:
@@ -160,6 +164,7 @@ def test_concurrent_writes_and_queries_over_tls(
         except BaseException as exc:  # reported by the main thread
             errors.append(exc)
 
+    request.addfinalizer(lambda: [s.close() for s in sessions])
     threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
     threads.append(threading.Thread(target=read))
     for t in threads:
