@@ -259,8 +259,17 @@ def _number_column(table: Table, prop: str, kind: str) -> np.ndarray:
     return table.column(f"n:{prop}", value, np.float64)
 
 
+def _mask(value: Any) -> np.ndarray:
+    """numpy's comparisons are typed ``Any``; the filters' answers are boolean masks."""
+    return np.asarray(value, dtype=bool)
+
+
 def _code_filter(table: Table, f: _Filter) -> np.ndarray:
     """Enumerations are dictionary-encoded: comparing small integers beats strings."""
+    return _mask(_code_filter_any(table, f))
+
+
+def _code_filter_any(table: Table, f: _Filter) -> Any:
     vocab: dict[str, int] = table.cache.setdefault(f"v:{f.prop}", {"": 0})
     prop = f.prop
 
@@ -291,6 +300,11 @@ def _token_text(value: str | None) -> str:
 
 def _column_filter(table: Table, f: _Filter) -> np.ndarray | None:
     """Vectorised filters on any property; None where only a row-by-row test will do."""
+    found = _column_filter_any(table, f)
+    return None if found is None else _mask(found)
+
+
+def _column_filter_any(table: Table, f: _Filter) -> Any:
     d = table.defs[f.prop]
     op = f.op
     if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
@@ -370,6 +384,10 @@ def _column_filter(table: Table, f: _Filter) -> np.ndarray | None:
 
 
 def _vector(table: Table, col: np.ndarray, f: _Filter) -> np.ndarray:
+    return _mask(_vector_any(table, col, f))
+
+
+def _vector_any(table: Table, col: np.ndarray, f: _Filter) -> Any:
     op = f.op
     if op == "HAS_PROPERTY":
         return np.ones(len(col), dtype=bool)

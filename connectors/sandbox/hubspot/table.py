@@ -308,7 +308,7 @@ class Table:
         cached = self.cache.get("listable_ids")
         if cached is not None and cached[0] is slots:
             return cached[1]  # type: ignore[no-any-return]
-        ids = self.ids[slots]
+        ids: np.ndarray = self.ids[slots]
         self.cache["listable_ids"] = (slots, ids)
         return ids
 

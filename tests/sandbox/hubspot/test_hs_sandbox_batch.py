@@ -45,6 +45,7 @@ def test_batch_read_of_100_is_fine_and_101_gets_the_exact_400(
 @pytest.mark.parametrize("op", ["create", "update", "upsert"])
 def test_every_batch_write_refuses_101_inputs(hs_client: Any, op: str) -> None:
     batch = hs_client.crm.contacts.batch_api
+    inputs: list[dict[str, Any]]
     if op == "create":
         inputs = [{"properties": {"email": f"b{i}@example.org"}} for i in range(101)]
     elif op == "update":

@@ -23,7 +23,8 @@ ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
 def _body(exc: Exception) -> dict[str, Any]:
-    return json.loads(exc.body)  # type: ignore[attr-defined]
+    body: dict[str, Any] = json.loads(exc.body)  # type: ignore[attr-defined]
+    return body
 
 
 def test_list_pages_follow_after_and_the_last_page_has_no_paging(

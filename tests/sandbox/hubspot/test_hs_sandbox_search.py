@@ -271,7 +271,8 @@ def test_query_matches_word_prefixes_in_default_properties(
 
     def found(query: str) -> int:
         hs_clock.advance(1)
-        return _search(hs_client, query=query).total
+        total: int = _search(hs_client, query=query).total
+        return total
 
     assert found("zebu") == 1
     assert found("Zebulon quar") == 1
