@@ -214,6 +214,17 @@ def test_merge_through_the_api_makes_a_new_record_both_old_ids_answer(hs_client:
     api = hs_client.crm.contacts.basic_api
     a = api.create({"properties": {"email": "keep@example.org", "firstname": "Keep"}})
     b = api.create({"properties": {"email": "fold@example.org", "jobtitle": "Buyer"}})
+    deal = hs_client.crm.deals.basic_api.create(
+        {
+            "properties": {"dealname": "Follows the merge", "dealstage": "qualifiedtobuy"},
+            "associations": [
+                {
+                    "to": {"id": b.id},
+                    "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 3}],
+                }
+            ],
+        }
+    )
     merged = api.merge({"primaryObjectId": a.id, "objectIdToMerge": b.id})
     assert isinstance(merged, SimplePublicObject)
     assert merged.id not in (a.id, b.id)
@@ -235,6 +246,10 @@ def test_merge_through_the_api_makes_a_new_record_both_old_ids_answer(hs_client:
     )
     listed = {r.id for r in _all_contacts(hs_client)}
     assert merged.id in listed and not {a.id, b.id} & listed
+    links = hs_client.crm.associations.v4.batch_api.get_page(
+        "contacts", "deals", {"inputs": [{"id": merged.id}]}
+    )
+    assert [t.to_object_id for r in links.results for t in r.to] == [deal.id]
 
 
 def test_merging_seeded_contacts_adds_up_their_activity(
