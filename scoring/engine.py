@@ -647,17 +647,27 @@ def _score_model(
 
     # 3. Fit rules, all rules reading one field matched together; first match per group.
     fit_rules = [r for r in rules if isinstance(r, FitRule)]
-    hits: dict[str, pl.Series] = {}
+    # Only contacts in scope are matched: a second product line's model reads few.
+    in_scope = np.flatnonzero(scope_np)
+    every_contact = len(in_scope) == n
+    hits: dict[str, np.ndarray[Any, Any]] = {}
     for field in dict.fromkeys(r.field for r in fit_rules):
         same = [r for r in fit_rules if r.field == field]
-        for frule, hit in zip(
-            same, _match_many(_field(contacts, field), [r.match for r in same], free), strict=True
-        ):
-            hits[frule.id] = hit
+        values = _field(contacts, field)
+        if not every_contact:
+            values = values.gather(in_scope)
+        found = _match_many(values, [r.match for r in same], free)
+        for frule, hit in zip(same, found, strict=True):
+            if every_contact:
+                hits[frule.id] = hit.to_numpy()
+            else:
+                full = np.zeros(n, dtype=bool)
+                full[in_scope] = hit.to_numpy()
+                hits[frule.id] = full
     fit = np.zeros(n, dtype=np.float64)
     taken: dict[str, np.ndarray[Any, Any]] = {}
     for frule in fit_rules:
-        hit = hits[frule.id].to_numpy() & scope_np
+        hit = hits[frule.id] & scope_np
         if frule.group is not None:
             before = taken.get(frule.group)
             if before is not None:
