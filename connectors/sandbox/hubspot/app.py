@@ -59,6 +59,7 @@ BATCH_LIMIT_MESSAGE = (
     "Please reduce the number of items and try again"
 )
 _ID = re.compile(r"^\d+$")
+_DATE = re.compile(r"^\d{4}-\d\d-\d\d$")
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PROPERTY_TYPES = {"string", "number", "date", "datetime", "enumeration", "bool"}
 _FIELD_TYPES = {
@@ -544,13 +545,27 @@ class HubSpotSandbox:
             return low, None
         if d.type in ("datetime", "date"):
             ms = to_ms(text)
+            if ms is None and d.type == "date" and _DATE.match(text):
+                ms = to_ms(text + "T00:00:00Z")
             if ms is None:
                 return text, (
                     "INVALID_DATE",
                     f"{text} was not a valid long or ISO 8601 date-time.",
                 )
             iso = iso_ms(ms / 1000.0)
-            return (iso if d.type == "datetime" else iso[:10]), None
+            if d.type == "datetime":
+                return iso, None
+            # date properties hold midnight UTC only; HubSpot refuses any other time
+            rest = round(ms) % 86_400_000
+            if rest:
+                hours, rest = divmod(rest, 3_600_000)
+                minutes, rest = divmod(rest, 60_000)
+                seconds, millis = divmod(rest, 1000)
+                return text, (
+                    "INVALID_DATE",
+                    f"{text} is at {hours}:{minutes}:{seconds}.{millis} UTC, not midnight!",
+                )
+            return iso[:10], None
         if d.type == "enumeration" and d.options:
             values = text.split(";")
             bad = [v for v in values if v not in d.options]

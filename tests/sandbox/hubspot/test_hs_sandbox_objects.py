@@ -159,6 +159,32 @@ def test_invalid_values_are_rejected_per_type(hs_client: Any) -> None:
         assert err.value.status == 400, props
 
 
+def test_date_properties_take_midnight_utc_only(hs_client: Any) -> None:
+    """HubSpot's ``date`` type (unlike ``datetime``) refuses any time but midnight UTC."""
+    hs_client.crm.properties.core_api.create(
+        "contacts",
+        {
+            "name": "last_scored_on",
+            "label": "Last scored on",
+            "type": "date",
+            "fieldType": "date",
+            "groupName": "contactinformation",
+        },
+    )
+    api = hs_client.crm.contacts.basic_api
+    with pytest.raises(ContactsApiException) as err:
+        api.create({"properties": {"email": "d1@example.org", "last_scored_on": "1606768561954"}})
+    body = _body(err.value)
+    assert err.value.status == 400 and body["category"] == "VALIDATION_ERROR"
+    assert "1606768561954 is at 20:36:1.954 UTC, not midnight!" in body["message"]
+    assert "INVALID_DATE" in body["message"]
+    one = api.create({"properties": {"email": "d2@example.org", "last_scored_on": "1606694400000"}})
+    two = api.create({"properties": {"email": "d3@example.org", "last_scored_on": "2020-11-30"}})
+    for record in (one, two):
+        got = api.get_by_id(record.id, properties=["last_scored_on"])
+        assert got.properties["last_scored_on"] == "2020-11-30"
+
+
 def test_every_write_advances_the_modification_stamps(
     hs_client: Any, hs_clock: ManualClock
 ) -> None:
