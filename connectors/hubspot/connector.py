@@ -332,13 +332,13 @@ class HubSpotConnector:
                     and stamp >= read.suspects.get(cid, stamp + 1)
                 ):
                     del read.suspects[cid]  # read at (or after) the version the check saw
+                digest = self._digest(raw)
+                self._read_hash[cid] = digest  # for our write of it, if any
                 if stamp is not None and boundary.get(cid) == stamp:
                     continue  # delivered by the previous run, unchanged since
-                digest = self._digest(raw)
                 if stamp is not None and own.is_echo(cid, stamp, digest):
                     self.echoes_skipped += 1
                     continue  # only our own score write changed it
-                self._read_hash[cid] = digest
                 buffer.append(raw)
             while len(buffer) >= self.settings.batch_size:
                 chunk, buffer = (
@@ -415,7 +415,7 @@ class HubSpotConnector:
         write without comparing its fields. Writing one of these marks the run's
         writes dirty, so that the next read compares fields instead of trusting the
         count (``_unchanged_since``)."""
-        known = _latest(read.own.in_range(read.horizon_ms), read.boundary)
+        mine = read.own.in_range(read.horizon_ms)
         changed: dict[str, int] = {}
         horizon = datetime.fromtimestamp(read.horizon_ms / 1000, tz=UTC)
         for page in reads.search_window(
@@ -428,7 +428,9 @@ class HubSpotConnector:
         ):
             for raw in page:
                 cid, stamp = str(raw.get("id")), _stamp_ms(raw)
-                if stamp is not None and known.get(cid) != stamp:
+                # the version the read saw, or our own write (the index may not have
+                # a write of ours yet, or the read came from the list endpoint)
+                if stamp is not None and stamp not in (mine.get(cid), read.boundary.get(cid)):
                     changed[cid] = stamp
         return changed
 
