@@ -16,7 +16,7 @@ from typing import Any
 import jwt
 import requests
 
-from connectors.base import AuthError
+from connectors.base import AuthError, QuotaExhausted
 from connectors.runtime import Redactor
 from connectors.salesforce.config import AuthSettings
 
@@ -140,6 +140,14 @@ class TokenSource:
         resp = self._session.post(url, data=self._form(), timeout=self._timeout)
         if resp.status_code >= 500 or resp.status_code == 429:
             raise TokenEndpointBusy(resp.status_code, resp.text, dict(resp.headers))
+        if resp.status_code == 403 and "REQUEST_LIMIT_EXCEEDED" in resp.text:
+            # Token requests do not count against the API allowance, but an edge (or
+            # the sandbox's rate_limit_storm) may refuse them with the API's answer:
+            # that is the allowance running out, not a credentials problem.
+            raise QuotaExhausted(
+                f"salesforce: token request at {url} refused with REQUEST_LIMIT_EXCEEDED; "
+                "stopped cleanly, progress is saved"
+            )
         try:
             body = resp.json()
         except ValueError:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from simple_salesforce.exceptions import SalesforceMalformedRequest
 from simple_salesforce.format import format_soql
 
 from connectors.base import (
@@ -42,7 +43,7 @@ from connectors.base import (
 from connectors.salesforce import mapping
 from connectors.salesforce.api import QueryLocatorExpired, SalesforceApi
 from connectors.salesforce.config import SalesforceSettings, parse_settings
-from connectors.salesforce.policy import RETRIABLE_RECORD_ERRORS
+from connectors.salesforce.policy import RETRIABLE_RECORD_ERRORS, error_codes
 from connectors.salesforce.soql import (
     COLLECTION_SIZE,
     PAGE_SIZE,
@@ -63,7 +64,24 @@ TASK_TYPE = {"call": "Call", "email": "Email", "todo": "Other"}
 TASK_SUBTYPE = {"call": "Call", "email": "Email", "todo": "Task"}
 MAX_LOCATOR_RESTARTS = 20
 OWN_WRITE_TOLERANCE = timedelta(seconds=2)  # client clock vs Salesforce's, when we wrote
-_NOT_HASHED = frozenset({"attributes", "SystemModstamp", "LastModifiedDate", "LastModifiedById"})
+# How long the cursor's memory of ``describe`` (does the object have MasterRecordId?)
+# is trusted. Schemas rarely change, and an incremental read should not pay a describe
+# per object each run; ensure_fields and any describe this process made refresh it.
+DESCRIBE_MAX_AGE = timedelta(days=1)
+DELETED_MARK = "deleted:"  # prefixes the stamp of a deleted row in the cursor's seen ids
+# Audit stamps move on our own writes; IsDeleted and MasterRecordId are only selected
+# by incremental reads (and MasterRecordId only where describe lists it), so hashing
+# them would make a full read's digest differ from an incremental one's.
+_NOT_HASHED = frozenset(
+    {
+        "attributes",
+        "SystemModstamp",
+        "LastModifiedDate",
+        "LastModifiedById",
+        "IsDeleted",
+        "MasterRecordId",
+    }
+)
 
 
 def _fields_hash(rec: Mapping[str, Any]) -> str:
@@ -72,6 +90,20 @@ def _fields_hash(rec: Mapping[str, Any]) -> str:
         {k: v for k, v in rec.items() if k not in _NOT_HASHED}, sort_keys=True, default=str
     )
     return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+
+
+def _seen_stamp(stored: str) -> str:
+    """The ``SystemModstamp`` of a remembered ``seen`` entry (``[deleted:]stamp[#digest]``)."""
+    return stored.removeprefix(DELETED_MARK).partition("#")[0]
+
+
+def _unchanged(stored: str | None, mark: str, digest: str) -> bool:
+    """Whether a row read now is the one remembered: same stamp (and deletion state),
+    and the same fields where the digest was kept (rows stamped in ``until``'s second)."""
+    if stored is None:
+        return False
+    stamp, _, stored_digest = stored.partition("#")
+    return stamp == mark and (not stored_digest or stored_digest == digest)
 
 
 # Engagement for a batch of people. Only closed Tasks are engagement (an open one is
@@ -139,9 +171,10 @@ class SalesforceConnector:
         # the read yielded, which the sync stores after the writes.
         self._read_hash: dict[str, str] = {}
         self._own_writes: dict[str, list[str]] = {}
-        self._described: dict[
-            str, dict[str, Mapping[str, Any]]
-        ] = {}  # object -> lower name -> field
+        # object -> lower-case field name -> describe entry, and when it was described
+        self._described: dict[str, dict[str, Mapping[str, Any]]] = {}
+        self._described_at: dict[str, datetime] = {}
+        self._queues_readable: bool | None = None  # None: not tried yet (see list_owners)
 
     @classmethod
     def from_config(
@@ -177,6 +210,7 @@ class SalesforceConnector:
         new_objects: dict[str, Any] = {}
         deletions: list[str] = []
         removed_merges: list[Merge] = []
+        known_master = (state or {}).get("__master__", {})
         # Leads and Contacts share batches so that each engagement query carries as many
         # ids as the URL allows (a small incremental read needs one query per source).
         buffer: list[tuple[str, dict[str, Any]]] = []
@@ -187,15 +221,40 @@ class SalesforceConnector:
             own: Mapping[str, Any] = state.get("__own_writes__", {}) if state is not None else {}
             emitted: set[str] = set()
             new_seen: dict[str, str] = {}
-            for records in self._changed_pages(obj, since=since, until=until, full=prev is None):
+            # An incremental read is one queryAll per object: changed rows and rows
+            # deleted (or merged away) in the same window, told apart by IsDeleted,
+            # instead of a second query for the recycle bin.
+            master = None if prev is None else self._has_master(obj, known_master.get(obj))
+            pages = self._changed_pages(
+                obj, since=since, until=until, full=prev is None, master=master
+            )
+            for records in pages:
                 for rec in records:
                     ident = str(rec.get("Id"))
                     stamp = str(rec.get("SystemModstamp") or "")
-                    if ident in emitted or seen.get(ident) == stamp:
+                    deleted = bool(rec.get("IsDeleted"))
+                    # A delete in the same second as the last edit keeps the stamp:
+                    # the mark tells the two apart.
+                    mark = DELETED_MARK + stamp if deleted else stamp
+                    digest = "" if deleted else _fields_hash(rec)
+                    if ident in emitted or _unchanged(seen.get(ident), mark, digest):
                         continue  # read twice in this run, or unchanged since the last run
                     emitted.add(ident)
-                    new_seen[ident] = stamp
-                    digest = _fields_hash(rec)
+                    if digest and (parse_datetime(stamp) or until) >= until:
+                        # Stamps are whole seconds: a row stamped in the second of
+                        # ``until`` may change again after this read and keep its
+                        # stamp, so the fields' digest is remembered with it.
+                        mark += "#" + digest
+                    new_seen[ident] = mark
+                    if deleted:
+                        # A merge deletes the losers and names the survivor in
+                        # MasterRecordId; a plain delete leaves it empty. Converted
+                        # Leads are not deleted: they come as changed rows.
+                        if rec.get("MasterRecordId"):
+                            removed_merges.append(Merge(ident, str(rec["MasterRecordId"])))
+                        else:
+                            deletions.append(ident)
+                        continue
                     if self._is_own_echo(rec, digest, own.get(ident)):
                         self.echoes_skipped += 1
                         continue
@@ -209,15 +268,14 @@ class SalesforceConnector:
             kept = {
                 i: s
                 for i, s in {**seen, **new_seen}.items()
-                if (parse_datetime(s) or until) >= horizon
+                if (parse_datetime(_seen_stamp(s)) or until) >= horizon
             }
             if len(kept) > MAX_SEEN:  # only costs a re-read of unchanged rows next time
                 kept = dict(sorted(kept.items(), key=lambda kv: kv[1])[-MAX_SEEN:])
             new_objects[obj] = {"until": soql_datetime(until), "seen": kept}
-            if since is not None:
-                d, m = self._removed(obj, since=since, until=until)
-                deletions.extend(d)
-                removed_merges.extend(m)
+            remembered = self._master_memory(obj, known_master.get(obj))
+            if remembered is not None:
+                new_objects[obj]["master"] = remembered
         if by_window:
             yield from self._window_events(people, events_since)
         last = self._batch(buffer, events_since, with_events=not by_window)
@@ -275,13 +333,40 @@ class SalesforceConnector:
         out["__own_writes__"] = {
             str(k): list(v) for k, v in own.items() if isinstance(v, list | tuple) and len(v) == 2
         }
+        master: dict[str, tuple[datetime, bool]] = {}
+        out["__master__"] = master
         for obj, entry in objects.items():
             stamp = parse_datetime(entry.get("until")) if isinstance(entry, Mapping) else None
             if stamp is None:
                 raise ConnectorConfigError(f"salesforce: cursor for {obj} has no valid 'until'")
             seen = entry.get("seen") or {}
             out[str(obj)] = {"until": stamp, "seen": dict(seen)}
+            # Optional (older cursors lack it): what describe said about MasterRecordId.
+            # Anything unreadable only costs one describe.
+            known = entry.get("master")
+            if isinstance(known, list | tuple) and len(known) == 2:
+                at = parse_datetime(known[0])
+                if at is not None and isinstance(known[1], bool):
+                    master[str(obj)] = (at, known[1])
         return out
+
+    def _has_master(self, obj: str, known: tuple[datetime, bool] | None) -> bool:
+        """Whether ``obj`` has ``MasterRecordId`` (which names a merge's survivor).
+        Salesforce has it on Lead and Contact; an org or fake without it only reports
+        deletions. Asked of ``describe`` at most once a day: what this process already
+        described wins, then the answer remembered in the cursor while it is fresh."""
+        if obj in self._described or known is None or self._ctx.now() - known[0] > DESCRIBE_MAX_AGE:
+            return "masterrecordid" in self._fields(obj)
+        return known[1]
+
+    def _master_memory(self, obj: str, known: tuple[datetime, bool] | None) -> list[Any] | None:
+        """What the next cursor remembers about ``obj``'s MasterRecordId (no calls)."""
+        if obj in self._described:
+            at = self._described_at.get(obj) or self._ctx.now()
+            return [soql_datetime(at), "masterrecordid" in self._described[obj]]
+        if known is not None:
+            return [soql_datetime(known[0]), known[1]]
+        return None
 
     def _select(self, obj: str, *, full: bool) -> tuple[list[str], str]:
         fmap = self._fmaps[obj]
@@ -295,16 +380,30 @@ class SalesforceConnector:
         return mapping.select_fields(fmap, audit), ""
 
     def _changed_pages(
-        self, obj: str, *, since: datetime | None, until: datetime, full: bool
+        self,
+        obj: str,
+        *,
+        since: datetime | None,
+        until: datetime,
+        full: bool,
+        master: bool | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
+        """Pages of ``obj`` changed in the window. ``master`` not None makes it a
+        ``queryAll`` that also returns the rows deleted in the window, with
+        ``IsDeleted`` (and ``MasterRecordId`` when ``master`` is True)."""
         fields, where = self._select(obj, full=full)
+        include_deleted = master is not None
+        if include_deleted:
+            fields = [*fields, "IsDeleted", *(["MasterRecordId"] if master else [])]
         after: tuple[datetime, str] | None = None
         for _ in range(MAX_LOCATOR_RESTARTS + 1):
             soql = changes_query(
                 obj, fields, since=since, until=until, after=after, extra_where=where
             )
             try:
-                for page in self.api.query_pages(soql, what=f"read {obj} changes"):
+                for page in self.api.query_pages(
+                    soql, what=f"read {obj} changes", include_deleted=include_deleted
+                ):
                     if page:
                         last = page[-1]
                         stamp = parse_datetime(last.get("SystemModstamp"))
@@ -376,35 +475,10 @@ class SalesforceConnector:
                 if events:
                     yield ReadBatch(events=tuple(events))
 
-    def _removed(
-        self, obj: str, *, since: datetime, until: datetime
-    ) -> tuple[list[str], list[Merge]]:
-        """Deleted records from the recycle bin (``queryAll``). A record deleted by a
-        merge names its survivor in ``MasterRecordId``; converted Leads are not deleted
-        and are reported by the change read instead."""
-        # MasterRecordId names a merge's survivor; orgs (and fakes) without it only
-        # report deletions. Known from ensure_fields' describe, else described once.
-        master = "masterrecordid" in self._fields(obj)
-        soql = (
-            f"SELECT Id{', MasterRecordId' if master else ''} FROM {obj} WHERE IsDeleted = true "
-            f"AND SystemModstamp >= {soql_datetime(since)} "
-            f"AND SystemModstamp <= {soql_datetime(until)} ORDER BY SystemModstamp, Id"
-        )
-        deleted: list[str] = []
-        merges: list[Merge] = []
-        for page in self.api.query_pages(soql, what=f"read deleted {obj}", include_deleted=True):
-            for rec in page:
-                if rec.get("MasterRecordId"):
-                    merges.append(
-                        Merge(merged_id=str(rec["Id"]), into_id=str(rec["MasterRecordId"]))
-                    )
-                else:
-                    deleted.append(str(rec["Id"]))
-        return deleted, merges
-
     def _fields(self, obj: str) -> dict[str, Mapping[str, Any]]:
         if obj not in self._described:
             described = self.api.describe(obj)
+            self._described_at[obj] = self._ctx.now()
             self._described[obj] = {
                 str(f.get("name", "")).lower(): f
                 for f in described.get("fields", [])
@@ -413,8 +487,10 @@ class SalesforceConnector:
         return self._described[obj]
 
     def list_owners(self) -> Sequence[Owner]:
-        """Users (active or not). Lead queues (``Group`` with ``Type = 'Queue'``) are not
-        listed: the sandbox's SOQL parser refuses ``FROM Group`` (a keyword clash)."""
+        """Users (active or not), then lead queues (``Group`` with ``Type = 'Queue'``),
+        which can own Leads. A SOQL dialect that refuses ``FROM Group`` (the sandbox's
+        parser takes it for ``GROUP BY``) costs one refused call per connector and
+        leaves the queues out."""
         owners: list[Owner] = []
         soql = "SELECT Id, Email, Name, IsActive FROM User ORDER BY Id"
         for page in self.api.query_pages(soql, what="read users"):
@@ -427,7 +503,39 @@ class SalesforceConnector:
                         active=bool(rec.get("IsActive", True)),
                     )
                 )
+        if self._queues_readable is not False:
+            queues = self._queues()
+            self._queues_readable = queues is not None
+            owners.extend(queues or ())
         return owners
+
+    def _queues(self) -> list[Owner] | None:
+        soql = "SELECT Id, Name, Email FROM Group WHERE Type = 'Queue' ORDER BY Id"
+        timeout = self.settings.timeout_seconds
+
+        def attempt(sf: Any) -> list[dict[str, Any]] | None:
+            try:
+                result = sf.query_all(soql, timeout=timeout)
+            except SalesforceMalformedRequest as exc:
+                if {"MALFORMED_QUERY", "INVALID_TYPE"} & set(error_codes(exc.content)):
+                    return None
+                raise
+            records = result.get("records") if isinstance(result, dict) else None
+            return records if isinstance(records, list) else []
+
+        records = self.api.call("read queues", attempt)
+        if records is None:
+            self.api.log.info("salesforce: Group queries are refused here; queues not listed")
+            return None
+        return [
+            Owner(
+                id=str(rec["Id"]),
+                email=rec.get("Email") or None,
+                name=rec.get("Name") or None,
+                kind="queue",
+            )
+            for rec in records
+        ]
 
     def open_deals(self, contact_ids: Sequence[str]) -> Mapping[str, Sequence[DealRecord]]:
         out: dict[str, list[DealRecord]] = {cid: [] for cid in contact_ids}
