@@ -351,8 +351,7 @@ class HubSpotConnector:
         if read.suspects is not None:
             # writes came between batches, after a check that saw only part of the
             # read: look again now that the boundary map is complete
-            read.suspects = self._changed_after_read(read)
-            read.checked = True
+            self._recheck(read)
         new_cursor.update(
             {
                 "version": CURSOR_VERSION,
@@ -404,7 +403,28 @@ class HubSpotConnector:
         )
         return total == expected and newest == max(known.values())
 
-    def _changed_after_read(self, read: _ReadState) -> dict[str, int]:
+    def _recheck(self, read: _ReadState) -> None:
+        """The check again, at the end of a read that had writes between its
+        batches: page through what changed before our first write of the run, and
+        count what changed since, which should be our writes of this run only (so
+        that paging through them is not needed). The index may not have our last
+        writes yet: it is taken to be complete up to the newest stamp it shows,
+        which must be one of ours, with exactly our writes up to there."""
+        cut = read.first_write_ms
+        read.suspects = self._changed_after_read(read, before=cut)
+        read.checked = True
+        if cut is None or not read.written:
+            return
+        since = datetime.fromtimestamp(cut / 1000, tz=UTC)
+        total, newest = reads.newest(
+            self.transport, "contacts", modified_prop="lastmodifieddate", since=since
+        )
+        ours = sorted(read.written.values())
+        indexed = sum(1 for w in ours if newest is not None and w <= newest)
+        if total != indexed or (newest is not None and newest not in read.written.values()):
+            read.unexplained = max(newest or cut, ours[-1])
+
+    def _changed_after_read(self, read: _ReadState, *, before: int | None = None) -> dict[str, int]:
         """Before the first write after a read started (and again at the end of a read
         that had writes between its batches): the contacts whose indexed
         stamp (since the next read's look-back start) is not the version the read
@@ -418,12 +438,13 @@ class HubSpotConnector:
         mine = read.own.in_range(read.horizon_ms)
         changed: dict[str, int] = {}
         horizon = datetime.fromtimestamp(read.horizon_ms / 1000, tz=UTC)
+        until = None if before is None else datetime.fromtimestamp((before - 1) / 1000, tz=UTC)
         for page in reads.search_window(
             self.transport,
             "contacts",
             modified_prop="lastmodifieddate",
             since=horizon,
-            until=None,
+            until=until,
             properties=["lastmodifieddate"],
         ):
             for raw in page:
@@ -730,6 +751,10 @@ class HubSpotConnector:
             dirty = read is None or cid in (read.suspects or {})
             own.record(cid, stamp, digest, dirty=dirty)
         if read is not None:
+            read.written.update(stamps)
+            if stamps:
+                low = min(stamps.values())
+                read.first_write_ms = min(low, read.first_write_ms or low)
             read.update_cursor()
         return WriteResult(tuple(succeeded), tuple(failed))
 
@@ -1002,6 +1027,9 @@ class _ReadState:
     suspects: dict[str, int] | None = None
     complete: bool = False  # the read has seen all its pages
     checked: bool = False  # a check ran after the read was complete
+    written: dict[str, int] = field(default_factory=dict)  # this run's writes
+    first_write_ms: int | None = None  # the earliest stamp among them
+    unexplained: int | None = None  # a recheck's count did not match: dirty up to here
 
     def update_cursor(self) -> None:
         """Our writes into the cursor. A contact changed after the read saw it, and
@@ -1010,9 +1038,10 @@ class _ReadState:
         contact of ours merged or deleted at the same time could balance the count.
         The next read then compares fields (``OwnWrites.is_echo``)."""
         packed = self.own.pack()
-        if self.suspects:
-            dirty = max(self.suspects.values())
-            packed["own_dirty_until"] = str(max(dirty, self.own.dirty_until or dirty))
+        marks = [*(self.suspects or {}).values(), self.unexplained, self.own.dirty_until]
+        stamps = [m for m in marks if m is not None]
+        if stamps:
+            packed["own_dirty_until"] = str(max(stamps))
         self.cursor.pop("own_dirty_until", None)
         self.cursor.update(packed)
         if self.checked:

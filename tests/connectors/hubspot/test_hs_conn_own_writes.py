@@ -401,3 +401,27 @@ def test_without_writes_the_previous_reads_deliveries_are_not_vouched_for() -> N
         env.clock.advance(60)
         third, connector, _calls = _read(env, second[-1].cursor)
         assert _ids(third) == [] and connector.fast_reads == 0
+
+
+def test_a_change_during_a_read_with_writes_between_batches_is_returned() -> None:
+    with sandbox_env(300, search_lag_seconds=3.0) as env:
+        connector = env.connector(batch_size=100, **SCORE)
+        connector.ensure_fields([FieldSpec("lead_score")])
+        cursor: Any = None
+        first: list[str] = []
+        for batch in connector.read_changes(
+            None, until=env.clock.datetime(), events_since=env.clock.datetime() - timedelta(1)
+        ):
+            env.clock.advance(5)
+            ids = [c.id for c in batch.contacts]
+            connector.write_scores([ScoreUpdate(cid, {"lead_score": 50}) for cid in ids])
+            if not first:
+                first = ids
+                env.clock.advance(5)
+                # someone changes a contact we read and wrote, while the read goes on
+                _edit(env, first[3], jobtitle="Head of Ops")
+            cursor = batch.cursor or cursor
+        assert int(cursor["own_dirty_until"]) > 0
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, _calls = _read(env, cursor)
+        assert _ids(batches) == [first[3]] and connector.fast_reads == 0
