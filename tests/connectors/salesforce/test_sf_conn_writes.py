@@ -225,6 +225,12 @@ def test_request_limit_exceeded_ends_the_run_without_sleeping(clock: ManualClock
         assert org.sandbox.api_usage() == (4, 4)
         assert "403" not in org.app.stats()["by_status"]
         org.sandbox.reset()
+        # The storm from the start: the sandbox refuses the token request as well
+        # (Salesforce would not); either way the run stops as out of quota.
+        set_faults(org, rate_limit_storm=True)
+        with pytest.raises(QuotaExhausted, match="REQUEST_LIMIT_EXCEEDED"):
+            org.connector(quota_share=1, headroom=1).list_owners()
+        set_faults(org)
         c = org.connector(quota_share=1, headroom=1)
         c.list_owners()  # signed in
         set_faults(org, rate_limit_storm=True)  # other apps spent the allowance meanwhile
