@@ -398,10 +398,26 @@ class HubSpotConnector:
             return False
         known = _latest(mine, {c: s for c, s in delivered.items() if s >= start_ms})
         expected = len(known.keys() - set(deleted))
-        total, newest = reads.newest(
-            self.transport, "contacts", modified_prop="lastmodifieddate", since=start
+        total, rows = reads.newest(
+            self.transport,
+            "contacts",
+            modified_prop="lastmodifieddate",
+            since=start,
+            properties=self._contact_properties(),
+            limit=reads.SEARCH_PAGE,
         )
-        return total == expected and newest == max(known.values())
+        if total != expected or not rows or _stamp_ms(rows[0]) != max(known.values()):
+            return False
+        # The newest contacts come back whole: a change stamped in the same
+        # millisecond as our write of that contact shows in its fields.
+        for raw in rows:
+            cid, stamp = str(raw.get("id")), _stamp_ms(raw)
+            if stamp is None or known.get(cid) != stamp:
+                return False
+            digest = own.digest(cid) if mine.get(cid) == stamp else ""
+            if digest and digest != self._digest(raw):
+                return False
+        return True
 
     def _recheck(self, read: _ReadState) -> None:
         """The check again, at the end of a read that had writes between its
@@ -416,9 +432,10 @@ class HubSpotConnector:
         if cut is None or not read.written:
             return
         since = datetime.fromtimestamp(cut / 1000, tz=UTC)
-        total, newest = reads.newest(
+        total, rows = reads.newest(
             self.transport, "contacts", modified_prop="lastmodifieddate", since=since
         )
+        newest = _stamp_ms(rows[0]) if rows else None
         ours = sorted(read.written.values())
         indexed = sum(1 for w in ours if newest is not None and w <= newest)
         if total != indexed or (newest is not None and newest not in read.written.values()):

@@ -149,10 +149,17 @@ def search_window(
 
 
 def newest(
-    t: HubSpotTransport, object_type: str, *, modified_prop: str, since: datetime
-) -> tuple[int, int | None]:
+    t: HubSpotTransport,
+    object_type: str,
+    *,
+    modified_prop: str,
+    since: datetime,
+    properties: Sequence[str] = (),
+    limit: int = 1,
+) -> tuple[int, list[Raw]]:
     """How many objects the index holds with ``modified >= since`` (search's
-    ``total``), and the latest stamp among them in epoch ms: one search call."""
+    ``total``), and the ``limit`` most recently modified of them, newest first: one
+    search call."""
     api = t.api("crm.objects.search_api")
     body = {
         "filterGroups": [
@@ -163,19 +170,16 @@ def newest(
             }
         ],
         "sorts": [{"propertyName": modified_prop, "direction": "DESCENDING"}],
-        "properties": [modified_prop],
-        "limit": 1,
+        "properties": list(dict.fromkeys([modified_prop, *properties])),
+        "limit": limit,
     }
     reply = t.call(f"count {object_type}", api.do_search, object_type, body, search=True)
     results, _ = page_results(reply.data)
     total = reply.data.get("total") if isinstance(reply.data, Mapping) else None
     if not isinstance(total, int) or isinstance(total, bool):
         raise CRMResponseError(f"hubspot search {object_type}: the answer has no total")
-    if not results:
-        return total, None
-    props = results[0].get("properties") or {}
-    when = to_datetime(props.get(modified_prop)) or to_datetime(results[0].get("updatedAt"))
-    return total, None if when is None else int(to_epoch_ms(when))
+    t.rows_read[f"count {object_type}"] += len(results)
+    return total, results
 
 
 def _object_id(raw: Raw) -> int:

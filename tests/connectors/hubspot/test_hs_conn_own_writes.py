@@ -425,3 +425,13 @@ def test_a_change_during_a_read_with_writes_between_batches_is_returned() -> Non
         env.clock.advance(QUARTER_HOUR)
         batches, connector, _calls = _read(env, cursor)
         assert _ids(batches) == [first[3]] and connector.fast_reads == 0
+
+
+def test_a_change_in_the_same_millisecond_as_our_write_is_returned() -> None:
+    with sandbox_env(150) as env:
+        base = _baseline(env)
+        edited = base.ids[-1]  # written in the last batch: among the newest stamps
+        _edit(env, edited, jobtitle="Same Instant")  # the clock has not moved
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, _calls = _read(env, base.cursor)
+        assert _ids(batches) == [edited] and connector.fast_reads == 0
