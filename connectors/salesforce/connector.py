@@ -3,8 +3,10 @@
 Reads follow the boundary rules in ``/work/shared/crm-api-facts.md``: ``>=`` with a
 look-back window and de-duplication, an upper bound at the sync's start, and a total
 order on ``(SystemModstamp, Id)`` so that a restarted query resumes after the last row
-it returned even when thousands of rows share one timestamp. Writes are updates or
-upserts by an external-id field, which makes every retry safe.
+it returned even when thousands of rows share one timestamp. An incremental read is
+one ``queryAll`` per object, whose deleted rows (``IsDeleted``) are the deletions and
+merges, so a read with nothing changed costs two calls. Writes are updates or upserts
+by an external-id field, which makes every retry safe.
 """
 
 from __future__ import annotations
@@ -271,7 +273,7 @@ class SalesforceConnector:
                 if (parse_datetime(_seen_stamp(s)) or until) >= horizon
             }
             if len(kept) > MAX_SEEN:  # only costs a re-read of unchanged rows next time
-                kept = dict(sorted(kept.items(), key=lambda kv: kv[1])[-MAX_SEEN:])
+                kept = dict(sorted(kept.items(), key=lambda kv: _seen_stamp(kv[1]))[-MAX_SEEN:])
             new_objects[obj] = {"until": soql_datetime(until), "seen": kept}
             remembered = self._master_memory(obj, known_master.get(obj))
             if remembered is not None:
