@@ -279,6 +279,10 @@ class HubSpotConnector:
         since: datetime | None = None
         deleted: tuple[str, ...] = ()
         window_since = events_since
+        if self._read is not None:
+            # writes after the previous read whose cursor the caller may have stored
+            # before them (say, retries before this read): remembered, but dirty
+            self._unattached.absorb(self._read.own)
         self._read = None
         self._read_hash = {}
         if cursor is None:
@@ -288,7 +292,7 @@ class HubSpotConnector:
             start = reads.look_back(since, lookback)
             # time-window sources: only what is new since the previous read
             window_since = max(events_since, start)
-            own.absorb(self._unattached)
+            own.absorb(self._unattached.missing_from(own))
             deleted = self._deleted_since(start)
             vouched = boundary if checked else {}
             if self._unchanged_since(own, vouched, start, deleted):

@@ -67,6 +67,12 @@ class OwnWrites:
         for cid, (stamp, digest) in other.stamps.items():
             self.record(cid, stamp, digest or self.digest(cid), dirty=True)
 
+    def missing_from(self, other: OwnWrites) -> OwnWrites:
+        """The writes here that ``other`` does not hold (same id and stamp)."""
+        return OwnWrites(
+            {c: e for c, e in self.stamps.items() if other.stamps.get(c, (None,))[0] != e[0]}
+        )
+
     def digest(self, contact_id: str) -> str:
         entry = self.stamps.get(contact_id)
         return entry[1] if entry else ""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import requests
 from hs_conn_env import TOKEN, Env, Rule, read_all, sandbox_env
 
@@ -251,20 +252,29 @@ def test_a_new_contact_from_someone_else_is_returned() -> None:
         assert connector.echoes_skipped == len(base.ids)
 
 
-def test_writes_before_any_read_do_not_enable_the_shortcut() -> None:
+@pytest.mark.parametrize("same_connector", [False, True])
+def test_writes_before_a_read_are_remembered_but_checked(same_connector: bool) -> None:
     with sandbox_env(120) as env:
         base = _baseline(env)
+        stored = _stored(base.cursor)  # the sync stores it at the end of its run
         env.clock.advance(QUARTER_HOUR)
-        # a run that retries rejected records before it reads
-        connector = env.connector(**SCORE)
-        edited = base.ids[9]
+        # a run that retries rejected records before it reads (with the connector of
+        # the run before, or a new one)
+        connector = base.connector if same_connector else env.connector(**SCORE)
+        edited, retried = base.ids[9], base.ids[10]
         _edit(env, edited, jobtitle="Founder")
         env.clock.advance(10)
-        connector.write_scores([ScoreUpdate(edited, {"lead_score": 99})])
+        connector.write_scores(
+            [ScoreUpdate(edited, {"lead_score": 99}), ScoreUpdate(retried, {"lead_score": 98})]
+        )
         env.clock.advance(10)
-        batches = read_all(connector, _stored(base.cursor), until=env.clock.datetime())
+        batches = read_all(connector, stored, until=env.clock.datetime())
         assert connector.fast_reads == 0
+        # the retried contact is an echo of our write: its digest is the one kept
+        # with the earlier write; the edited one's fields differ
         assert _ids(batches) == [edited]
+        own = OwnWrites.unpack(_stored(batches[-1].cursor))
+        assert {edited, retried} <= set(own.stamps) and own.dirty_until is not None
 
 
 def test_digest_ignores_stamps_and_our_score_property() -> None:
