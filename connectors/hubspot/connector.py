@@ -1,7 +1,9 @@
 """``HubSpotConnector``: the ``connectors.base.Connector`` protocol over HubSpot.
 
 All calls go through :class:`~connectors.hubspot.transport.HubSpotTransport` (auth,
-pacing, retries, quota, redaction); change reads live in ``reads.py``. Writes are
+pacing, retries, quota, redaction); change reads live in ``reads.py``. Score writes
+are remembered in the cursor (``own_writes.py``) so that the next read does not take
+them for changes and, when nobody else changed anything, costs one count. Writes are
 idempotent under the caller's key without ever using search (its index lags writes
 by seconds): deals are found again by a read on the unique-valued ``leadsync_key``
 property (``idProperty``), tasks by reading the contact's associated tasks.

@@ -11,7 +11,8 @@ Incremental reads follow the rules learnt the hard way by other HubSpot readers
   query never applies, thousands of contacts sharing one timestamp are read in id
   order, and because the last id strictly increases the run cannot loop;
 * contacts re-read because of the look-back are skipped when the cursor's boundary
-  map says this exact version was already delivered (``id → lastmodifieddate``).
+  map says this exact version was already delivered (``id → lastmodifieddate``), and
+  so are echoes of our own score writes (``own_writes.py``).
 """
 
 from __future__ import annotations
