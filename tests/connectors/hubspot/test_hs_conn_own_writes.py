@@ -407,9 +407,10 @@ def test_without_writes_the_previous_reads_deliveries_are_not_vouched_for() -> N
         # run 2 delivers the two, writes nothing: no check ran after its read
         second, _connector, _calls = _read(env, base.cursor)
         assert sorted(_ids(second)) == sorted(changed)
-        assert "boundary_checked" not in second[-1].cursor
+        cursor = second[-1].cursor
+        assert cursor is not None and "boundary_checked" not in cursor
         env.clock.advance(60)
-        third, connector, _calls = _read(env, second[-1].cursor)
+        third, connector, _calls = _read(env, cursor)
         assert _ids(third) == [] and connector.fast_reads == 0
 
 
