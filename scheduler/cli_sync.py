@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -152,6 +153,22 @@ def _guard() -> Iterator[None]:
         raise typer.Exit(EXIT_STOPPED) from None
     except ConnectorError as exc:
         _err(f"error: {exc}")
+        raise typer.Exit(EXIT_STOPPED) from None
+    except (typer.Exit, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        # A bug, not a user error: one line by default, the traceback on request.
+        if os.environ.get("LEADSYNC_DEBUG"):
+            raise
+        where = exc.__traceback__
+        while where is not None and where.tb_next is not None:
+            where = where.tb_next
+        at = (
+            f" at {Path(where.tb_frame.f_code.co_filename).name}:{where.tb_lineno}" if where else ""
+        )
+        _err(
+            f"error: unexpected {type(exc).__name__}{at}: {exc} (LEADSYNC_DEBUG=1 shows the traceback)"
+        )
         raise typer.Exit(EXIT_STOPPED) from None
 
 

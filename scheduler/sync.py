@@ -289,6 +289,7 @@ class Sync:
         new_cursor: Any = None
         for batch in self.connector.read_changes(cursor, until=started, events_since=events_since):
             self._apply(batch, s)
+            crashpoint("after_read_batch")
             if batch.cursor is not None:
                 new_cursor = batch.cursor
             if self.progress:
@@ -397,6 +398,8 @@ class Sync:
                         self.store.add_intents(conn, entries, s.run_id)
                     if groups and self._rr_next is not None:
                         self.store.kv_set(conn, "owner_rr", self._rr_next)
+                if groups:
+                    crashpoint("after_intents")
                 for entries, _ in groups:
                     self._execute(entries, s)
             else:
@@ -551,6 +554,7 @@ class Sync:
             for u in updates[: max(0, 50 - len(s.would_write))]:
                 s.would_write.append({"contact_id": u.contact_id, **dict(u.values)})
             return
+        crashpoint("before_score_write")
         result = self.connector.write_scores(updates)
         crashpoint("after_score_write")
         ok = set(result.succeeded)

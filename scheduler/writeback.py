@@ -33,6 +33,17 @@ from scheduler.state import LedgerEntry, ModelState
 CRASH_ENV = "LEADSYNC_CRASH_AT"
 
 
+CRASH_POINTS = (
+    "after_read_batch",
+    "after_intents",
+    "before_score_write",
+    "after_score_write",
+    "after_crm_write",
+    "after_ledger",
+    "before_cursor",
+)
+
+
 def crashpoint(name: str) -> None:
     """Die here, as SIGKILL would, when ``LEADSYNC_CRASH_AT`` names this point.
 

@@ -127,3 +127,21 @@ def test_durations() -> None:
         parse_duration("-3d")
     with pytest.raises(ValueError):
         parse_duration(value=True)
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def test_the_example_configs_load(tmp_path: Path) -> None:
+    cfg = load_config(EXAMPLES / "leadsync.yaml", env={"HUBSPOT_ACCESS_TOKEN": "pat-example-1"})
+    assert cfg.crm.type == "hubspot" and cfg.model_paths()[0].is_file()
+    sf = tmp_path / "leadsync-salesforce.yaml"
+    sf.write_text((EXAMPLES / "leadsync-salesforce.yaml").read_text())
+    (tmp_path / "salesforce-jwt.key").write_text(
+        "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n"
+    )
+    cfg = load_config(sf, env={"SF_CLIENT_ID": "3MVG-example"})
+    assert cfg.crm.settings()["jwt"]["private_key"].startswith("-----BEGIN PRIVATE KEY")
+    assert cfg.schedule.cron == "*/15 * * * *"
+    assert cfg.writeback.on_cross.deal is not None
+    assert cfg.writeback.on_cross.deal.lead_status == "Working - Contacted"

@@ -37,11 +37,6 @@ def test_baseline_then_runs_with_nothing_changed(w: SalesforceWorld) -> None:
     assert w.writes() == 0
 
 
-@pytest.mark.xfail(
-    reason="the Salesforce connector spends 4 calls on an empty change read "
-    "(query and queryAll for Lead and Contact); the target is 3",
-    strict=False,
-)
 def test_nothing_changed_costs_at_most_3_calls(w: SalesforceWorld) -> None:
     _settle(w)
     assert w.run().api_calls <= 3
