@@ -93,6 +93,10 @@ class ReadBatch:
     Only the last batch of a read carries ``cursor``: the resume point that is valid
     once every batch of the read has been applied. A read that stops early yields no
     cursor, so the sync keeps the old one and re-reads (at-least-once).
+
+    The sync stores the cursor only after the run's writes, and a connector may add to
+    the mapping it yielded until then: both CRM connectors record their own score
+    writes there, so that the next read does not mistake those writes for changes.
     """
 
     contacts: tuple[ContactRecord, ...] = ()
