@@ -221,3 +221,45 @@ def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
     broken.close()
     with pytest.raises(StateError, match="cannot use"):
         StateStore("nosuchdb://x/y")
+
+
+def test_a_whole_sync_cycle_on_this_backend(
+    store: StateStore, clock: _Clock, tmp_path: Path
+) -> None:
+    """The run's own SQL (upserts, booleans, chunked reads, the ledger) on both databases."""
+    from sync_fakes import T0, FakeCRM, fake_score, models
+
+    from scheduler.config import config_from_mapping
+    from scheduler.sync import RunOptions, Sync
+
+    crm = FakeCRM()
+    for i in range(12):
+        crm.add(f"c{i:02d}", points=50, owner_id="o1")
+    crm.event("c03", "form-1", T0 - timedelta(hours=2), type="form_submit")
+    config = config_from_mapping(
+        {"crm": {"type": "fake"}, "models": ["m.yaml"], "state": "sqlite://"}, base_dir=tmp_path
+    )
+
+    def run() -> int:
+        sync = Sync(
+            config,
+            crm,
+            store,
+            models(),
+            scorer=fake_score,
+            now=lambda: T0,
+            chunk_size=5,
+            heartbeat=False,
+        )
+        s = sync.run(RunOptions())
+        assert s.exit_code == 0, s.error
+        return s.deals
+
+    assert run() == 0  # baseline; the form is seen, not acted on
+    crm.touch("c05", points=90)
+    crm.event("c07", "form-2", T0 - timedelta(hours=1), type="form_submit")
+    assert run() == 2
+    assert run() == 0
+    assert sorted(crm.deals) == ["main:c05:c1:deal", "main:c07:e:form-2:deal"]
+    assert store.ledger_counts() == {"deal:done": 2, "task:done": 2}
+    assert store.get_cursor("default") == {"seq": crm.seq}
