@@ -19,6 +19,7 @@ See ``docs/sync.md`` for the reasoning behind each rule.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import uuid
@@ -576,28 +577,8 @@ def _state_key(st: ModelState) -> tuple[Any, ...]:
 
 
 def _replace(st: ModelState, **kw: Any) -> ModelState:
-    data = {
-        "contact_id": st.contact_id,
-        "model": st.model,
-        "written_score": st.written_score,
-        "written_band": st.written_band,
-        "armed": st.armed,
-        "crossings": st.crossings,
-        "last_event": st.last_event,
-    }
-    data.update(kw)
-    return ModelState(**data)
+    return dataclasses.replace(st, **kw)
 
 
 def _action_with(act: Action, token: str) -> Action:
-    return Action(
-        contact_id=act.contact_id,
-        model=act.model,
-        kind=act.kind,
-        token=token,
-        score=act.score,
-        band=act.band,
-        contact_kind=act.contact_kind,
-        fields=act.fields,
-        reasons=act.reasons,
-    )
+    return dataclasses.replace(act, token=token)
