@@ -213,3 +213,30 @@ def test_records_the_crm_rejects_are_reported_and_kept(w: HubSpotWorld) -> None:
     assert s.exit_code == 1 and s.rejected == 1
     assert s.scores_written == w.store.count_contacts() - 1
     assert [r["contact_id"] for r in w.store.rejected()] == [victim]
+
+
+def test_check_config_connects_and_reports_what_is_missing(
+    w: HubSpotWorld, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scheduler.cli_sync import check_config
+
+    (w.tmp_path / "e2e.yaml").write_text(w.model_text)
+    cfg = w.tmp_path / "leadsync.yaml"
+    owner = w.owners()[0]
+    cfg.write_text(
+        "crm:\n  type: hubspot\n"
+        f"  hubspot: {{access_token: '${{HS_TOKEN}}', base_url: '{w.url}', tier: pro}}\n"
+        "models: e2e.yaml\nstate: sqlite:///check.db\n"
+        f"writeback: {{on_cross: {{owners: {{pool: ['{owner}', nobody@example.com]}}}}}}\n"
+    )
+    monkeypatch.setenv("HS_TOKEN", "sandbox-token")
+    assert check_config(str(cfg)) == 2
+    out = capsys.readouterr()
+    assert "configuration is valid (1 model(s): main)" in out.out
+    assert "ok: credentials accepted" in out.out
+    assert "leadsync_score" in out.out  # present or created
+    assert "missing: owner 'nobody@example.com'" in out.err
+    assert "sandbox-token" not in out.out + out.err
+    monkeypatch.setenv("HS_TOKEN", "wrong-token-123456")
+    assert check_config(str(cfg)) == 3
+    assert "wrong-token-123456" not in capsys.readouterr().err
