@@ -451,6 +451,15 @@ def status_data(store: StateStore, pipeline: str) -> dict[str, Any]:
     }
 
 
+def _cursor_text(cursor: Any, limit: int = 160) -> str:
+    """A connector's cursor can carry thousands of ids (boundary de-duplication): the
+    text status shows its start; ``--json`` has all of it."""
+    if not cursor:
+        return "none (next run reads everything)"
+    text = json.dumps(cursor, default=str, sort_keys=True)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
 def print_status(data: dict[str, Any], *, as_json: bool) -> None:
     if as_json:
         _out(json.dumps(data, default=str, separators=(",", ":")))
@@ -460,9 +469,7 @@ def print_status(data: dict[str, Any], *, as_json: bool) -> None:
         con.print(
             f"pipeline {data['pipeline']}: {data['contacts_kept']} contact(s) in the local copy"
         )
-        con.print(
-            f"cursor: {json.dumps(data['cursor'], default=str) if data['cursor'] else 'none (next run reads everything)'}"
-        )
+        con.print(f"cursor: {_cursor_text(data['cursor'])}")
         table = Table(title="last runs")
         for col in ("started", "exit", "written", "deals", "tasks", "API calls", "seconds"):
             table.add_column(col)
