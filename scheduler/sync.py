@@ -55,6 +55,7 @@ log = logging.getLogger("leadsync.sync")
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_STOPPED, EXIT_LOCKED = 0, 1, 2, 3, 4
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_ATTEMPTS = 5  # CRM calls of one ledger entry before it is given up
 # Fields the write-back itself needs besides what the models read (templates, routing).
 BASE_FIELDS = frozenset({"owner_id", "first_name", "last_name", "email", "company", "created_at"})
 
@@ -502,13 +503,22 @@ class Sync:
     def _execute(self, entries: Sequence[LedgerEntry], s: RunSummary) -> bool:
         """Run one action's entries in order; stop the group at the first failure (the
         rest stay as intents and are completed next run)."""
-        for entry in sorted(entries, key=lambda e: e.seq):
+        ordered = sorted(entries, key=lambda e: e.seq)
+        for i, entry in enumerate(ordered):
             try:
                 status, result_id = execute_entry(self.connector, entry)
             except (QuotaExhausted, AuthError, ConnectorConfigError):
                 raise
             except ConnectorError as exc:
-                self.store.record_outcome(entry.key, status="failed", error=safe_error(exc))
+                # Retried on later runs under the same key; after MAX_ATTEMPTS it stays
+                # in the ledger as given up (``leadsync status`` shows it).
+                status = "gave_up" if entry.attempts + 1 >= MAX_ATTEMPTS else "failed"
+                self.store.record_outcome(entry.key, status=status, error=safe_error(exc))
+                if status == "gave_up":
+                    for later in ordered[i + 1 :]:
+                        self.store.record_outcome(
+                            later.key, status="gave_up", error=f"{entry.kind} was given up"
+                        )
                 s.actions_failed += 1
                 log.warning("action %s failed: %s", entry.key, safe_error(exc))
                 return False

@@ -325,3 +325,13 @@ def test_chunking_does_not_change_the_outcome(h, chunk: int) -> None:
     s = h.sync(chunk_size=chunk).run()
     assert s.crossings == 5 and s.scores_written == 10
     assert sorted(d.contact_id for d in h.crm.deals.values()) == [f"c{i:02d}" for i in range(5, 10)]
+
+
+def test_an_action_the_crm_keeps_refusing_is_given_up_after_5_attempts(h) -> None:
+    _baseline(h, 1)
+    h.crm.touch("c0", points=90)
+    h.crm.fail_creates = 100
+    failed = [h.run().actions_failed for _ in range(7)]
+    assert failed == [1, 1, 1, 1, 1, 0, 0]
+    assert h.store.ledger_counts() == {"deal:gave_up": 1, "task:gave_up": 1}
+    assert h.crm.deals == {}
