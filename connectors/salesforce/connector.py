@@ -378,8 +378,9 @@ class SalesforceConnector:
             # conversions, which it reports as merges into the new Contact. The same
             # fields either way, so that _fields_hash compares like with like.
             extra = [*audit, "IsConverted", "ConvertedContactId"]
-            return mapping.select_fields(fmap, extra), "IsConverted = false" if full else ""
-        return mapping.select_fields(fmap, audit), ""
+            where = "IsConverted = false" if full else ""
+            return mapping.select_fields(fmap, extra, obj=obj), where
+        return mapping.select_fields(fmap, audit, obj=obj), ""
 
     def _changed_pages(
         self,
@@ -490,9 +491,10 @@ class SalesforceConnector:
 
     def list_owners(self) -> Sequence[Owner]:
         """Users (active or not), then lead queues (``Group`` with ``Type = 'Queue'``),
-        which can own Leads. A SOQL dialect that refuses ``FROM Group`` (the sandbox's
-        parser takes it for ``GROUP BY``) costs one refused call per connector and
-        leaves the queues out."""
+        which can own Leads (not Tasks: the sync gives a queue's Lead to a rep of its
+        pool before acting). A SOQL dialect that refuses ``FROM Group`` (a parser that
+        takes it for ``GROUP BY``) costs one refused call per connector and leaves the
+        queues out."""
         owners: list[Owner] = []
         soql = "SELECT Id, Email, Name, IsActive FROM User ORDER BY Id"
         for page in self.api.query_pages(soql, what="read users"):

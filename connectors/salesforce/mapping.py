@@ -2,6 +2,11 @@
 
 Contacts carry company data on their Account, so their defaults read through the
 relationship (``Account.Name``); Leads carry it themselves.
+
+Salesforce has no lifecycle stage; models written for HubSpot's (the starter model
+scores only ``subscriber`` to ``salesqualifiedlead``) need one, so ``lifecycle_stage``
+is derived from what each read already returns (see :func:`lifecycle_stage`), unless
+the configuration maps it to a field of its own.
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ DEFAULT_FIELD_MAP: Mapping[str, Mapping[str, str]] = {
 }
 
 KIND: Mapping[str, ContactKind] = {"Lead": "lead", "Contact": "contact"}
+# Fields read only to derive ``lifecycle_stage`` (always selected, whatever the map says).
+DERIVED_FROM: Mapping[str, tuple[str, ...]] = {"Lead": ("Status",), "Contact": ("Account.Type",)}
+# Lead statuses that end the lead without a conversion. Salesforce's LeadStatus has no
+# "closed" flag (only IsConverted), so the standard names are read by their words.
+_DEAD_STATUS = re.compile(r"(?i)^\s*closed\b|\b(un|dis)qualified\b|\bjunk\b")
 _NUMBER_FIELDS = frozenset({"company_size"})
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
 _RANGE = re.compile(r"^\s*(\d[\d,]*)\s*(?:-|\+|$)")
@@ -93,6 +103,28 @@ def normalise(canonical: str, value: Any) -> Any:
     return value
 
 
+def lifecycle_stage(obj: str, record: Mapping[str, Any], *, converted: bool = False) -> str:
+    """HubSpot's lifecycle stage for a Salesforce person, from fields the read has.
+
+    - An unconverted Lead is a ``lead``; one whose Status closes it without a
+      conversion ("Closed - Not Converted", "Unqualified") is ``other``, as is a
+      converted Lead (its Contact carries on).
+    - A Contact is ``customer`` when its Account's Type says so (the standard picklist's
+      "Customer - Direct" and "Customer - Channel"), else ``salesqualifiedlead``: sales
+      converted or created it, so it is past marketing's stages. Open Opportunities
+      are not read here (that would cost a query per batch of Contacts on every
+      read); the sync's ``skip_if_open_deal`` already keeps a contact with an open
+      deal from getting another.
+    """
+    if obj == "Lead":
+        if converted:
+            return "other"
+        status = str(record.get("Status") or "")
+        return "other" if _DEAD_STATUS.search(status) else "lead"
+    account_type = str(get_path(record, "Account.Type") or "")
+    return "customer" if account_type.lower().startswith("customer") else "salesqualifiedlead"
+
+
 def to_contact(
     obj: str,
     record: Mapping[str, Any],
@@ -105,6 +137,8 @@ def to_contact(
         value = normalise(canonical, get_path(record, path))
         if value is not None:
             fields[canonical] = value
+    if "lifecycle_stage" not in fmap:
+        fields["lifecycle_stage"] = lifecycle_stage(obj, record, converted=converted)
     return ContactRecord(
         id=str(record["Id"]),
         fields=fields,
@@ -114,8 +148,13 @@ def to_contact(
     )
 
 
-def select_fields(fmap: Mapping[str, str], extra: Sequence[str] = ()) -> list[str]:
-    return list(dict.fromkeys([*fmap.values(), *extra]))
+def select_fields(
+    fmap: Mapping[str, str], extra: Sequence[str] = (), *, obj: str | None = None
+) -> list[str]:
+    """The SOQL field list: the map's fields, ``extra``, and (for ``obj``) the fields
+    ``lifecycle_stage`` is derived from when the map does not name it."""
+    derived = DERIVED_FROM.get(obj or "", ()) if "lifecycle_stage" not in fmap else ()
+    return list(dict.fromkeys([*fmap.values(), *extra, *derived]))
 
 
 # ------------------------------------------------------------------------- engagement
@@ -192,6 +231,10 @@ def campaign_member_event(record: Mapping[str, Any]) -> EventRecord | None:
     name = get_path(record, "Campaign.Name")
     if name:
         attrs["campaign"] = name
+        if kind == "form_submit":
+            # Web-to-Lead and form tools record a form as a campaign response; models
+            # match forms on ``form`` (as HubSpot's form name), so the campaign names it.
+            attrs["form"] = name
     return EventRecord(
         id=f"sf-cm-{record['Id']}", contact_id=str(who), type=kind, occurred_at=occurred,
         attributes=attrs,

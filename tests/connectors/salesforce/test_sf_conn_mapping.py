@@ -79,9 +79,68 @@ def test_campaign_members_only_count_responses() -> None:
     )
     assert web is not None and web.type == "webinar_attended" and web.contact_id == "00QX"
     assert form is not None and form.type == "form_submit"
+    # Models match forms on ``form`` (HubSpot's form name); a form campaign names it.
+    assert form.attributes["form"] == "Form: Demo" and form.attributes["campaign"] == "Form: Demo"
+    assert "form" not in web.attributes and "form" not in click.attributes
     assert click is not None and click.type == "email_click"
     assert sent is None
     meeting = mapping.event_event(
         {"Id": "00U1", "WhoId": "003X", "CreatedDate": "2026-06-01T09:00:00.000+0000"}
     )
     assert meeting is not None and meeting.type == "meeting_booked"
+
+
+def _lead(status: str | None) -> dict[str, object]:
+    return {"Id": "00Q1", "LastName": "Ito", "Status": status}
+
+
+def test_lifecycle_stage_of_leads_follows_their_status() -> None:
+    fmap = mapping.field_map("Lead", {})
+    stage = {
+        status: mapping.to_contact("Lead", _lead(status), fmap).fields["lifecycle_stage"]
+        for status in (
+            "Open - Not Contacted",
+            "Working - Contacted",
+            "Nurturing",
+            None,
+            "Closed - Not Converted",
+            "Unqualified",
+        )
+    }
+    assert stage == {
+        "Open - Not Contacted": "lead",
+        "Working - Contacted": "lead",
+        "Nurturing": "lead",
+        None: "lead",
+        "Closed - Not Converted": "other",
+        "Unqualified": "other",
+    }
+    lead = mapping.to_contact("Lead", _lead("Working - Contacted"), fmap)
+    assert lead.fields["lead_status"] == "Working - Contacted"  # kept alongside
+    converted = mapping.to_contact("Lead", _lead("Closed - Converted"), fmap, converted=True)
+    assert converted.fields["lifecycle_stage"] == "other"
+
+
+def test_lifecycle_stage_of_contacts_follows_their_account_type() -> None:
+    fmap = mapping.field_map("Contact", {})
+
+    def stage(account: dict[str, object] | None) -> object:
+        rec = {"Id": "0031", "LastName": "Ito", "Account": account}
+        return mapping.to_contact("Contact", rec, fmap).fields["lifecycle_stage"]
+
+    assert stage({"Type": "Prospect"}) == "salesqualifiedlead"
+    assert stage(None) == "salesqualifiedlead"  # a Contact without an Account
+    assert stage({"Type": "Customer - Direct"}) == "customer"
+    assert stage({"Type": "Customer - Channel"}) == "customer"
+
+
+def test_a_mapped_lifecycle_stage_wins_and_its_inputs_are_selected_otherwise() -> None:
+    fmap = mapping.field_map("Lead", {"Lead": {"lifecycle_stage": "Stage__c"}})
+    lead = mapping.to_contact("Lead", {"Id": "00Q1", "Stage__c": "marketingqualifiedlead"}, fmap)
+    assert lead.fields["lifecycle_stage"] == "marketingqualifiedlead"
+    assert "Status" in mapping.select_fields(mapping.field_map("Lead", {}), obj="Lead")
+    contact_fields = mapping.select_fields(mapping.field_map("Contact", {}), obj="Contact")
+    assert "Account.Type" in contact_fields
+    assert "Account.Type" not in mapping.select_fields(
+        mapping.field_map("Contact", {"Contact": {"lifecycle_stage": "Stage__c"}}), obj="Contact"
+    )

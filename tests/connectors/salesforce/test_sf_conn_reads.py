@@ -76,6 +76,16 @@ def test_canonical_fields_are_normalised(org: Org) -> None:
     assert all(v != "" for x in contacts for v in x.fields.values())
     lead = next(x for x in contacts if x.kind == "lead")
     assert "lead_status" in lead.fields and lead.updated_at is not None
+    # Models written for HubSpot's lifecycle stages score Salesforce people too.
+    stages = Counter(x.fields["lifecycle_stage"] for x in contacts)
+    assert stages["lead"] and stages["salesqualifiedlead"]
+    for x in contacts:
+        if x.kind == "contact":  # every sandbox Account is a prospect
+            assert x.fields["lifecycle_stage"] == "salesqualifiedlead"
+        elif x.fields.get("lead_status") == "Closed - Not Converted":
+            assert x.fields["lifecycle_stage"] == "other"
+        else:
+            assert x.fields["lifecycle_stage"] == "lead"
 
 
 def _changes_sharing_one_stamp(
