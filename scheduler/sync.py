@@ -476,9 +476,10 @@ class Sync:
             changed[(act.contact_id, act.model)] = _replace(consumed, crossings=crossings)
             owner = contact.fields.get("owner_id")
             assign = False
-            if not owner:
-                owner = pool.pick(rr)
-                if owner is not None:
+            if not owner or not pool.can_own(str(owner)):
+                picked = pool.pick(rr)
+                if picked is not None:
+                    owner = picked
                     rr += 1
                     self._rr_next = rr
                     assign = True

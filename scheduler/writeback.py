@@ -235,13 +235,33 @@ class OwnerPool:
         self._pool = list(pool)
         self._loader = owners_loader
         self._resolved: list[str] | None = None
+        self._owners: list[Owner] | None = None
+
+    def _all(self) -> list[Owner]:
+        if self._owners is None:
+            self._owners = list(self._loader())
+        return self._owners
+
+    def can_own(self, owner_id: str) -> bool:
+        """Whether ``owner_id`` can be handed a deal and a task: an active person the
+        CRM lists. Salesforce Leads often sit in a queue, and a queue cannot own a
+        Task; a deactivated rep (or one HubSpot archived, which its owner list leaves
+        out) would never see one. Such contacts go to the pool like unowned ones.
+        Without a pool there is no one else to give them to, so nothing is loaded and
+        the owner stays."""
+        if not self._pool:
+            return True
+        owners = self._all()
+        if not owners:
+            return True  # nothing listed at all: no grounds to take the contact away
+        return any(o.id == owner_id and o.active and o.kind == "person" for o in owners)
 
     def resolved(self) -> list[str]:
         if self._resolved is None:
             if not self._pool:
                 self._resolved = []
             else:
-                owners = list(self._loader())
+                owners = self._all()
                 by_email = {(o.email or "").lower(): o.id for o in owners if o.active}
                 ids = {o.id for o in owners if o.active}
                 out = []

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from sync_fakes import T0, models
 
+from connectors.base import Owner
 from scheduler.state import StateStore
 
 
@@ -157,6 +158,7 @@ def test_converted_leads_get_scores_but_no_actions(h) -> None:
 
 def test_owner_round_robin_over_the_pool_continues_across_runs(h) -> None:
     h.writeback = {"on_cross": {"owners": {"pool": ["ann@example.com", "o2", "CAT@example.com"]}}}
+    h.crm.owners.append(Owner("o7", "dan@example.com", "Dan"))  # a rep outside the pool
     for i in range(4):
         h.crm.add(f"n{i}", points=10)
     h.crm.add("owned", points=10, owner_id="o7")
@@ -335,3 +337,37 @@ def test_an_action_the_crm_keeps_refusing_is_given_up_after_5_attempts(h) -> Non
     assert failed == [1, 1, 1, 1, 1, 0, 0]
     assert h.store.ledger_counts() == {"deal:gave_up": 1, "task:gave_up": 1}
     assert h.crm.deals == {}
+
+
+def test_contacts_owned_by_a_queue_or_a_gone_rep_go_to_the_pool(h) -> None:
+    """A queue cannot own a Salesforce Task, and a deactivated rep (or one the CRM no
+    longer lists) would never see the work: such contacts are assigned like unowned
+    ones. A rep outside the pool keeps their contact."""
+    h.writeback = {"on_cross": {"owners": {"pool": ["o1", "o2"]}}}
+    h.crm.owners += [
+        Owner("q1", None, "Inbound queue", kind="queue"),
+        Owner("o8", "eve@example.com", "Eve", active=False),
+        Owner("o9", "fay@example.com", "Fay"),
+    ]
+    for cid, owner in (("queued", "q1"), ("left", "o8"), ("gone", "o404"), ("kept", "o9")):
+        h.crm.add(cid, kind="lead", points=10, owner_id=owner)
+    h.run()
+    for cid in ("queued", "left", "gone", "kept"):
+        h.crm.touch(cid, points=80)
+    s = h.run()
+    owners = {d.contact_id: d.owner_id for d in h.crm.deals.values()}
+    assert owners == {"queued": "o1", "left": "o2", "gone": "o1", "kept": "o9"}
+    assert {t.contact_id: t.owner_id for t in h.crm.tasks.values()} == owners
+    assert sorted(h.crm.owner_sets) == [("gone", "o1"), ("left", "o2"), ("queued", "o1")]
+    assert s.owners_assigned == 3
+
+
+def test_without_a_pool_the_owner_stays_and_no_owner_list_is_read(h) -> None:
+    h.crm.owners.append(Owner("q1", None, "Inbound queue", kind="queue"))
+    h.crm.add("queued", points=10, owner_id="q1")
+    h.run()
+    h.crm.touch("queued", points=80)
+    h.run()
+    assert [d.owner_id for d in h.crm.deals.values()] == ["q1"]
+    assert h.crm.owner_sets == []
+    assert "owners" not in h.crm.calls_by

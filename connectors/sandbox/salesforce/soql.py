@@ -336,6 +336,10 @@ class _Parser:
                 raise SoqlError("MALFORMED_QUERY", f"duplicate field selected: {ref.text}")
             seen.add(key)
         self.expect_kw("from")
+        if self.is_kw("group"):
+            # ``Group`` is an sObject as well as a keyword: Salesforce reads it as the
+            # object right after FROM (``SELECT Id FROM Group WHERE Type = 'Queue'``).
+            self.tokens[self.i] = Token("ident", self.tok.text, self.tok.text, self.tok.pos)
         if self.tok.kind != "ident" or "." in self.tok.text:
             raise self.error()
         sobject_token = self.advance()

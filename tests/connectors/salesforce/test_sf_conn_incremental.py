@@ -248,8 +248,8 @@ def test_without_master_record_id_merged_away_records_are_deletions(org: Org) ->
 def test_lead_queues_are_listed_where_group_can_be_queried(
     clock: ManualClock, queryable: bool
 ) -> None:
-    """The sandbox's parser refuses ``FROM Group``; Salesforce answers it. Either way
-    list_owners works, and a refusal is not asked again."""
+    """Salesforce answers ``FROM Group``; an org or proxy that refuses it (as the
+    sandbox's parser once did) still gets a list of users, and is not asked again."""
 
     class _AnswersGroup:
         def __init__(self, app: Any) -> None:
@@ -276,6 +276,8 @@ def test_lead_queues_are_listed_where_group_can_be_queried(
                     ]
                     body = {"totalSize": len(records), "done": True, "records": records}
                     return Response.json(200, body)
+                refusal = [{"errorCode": "MALFORMED_QUERY", "message": "unexpected token: 'Group'"}]
+                return Response.json(400, refusal)
             answer: Response = self.app(request)
             return answer
 
