@@ -612,7 +612,32 @@ class HubSpotSandbox:
         object_id = int(table.ids[slot])
         for target, target_id in links:
             self.store.link(obj, object_id, target, target_id)
+            self._activity_logged(obj, target, target_id)
         return slot
+
+    def _activity_logged(self, a: str, b: str, b_id: int) -> None:
+        """A call, e-mail, meeting or note now associated with a contact updates the
+        contact's activity properties, as HubSpot's do ("Last activity date" for all,
+        "Last contacted" and the sales-activity stamp for the ones that reach the
+        person), so its ``lastmodifieddate`` moves and incremental reads see it.
+        ``a`` is the engagement's type and ``b``/``b_id`` the other end."""
+        if a not in ACTIVITY_OBJECTS or b != "contacts":
+            return
+        table = self._table("contacts")
+        slot = self._slot_by_id("contacts", str(b_id))
+        if slot is None:
+            return
+        now = self._now()
+        stamp = iso_ms(now)
+        changes: Props = {"notes_last_updated": stamp}
+        if a != "notes":
+            count = int(table.props(slot).get("num_contacted_notes") or 0)
+            changes.update(
+                notes_last_contacted=stamp,
+                hs_last_sales_activity_timestamp=stamp,
+                num_contacted_notes=str(count + 1),
+            )
+        table.update(slot, changes, now)
 
     # ------------------------------------------------------------- objects
     def _list(self, request: Request, args: list[str]) -> Response:
@@ -1120,6 +1145,8 @@ class HubSpotSandbox:
             plan.append((self.store.resolve(a, int(from_raw)), self.store.resolve(b, int(to_raw))))
         for from_id, to_id in plan:
             self.store.link(a, from_id, b, to_id)
+            self._activity_logged(a, b, to_id)
+            self._activity_logged(b, a, from_id)
             results.append(self._pair_json(a, from_id, b, to_id))
         errors = [not_found_entry(OBJECT_TYPES[b][0], missing)] if missing else []
         return self._batch_answer(201, results, errors, started)
@@ -1176,6 +1203,8 @@ class HubSpotSandbox:
             raise HsError(404, "OBJECT_NOT_FOUND", f"Object {raw} or {to_raw} not found")
         from_id, to_id = self.store.resolve(a, int(raw)), self.store.resolve(b, int(to_raw))
         self.store.link(a, from_id, b, to_id)
+        self._activity_logged(a, b, to_id)
+        self._activity_logged(b, a, from_id)
         if status == 201:
             return self._ok(201, self._pair_json(a, from_id, b, to_id))
         now = self._now()
@@ -1291,6 +1320,9 @@ class HubSpotSandbox:
                 changes["first_conversion_date"] = stamp
         table.update(slot, changes, now)
 
+
+# Engagements that update a contact's activity properties when associated with it.
+ACTIVITY_OBJECTS = frozenset({"calls", "emails", "meetings", "notes"})
 
 _SUMMED = (
     "hs_analytics_num_page_views",

@@ -245,6 +245,8 @@ def builtin_properties() -> dict[str, list[PropertyDef]]:
         ("hs_email_last_click_date", "datetime"),
         ("hs_email_last_reply_date", "datetime"),
         ("notes_last_contacted", "datetime"),
+        ("notes_last_updated", "datetime"),
+        ("hs_last_sales_activity_timestamp", "datetime"),
         ("num_contacted_notes", "number"),
         ("num_associated_deals", "number"),
     ):
