@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -515,6 +515,18 @@ class DemoResult:
     actions: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class DemoCRM:
+    """How to reach the demo's sandbox CRM over its API while it still runs, for
+    whoever wants to look at what the sync wrote (see ``run_demo(inspect=...)``)."""
+
+    crm: str
+    base_url: str
+    headers: dict[str, str]
+    ca_path: Path | None
+    advance: Callable[[float], None]  # moves the demo's simulated clock (rate windows)
+
+
 def run_demo(
     crm: str = "hubspot",
     *,
@@ -523,10 +535,13 @@ def run_demo(
     days: int = 7,
     seed: int = 7,
     quiet: bool = False,
+    inspect: Callable[[DemoCRM], None] | None = None,
 ) -> DemoResult:
     """The embedded default: a sandbox CRM in this process, a temporary state store, the
     starter model; a baseline run, then ``days`` days of new activity for ``active``
-    people (on a simulated clock, so it takes no time), and a second run that acts."""
+    people (on a simulated clock, so it takes no time), and a second run that acts.
+    ``inspect`` is called before the sandbox stops, so that tests can check what the
+    CRM holds through its API."""
     import importlib.resources
     import tempfile
 
@@ -617,8 +632,9 @@ def run_demo(
         first = Sync(config, connector, store, models, now=clock.datetime).run(RunOptions())
         if not quiet:
             print_summary(first, as_json=False)
-        for _ in range(days):
-            sandbox.simulate_activity(active, seed=seed)
+        for day in range(days):
+            # A different seed each day, so that new people show up, not the same ones.
+            sandbox.simulate_activity(active, seed=seed + day)
             clock.advance(86400)
         if not quiet:
             _out(f"Simulated {days} days of new activity for {active} people; second run...")
@@ -626,9 +642,17 @@ def run_demo(
         if not quiet:
             print_summary(second, as_json=False)
         hottest = _hottest(store, models, limit=10, as_of=clock.datetime())
-        actions = _actions(store)
+        owners = {o.id: o.name or o.email or o.id for o in connector.list_owners()}
+        actions = _actions(store, owners)
         if not quiet:
             _print_demo_tables(hottest, actions)
+        if inspect is not None:
+            if crm == "hubspot":
+                auth = {"Authorization": "Bearer sandbox-token"}
+                inspect(DemoCRM(crm, server.base_url, auth, None, clock.advance))
+            else:
+                auth = {"Authorization": "Bearer " + sandbox.issue_session()}
+                inspect(DemoCRM(crm, server.base_url, auth, ca_path, clock.advance))
         return DemoResult(first, second, hottest, actions)
 
 
@@ -673,30 +697,50 @@ def _hottest(
     return out
 
 
-def _actions(store: StateStore) -> list[dict[str, Any]]:
+def _actions(store: StateStore, owners: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The deals (or Lead status changes) and tasks in the ledger, in the order made;
+    ``owners`` names the owner ids."""
     import sqlalchemy as sa
+
+    from scheduler.state import loads
 
     led = store.t["ledger"]
     with store.tx() as conn:
         rows = conn.execute(
             sa.select(led)
-            .where(led.c.kind.in_(("deal", "task")))
-            .order_by(led.c.created_at, led.c.key)
+            .where(led.c.kind.in_(("owner", "deal", "task")))
+            .order_by(led.c.created_at, led.c.group_key, led.c.seq)
         ).all()
-    from scheduler.state import loads
-
+    assigned = {r.group_key for r in rows if r.kind == "owner" and r.status == "done"}
     out = []
     for r in rows:
+        if r.kind == "owner":
+            continue
         spec = loads(r.spec) or {}
+        contact, _events = store.get_contact(r.contact_id)
+        fields = contact.fields if contact is not None else {}
+        name = " ".join(str(fields.get(k) or "") for k in ("first_name", "last_name")).strip()
+        status_change = r.kind == "deal" and spec.get("contact_kind") == "lead"
+        owner_id = spec.get("owner_id")
         out.append(
             {
                 "kind": r.kind,
+                "group": r.group_key,
+                "why": "crossed" if r.group_key.split(":", 2)[-1].startswith("c") else "event",
+                "action": "lead status" if status_change else r.kind,
                 "contact_id": r.contact_id,
+                "contact_name": name,
                 "model": r.model,
                 "status": r.status,
                 "crm_id": r.result_id,
-                "owner_id": spec.get("owner_id"),
-                "title": spec.get("name") or spec.get("subject"),
+                "owner_id": owner_id,
+                "owner_name": owners.get(str(owner_id), owner_id) if owner_id else None,
+                "owner_assigned": r.group_key in assigned,
+                "title": (
+                    f"Status: {spec.get('lead_status')}"
+                    if status_change
+                    else spec.get("name") or spec.get("subject")
+                ),
             }
         )
     return out
@@ -713,18 +757,37 @@ def _print_demo_tables(hottest: list[dict[str, Any]], actions: list[dict[str, An
                 h["contact_id"], h["name"], h["model"], f"{h['score']:.1f}", h["band"], h["reasons"]
             )
         con.print(t)
-        a = Table(title="Deals and tasks created")
-        for col in ("kind", "contact", "owner", "title", "CRM id", "status"):
-            a.add_column(col)
+        # One row per action: the deal (or a Lead's status change) and the task made
+        # for one contact at one crossing or immediate event.
+        a = Table(title="Deals and tasks created", caption="* owner assigned by leadsync")
+        a.add_column("contact", min_width=12)
+        a.add_column("why", no_wrap=True)
+        a.add_column("owner", min_width=10)
+        a.add_column("deal / lead status", overflow="fold")
+        a.add_column("task", overflow="fold")
+        groups: dict[str, list[dict[str, Any]]] = {}
         for x in actions:
+            groups.setdefault(x["group"], []).append(x)
+        for items in groups.values():
+            first = items[0]
+            cells = {"deal": "", "task": ""}
+            for x in items:
+                what = str(x["crm_id"] or "")
+                if x["action"] == "lead status":
+                    what = str(x["title"] or "").replace("Status: ", "-> ")
+                if x["status"] != "done":
+                    what = f"{what} ({x['status']})".strip()
+                cells[x["kind"]] = what
+            owner = str(first["owner_name"] or "") + (" *" if first["owner_assigned"] else "")
             a.add_row(
-                x["kind"],
-                x["contact_id"],
-                str(x["owner_id"] or ""),
-                str(x["title"] or ""),
-                str(x["crm_id"] or ""),
-                x["status"],
+                first["contact_name"] or first["contact_id"],
+                first["why"],
+                owner,
+                cells["deal"],
+                cells["task"],
             )
+        if not actions:
+            a.add_row("(none)", "", "", "", "")
         con.print(a)
     _out(cap.get())
 
