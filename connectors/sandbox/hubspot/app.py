@@ -1290,7 +1290,7 @@ class HubSpotSandbox:
         clicked = rng.random() < 0.5
         if clicked:
             events.append(ExtraActivity(slot, _KIND["email_click"], now, campaign))
-        demo = rng.random() < 0.2
+        demo = rng.random() < 0.1  # now and then, as in the Salesforce sandbox
         if demo:
             events.append(
                 ExtraActivity(slot, _KIND["form_submit"], now, FORMS.index("demo-request"))
