@@ -316,11 +316,20 @@ class SourceUnavailable(Exception):
     """An optional event source answered 403/404 (not on this portal or tier)."""
 
 
+# (canonical type, created epoch ms, event id, campaign id, url)
+_MailEvent = tuple[str, Any, str, Any, Any]
+
+
 @dataclass
 class EmailEvents:
-    """Marketing e-mail events of one time window, by recipient, read once per run."""
+    """Marketing e-mail events of one time window, by recipient, read once per run.
 
-    by_recipient: dict[str, list[Raw]] = field(default_factory=lambda: defaultdict(list))
+    A full read holds the whole window's events (about ten per contact) until their
+    contacts come by, so each is kept as a small tuple of what ``events_for`` needs
+    (event type, created ms, id, campaign id, url), not as the parsed JSON object,
+    which is several times larger."""
+
+    by_recipient: dict[str, list[_MailEvent]] = field(default_factory=lambda: defaultdict(list))
 
     @classmethod
     def read(cls, t: HubSpotTransport, since: datetime, until: datetime | None) -> EmailEvents:
@@ -339,8 +348,20 @@ class EmailEvents:
             data = reply if isinstance(reply, Mapping) else {}
             t.rows_read["marketing e-mail events"] += len(data.get("events") or [])
             for event in data.get("events") or []:
-                if isinstance(event, Mapping) and isinstance(event.get("recipient"), str):
-                    out.by_recipient[event["recipient"].strip().lower()].append(event)
+                if not (isinstance(event, Mapping) and isinstance(event.get("recipient"), str)):
+                    continue
+                type_ = MARKETING_EMAIL_TYPES.get(str(event.get("type", "")).upper())
+                if type_ is None:
+                    continue  # a type no model scores (deferred, dropped, ...)
+                out.by_recipient[event["recipient"].strip().lower()].append(
+                    (
+                        type_,
+                        event.get("created"),
+                        str(event.get("id")),
+                        event.get("emailCampaignId"),
+                        event.get("url"),
+                    )
+                )
             offset = to_text(data.get("offset"))
             if not data.get("hasMore") or offset is None:
                 return out
@@ -349,18 +370,20 @@ class EmailEvents:
         if not email:
             return []
         out: list[EventRecord] = []
-        for raw in self.by_recipient.get(email.strip().lower(), ()):
-            type_ = MARKETING_EMAIL_TYPES.get(str(raw.get("type", "")).upper())
-            occurred = _ms_datetime(raw.get("created"))
-            if type_ is None or occurred is None or occurred < since:
+        for type_, created, event_id, campaign_id, url in self.by_recipient.get(
+            email.strip().lower(), ()
+        ):
+            occurred = _ms_datetime(created)
+            if occurred is None or occurred < since:
                 continue
             attrs: dict[str, Any] = {"source": "hubspot_marketing_email"}
-            for key in ("emailCampaignId", "url"):
-                if raw.get(key) not in (None, ""):
-                    attrs["campaign_id" if key == "emailCampaignId" else "url"] = raw[key]
+            if campaign_id not in (None, ""):
+                attrs["campaign_id"] = campaign_id
+            if url not in (None, ""):
+                attrs["url"] = url
             out.append(
                 EventRecord(
-                    id=f"hs-mkt-email:{raw.get('id')}",
+                    id=f"hs-mkt-email:{event_id}",
                     contact_id=contact_id,
                     type=type_,
                     occurred_at=occurred,
