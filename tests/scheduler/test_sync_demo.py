@@ -76,7 +76,8 @@ def test_demo_on_hubspot_creates_one_deal_and_one_task_per_hot_contact_for_its_o
 
         for cid in seen["ids"]:
             contact = get(f"/crm/v3/objects/contacts/{cid}?properties=hubspot_owner_id")
-            deals, tasks = [], []
+            deals: list[dict[str, Any]] = []
+            tasks: list[dict[str, Any]] = []
             for kind, props, out in (
                 ("deals", "leadsync_key,hubspot_owner_id", deals),
                 ("tasks", "leadsync_key,hubspot_owner_id,hs_task_subject", tasks),
