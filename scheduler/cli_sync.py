@@ -80,12 +80,16 @@ def setup_logging(level: int = logging.WARNING) -> None:
 
 
 def load_model_files(paths: Sequence[Path]) -> list[Any]:
-    """Every model of every file; names must be unique across files."""
+    """Every model of every file. Names must be unique across files, and so must score
+    fields: two models writing one CRM field would overwrite each other's score on
+    every run (``load_models`` catches both within one file; this catches them across
+    files)."""
     from scoring.model import ModelFileError, load_models
 
     models: list[Any] = []
     problems: list[str] = []
     seen: dict[str, str] = {}
+    fields: dict[str, tuple[str, str]] = {}
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
@@ -103,6 +107,13 @@ def load_model_files(paths: Sequence[Path]) -> list[Any]:
                     f"{path}:1: models: model {m.name!r} is also defined in {seen[m.name]}"
                 )
             seen[m.name] = str(path)
+            other = fields.get(m.score_field)
+            if other is not None and other[0] != str(path):
+                problems.append(
+                    f"{path}:1: models: score_field {m.score_field!r} of model {m.name!r} "
+                    f"is also written by model {other[1]!r} in {other[0]}"
+                )
+            fields.setdefault(m.score_field, (str(path), m.name))
             models.append(m)
     if problems:
         raise UsageError(problems)
@@ -113,7 +124,12 @@ def make_connector(config: SyncConfig) -> Connector:
     from connectors import registry
 
     context = RuntimeContext(now=lambda: datetime.now(UTC), sleep=time.sleep)
-    return registry.create(config.crm.type, config.crm.settings(), context=context)
+    settings = config.crm.settings()
+    if config.crm.type == "files" and "base_dir" not in settings:
+        # Export paths are relative to the config file, like model and SQLite paths,
+        # not to wherever the scheduler happens to be started.
+        settings = {**settings, "base_dir": config.base_dir}
+    return registry.create(config.crm.type, settings, context=context)
 
 
 def open_store(config: SyncConfig) -> StateStore:
@@ -176,8 +192,19 @@ def _guard() -> Iterator[None]:
 
 
 def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = None) -> None:
+    """The summary on stdout; rows of the data that could not be read go to stderr as
+    ``FILE:LINE: field: problem``, one per line, so that ``--json`` stays one object."""
+    for line in s.bad_rows:
+        _err(line)
+    if s.orphan_events:
+        _err(
+            f"note: {s.orphan_events} event(s) name a contact that is not in the contacts "
+            "data; they were not scored"
+        )
     if as_json:
-        _out(json.dumps(s.to_dict(), default=str, separators=(",", ":")))
+        summary = s.to_dict()
+        summary.pop("bad_rows", None)
+        _out(json.dumps(summary, default=str, separators=(",", ":")))
         return
     con = console or Console(soft_wrap=True)
     if s.exit_code == EXIT_LOCKED:

@@ -107,6 +107,10 @@ class RunSummary:
     skipped_converted: int = 0
     actions_waiting: int = 0
     rejected: int = 0
+    # Rows of the CRM's data that could not be read (``FILE:LINE: field: problem``);
+    # counted in ``rejected``, printed on stderr, kept out of the JSON summary.
+    bad_rows: list[str] = field(default_factory=list)
+    orphan_events: int = 0
     api_calls: int = 0
     budget: dict[str, Any] = field(default_factory=dict)
     cursor_committed: bool = False
@@ -223,6 +227,7 @@ class Sync:
                 summary = s.to_dict()
                 summary.pop("would_write", None)
                 summary.pop("would_act", None)
+                summary.pop("bad_rows", None)
                 self.store.finish_run(s.run_id, s.exit_code, summary)
         except LockHeld as exc:
             s.exit_code, s.status, s.error = EXIT_LOCKED, "locked", str(exc)
@@ -288,6 +293,13 @@ class Sync:
 
     # ----------------------------------------------------------------- reading
     def _read(self, cursor: Any, started: datetime, events_since: datetime, s: RunSummary) -> Any:
+        """Apply every batch to the local copy; then collect the rows the connector
+        skipped. A connector that reads files (``files``) cannot stop at a bad row: it
+        skips it, keeps the others and lists it in ``connector.rejected`` as
+        ``FILE:LINE: field: problem`` (and counts events of contacts it never saw in
+        ``connector.orphan_events``). Both are read with ``getattr`` once the reading is
+        exhausted, so connectors without them are unaffected; each bad row counts as a
+        rejected record, so the run exits 1 while the good rows are still scored."""
         new_cursor: Any = None
         for batch in self.connector.read_changes(cursor, until=started, events_since=events_since):
             self._apply(batch, s)
@@ -296,6 +308,11 @@ class Sync:
                 new_cursor = batch.cursor
             if self.progress:
                 self.progress("read", len(batch.contacts))
+        bad_rows = [str(line) for line in getattr(self.connector, "rejected", ())]
+        s.bad_rows.extend(bad_rows)
+        s.rejected += len(bad_rows)
+        orphans = getattr(self.connector, "orphan_events", 0)
+        s.orphan_events += orphans if isinstance(orphans, int) else 0
         return new_cursor
 
     def _apply(self, batch: ReadBatch, s: RunSummary) -> None:
