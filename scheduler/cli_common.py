@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import NoReturn
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 
 # Exit statuses (documented in the README; scripts rely on them).
 EXIT_OK = 0
@@ -15,8 +16,31 @@ EXIT_USAGE = 2  # configuration, model file or usage error
 EXIT_STOPPED = 3  # stopped early: quota, auth
 EXIT_LOCKED = 4  # another run holds the lock
 
-stdout = Console(soft_wrap=True)
-stderr = Console(stderr=True, soft_wrap=True, highlight=False)
+
+class _Console(Console):
+    """A console that does not squeeze piped output into 80 columns.
+
+    Rich falls back to 80 columns when it writes to a file or a pipe, which wraps table
+    cells such as timestamps mid-value in CI logs and redirected reports. A terminal,
+    or an explicit ``COLUMNS``, still decides the width.
+    """
+
+    PIPED_WIDTH = 160
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        dims = super().size
+        if not self.is_terminal and not os.environ.get("COLUMNS"):
+            return ConsoleDimensions(max(dims.width, self.PIPED_WIDTH), dims.height)
+        return dims
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        self.width, self.height = new_size
+
+
+stdout = _Console(soft_wrap=True)
+stderr = _Console(stderr=True, soft_wrap=True, highlight=False)
 
 
 def error_line(message: str) -> None:
