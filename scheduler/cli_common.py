@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console, ConsoleDimensions
@@ -26,6 +26,13 @@ class _Console(Console):
     """
 
     PIPED_WIDTH = 160
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if "width" not in kwargs:
+            # Rich freezes ``COLUMNS`` at construction; read it at print time instead,
+            # since these consoles are module globals created at import.
+            self._width = None
 
     @property
     def size(self) -> ConsoleDimensions:
