@@ -581,10 +581,8 @@ class HubSpotConnector:
         if self._stages is not None:
             return self._stages
         stages: dict[str, tuple[bool, bool | None]] = {}
-        api = self.transport.api("crm.pipelines.pipelines_api")
         try:
-            reply = self.transport.call("deal pipelines", api.get_all, "deals")
-            results, _ = reads.page_results(reply.data)
+            results = self._deal_pipelines()
         except RecordRejected:
             results = []
         for pipeline in results:
@@ -596,6 +594,53 @@ class HubSpotConnector:
                 stages[str(stage.get("id"))] = (not closed, won)
         self._stages = stages
         return stages
+
+    def _deal_pipelines(self) -> list[Raw]:
+        """The raw deal pipelines with their stages; ``RecordRejected`` when refused."""
+        api = self.transport.api("crm.pipelines.pipelines_api")
+        reply = self.transport.call("deal pipelines", api.get_all, "deals")
+        results, _ = reads.page_results(reply.data)
+        return [p for p in results if isinstance(p, Mapping)]
+
+    def check_deal_settings(
+        self, *, pipeline: str | None, stage: str, lead_status: str | None
+    ) -> tuple[str, ...]:
+        """Catch a pipeline or stage typo at ``leadsync check`` time rather than as a
+        rejected deal on the first crossing. Ids and labels are both accepted (labels
+        case-insensitively) because the HubSpot UI shows labels. ``lead_status`` is a
+        Salesforce notion and is ignored here."""
+        del lead_status
+        wanted = pipeline or self.settings.deal_pipeline
+        try:
+            pipelines = self._deal_pipelines()
+        except RecordRejected as exc:
+            return (
+                f"deal pipelines cannot be read (HTTP {exc.status}); grant the app the "
+                "crm.objects.deals.read scope, or set writeback.on_cross.deal to null",
+            )
+        found = _match_by_id_or_label(pipelines, wanted)
+        if found is None:
+            names = ", ".join(f"{p.get('id')} ({p.get('label')})" for p in pipelines) or "none"
+            return (
+                f"deal pipeline {wanted!r} of writeback.on_cross.deal.pipeline does not exist "
+                f"in HubSpot; use one of: {names}",
+            )
+        stages = [s for s in found.get("stages") or [] if isinstance(s, Mapping)]
+        hit = _match_by_id_or_label(stages, stage)
+        if hit is None:
+            names = ", ".join(f"{s.get('id')} ({s.get('label')})" for s in stages) or "none"
+            return (
+                f"deal stage {stage!r} of writeback.on_cross.deal.stage is not a stage of "
+                f"pipeline {found.get('label')!r}; use one of: {names}",
+            )
+        meta = hit.get("metadata") or {}
+        if str(meta.get("isClosed", "false")).lower() == "true":
+            return (
+                f"deal stage {stage!r} of writeback.on_cross.deal.stage is a closed stage: "
+                "deals would be created closed; choose an open stage of pipeline "
+                f"{found.get('label')!r}",
+            )
+        return ()
 
     def _deal(self, raw: Raw, contact_id: str) -> DealRecord:
         props = raw.get("properties") or {}
@@ -1101,3 +1146,15 @@ def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int], OwnWrites, 
         raise ConnectorConfigError(
             f"hubspot cursor: unreadable ({exc}); run a full sync to reset it"
         ) from None
+
+
+def _match_by_id_or_label(items: Sequence[Raw], wanted: str) -> Raw | None:
+    """The item whose id is ``wanted``, else the one whose label matches ignoring case."""
+    for item in items:
+        if str(item.get("id")) == wanted:
+            return item
+    folded = wanted.strip().casefold()
+    for item in items:
+        if str(item.get("label") or "").strip().casefold() == folded:
+            return item
+    return None
