@@ -652,6 +652,51 @@ class SalesforceConnector:
             present=tuple(present), missing=tuple(missing), instructions=tuple(instructions)
         )
 
+    def check_deal_settings(
+        self, *, pipeline: str | None, stage: str, lead_status: str | None
+    ) -> tuple[str, ...]:
+        """Catch a stage or status typo at ``leadsync check`` time rather than as a
+        refused write on the first crossing. Salesforce has no deal pipelines, so
+        ``pipeline`` is ignored. Describe does not say which stages are closed (that
+        lives in OpportunityStage), so a closed stage is not detected here."""
+        del pipeline
+        problems: list[str] = []
+        where = "Setup > Object Manager > {} > Fields & Relationships > {}"
+        problem = self._picklist_problem("Opportunity", "StageName", stage)
+        if problem:
+            problems.append(
+                f"Opportunity stage {stage!r} of writeback.on_cross.deal.stage {problem}; "
+                f"fix the value or activate it ({where.format('Opportunity', 'Stage')})"
+            )
+        if "Lead" in self.settings.objects:
+            if not lead_status:
+                problems.append(
+                    "writeback.on_cross.deal.lead_status is empty: Leads get a status change "
+                    "instead of an Opportunity; set it to an active Lead Status value"
+                )
+            else:
+                problem = self._picklist_problem("Lead", "Status", lead_status)
+                if problem:
+                    problems.append(
+                        f"Lead status {lead_status!r} of writeback.on_cross.deal.lead_status "
+                        f"{problem}; fix the value or activate it "
+                        f"({where.format('Lead', 'Lead Status')})"
+                    )
+        return tuple(problems)
+
+    def _picklist_problem(self, obj: str, field_name: str, value: str) -> str | None:
+        """Why ``value`` cannot be written to the picklist, or ``None`` when it can."""
+        found = self._fields(obj).get(field_name.lower())
+        if found is None:
+            return f"cannot be checked: {obj}.{field_name} is not visible to the integration user"
+        entries = [e for e in found.get("picklistValues") or [] if isinstance(e, Mapping)]
+        active = [str(e.get("value")) for e in entries if e.get("active", True)]
+        if value in active:
+            return None
+        inactive = {str(e.get("value")) for e in entries} - set(active)
+        state = "is an inactive value" if value in inactive else "is not a value"
+        return f"{state} of {obj}.{field_name} (active values: {', '.join(active) or 'none'})"
+
     # ================================================================== writes
     def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:
         """Up to 200 records per sObject Collections call, Leads and Contacts mixed.
