@@ -15,6 +15,19 @@ Exception tree (callers branch on the class, never on message text)::
     └── CRMResponseError       the CRM answered something unusable after bounded retries
 
 Messages never contain secrets: connectors redact tokens before raising.
+
+Optional methods (not members of ``Connector``, so that connectors without them, such
+as ``files`` and third-party ones, keep satisfying the protocol; callers look them up
+with ``getattr(connector, name, None)``)::
+
+    check_deal_settings(self, *, pipeline: str | None, stage: str,
+                        lead_status: str | None) -> tuple[str, ...]
+
+        Used by ``leadsync check`` with ``writeback.on_cross.deal``: whether deals can be
+        created in ``pipeline`` (``None``: the connector's default) at ``stage``, and
+        whether ``lead_status`` can be set on a lead. Returns one line per problem, each
+        saying what is wrong and how to fix it; empty when everything is fine. Values
+        that mean nothing to the CRM (a pipeline in Salesforce) are ignored.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from connectors.base import (
     QuotaExhausted,
     RuntimeContext,
 )
-from scheduler.config import ConfigError, SyncConfig, load_config, redact
+from scheduler.config import ConfigError, DealConfig, SyncConfig, load_config, redact
 from scheduler.state import StateError, StateStore
 from scheduler.sync import RunOptions, RunSummary, Sync
 
@@ -363,6 +363,7 @@ def check_config(config_path: str) -> int:
         for line in check.instructions or [f"field {f} is missing" for f in check.missing]:
             _err(f"missing: {line}")
             problems += 1
+        problems += _check_deal_settings(connector, config.writeback.on_cross.deal)
         b = connector.budget()
         if b.daily_remaining is not None:
             _out(f"ok: API budget {b.daily_remaining} of {b.daily_limit} calls left today")
@@ -376,6 +377,21 @@ def check_config(config_path: str) -> int:
         with contextlib.suppress(Exception):
             connector.close()
     return EXIT_USAGE if problems else EXIT_OK
+
+
+def _check_deal_settings(connector: Connector, deal: DealConfig | None) -> int:
+    """Print the connector's view of the deal pipeline, stage and Lead status; the
+    number of problems. Connectors without the optional check, and configurations
+    that create no deals, are skipped."""
+    check = getattr(connector, "check_deal_settings", None)
+    if deal is None or check is None:
+        return 0
+    lines = tuple(check(pipeline=deal.pipeline, stage=deal.stage, lead_status=deal.lead_status))
+    for line in lines:
+        _err(f"missing: {line}")
+    if not lines:
+        _out(f"ok: deal settings accepted (stage {deal.stage!r})")
+    return len(lines)
 
 
 def explain_state(config_path: str, contact_id: str) -> int:
