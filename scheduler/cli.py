@@ -2,7 +2,7 @@
 
 Commands live in small modules, each owning one area, and register themselves here:
 ``cli_scoring`` (score, check, explain), ``cli_sandbox`` (sandbox), ``cli_sync`` (run,
-schedule, status, purge, demo). Errors a user can fix print one line and exit with a
+schedule, purge), ``cli_status`` (status), ``cli_demo`` (demo). Errors a user can fix print one line and exit with a
 status from :mod:`scheduler.cli_common`, never a traceback.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from scheduler import cli_sandbox, cli_scoring, cli_sync
+from scheduler import cli_demo, cli_sandbox, cli_scoring, cli_status, cli_sync
 
 app = typer.Typer(
     name="leadsync",
@@ -29,7 +29,7 @@ def version() -> None:
     typer.echo(f"leadsync {dist_version('leadsync')}")
 
 
-for module in (cli_scoring, cli_sandbox, cli_sync):
+for module in (cli_scoring, cli_sandbox, cli_sync, cli_status, cli_demo):
     module.register(app)
 
 

@@ -11,7 +11,7 @@ import pytest
 from sync_fakes import MODEL_YAML, FakeCRM, fake_score, models
 from typer.testing import CliRunner
 
-from scheduler import cli_sync
+from scheduler import cli_status, cli_sync
 from scheduler.cli import app
 from scheduler.config import load_config
 from scheduler.state import StateStore
@@ -88,8 +88,8 @@ def test_a_planted_token_never_reaches_output_logs_or_the_state_db(
     crm.touch("a", points=10)
     _run(path, crm, monkeypatch, as_json=False)
     captured = capsys.readouterr()
-    cli_sync.print_status(
-        cli_sync.status_data(StateStore(f"sqlite:///{tmp_path / 'state.db'}"), "default"),
+    cli_status.print_status(
+        cli_status.status_data(StateStore(f"sqlite:///{tmp_path / 'state.db'}"), "default"),
         as_json=True,
     )
     status_out = capsys.readouterr().out

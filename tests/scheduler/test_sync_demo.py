@@ -10,7 +10,7 @@ import requests
 from typer.testing import CliRunner
 
 from scheduler.cli import app
-from scheduler.cli_sync import DemoCRM, DemoResult, run_demo
+from scheduler.cli_demo import DemoCRM, DemoResult, run_demo
 
 
 def test_demo_on_hubspot_runs_a_baseline_then_an_incremental_sync() -> None:
