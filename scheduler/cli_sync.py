@@ -232,7 +232,7 @@ def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = Non
         table.add_row(k, str(v))
     with con.capture() as cap:
         con.print(table)
-        if s.baseline_models:
+        if s.baseline_advice:
             con.print(
                 f"Baseline for {', '.join(s.baseline_models)}: scores written, no actions; "
                 f"{s.baseline_above_threshold} contact(s) already above the threshold "

@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StateError(Exception):
@@ -124,6 +124,9 @@ def _tables(md: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("crossings", sa.Integer, nullable=False, server_default="0"),
         sa.Column("last_event", sa.String(300), nullable=True),
         sa.Column("updated_at", sa.Float, nullable=False),
+        # Above the threshold at a baseline and never acted on: what a later
+        # ``run --act-on-baseline`` acts on (migration 2).
+        sa.Column("baseline_hot", sa.Boolean, nullable=False, server_default=sa.false()),
     )
     t["models"] = sa.Table(
         "ls_models",
@@ -158,6 +161,8 @@ def _tables(md: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("first_seen", sa.Float, nullable=False),
         sa.Column("last_seen", sa.Float, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
+        # When the write is tried again unless the record changes first (migration 2).
+        sa.Column("next_attempt_at", sa.Float, nullable=True),
     )
     t["runs"] = sa.Table(
         "ls_runs",
@@ -190,9 +195,49 @@ def _migration_1(conn: Connection, tables: dict[str, sa.Table]) -> None:
             table.create(conn, checkfirst=True)
 
 
+def _add_column(conn: Connection, table: sa.Table, column: str) -> bool:
+    """Add ``column`` of ``table``'s definition unless it is there (a database created
+    by migration 1 of this release already has it); whether it was added."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(table.name, schema=table.schema)}
+    if column in have:
+        return False
+    col = table.c[column]
+    ddl = f"{col.name} {col.type.compile(dialect=conn.dialect)}"
+    if col.server_default is not None:
+        default = sa.false() if isinstance(col.type, sa.Boolean) else None
+        if default is not None:
+            ddl += f" NOT NULL DEFAULT {default.compile(dialect=conn.dialect)}"
+    name = conn.dialect.identifier_preparer.format_table(table)
+    conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {ddl}"))
+    return True
+
+
+def _migration_2(conn: Connection, tables: dict[str, sa.Table]) -> None:
+    """``baseline_hot`` on model states and ``next_attempt_at`` on rejected records.
+
+    Older databases kept no mark of the contacts a baseline left above the threshold;
+    they are the disarmed states with no crossing acted on and no action in the ledger
+    (a contact skipped for an open deal looks the same, and is then acted on only if
+    it is still hot and the deal has closed)."""
+    ms, led = tables["model_state"], tables["ledger"]
+    if _add_column(conn, ms, "baseline_hot"):
+        acted = (
+            sa.select(led.c.key)
+            .where(led.c.contact_id == ms.c.contact_id, led.c.model == ms.c.model)
+            .exists()
+        )
+        conn.execute(
+            ms.update()
+            .where(ms.c.armed == sa.false(), ms.c.crossings == 0, ~acted)
+            .values(baseline_hot=True)
+        )
+    _add_column(conn, tables["rejected"], "next_attempt_at")
+
+
 # Append-only: (version, function). A released migration is never edited.
 MIGRATIONS: list[tuple[int, Callable[[Connection, dict[str, sa.Table]], None]]] = [
     (1, _migration_1),
+    (2, _migration_2),
 ]
 
 
@@ -216,6 +261,7 @@ class ModelState:
     armed: bool
     crossings: int
     last_event: str | None
+    baseline_hot: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -582,6 +628,7 @@ class StateStore:
                         bool(r.armed),
                         int(r.crossings),
                         r.last_event,
+                        bool(r.baseline_hot),
                     )
         return out
 
@@ -596,6 +643,7 @@ class StateStore:
                 "armed": s.armed,
                 "crossings": s.crossings,
                 "last_event": s.last_event,
+                "baseline_hot": s.baseline_hot,
                 "updated_at": now,
             }
             for s in states
@@ -662,6 +710,16 @@ class StateStore:
                 .order_by(led.c.created_at, led.c.group_key, led.c.seq)
             ).all()
         return [_ledger(r) for r in rows]
+
+    def acted_on(self, contact_ids: Sequence[str]) -> set[tuple[str, str]]:
+        """(contact, model) pairs with any action in the ledger, whatever its outcome."""
+        led = self.t["ledger"]
+        out: set[tuple[str, str]] = set()
+        with self.tx() as conn:
+            for chunk in _chunks(list(contact_ids), 500):
+                q = sa.select(led.c.contact_id, led.c.model).where(led.c.contact_id.in_(chunk))
+                out.update((r[0], r[1]) for r in conn.execute(q.distinct()))
+        return out
 
     def ledger_for(self, contact_id: str) -> list[LedgerEntry]:
         led = self.t["ledger"]

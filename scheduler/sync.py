@@ -88,6 +88,7 @@ class RunSummary:
     error: str | None = None
     dry_run: bool = False
     full: bool = False
+    act_on_baseline: bool = False
     baseline_models: list[str] = field(default_factory=list)
     baseline_above_threshold: int = 0
     contacts_read: int = 0
@@ -120,6 +121,18 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def baseline_advice(self) -> bool:
+        """Whether "N contacts already above the threshold (run with --act-on-baseline)"
+        holds: a baseline that scored and committed, did not act, and was no dry run."""
+        return bool(
+            self.baseline_models
+            and not self.dry_run
+            and not self.act_on_baseline
+            and self.exit_code in (EXIT_OK, EXIT_REJECTED)
+            and self.contacts_scored
+        )
 
 
 @dataclass
@@ -192,7 +205,12 @@ class Sync:
     def run(self, options: RunOptions | None = None) -> RunSummary:
         opts = options or RunOptions()
         self._actions_taken = 0
-        s = RunSummary(run_id=uuid.uuid4().hex[:16], dry_run=opts.dry_run, full=opts.full)
+        s = RunSummary(
+            run_id=uuid.uuid4().hex[:16],
+            dry_run=opts.dry_run,
+            full=opts.full,
+            act_on_baseline=opts.act_on_baseline,
+        )
         t0 = time.monotonic()
         ttl = self.config.lock_ttl.total_seconds()
         try:
@@ -368,6 +386,7 @@ class Sync:
             )
             s.contacts_scored += len(contacts)
             states = self.store.model_states(list(by_id))
+            acted = self.store.acted_on(list(by_id)) if baseline else set()
             changed: dict[tuple[str, str], ModelState] = {}
             candidates: list[tuple[Action, ModelState, bool, str | None]] = []
             for r in results:
@@ -379,17 +398,27 @@ class Sync:
                 )
                 token = event_token(r.immediate_event) if r.immediate else None
                 if r.model in baseline:
-                    armed = st.armed
+                    # No action on a baseline; who is already hot is remembered, so
+                    # that a later ``--act-on-baseline`` can act on them after all.
+                    armed, held = st.armed, st.baseline_hot
                     if r.score >= model.threshold:
+                        never_acted = st.crossings == 0 and (r.contact_id, r.model) not in acted
+                        held = held or (armed and never_acted)
                         armed = False
-                        s.baseline_above_threshold += 1
+                        s.baseline_above_threshold += 1 if held else 0
                     elif r.score < model.rearm_below:
-                        armed = True
-                    st = _replace(st, armed=armed, last_event=token or st.last_event)
+                        armed, held = True, False
+                    st = _replace(
+                        st, armed=armed, baseline_hot=held, last_event=token or st.last_event
+                    )
                 else:
+                    if st.baseline_hot and opts.act_on_baseline and r.score >= model.threshold:
+                        # Hot since a baseline and never acted on: a crossing now,
+                        # which (like any) waits for a later run beyond the budget.
+                        st = _replace(st, armed=True, baseline_hot=False)
                     crossing = st.armed and r.score >= model.threshold
                     if not st.armed and r.score < model.rearm_below:
-                        st = _replace(st, armed=True)
+                        st = _replace(st, armed=True, baseline_hot=False)
                     fresh_event = token is not None and token != st.last_event
                     if crossing or fresh_event:
                         kind = "crossing" if crossing else "immediate"
@@ -474,6 +503,7 @@ class Sync:
                 st,
                 armed=False if crossing else st.armed,
                 last_event=token or st.last_event,
+                baseline_hot=False,
             )
             if contact.converted:
                 changed[(act.contact_id, act.model)] = consumed
@@ -601,7 +631,7 @@ class Sync:
 
 
 def _state_key(st: ModelState) -> tuple[Any, ...]:
-    return (st.armed, st.crossings, st.last_event)
+    return (st.armed, st.crossings, st.last_event, st.baseline_hot)
 
 
 def _replace(st: ModelState, **kw: Any) -> ModelState:
