@@ -419,7 +419,7 @@ def _explain(store: StateStore, models: Sequence[Any], contact_id: str, as_of: d
     contact, events = store.get_contact(contact_id)
     if contact is None:
         _err(f"contact {contact_id}: not in the state store (run a sync first, or it was purged)")
-        return EXIT_REJECTED
+        return EXIT_USAGE
     results = score(list(models), [{"id": contact.id, **contact.fields}], events, as_of=as_of)
     states = store.model_states([contact_id])
     con = Console(soft_wrap=True)
@@ -522,7 +522,15 @@ def register(app: typer.Typer) -> None:
             store = open_store(cfg)
             try:
                 with store.tx() as conn:
-                    store.purge_contact(conn, contact)
+                    found = store.purge_contact(conn, contact)
             finally:
                 store.close()
+        if not found:
+            _err(f"contact {contact}: not found in the state store; nothing purged")
+            raise typer.Exit(EXIT_REJECTED)
         _out(f"purged contact {contact} from the state store (the CRM record is not changed)")
+        _err(
+            f"warning: while contact {contact} is still in the CRM, it is read again (and "
+            "stored again) by the next run that sees it change, and by any --full run; "
+            "erase it in the CRM as well"
+        )

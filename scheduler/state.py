@@ -513,26 +513,29 @@ class StateStore:
 
     def purge_contact(
         self, conn: Connection, contact_id: str, *, keep_events: bool = False
-    ) -> None:
+    ) -> bool:
         """Erase a contact's local data. Ledger rows keep only their key and outcome, so
-        an action already taken is never repeated, but the personal details go."""
+        an action already taken is never repeated, but the personal details go.
+        Whether there was anything personal to erase."""
         t = self.t
-        conn.execute(t["contacts"].delete().where(t["contacts"].c.contact_id == contact_id))
-        if not keep_events:
-            conn.execute(t["events"].delete().where(t["events"].c.contact_id == contact_id))
-        conn.execute(t["model_state"].delete().where(t["model_state"].c.contact_id == contact_id))
-        conn.execute(t["rejected"].delete().where(t["rejected"].c.contact_id == contact_id))
+        found = 0
+        for name in ("contacts", *(() if keep_events else ("events",)), "model_state", "rejected"):
+            table = t[name]
+            res = conn.execute(table.delete().where(table.c.contact_id == contact_id))
+            found += int(res.rowcount or 0)
         led = t["ledger"]
-        conn.execute(
+        res = conn.execute(
             led.update()
-            .where(led.c.contact_id == contact_id, led.c.status != "intent")
+            .where(led.c.contact_id == contact_id, led.c.status != "intent", led.c.spec.isnot(None))
             .values(spec=None)
         )
-        conn.execute(
+        found += int(res.rowcount or 0)
+        res = conn.execute(
             led.update()
             .where(led.c.contact_id == contact_id, led.c.status == "intent")
             .values(status="purged", spec=None, updated_at=self.clock())
         )
+        return found + int(res.rowcount or 0) > 0
 
     def prune_events(self, conn: Connection, older_than: datetime) -> int:
         ev = self.t["events"]
