@@ -27,11 +27,11 @@ from rich.table import Table
 from connectors.base import (
     AuthError,
     Connector,
-    ConnectorConfigError,
     ConnectorError,
     QuotaExhausted,
     RuntimeContext,
 )
+from scheduler.cli_common import label_for, stop_for
 from scheduler.config import ConfigError, DealConfig, SyncConfig, load_config, redact
 from scheduler.state import StateError, StateStore
 from scheduler.sync import RunOptions, RunSummary, Sync
@@ -157,21 +157,13 @@ def _guard() -> Iterator[None]:
         for line in exc.lines:
             _err(line)
         raise typer.Exit(EXIT_USAGE) from None
-    except ConnectorConfigError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(EXIT_USAGE) from None
-    except StateError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(EXIT_USAGE) from None
-    except (AuthError, QuotaExhausted) as exc:
-        _err(f"stopped: {exc}")
-        raise typer.Exit(EXIT_STOPPED) from None
-    except ConnectorError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(EXIT_STOPPED) from None
     except (typer.Exit, KeyboardInterrupt):
         raise
     except Exception as exc:
+        stop = stop_for(exc)
+        if stop is not None:
+            _err(f"{stop.label}: {_one_line(str(exc))}")
+            raise typer.Exit(stop.code) from None
         # A bug, not a user error: one line by default, the traceback on request.
         if os.environ.get("LEADSYNC_DEBUG"):
             raise
@@ -185,6 +177,10 @@ def _guard() -> Iterator[None]:
             f"error: unexpected {type(exc).__name__}{at}: {exc} (LEADSYNC_DEBUG=1 shows the traceback)"
         )
         raise typer.Exit(EXIT_STOPPED) from None
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 # ------------------------------------------------------------------- printing
@@ -204,11 +200,14 @@ def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = Non
         summary = s.to_dict()
         summary.pop("bad_rows", None)
         _out(json.dumps(summary, default=str, separators=(",", ":")))
+    if s.error:
+        # A run that failed says why, once, on one line; its table would be mostly
+        # zeros (and the JSON object above carries the same counts for scripts).
+        _err(f"{label_for(s.exit_code)}: {_one_line(s.error)}")
+        return
+    if as_json:
         return
     con = console or Console(soft_wrap=True)
-    if s.exit_code == EXIT_LOCKED:
-        _err(f"locked: {s.error}")
-        return
     title = "leadsync run" + (" (dry run: nothing written)" if s.dry_run else "")
     table = Table(title=title, show_header=False, box=None)
     rows = [
@@ -244,8 +243,6 @@ def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = Non
             for a in s.would_act[:20]:
                 con.print(f"would act: {a}")
     _out(cap.get())
-    if s.error:
-        _err(f"{s.status}: {s.error}")
 
 
 @contextlib.contextmanager

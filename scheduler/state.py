@@ -39,6 +39,10 @@ class LockHeld(StateError):
     """Another run of the same pipeline holds the lock."""
 
 
+class LeaseLost(StateError):
+    """This run's SQLite lease was taken over by another run: it must stop now."""
+
+
 # ------------------------------------------------------------------ JSON with dates
 
 
@@ -338,7 +342,9 @@ class StateStore:
                             .values(version=version, applied_at=self.clock())
                         )
                 return max(done | {v for v, _ in MIGRATIONS})
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DatabaseError as exc:
+            # OperationalError (unreachable, locked, no such folder) and DatabaseError
+            # (a file that is not a database): one line, without the SQL.
             raise StateError(f"state: cannot open {_safe_url(self.url)}: {_short(exc)}") from None
 
     def close(self) -> None:
@@ -399,7 +405,7 @@ class StateStore:
                 .values(expires_at=self.clock() + ttl)
             )
             if res.rowcount == 0:
-                raise StateError(f"lost the lease on pipeline {name!r} to another run")
+                raise LeaseLost(f"lost the lease on pipeline {name!r} to another run")
 
     def release(self, name: str) -> None:
         if self.dialect == "postgresql":

@@ -38,8 +38,9 @@ from connectors.base import (
     ReadBatch,
     ScoreUpdate,
 )
+from scheduler.cli_common import stop_for
 from scheduler.config import SyncConfig, redact
-from scheduler.state import LedgerEntry, LockHeld, ModelState, StateError, StateStore, StoredContact
+from scheduler.state import LedgerEntry, LockHeld, ModelState, StateStore, StoredContact
 from scheduler.writeback import (
     Action,
     OwnerPool,
@@ -219,14 +220,11 @@ class Sync:
                 calls0 = self._calls()
                 try:
                     self._run_locked(opts, s)
-                except QuotaExhausted as exc:
-                    s.exit_code, s.status, s.error = EXIT_STOPPED, "stopped", safe_error(exc)
-                except AuthError as exc:
-                    s.exit_code, s.status, s.error = EXIT_STOPPED, "stopped", safe_error(exc)
-                except ConnectorConfigError as exc:
-                    s.exit_code, s.status, s.error = EXIT_USAGE, "config", safe_error(exc)
-                except (ConnectorError, StateError) as exc:
-                    s.exit_code, s.status, s.error = EXIT_STOPPED, "stopped", safe_error(exc)
+                except Exception as exc:
+                    stop = stop_for(exc)
+                    if stop is None:
+                        raise  # a bug: the command reports it
+                    s.exit_code, s.status, s.error = stop.code, stop.status, safe_error(exc)
                 s.api_calls = self._calls() - calls0
                 try:
                     b = self.connector.budget()
@@ -251,7 +249,9 @@ class Sync:
             s.exit_code, s.status, s.error = EXIT_LOCKED, "locked", str(exc)
         s.seconds = round(time.monotonic() - t0, 3)
         if s.error:
-            log.warning("run %s: %s", s.run_id, redact(s.error))
+            # The command prints the error (once, on one line); the log has it for
+            # the scheduler, whose level shows INFO.
+            log.info("run %s: %s", s.run_id, redact(s.error))
         log.info(
             "run %s: exit %s, read %s, written %s, deals %s, tasks %s, calls %s",
             s.run_id,

@@ -67,6 +67,17 @@ _hits: dict[str, int] = {}
 # ------------------------------------------------------------------ score writes
 
 
+class TooManyRejected(Exception):
+    """More than ``writeback.max_rejected_share`` of a run's score writes were refused
+    for one reason: the run stops rather than spend its API calls on the rest.
+    ``config``: the reason is the set-up's (a wrong field type, a read-only or unknown
+    field), so the user must fix something before the next run."""
+
+    def __init__(self, message: str, *, config: bool) -> None:
+        super().__init__(message)
+        self.config = config
+
+
 def needs_write(state: ModelState | None, score: float, band: str, min_change: float) -> bool:
     """Write when never written, when the band changed, or when it moved enough."""
     if state is None or state.written_score is None:
