@@ -196,9 +196,23 @@ def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = Non
             f"note: {s.orphan_events} event(s) name a contact that is not in the contacts "
             "data; they were not scored"
         )
+    refused = s.rejected - len(s.bad_rows)
+    if refused > 0:
+        _err(
+            f"rejected: the CRM refused {refused} record(s) (leadsync status lists them); "
+            "each is tried again when it changes, or after a back-off:"
+        )
+        for kind, n, contact_id, reason in s.rejected_reasons:
+            _err(f"  {n} × {kind}, e.g. {contact_id}: {_one_line(str(reason))}")
+    if s.rejected_waiting:
+        _err(
+            f"note: {s.rejected_waiting} record(s) the CRM refused before wait for their "
+            "next attempt (leadsync status shows when)"
+        )
     if as_json:
         summary = s.to_dict()
         summary.pop("bad_rows", None)
+        summary.pop("rejected_reasons", None)
         _out(json.dumps(summary, default=str, separators=(",", ":")))
     if s.error:
         # A run that failed says why, once, on one line; its table would be mostly

@@ -768,22 +768,50 @@ class StateStore:
             }
 
     # ---------------------------------------------------------------- rejected
-    def reject(self, conn: Connection, contact_id: str, reason: str) -> None:
+    def reject(
+        self,
+        conn: Connection,
+        contact_id: str,
+        reason: str,
+        *,
+        backoff: Callable[[int], float] | None = None,
+    ) -> None:
+        """Record a refusal; ``backoff(attempts)`` gives the seconds until the next
+        attempt (none: the next run tries again)."""
         rj = self.t["rejected"]
         now = self.clock()
         row = conn.execute(sa.select(rj).where(rj.c.contact_id == contact_id)).first()
+        attempts = 1 if row is None else int(row.attempts) + 1
+        next_at = None if backoff is None else now + backoff(attempts)
         if row is None:
             conn.execute(
                 rj.insert().values(
-                    contact_id=contact_id, reason=reason, first_seen=now, last_seen=now, attempts=1
+                    contact_id=contact_id,
+                    reason=reason,
+                    first_seen=now,
+                    last_seen=now,
+                    attempts=1,
+                    next_attempt_at=next_at,
                 )
             )
         else:
             conn.execute(
                 rj.update()
                 .where(rj.c.contact_id == contact_id)
-                .values(reason=reason, last_seen=now, attempts=rj.c.attempts + 1)
+                .values(reason=reason, last_seen=now, attempts=attempts, next_attempt_at=next_at)
             )
+
+    def rejected_waiting(self, now: float) -> set[str]:
+        """Refused records whose next attempt is still to come."""
+        rj = self.t["rejected"]
+        with self.tx() as conn:
+            q = sa.select(rj.c.contact_id).where(rj.c.next_attempt_at > now)
+            return {r[0] for r in conn.execute(q)}
+
+    def clear_backoff(self, conn: Connection) -> None:
+        """Every refused record is tried on the next write (the set-up changed)."""
+        rj = self.t["rejected"]
+        conn.execute(rj.update().values(next_attempt_at=None))
 
     def clear_rejected(self, conn: Connection, contact_ids: Sequence[str]) -> None:
         rj = self.t["rejected"]
@@ -791,6 +819,9 @@ class StateStore:
             conn.execute(rj.delete().where(rj.c.contact_id.in_(chunk)))
 
     def rejected(self) -> list[dict[str, Any]]:
+        """Refused records: ``contact_id, reason, first_seen, last_seen, attempts`` and
+        ``next_attempt_at`` (epoch seconds; None: the next run tries again, or sooner
+        if the record changes in the CRM)."""
         rj = self.t["rejected"]
         with self.tx() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.select(rj).order_by(rj.c.contact_id))]

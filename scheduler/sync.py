@@ -20,9 +20,13 @@ See ``docs/sync.md`` for the reasoning behind each rule.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -42,13 +46,17 @@ from scheduler.cli_common import stop_for
 from scheduler.config import SyncConfig, redact
 from scheduler.state import LedgerEntry, LockHeld, ModelState, StateStore, StoredContact
 from scheduler.writeback import (
+    JUDGED_AFTER,
     Action,
     OwnerPool,
+    TooManyRejected,
     crashpoint,
     event_token,
     execute_entry,
     needs_write,
     plan_entries,
+    reason_kind,
+    retry_delay,
     safe_error,
 )
 
@@ -109,6 +117,11 @@ class RunSummary:
     skipped_converted: int = 0
     actions_waiting: int = 0
     rejected: int = 0
+    # Records refused on an earlier run whose back-off has not ended (no call made).
+    rejected_waiting: int = 0
+    # The commonest refusals of this run: [kind, count, first contact id, its reason];
+    # printed on stderr, kept out of the JSON summary.
+    rejected_reasons: list[list[Any]] = field(default_factory=list)
     # Rows of the CRM's data that could not be read (``FILE:LINE: field: problem``);
     # counted in ``rejected``, printed on stderr, kept out of the JSON summary.
     bad_rows: list[str] = field(default_factory=list)
@@ -206,6 +219,10 @@ class Sync:
     def run(self, options: RunOptions | None = None) -> RunSummary:
         opts = options or RunOptions()
         self._actions_taken = 0
+        self._read_ids: set[str] = set()
+        self._attempts = 0  # score writes sent this run
+        self._refusals: Counter[str] = Counter()  # by reason_kind
+        self._first_refusal: dict[str, tuple[str, str, bool]] = {}
         s = RunSummary(
             run_id=uuid.uuid4().hex[:16],
             dry_run=opts.dry_run,
@@ -225,6 +242,10 @@ class Sync:
                     if stop is None:
                         raise  # a bug: the command reports it
                     s.exit_code, s.status, s.error = stop.code, stop.status, safe_error(exc)
+                s.rejected_reasons = [
+                    [kind, n, *self._first_refusal[kind][:2]]
+                    for kind, n in self._refusals.most_common(3)
+                ]
                 s.api_calls = self._calls() - calls0
                 try:
                     b = self.connector.budget()
@@ -244,6 +265,7 @@ class Sync:
                 summary.pop("would_write", None)
                 summary.pop("would_act", None)
                 summary.pop("bad_rows", None)
+                summary.pop("rejected_reasons", None)
                 self.store.finish_run(s.run_id, s.exit_code, summary)
         except LockHeld as exc:
             s.exit_code, s.status, s.error = EXIT_LOCKED, "locked", str(exc)
@@ -366,6 +388,7 @@ class Sync:
                 self.store.purge_contact(conn, cid)
             self.store.upsert_contacts(conn, contacts)
             self.store.upsert_events(conn, events)
+        self._read_ids.update(c.id for c in batch.contacts)
         s.contacts_read += len(contacts)
         s.events_read += len(events)
         s.merges += len(batch.merges)
@@ -378,6 +401,8 @@ class Sync:
         by_name = {m.name: m for m in self.models}
         pending = _Pending()
         pool = OwnerPool(self.wb.on_cross.owners.pool, self.connector.list_owners)
+        waiting = self._rejected_waiting(as_of, opts)
+        waited: set[str] = set()
         for contacts, events in self.store.iter_chunks(self.chunk_size):
             self.store.renew(self.pipeline, ttl=self.config.lock_ttl.total_seconds())
             by_id = {c.id: c for c in contacts}
@@ -437,7 +462,10 @@ class Sync:
                 if old is None or _state_key(st) != _state_key(old):
                     changed[(r.contact_id, r.model)] = st
                 if needs_write(old, float(r.score), str(r.band), self.wb.min_change):
-                    self._queue_write(pending, c, model, float(r.score), str(r.band))
+                    if c.id in waiting:
+                        waited.add(c.id)  # refused before: waits for its back-off
+                    else:
+                        self._queue_write(pending, c, model, float(r.score), str(r.band))
             groups = self._decide(candidates, by_id, changed, pool, as_of, s, opts)
             if not opts.dry_run:
                 with self.store.tx() as conn:
@@ -466,6 +494,36 @@ class Sync:
             if self.progress:
                 self.progress("score", len(contacts))
         self._flush(pending, s, opts)
+        s.rejected_waiting = len(waited)
+
+    def _rejected_waiting(self, as_of: datetime, opts: RunOptions) -> set[str]:
+        """Refused records not to write this run: their back-off has not ended, and
+        this run did not read them changed. A changed write target (connector
+        settings, score or band field, a model) ends every back-off at once: the
+        user may just have fixed what the CRM refused."""
+        target = self._write_target()
+        if self.store.kv_get("write_target") != target:
+            if not opts.dry_run:
+                with self.store.tx() as conn:
+                    self.store.clear_backoff(conn)
+                    self.store.kv_set(conn, "write_target", target)
+            return set()
+        return self.store.rejected_waiting(as_of.timestamp()) - self._read_ids
+
+    def _write_target(self) -> str:
+        """A digest of what decides where and how scores are written (secrets left
+        out, so that a rotated token does not count as a change)."""
+        payload = json.dumps(
+            [
+                self.config.crm.type,
+                _without_secrets(self.config.crm.settings()),
+                self.wb.band_field,
+                sorted((m.name, m.score_field, m.content_hash) for m in self.models),
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     _rr_next: int | None = None
 
@@ -613,6 +671,43 @@ class Sync:
             for u in updates[: max(0, 50 - len(s.would_write))]:
                 s.would_write.append({"contact_id": u.contact_id, **dict(u.values)})
             return
+        start = 0
+        while start < len(updates):
+            # Until the run's refusals can be judged, no more than that many writes
+            # go out: a wrong set-up then costs one batch, not every record's.
+            size = self.wb.write_batch
+            if self._attempts < JUDGED_AFTER:
+                size = min(size, JUDGED_AFTER - self._attempts)
+            self._write(updates[start : start + size], written, s)
+            start += size
+            self._judge_refusals()
+
+    def _judge_refusals(self) -> None:
+        if self._attempts < JUDGED_AFTER or not self._refusals:
+            return
+        kind, n = self._refusals.most_common(1)[0]
+        share = self.wb.max_rejected_share
+        if n <= share * self._attempts:
+            return
+        cid, reason, set_up = self._first_refusal[kind]
+        what = (
+            "fix the field in the CRM or the connector's score_fields; leadsync check tells which"
+            if set_up
+            else "the records stay rejected and are tried again later"
+        )
+        raise TooManyRejected(
+            f"{n} of {self._attempts} score writes were refused for one reason ({kind}), "
+            f"more than writeback.max_rejected_share ({share:g}): the run stopped to spare "
+            f"the API allowance; {what}. First: {cid}: {reason}",
+            config=set_up,
+        )
+
+    def _write(
+        self,
+        updates: list[ScoreUpdate],
+        written: Mapping[str, list[tuple[str, str, float, str]]],
+        s: RunSummary,
+    ) -> None:
         crashpoint("before_score_write")
         result = self.connector.write_scores(updates)
         crashpoint("after_score_write")
@@ -625,9 +720,27 @@ class Sync:
             self.store.set_written(conn, [w for cid in ok for w in written.get(cid, [])])
             self.store.clear_rejected(conn, sorted(ok))
             for cid, reason in failed.items():
-                self.store.reject(conn, cid, redact(reason)[:500])
+                self.store.reject(conn, cid, redact(reason)[:500], backoff=retry_delay)
+        self._attempts += len(updates)
+        for cid, reason in failed.items():
+            kind, set_up = reason_kind(reason)
+            self._refusals[kind] += 1
+            self._first_refusal.setdefault(kind, (cid, redact(reason)[:300], set_up))
         s.scores_written += len(ok)
         s.rejected += len(failed)
+
+
+_SECRET_KEY = re.compile(r"token|secret|password|private|session|assertion|jwt", re.I)
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            str(k): _without_secrets(v) for k, v in value.items() if not _SECRET_KEY.search(str(k))
+        }
+    if isinstance(value, list | tuple):
+        return [_without_secrets(v) for v in value]
+    return value
 
 
 def _state_key(st: ModelState) -> tuple[Any, ...]:

@@ -84,6 +84,41 @@ def to_failure(exc: BaseException) -> Failure | None:
     return None
 
 
+def record_reason(body: str) -> str | None:
+    """``CODE property: message`` for each property a batch write refused (``;``
+    between them), from a ``VALIDATION_ERROR`` body; None for any other body.
+    The code first lets the sync tell one cause from another across records whose
+    messages differ only in the value (``0.08 was not one of the allowed options``)."""
+    import json
+
+    try:
+        payload = json.loads(body) if body.strip() else None
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    items: list[tuple[str, str, str]] = []
+    for err in payload.get("errors") or []:
+        if not isinstance(err, dict) or not err.get("code"):
+            continue
+        names = (err.get("context") or {}).get("propertyName") or [""]
+        items.append((str(err["code"]), str(names[0]), str(err.get("message") or "")))
+    message = str(payload.get("message") or "")
+    prefix = "Property values were not valid: "
+    if not items and message.startswith(prefix):
+        try:
+            listed = json.loads(message[len(prefix) :])
+        except ValueError:
+            listed = []
+        for err in listed if isinstance(listed, list) else []:
+            if isinstance(err, dict) and err.get("error"):
+                items.append(
+                    (str(err["error"]), str(err.get("name") or ""), str(err.get("message") or ""))
+                )
+    parts = [f"{code} {name}: {text}" if name else f"{code}: {text}" for code, name, text in items]
+    return "; ".join(" ".join(p.split()) for p in parts) or None
+
+
 @dataclass(frozen=True, slots=True)
 class Tier:
     per_ten_seconds: int
