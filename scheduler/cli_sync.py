@@ -210,16 +210,16 @@ def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = Non
             "next attempt (leadsync status shows when)"
         )
     if as_json:
+        # One object; a failed run's error is its ``error`` (printed once, there).
         summary = s.to_dict()
         summary.pop("bad_rows", None)
         summary.pop("rejected_reasons", None)
         _out(json.dumps(summary, default=str, separators=(",", ":")))
+        return
     if s.error:
         # A run that failed says why, once, on one line; its table would be mostly
-        # zeros (and the JSON object above carries the same counts for scripts).
+        # zeros.
         _err(f"{label_for(s.exit_code)}: {_one_line(s.error)}")
-        return
-    if as_json:
         return
     con = console or Console(soft_wrap=True)
     title = "leadsync run" + (" (dry run: nothing written)" if s.dry_run else "")
