@@ -32,7 +32,13 @@ from typing import TypeVar
 
 import tenacity
 
-from connectors.base import AuthError, Budget, CRMResponseError, QuotaExhausted
+from connectors.base import (
+    AuthError,
+    Budget,
+    ConnectorConfigError,
+    CRMResponseError,
+    QuotaExhausted,
+)
 
 __all__ = [
     "Action",
@@ -47,6 +53,7 @@ __all__ = [
     "ResponseTable",
     "Rule",
     "call_with_policy",
+    "no_answer",
     "parse_retry_after",
 ]
 
@@ -64,6 +71,7 @@ class Action(Enum):
     STOP_FOR_DAY = "stop_for_day"  # daily quota gone: end the run cleanly
     REPORT_RECORD = "report_record"  # this record is refused; report it, carry on
     FAIL = "fail"  # unusable answer: stop with a clear error
+    FAIL_SETUP = "fail_setup"  # cannot work until the user fixes the set-up (TLS trust)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,7 @@ class Failure:
     body: str = ""
     headers: Mapping[str, str] = field(default_factory=dict)
     detail: str = ""  # e.g. the exception class, for messages
+    host: str = ""  # ``host:port`` that gave no answer (never the URL: it may carry a token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +111,7 @@ class Rule:
     header: str | None = None
     transport: bool = False
     reason: str = ""
+    hint: str = ""  # what the user can do, after the CRM's own words
 
     def matches(self, failure: Failure) -> bool:
         if self.transport != (failure.status is None):
@@ -195,12 +205,17 @@ class ResponseTable:
                 _header(failure.headers, "Retry-After"),
                 now=self._now() if self._now else None,
             )
-        where = f"HTTP {failure.status}" if failure.status is not None else "no response"
+        if failure.status is not None:
+            where = f"HTTP {failure.status}"
+        else:
+            where = "no response" + (f" from {failure.host}" if failure.host else "")
         label = rule.reason if rule and rule.reason else where
         excerpt = _message_excerpt(failure.body) or failure.detail
         reason = f"{label} ({where})" if label != where else label
         if excerpt:
             reason = f"{reason}: {excerpt}"
+        if rule and rule.hint:
+            reason = f"{reason}; {rule.hint}"
         return Outcome(action, retry_after, reason)
 
     def classifier(
@@ -213,6 +228,86 @@ class ResponseTable:
             return None if failure is None else self.classify(failure)
 
         return classify
+
+
+# ------------------------------------------------------------------- no answer at all
+
+
+def no_answer(exc: BaseException) -> Failure:
+    """A call that got no answer, as the table sees it: the ``host:port`` it tried and
+    what went wrong, in words (``connection refused``, ``certificate verify failed:
+    self-signed certificate``), in ``body`` so that a rule's ``contains`` can tell a
+    certificate the client does not trust (which no retry fixes) from a dropped
+    connection. Clients wrap the socket's error several times over (requests around
+    urllib3 around ssl); the whole chain is searched, and only the host is kept of
+    the URL, since a query string may carry a token."""
+    chain = _exception_chain(exc)
+    return Failure(None, body=_cause_text(chain), detail=type(exc).__name__, host=_host(chain))
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo and len(seen) < 20:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+    return seen
+
+
+_HOST_IN_TEXT = re.compile(r"host='([^']+)'(?:, port=(\d+))?")
+
+
+def _host(chain: Sequence[BaseException]) -> str:
+    from urllib.parse import urlsplit
+
+    for item in chain:
+        request = getattr(item, "request", None)
+        url = getattr(request, "url", None)
+        if isinstance(url, str) and "://" in url:
+            parts = urlsplit(url)
+            if parts.hostname:
+                return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+        for holder in (getattr(item, "pool", None), getattr(item, "conn", None)):
+            host = getattr(holder, "host", None)
+            if isinstance(host, str) and host:
+                port = getattr(holder, "port", None)
+                return f"{host}:{port}" if port else host
+    for item in chain:
+        found = _HOST_IN_TEXT.search(str(item))
+        if found:
+            return f"{found[1]}:{found[2]}" if found[2] else found[1]
+    return ""
+
+
+def _cause_text(chain: Sequence[BaseException]) -> str:
+    import socket
+    import ssl
+
+    for item in chain:
+        if isinstance(item, ssl.SSLCertVerificationError):
+            why = getattr(item, "verify_message", None) or ""
+            return "certificate verify failed" + (f": {why}" if why else "")
+    if any("CERTIFICATE_VERIFY_FAILED" in str(item) for item in chain):
+        return "certificate verify failed"
+    kinds: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+        (ConnectionRefusedError, "connection refused"),
+        (socket.gaierror, "host name not found"),
+        (ConnectionResetError, "connection reset by the server"),
+        (TimeoutError, "timed out"),
+        (ssl.SSLError, "TLS handshake failed"),
+    )
+    for kind, text in kinds:
+        if any(isinstance(item, kind) for item in chain):
+            return text
+    names = " ".join(type(item).__name__ for item in chain)
+    if "NameResolution" in names:
+        return "host name not found"
+    if "Timeout" in names:
+        return "timed out"
+    return f"connection failed ({type(chain[-1]).__name__})" if chain else "connection failed"
 
 
 # ----------------------------------------------------------------------- redaction
@@ -353,7 +448,8 @@ def call_with_policy(
     - REFRESH_AUTH: ``on_refresh()`` once, then one more attempt (a 401 was not
       applied, so even a plain create may be re-sent); a second 401 → ``AuthError``.
     - STOP_FOR_DAY → ``QuotaExhausted``; REPORT_RECORD → ``RecordRejected``;
-      FAIL or exhausted retries → ``CRMResponseError``. Every message is redacted.
+      FAIL or exhausted retries → ``CRMResponseError``; FAIL_SETUP →
+      ``ConnectorConfigError`` at once. Every message is redacted.
     """
     redact = redactor or Redactor()
     jitter = rng or random.Random()
@@ -388,6 +484,8 @@ def call_with_policy(
                 raise RecordRejected(reason, status=_status_of(exc), what=what) from None
             if action is Action.FAIL:
                 raise CRMResponseError(f"{what}: {reason}") from None
+            if action is Action.FAIL_SETUP:
+                raise ConnectorConfigError(f"{what}: {reason}") from None
             if not idempotent:
                 raise CRMResponseError(
                     f"{what}: {reason} (not retried: the write is not idempotent)"

@@ -8,12 +8,37 @@ status from :mod:`scheduler.cli_common`, never a traceback.
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from scheduler import cli_demo, cli_sandbox, cli_scoring, cli_status, cli_sync
 
+
+def _flags_take_no_value(params: list[Any]) -> list[Any]:
+    """Typer's Rich help prints a flag's type (``--dry-run <bool>``), which reads as an
+    option taking a value, and ``--dry-run true`` then fails; an empty metavar leaves
+    the type column blank for flags, as the plain help has always done."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_take_no_value(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _flags_take_no_value(super().get_params(ctx))
+
+
 app = typer.Typer(
     name="leadsync",
+    cls=_Group,
     help="Lead scoring for HubSpot and Salesforce, with an embedded sandbox CRM.",
     no_args_is_help=True,
     add_completion=False,
@@ -31,6 +56,9 @@ def version() -> None:
 
 for module in (cli_scoring, cli_sandbox, cli_sync, cli_status, cli_demo):
     module.register(app)
+for _info in app.registered_commands:  # every command, whichever module added it
+    if _info.cls in (None, TyperCommand):
+        _info.cls = _Command
 
 
 def main() -> None:

@@ -4,17 +4,62 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import typer
 from rich.console import Console, ConsoleDimensions
 
+from connectors.base import AuthError, ConnectorConfigError, ConnectorError, QuotaExhausted
+from scheduler.state import LeaseLost, LockHeld, StateError
+from scheduler.writeback import TooManyRejected
+
 # Exit statuses (documented in the README; scripts rely on them).
 EXIT_OK = 0
 EXIT_REJECTED = 1  # done, but some input rows or CRM records were rejected
 EXIT_USAGE = 2  # configuration, model file or usage error
-EXIT_STOPPED = 3  # stopped early: quota, auth
+EXIT_STOPPED = 3  # stopped early: quota, auth, the CRM failing
 EXIT_LOCKED = 4  # another run holds the lock
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """How a command ends on an error the user can act on."""
+
+    code: int
+    status: str  # the run summary's ``status``: config | stopped | locked
+    label: str  # the one line's prefix: error | stopped | locked
+
+
+_CONFIG = Stop(EXIT_USAGE, "config", "error")
+_STOPPED = Stop(EXIT_STOPPED, "stopped", "stopped")
+_LOCKED = Stop(EXIT_LOCKED, "locked", "locked")
+
+
+def stop_for(exc: BaseException) -> Stop | None:
+    """The one mapping from an error to an exit status, shared by every command and by
+    the sync's run summary, so that ``check`` and ``run`` end the same way on the same
+    failure. ``None``: not an error a user can act on (a bug).
+
+    2: something to fix in the set-up (configuration, CRM fields or trust, the state
+    database); 3: stopped early, progress saved (quota, credentials refused, the CRM
+    failing after retries, the run's lease lost); 4: another run holds the lock."""
+    if isinstance(exc, LockHeld):
+        return _LOCKED
+    if isinstance(exc, LeaseLost):
+        return _STOPPED
+    if isinstance(exc, StateError | ConnectorConfigError):
+        return _CONFIG
+    if isinstance(exc, TooManyRejected):
+        return _CONFIG if exc.config else _STOPPED
+    if isinstance(exc, AuthError | QuotaExhausted | ConnectorError):
+        return _STOPPED
+    return None
+
+
+def label_for(code: int) -> str:
+    """The prefix of the one error line of a command that ended with ``code``."""
+    return {EXIT_USAGE: "error", EXIT_STOPPED: "stopped", EXIT_LOCKED: "locked"}.get(code, "error")
 
 
 class _Console(Console):

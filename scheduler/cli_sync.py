@@ -27,11 +27,11 @@ from rich.table import Table
 from connectors.base import (
     AuthError,
     Connector,
-    ConnectorConfigError,
     ConnectorError,
     QuotaExhausted,
     RuntimeContext,
 )
+from scheduler.cli_common import label_for, stop_for
 from scheduler.config import ConfigError, DealConfig, SyncConfig, load_config, redact
 from scheduler.state import StateError, StateStore
 from scheduler.sync import RunOptions, RunSummary, Sync
@@ -157,21 +157,13 @@ def _guard() -> Iterator[None]:
         for line in exc.lines:
             _err(line)
         raise typer.Exit(EXIT_USAGE) from None
-    except ConnectorConfigError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(EXIT_USAGE) from None
-    except StateError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(EXIT_USAGE) from None
-    except (AuthError, QuotaExhausted) as exc:
-        _err(f"stopped: {exc}")
-        raise typer.Exit(EXIT_STOPPED) from None
-    except ConnectorError as exc:
-        _err(f"error: {exc}")
-        raise typer.Exit(EXIT_STOPPED) from None
     except (typer.Exit, KeyboardInterrupt):
         raise
     except Exception as exc:
+        stop = stop_for(exc)
+        if stop is not None:
+            _err(f"{stop.label}: {_one_line(str(exc))}")
+            raise typer.Exit(stop.code) from None
         # A bug, not a user error: one line by default, the traceback on request.
         if os.environ.get("LEADSYNC_DEBUG"):
             raise
@@ -187,6 +179,10 @@ def _guard() -> Iterator[None]:
         raise typer.Exit(EXIT_STOPPED) from None
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 # ------------------------------------------------------------------- printing
 
 
@@ -200,15 +196,32 @@ def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = Non
             f"note: {s.orphan_events} event(s) name a contact that is not in the contacts "
             "data; they were not scored"
         )
+    refused = s.rejected - len(s.bad_rows)
+    if refused > 0:
+        _err(
+            f"rejected: the CRM refused {refused} record(s) (leadsync status lists them); "
+            "each is tried again when it changes, or after a back-off:"
+        )
+        for kind, n, contact_id, reason in s.rejected_reasons:
+            _err(f"  {n} × {kind}, e.g. {contact_id}: {_one_line(str(reason))}")
+    if s.rejected_waiting:
+        _err(
+            f"note: {s.rejected_waiting} record(s) the CRM refused before wait for their "
+            "next attempt (leadsync status shows when)"
+        )
     if as_json:
+        # One object; a failed run's error is its ``error`` (printed once, there).
         summary = s.to_dict()
         summary.pop("bad_rows", None)
+        summary.pop("rejected_reasons", None)
         _out(json.dumps(summary, default=str, separators=(",", ":")))
         return
-    con = console or Console(soft_wrap=True)
-    if s.exit_code == EXIT_LOCKED:
-        _err(f"locked: {s.error}")
+    if s.error:
+        # A run that failed says why, once, on one line; its table would be mostly
+        # zeros.
+        _err(f"{label_for(s.exit_code)}: {_one_line(s.error)}")
         return
+    con = console or Console(soft_wrap=True)
     title = "leadsync run" + (" (dry run: nothing written)" if s.dry_run else "")
     table = Table(title=title, show_header=False, box=None)
     rows = [
@@ -232,7 +245,7 @@ def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = Non
         table.add_row(k, str(v))
     with con.capture() as cap:
         con.print(table)
-        if s.baseline_models:
+        if s.baseline_advice:
             con.print(
                 f"Baseline for {', '.join(s.baseline_models)}: scores written, no actions; "
                 f"{s.baseline_above_threshold} contact(s) already above the threshold "
@@ -244,8 +257,6 @@ def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = Non
             for a in s.would_act[:20]:
                 con.print(f"would act: {a}")
     _out(cap.get())
-    if s.error:
-        _err(f"{s.status}: {s.error}")
 
 
 @contextlib.contextmanager
@@ -419,7 +430,7 @@ def _explain(store: StateStore, models: Sequence[Any], contact_id: str, as_of: d
     contact, events = store.get_contact(contact_id)
     if contact is None:
         _err(f"contact {contact_id}: not in the state store (run a sync first, or it was purged)")
-        return EXIT_REJECTED
+        return EXIT_USAGE
     results = score(list(models), [{"id": contact.id, **contact.fields}], events, as_of=as_of)
     states = store.model_states([contact_id])
     con = Console(soft_wrap=True)
@@ -522,7 +533,15 @@ def register(app: typer.Typer) -> None:
             store = open_store(cfg)
             try:
                 with store.tx() as conn:
-                    store.purge_contact(conn, contact)
+                    found = store.purge_contact(conn, contact)
             finally:
                 store.close()
+        if not found:
+            _err(f"contact {contact}: not found in the state store; nothing purged")
+            raise typer.Exit(EXIT_REJECTED)
         _out(f"purged contact {contact} from the state store (the CRM record is not changed)")
+        _err(
+            f"warning: while contact {contact} is still in the CRM, it is read again (and "
+            "stored again) by the next run that sees it change, and by any --full run; "
+            "erase it in the CRM as well"
+        )

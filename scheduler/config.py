@@ -147,6 +147,7 @@ class WritebackConfig(_Strict):
     max_actions_per_run: int = Field(default=100, ge=0)
     skip_if_open_deal: Literal["any", "ours"] = "any"
     write_batch: int = Field(default=1000, ge=1)  # handed to the connector, which splits per API
+    max_rejected_share: float = Field(default=0.5, gt=0, le=1)  # of writes refused for one reason
     on_cross: OnCrossConfig = Field(default_factory=OnCrossConfig)
 
 

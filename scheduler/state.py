@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class StateError(Exception):
@@ -37,6 +37,10 @@ class StateError(Exception):
 
 class LockHeld(StateError):
     """Another run of the same pipeline holds the lock."""
+
+
+class LeaseLost(StateError):
+    """This run's SQLite lease was taken over by another run: it must stop now."""
 
 
 # ------------------------------------------------------------------ JSON with dates
@@ -124,6 +128,9 @@ def _tables(md: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("crossings", sa.Integer, nullable=False, server_default="0"),
         sa.Column("last_event", sa.String(300), nullable=True),
         sa.Column("updated_at", sa.Float, nullable=False),
+        # Above the threshold at a baseline and never acted on: what a later
+        # ``run --act-on-baseline`` acts on (migration 2).
+        sa.Column("baseline_hot", sa.Boolean, nullable=False, server_default=sa.false()),
     )
     t["models"] = sa.Table(
         "ls_models",
@@ -158,6 +165,8 @@ def _tables(md: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("first_seen", sa.Float, nullable=False),
         sa.Column("last_seen", sa.Float, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False),
+        # When the write is tried again unless the record changes first (migration 2).
+        sa.Column("next_attempt_at", sa.Float, nullable=True),
     )
     t["runs"] = sa.Table(
         "ls_runs",
@@ -190,9 +199,49 @@ def _migration_1(conn: Connection, tables: dict[str, sa.Table]) -> None:
             table.create(conn, checkfirst=True)
 
 
+def _add_column(conn: Connection, table: sa.Table, column: str) -> bool:
+    """Add ``column`` of ``table``'s definition unless it is there (a database created
+    by migration 1 of this release already has it); whether it was added."""
+    have = {c["name"] for c in sa.inspect(conn).get_columns(table.name, schema=table.schema)}
+    if column in have:
+        return False
+    col = table.c[column]
+    ddl = f"{col.name} {col.type.compile(dialect=conn.dialect)}"
+    if col.server_default is not None:
+        default = sa.false() if isinstance(col.type, sa.Boolean) else None
+        if default is not None:
+            ddl += f" NOT NULL DEFAULT {default.compile(dialect=conn.dialect)}"
+    name = conn.dialect.identifier_preparer.format_table(table)
+    conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN {ddl}"))
+    return True
+
+
+def _migration_2(conn: Connection, tables: dict[str, sa.Table]) -> None:
+    """``baseline_hot`` on model states and ``next_attempt_at`` on rejected records.
+
+    Older databases kept no mark of the contacts a baseline left above the threshold;
+    they are the disarmed states with no crossing acted on and no action in the ledger
+    (a contact skipped for an open deal looks the same, and is then acted on only if
+    it is still hot and the deal has closed)."""
+    ms, led = tables["model_state"], tables["ledger"]
+    if _add_column(conn, ms, "baseline_hot"):
+        acted = (
+            sa.select(led.c.key)
+            .where(led.c.contact_id == ms.c.contact_id, led.c.model == ms.c.model)
+            .exists()
+        )
+        conn.execute(
+            ms.update()
+            .where(ms.c.armed == sa.false(), ms.c.crossings == 0, ~acted)
+            .values(baseline_hot=True)
+        )
+    _add_column(conn, tables["rejected"], "next_attempt_at")
+
+
 # Append-only: (version, function). A released migration is never edited.
 MIGRATIONS: list[tuple[int, Callable[[Connection, dict[str, sa.Table]], None]]] = [
     (1, _migration_1),
+    (2, _migration_2),
 ]
 
 
@@ -216,6 +265,7 @@ class ModelState:
     armed: bool
     crossings: int
     last_event: str | None
+    baseline_hot: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +342,9 @@ class StateStore:
                             .values(version=version, applied_at=self.clock())
                         )
                 return max(done | {v for v, _ in MIGRATIONS})
-        except sa.exc.OperationalError as exc:
+        except sa.exc.DatabaseError as exc:
+            # OperationalError (unreachable, locked, no such folder) and DatabaseError
+            # (a file that is not a database): one line, without the SQL.
             raise StateError(f"state: cannot open {_safe_url(self.url)}: {_short(exc)}") from None
 
     def close(self) -> None:
@@ -353,7 +405,7 @@ class StateStore:
                 .values(expires_at=self.clock() + ttl)
             )
             if res.rowcount == 0:
-                raise StateError(f"lost the lease on pipeline {name!r} to another run")
+                raise LeaseLost(f"lost the lease on pipeline {name!r} to another run")
 
     def release(self, name: str) -> None:
         if self.dialect == "postgresql":
@@ -467,26 +519,29 @@ class StateStore:
 
     def purge_contact(
         self, conn: Connection, contact_id: str, *, keep_events: bool = False
-    ) -> None:
+    ) -> bool:
         """Erase a contact's local data. Ledger rows keep only their key and outcome, so
-        an action already taken is never repeated, but the personal details go."""
+        an action already taken is never repeated, but the personal details go.
+        Whether there was anything personal to erase."""
         t = self.t
-        conn.execute(t["contacts"].delete().where(t["contacts"].c.contact_id == contact_id))
-        if not keep_events:
-            conn.execute(t["events"].delete().where(t["events"].c.contact_id == contact_id))
-        conn.execute(t["model_state"].delete().where(t["model_state"].c.contact_id == contact_id))
-        conn.execute(t["rejected"].delete().where(t["rejected"].c.contact_id == contact_id))
+        found = 0
+        for name in ("contacts", *(() if keep_events else ("events",)), "model_state", "rejected"):
+            table = t[name]
+            res = conn.execute(table.delete().where(table.c.contact_id == contact_id))
+            found += int(res.rowcount or 0)
         led = t["ledger"]
-        conn.execute(
+        res = conn.execute(
             led.update()
-            .where(led.c.contact_id == contact_id, led.c.status != "intent")
+            .where(led.c.contact_id == contact_id, led.c.status != "intent", led.c.spec.isnot(None))
             .values(spec=None)
         )
-        conn.execute(
+        found += int(res.rowcount or 0)
+        res = conn.execute(
             led.update()
             .where(led.c.contact_id == contact_id, led.c.status == "intent")
             .values(status="purged", spec=None, updated_at=self.clock())
         )
+        return found + int(res.rowcount or 0) > 0
 
     def prune_events(self, conn: Connection, older_than: datetime) -> int:
         ev = self.t["events"]
@@ -582,6 +637,7 @@ class StateStore:
                         bool(r.armed),
                         int(r.crossings),
                         r.last_event,
+                        bool(r.baseline_hot),
                     )
         return out
 
@@ -596,6 +652,7 @@ class StateStore:
                 "armed": s.armed,
                 "crossings": s.crossings,
                 "last_event": s.last_event,
+                "baseline_hot": s.baseline_hot,
                 "updated_at": now,
             }
             for s in states
@@ -663,6 +720,16 @@ class StateStore:
             ).all()
         return [_ledger(r) for r in rows]
 
+    def acted_on(self, contact_ids: Sequence[str]) -> set[tuple[str, str]]:
+        """(contact, model) pairs with any action in the ledger, whatever its outcome."""
+        led = self.t["ledger"]
+        out: set[tuple[str, str]] = set()
+        with self.tx() as conn:
+            for chunk in _chunks(list(contact_ids), 500):
+                q = sa.select(led.c.contact_id, led.c.model).where(led.c.contact_id.in_(chunk))
+                out.update((r[0], r[1]) for r in conn.execute(q.distinct()))
+        return out
+
     def ledger_for(self, contact_id: str) -> list[LedgerEntry]:
         led = self.t["ledger"]
         with self.tx() as conn:
@@ -701,22 +768,50 @@ class StateStore:
             }
 
     # ---------------------------------------------------------------- rejected
-    def reject(self, conn: Connection, contact_id: str, reason: str) -> None:
+    def reject(
+        self,
+        conn: Connection,
+        contact_id: str,
+        reason: str,
+        *,
+        backoff: Callable[[int], float] | None = None,
+    ) -> None:
+        """Record a refusal; ``backoff(attempts)`` gives the seconds until the next
+        attempt (none: the next run tries again)."""
         rj = self.t["rejected"]
         now = self.clock()
         row = conn.execute(sa.select(rj).where(rj.c.contact_id == contact_id)).first()
+        attempts = 1 if row is None else int(row.attempts) + 1
+        next_at = None if backoff is None else now + backoff(attempts)
         if row is None:
             conn.execute(
                 rj.insert().values(
-                    contact_id=contact_id, reason=reason, first_seen=now, last_seen=now, attempts=1
+                    contact_id=contact_id,
+                    reason=reason,
+                    first_seen=now,
+                    last_seen=now,
+                    attempts=1,
+                    next_attempt_at=next_at,
                 )
             )
         else:
             conn.execute(
                 rj.update()
                 .where(rj.c.contact_id == contact_id)
-                .values(reason=reason, last_seen=now, attempts=rj.c.attempts + 1)
+                .values(reason=reason, last_seen=now, attempts=attempts, next_attempt_at=next_at)
             )
+
+    def rejected_waiting(self, now: float) -> set[str]:
+        """Refused records whose next attempt is still to come."""
+        rj = self.t["rejected"]
+        with self.tx() as conn:
+            q = sa.select(rj.c.contact_id).where(rj.c.next_attempt_at > now)
+            return {r[0] for r in conn.execute(q)}
+
+    def clear_backoff(self, conn: Connection) -> None:
+        """Every refused record is tried on the next write (the set-up changed)."""
+        rj = self.t["rejected"]
+        conn.execute(rj.update().values(next_attempt_at=None))
 
     def clear_rejected(self, conn: Connection, contact_ids: Sequence[str]) -> None:
         rj = self.t["rejected"]
@@ -724,6 +819,9 @@ class StateStore:
             conn.execute(rj.delete().where(rj.c.contact_id.in_(chunk)))
 
     def rejected(self) -> list[dict[str, Any]]:
+        """Refused records: ``contact_id, reason, first_seen, last_seen, attempts`` and
+        ``next_attempt_at`` (epoch seconds; None: the next run tries again, or sooner
+        if the record changes in the CRM)."""
         rj = self.t["rejected"]
         with self.tx() as conn:
             return [dict(r._mapping) for r in conn.execute(sa.select(rj).order_by(rj.c.contact_id))]

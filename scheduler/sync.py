@@ -20,9 +20,13 @@ See ``docs/sync.md`` for the reasoning behind each rule.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import logging
+import re
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -38,16 +42,21 @@ from connectors.base import (
     ReadBatch,
     ScoreUpdate,
 )
+from scheduler.cli_common import stop_for
 from scheduler.config import SyncConfig, redact
-from scheduler.state import LedgerEntry, LockHeld, ModelState, StateError, StateStore, StoredContact
+from scheduler.state import LedgerEntry, LockHeld, ModelState, StateStore, StoredContact
 from scheduler.writeback import (
+    JUDGED_AFTER,
     Action,
     OwnerPool,
+    TooManyRejected,
     crashpoint,
     event_token,
     execute_entry,
     needs_write,
     plan_entries,
+    reason_kind,
+    retry_delay,
     safe_error,
 )
 
@@ -88,6 +97,7 @@ class RunSummary:
     error: str | None = None
     dry_run: bool = False
     full: bool = False
+    act_on_baseline: bool = False
     baseline_models: list[str] = field(default_factory=list)
     baseline_above_threshold: int = 0
     contacts_read: int = 0
@@ -107,6 +117,11 @@ class RunSummary:
     skipped_converted: int = 0
     actions_waiting: int = 0
     rejected: int = 0
+    # Records refused on an earlier run whose back-off has not ended (no call made).
+    rejected_waiting: int = 0
+    # The commonest refusals of this run: [kind, count, first contact id, its reason];
+    # printed on stderr, kept out of the JSON summary.
+    rejected_reasons: list[list[Any]] = field(default_factory=list)
     # Rows of the CRM's data that could not be read (``FILE:LINE: field: problem``);
     # counted in ``rejected``, printed on stderr, kept out of the JSON summary.
     bad_rows: list[str] = field(default_factory=list)
@@ -120,6 +135,18 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def baseline_advice(self) -> bool:
+        """Whether "N contacts already above the threshold (run with --act-on-baseline)"
+        holds: a baseline that scored and committed, did not act, and was no dry run."""
+        return bool(
+            self.baseline_models
+            and not self.dry_run
+            and not self.act_on_baseline
+            and self.exit_code in (EXIT_OK, EXIT_REJECTED)
+            and self.contacts_scored
+        )
 
 
 @dataclass
@@ -192,7 +219,16 @@ class Sync:
     def run(self, options: RunOptions | None = None) -> RunSummary:
         opts = options or RunOptions()
         self._actions_taken = 0
-        s = RunSummary(run_id=uuid.uuid4().hex[:16], dry_run=opts.dry_run, full=opts.full)
+        self._read_ids: set[str] = set()
+        self._attempts = 0  # score writes sent this run
+        self._refusals: Counter[str] = Counter()  # by reason_kind
+        self._first_refusal: dict[str, tuple[str, str, bool]] = {}
+        s = RunSummary(
+            run_id=uuid.uuid4().hex[:16],
+            dry_run=opts.dry_run,
+            full=opts.full,
+            act_on_baseline=opts.act_on_baseline,
+        )
         t0 = time.monotonic()
         ttl = self.config.lock_ttl.total_seconds()
         try:
@@ -201,14 +237,15 @@ class Sync:
                 calls0 = self._calls()
                 try:
                     self._run_locked(opts, s)
-                except QuotaExhausted as exc:
-                    s.exit_code, s.status, s.error = EXIT_STOPPED, "stopped", safe_error(exc)
-                except AuthError as exc:
-                    s.exit_code, s.status, s.error = EXIT_STOPPED, "stopped", safe_error(exc)
-                except ConnectorConfigError as exc:
-                    s.exit_code, s.status, s.error = EXIT_USAGE, "config", safe_error(exc)
-                except (ConnectorError, StateError) as exc:
-                    s.exit_code, s.status, s.error = EXIT_STOPPED, "stopped", safe_error(exc)
+                except Exception as exc:
+                    stop = stop_for(exc)
+                    if stop is None:
+                        raise  # a bug: the command reports it
+                    s.exit_code, s.status, s.error = stop.code, stop.status, safe_error(exc)
+                s.rejected_reasons = [
+                    [kind, n, *self._first_refusal[kind][:2]]
+                    for kind, n in self._refusals.most_common(3)
+                ]
                 s.api_calls = self._calls() - calls0
                 try:
                     b = self.connector.budget()
@@ -228,12 +265,15 @@ class Sync:
                 summary.pop("would_write", None)
                 summary.pop("would_act", None)
                 summary.pop("bad_rows", None)
+                summary.pop("rejected_reasons", None)
                 self.store.finish_run(s.run_id, s.exit_code, summary)
         except LockHeld as exc:
             s.exit_code, s.status, s.error = EXIT_LOCKED, "locked", str(exc)
         s.seconds = round(time.monotonic() - t0, 3)
         if s.error:
-            log.warning("run %s: %s", s.run_id, redact(s.error))
+            # The command prints the error (once, on one line); the log has it for
+            # the scheduler, whose level shows INFO.
+            log.info("run %s: %s", s.run_id, redact(s.error))
         log.info(
             "run %s: exit %s, read %s, written %s, deals %s, tasks %s, calls %s",
             s.run_id,
@@ -348,6 +388,7 @@ class Sync:
                 self.store.purge_contact(conn, cid)
             self.store.upsert_contacts(conn, contacts)
             self.store.upsert_events(conn, events)
+        self._read_ids.update(c.id for c in batch.contacts)
         s.contacts_read += len(contacts)
         s.events_read += len(events)
         s.merges += len(batch.merges)
@@ -360,6 +401,8 @@ class Sync:
         by_name = {m.name: m for m in self.models}
         pending = _Pending()
         pool = OwnerPool(self.wb.on_cross.owners.pool, self.connector.list_owners)
+        waiting = self._rejected_waiting(as_of, opts)
+        waited: set[str] = set()
         for contacts, events in self.store.iter_chunks(self.chunk_size):
             self.store.renew(self.pipeline, ttl=self.config.lock_ttl.total_seconds())
             by_id = {c.id: c for c in contacts}
@@ -368,6 +411,7 @@ class Sync:
             )
             s.contacts_scored += len(contacts)
             states = self.store.model_states(list(by_id))
+            acted = self.store.acted_on(list(by_id)) if baseline else set()
             changed: dict[tuple[str, str], ModelState] = {}
             candidates: list[tuple[Action, ModelState, bool, str | None]] = []
             for r in results:
@@ -379,17 +423,27 @@ class Sync:
                 )
                 token = event_token(r.immediate_event) if r.immediate else None
                 if r.model in baseline:
-                    armed = st.armed
+                    # No action on a baseline; who is already hot is remembered, so
+                    # that a later ``--act-on-baseline`` can act on them after all.
+                    armed, held = st.armed, st.baseline_hot
                     if r.score >= model.threshold:
+                        never_acted = st.crossings == 0 and (r.contact_id, r.model) not in acted
+                        held = held or (armed and never_acted)
                         armed = False
-                        s.baseline_above_threshold += 1
+                        s.baseline_above_threshold += 1 if held else 0
                     elif r.score < model.rearm_below:
-                        armed = True
-                    st = _replace(st, armed=armed, last_event=token or st.last_event)
+                        armed, held = True, False
+                    st = _replace(
+                        st, armed=armed, baseline_hot=held, last_event=token or st.last_event
+                    )
                 else:
+                    if st.baseline_hot and opts.act_on_baseline and r.score >= model.threshold:
+                        # Hot since a baseline and never acted on: a crossing now,
+                        # which (like any) waits for a later run beyond the budget.
+                        st = _replace(st, armed=True, baseline_hot=False)
                     crossing = st.armed and r.score >= model.threshold
                     if not st.armed and r.score < model.rearm_below:
-                        st = _replace(st, armed=True)
+                        st = _replace(st, armed=True, baseline_hot=False)
                     fresh_event = token is not None and token != st.last_event
                     if crossing or fresh_event:
                         kind = "crossing" if crossing else "immediate"
@@ -408,7 +462,10 @@ class Sync:
                 if old is None or _state_key(st) != _state_key(old):
                     changed[(r.contact_id, r.model)] = st
                 if needs_write(old, float(r.score), str(r.band), self.wb.min_change):
-                    self._queue_write(pending, c, model, float(r.score), str(r.band))
+                    if c.id in waiting:
+                        waited.add(c.id)  # refused before: waits for its back-off
+                    else:
+                        self._queue_write(pending, c, model, float(r.score), str(r.band))
             groups = self._decide(candidates, by_id, changed, pool, as_of, s, opts)
             if not opts.dry_run:
                 with self.store.tx() as conn:
@@ -437,6 +494,36 @@ class Sync:
             if self.progress:
                 self.progress("score", len(contacts))
         self._flush(pending, s, opts)
+        s.rejected_waiting = len(waited)
+
+    def _rejected_waiting(self, as_of: datetime, opts: RunOptions) -> set[str]:
+        """Refused records not to write this run: their back-off has not ended, and
+        this run did not read them changed. A changed write target (connector
+        settings, score or band field, a model) ends every back-off at once: the
+        user may just have fixed what the CRM refused."""
+        target = self._write_target()
+        if self.store.kv_get("write_target") != target:
+            if not opts.dry_run:
+                with self.store.tx() as conn:
+                    self.store.clear_backoff(conn)
+                    self.store.kv_set(conn, "write_target", target)
+            return set()
+        return self.store.rejected_waiting(as_of.timestamp()) - self._read_ids
+
+    def _write_target(self) -> str:
+        """A digest of what decides where and how scores are written (secrets left
+        out, so that a rotated token does not count as a change)."""
+        payload = json.dumps(
+            [
+                self.config.crm.type,
+                _without_secrets(self.config.crm.settings()),
+                self.wb.band_field,
+                sorted((m.name, m.score_field, m.content_hash) for m in self.models),
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     _rr_next: int | None = None
 
@@ -474,6 +561,7 @@ class Sync:
                 st,
                 armed=False if crossing else st.armed,
                 last_event=token or st.last_event,
+                baseline_hot=False,
             )
             if contact.converted:
                 changed[(act.contact_id, act.model)] = consumed
@@ -583,6 +671,43 @@ class Sync:
             for u in updates[: max(0, 50 - len(s.would_write))]:
                 s.would_write.append({"contact_id": u.contact_id, **dict(u.values)})
             return
+        start = 0
+        while start < len(updates):
+            # Until the run's refusals can be judged, no more than that many writes
+            # go out: a wrong set-up then costs one batch, not every record's.
+            size = self.wb.write_batch
+            if self._attempts < JUDGED_AFTER:
+                size = min(size, JUDGED_AFTER - self._attempts)
+            self._write(updates[start : start + size], written, s)
+            start += size
+            self._judge_refusals()
+
+    def _judge_refusals(self) -> None:
+        if self._attempts < JUDGED_AFTER or not self._refusals:
+            return
+        kind, n = self._refusals.most_common(1)[0]
+        share = self.wb.max_rejected_share
+        if n <= share * self._attempts:
+            return
+        cid, reason, set_up = self._first_refusal[kind]
+        what = (
+            "fix the field in the CRM or the connector's score_fields; leadsync check tells which"
+            if set_up
+            else "the records stay rejected and are tried again later"
+        )
+        raise TooManyRejected(
+            f"{n} of {self._attempts} score writes were refused for one reason ({kind}), "
+            f"more than writeback.max_rejected_share ({share:g}): the run stopped to spare "
+            f"the API allowance; {what}. First: {cid}: {reason}",
+            config=set_up,
+        )
+
+    def _write(
+        self,
+        updates: list[ScoreUpdate],
+        written: Mapping[str, list[tuple[str, str, float, str]]],
+        s: RunSummary,
+    ) -> None:
         crashpoint("before_score_write")
         result = self.connector.write_scores(updates)
         crashpoint("after_score_write")
@@ -595,13 +720,31 @@ class Sync:
             self.store.set_written(conn, [w for cid in ok for w in written.get(cid, [])])
             self.store.clear_rejected(conn, sorted(ok))
             for cid, reason in failed.items():
-                self.store.reject(conn, cid, redact(reason)[:500])
+                self.store.reject(conn, cid, redact(reason)[:500], backoff=retry_delay)
+        self._attempts += len(updates)
+        for cid, reason in failed.items():
+            kind, set_up = reason_kind(reason)
+            self._refusals[kind] += 1
+            self._first_refusal.setdefault(kind, (cid, redact(reason)[:300], set_up))
         s.scores_written += len(ok)
         s.rejected += len(failed)
 
 
+_SECRET_KEY = re.compile(r"token|secret|password|private|session|assertion|jwt", re.I)
+
+
+def _without_secrets(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {
+            str(k): _without_secrets(v) for k, v in value.items() if not _SECRET_KEY.search(str(k))
+        }
+    if isinstance(value, list | tuple):
+        return [_without_secrets(v) for v in value]
+    return value
+
+
 def _state_key(st: ModelState) -> tuple[Any, ...]:
-    return (st.armed, st.crossings, st.last_event)
+    return (st.armed, st.crossings, st.last_event, st.baseline_hot)
 
 
 def _replace(st: ModelState, **kw: Any) -> ModelState:

@@ -13,6 +13,7 @@ which the connector's idempotent create turns into "already there".
 from __future__ import annotations
 
 import os
+import re
 import signal
 import string
 from collections.abc import Callable, Mapping, Sequence
@@ -65,6 +66,77 @@ _hits: dict[str, int] = {}
 
 
 # ------------------------------------------------------------------ score writes
+
+# A refused score write is tried again when the record changes in the CRM, else after
+# a back-off: an hour, doubling with each refusal, at most a week. A wrong set-up
+# refuses every record on every run; retrying them all each run spent half a day's
+# quota on a 15-minute schedule.
+FIRST_RETRY_SECONDS = 3600.0
+MAX_RETRY_SECONDS = 7 * 86400.0
+# Refusals are judged only after this many write attempts in a run (and the first
+# write of a run is no larger, so that a wrong set-up costs one batch, not all).
+JUDGED_AFTER = 100
+
+# Codes (HubSpot's ``error``, Salesforce's ``statusCode``) that say the set-up is wrong
+# (a score field of the wrong type, read-only or unknown), not the record: the user
+# must fix the configuration or the CRM's fields.
+SET_UP_CODES = frozenset(
+    {
+        # HubSpot property validation
+        "INVALID_OPTION",
+        "INVALID_DECIMAL",
+        "INVALID_INTEGER",
+        "INVALID_LONG",
+        "INVALID_FLOAT",
+        "INVALID_BOOLEAN",
+        "INVALID_DATE",
+        "INVALID_DATETIME",
+        "READ_ONLY_VALUE",
+        "PROPERTY_DOESNT_EXIST",
+        # Salesforce record errors
+        "INVALID_FIELD",
+        "INVALID_FIELD_FOR_INSERT_UPDATE",
+        "INVALID_TYPE_ON_FIELD_IN_RECORD",
+        "INVALID_TYPE",
+        "JSON_PARSER_ERROR",
+        "NUMBER_OUTSIDE_VALID_RANGE",
+        "STRING_TOO_LONG",
+    }
+)
+_CODE = re.compile(r"^([A-Z][A-Z0-9_]{2,})(?: ([\w.]+))?:")
+_SF_FIELDS = re.compile(r"\(fields: ([^)]*)\)")
+
+
+def retry_delay(attempts: int) -> float:
+    """Seconds until a record refused ``attempts`` times in a row is written again."""
+    return min(MAX_RETRY_SECONDS, FIRST_RETRY_SECONDS * 2.0 ** max(0, attempts - 1))
+
+
+def reason_kind(reason: str) -> tuple[str, bool]:
+    """What a refusal is about, the same for every record refused for it: the CRM's
+    code and the field (``INVALID_OPTION leadsync_score``), or the reason with its
+    numbers masked; and whether it is the set-up's fault rather than the record's.
+    Connectors start a record's reason with the code (``CODE[ field]: message``)."""
+    found = _CODE.match(reason)
+    if found is None:
+        return re.sub(r"\d+(?:\.\d+)?", "#", reason)[:120], False
+    code, field_name = found[1], found[2]
+    if field_name is None:
+        fields = _SF_FIELDS.search(reason)
+        field_name = fields[1] if fields else None
+    kind = f"{code} {field_name}" if field_name else code
+    return kind, code in SET_UP_CODES
+
+
+class TooManyRejected(Exception):
+    """More than ``writeback.max_rejected_share`` of a run's score writes were refused
+    for one reason: the run stops rather than spend its API calls on the rest.
+    ``config``: the reason is the set-up's (a wrong field type, a read-only or unknown
+    field), so the user must fix something before the next run."""
+
+    def __init__(self, message: str, *, config: bool) -> None:
+        super().__init__(message)
+        self.config = config
 
 
 def needs_write(state: ModelState | None, score: float, band: str, min_change: float) -> bool:

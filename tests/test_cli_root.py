@@ -7,3 +7,25 @@ def test_help_lists_the_app() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0
     assert "leadsync" in result.output.lower() or "Usage" in result.output
+
+
+def _every_command(cmd, path=()):
+    """(path, click command) for the app and each command under it, groups included."""
+    yield path, cmd
+    for name, sub in sorted(getattr(cmd, "commands", {}).items()):
+        yield from _every_command(sub, (*path, name))
+
+
+def test_no_help_text_shows_a_flag_as_taking_a_bool() -> None:
+    """``--dry-run <bool>`` made users type ``--dry-run true``, which fails: flags take
+    no value, and every help text of the app must show them so."""
+    import typer.main
+
+    commands = list(_every_command(typer.main.get_command(app)))
+    assert len(commands) > 5
+    runner = CliRunner()
+    for path, _ in commands:
+        result = runner.invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+        assert result.exit_code == 0, (path, result.output)
+        assert "<bool>" not in result.output, (path, result.output)
+        assert "--help" in result.output

@@ -14,7 +14,7 @@ from typing import Any
 
 import urllib3
 
-from connectors.runtime import Action, Failure, ResponseTable, Rule
+from connectors.runtime import Action, Failure, ResponseTable, Rule, no_answer
 
 TABLE_RULES: tuple[Rule, ...] = (
     # daily quota: a 429 whose policy is DAILY; waiting seconds will not help
@@ -29,7 +29,16 @@ TABLE_RULES: tuple[Rule, ...] = (
     Rule(Action.REPORT_RECORD, status=409, reason="conflict"),
     Rule(Action.RETRY, status=(408, 423, 500, 502, 503, 504), reason="HubSpot unavailable"),
     Rule(Action.RETRY, status=range(505, 600), reason="HubSpot server error"),
-    Rule(Action.RETRY, transport=True, reason="connection lost"),
+    # a server certificate this machine does not trust: no retry makes it trusted
+    Rule(
+        Action.FAIL_SETUP,
+        transport=True,
+        contains="certificate verify failed",
+        reason="TLS certificate verification failed",
+        hint="the server's certificate is not trusted here (behind a proxy that re-signs "
+        "traffic, add its CA to the system's trust store)",
+    ),
+    Rule(Action.RETRY, transport=True, reason="HubSpot unreachable"),
     Rule(Action.FAIL, status=400, reason="request refused"),
 )
 
@@ -66,13 +75,48 @@ def to_failure(exc: BaseException) -> Failure | None:
     if isinstance(status, int) and hasattr(exc, "body"):
         headers = dict(getattr(exc, "headers", None) or {})
         if status == 0:  # the SDK's wrapper for TLS and request-building errors
-            return Failure(None, detail=type(exc).__name__)
+            return no_answer(exc)
         return Failure(status, _text(exc.body), headers, type(exc).__name__)
     if isinstance(exc, urllib3.exceptions.HTTPError | requests.exceptions.RequestException):
-        return Failure(None, detail=type(exc).__name__)
+        return no_answer(exc)
     if isinstance(exc, ConnectionError | TimeoutError):
-        return Failure(None, detail=type(exc).__name__)
+        return no_answer(exc)
     return None
+
+
+def record_reason(body: str) -> str | None:
+    """``CODE property: message`` for each property a batch write refused (``;``
+    between them), from a ``VALIDATION_ERROR`` body; None for any other body.
+    The code first lets the sync tell one cause from another across records whose
+    messages differ only in the value (``0.08 was not one of the allowed options``)."""
+    import json
+
+    try:
+        payload = json.loads(body) if body.strip() else None
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    items: list[tuple[str, str, str]] = []
+    for err in payload.get("errors") or []:
+        if not isinstance(err, dict) or not err.get("code"):
+            continue
+        names = (err.get("context") or {}).get("propertyName") or [""]
+        items.append((str(err["code"]), str(names[0]), str(err.get("message") or "")))
+    message = str(payload.get("message") or "")
+    prefix = "Property values were not valid: "
+    if not items and message.startswith(prefix):
+        try:
+            listed = json.loads(message[len(prefix) :])
+        except ValueError:
+            listed = []
+        for err in listed if isinstance(listed, list) else []:
+            if isinstance(err, dict) and err.get("error"):
+                items.append(
+                    (str(err["error"]), str(err.get("name") or ""), str(err.get("message") or ""))
+                )
+    parts = [f"{code} {name}: {text}" if name else f"{code}: {text}" for code, name, text in items]
+    return "; ".join(" ".join(p.split()) for p in parts) or None
 
 
 @dataclass(frozen=True, slots=True)

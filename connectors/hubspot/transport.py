@@ -32,6 +32,7 @@ from connectors.hubspot.policy import (
     HubSpotHttpError,
     make_table,
     rate_headers,
+    record_reason,
     to_failure,
 )
 from connectors.runtime import (
@@ -285,7 +286,8 @@ class HubSpotTransport:
                 return None
             outcome = self.table.classify(failure)
             if failure.status in record_statuses:
-                outcome = Outcome(Action.REPORT_RECORD, None, outcome.reason)
+                reason = record_reason(failure.body) or outcome.reason
+                outcome = Outcome(Action.REPORT_RECORD, None, reason)
             self.log.debug("hubspot: %s failed: %s", what, outcome.reason)
             return outcome
 

@@ -545,7 +545,17 @@ class SalesforceConnector:
         out: dict[str, list[DealRecord]] = {cid: [] for cid in contact_ids}
         # Leads cannot have Opportunities: only Contacts (key prefix 003) are asked about.
         ids = [cid for cid in dict.fromkeys(contact_ids) if not cid.startswith("00Q")]
-        key = f", Opportunity.{self.settings.key_field}" if self._key_on_opportunity else ""
+        # Whether leadsync's key field is on Opportunity decides which open deals are
+        # ours (``skip_if_open_deal: ours``); it is asked of describe here (once per
+        # connector, and only when there is a crossing to decide), never inferred from
+        # whether ``ensure_fields`` happened to run in this process: a later run's new
+        # connector would otherwise take its own open deal for someone else's.
+        if not ids:
+            return out
+        has_key = self._key_on_opportunity or (
+            self.settings.key_field.lower() in self._fields("Opportunity")
+        )
+        key = f", Opportunity.{self.settings.key_field}" if has_key else ""
         template = (
             "SELECT Id, ContactId, OpportunityId, Opportunity.Name, Opportunity.OwnerId, "
             f"Opportunity.StageName, Opportunity.Amount, Opportunity.CreatedDate{key} "

@@ -15,7 +15,7 @@ from typing import Any
 import requests
 from simple_salesforce.exceptions import SalesforceError
 
-from connectors.runtime import Action, Failure, ResponseTable, Rule
+from connectors.runtime import Action, Failure, ResponseTable, Rule, no_answer
 from connectors.salesforce.auth import TokenEndpointBusy
 
 RULES: tuple[Rule, ...] = (
@@ -27,7 +27,11 @@ RULES: tuple[Rule, ...] = (
     Rule(Action.RETRY, status=400, contains="UNABLE_TO_LOCK_ROW", reason="record locked"),
     Rule(Action.RETRY, status=(408, 500, 502, 503, 504), reason="Salesforce unavailable"),
     Rule(Action.RETRY, status=range(500, 600), reason="Salesforce server error"),
-    Rule(Action.RETRY, transport=True, reason="no response (connection dropped or timed out)"),
+    Rule(Action.FAIL_SETUP, transport=True, contains="certificate verify failed",
+         reason="TLS certificate verification failed",
+         hint="the server's certificate is not trusted here; set ca_bundle to the CA "
+         "file that signed it"),
+    Rule(Action.RETRY, transport=True, reason="Salesforce unreachable"),
     Rule(Action.FAIL, status=300, reason="external id matches more than one record"),
     Rule(Action.FAIL, status=400, contains="INVALID_FIELD", reason="unknown field"),
     Rule(Action.FAIL, status=400, reason="malformed request"),
@@ -71,7 +75,7 @@ def make_to_failure(
         if isinstance(exc, TokenEndpointBusy):
             return Failure(status=exc.status, body=exc.body, headers=exc.headers, detail="token")
         if isinstance(exc, requests.ConnectionError | requests.Timeout):
-            return Failure(status=None, detail=type(exc).__name__)
+            return no_answer(exc)
         return None
 
     return to_failure

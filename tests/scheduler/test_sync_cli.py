@@ -149,7 +149,7 @@ def test_status_purge_and_explain_read_the_state_store(tmp_path: Path, monkeypat
     assert store.contact_ids() == ["b"] and store.model_states(["a"]) == {}
     store.close()
     monkeypatch.setenv("LS_TEST_TOKEN", "x" * 8)
-    assert cli_sync.explain_state(str(path), "a") == 1
+    assert cli_sync.explain_state(str(path), "a") == 2
     assert "not in the state store" in capsys.readouterr().err
 
 

@@ -203,7 +203,7 @@ def test_cursor_is_not_committed_when_the_run_stops_early(h) -> None:
     assert h.store.get_cursor("default") == {"seq": h.crm.seq}
 
 
-def test_rejected_records_are_kept_and_retried_next_run(h) -> None:
+def test_rejected_records_are_kept_and_retried_after_their_back_off(h) -> None:
     h.crm.add("good", points=10, owner_id="o1")
     h.crm.add("bad", points=20, owner_id="o1")
     h.crm.reject["bad"] = "INVALID_EMAIL: the e-mail address is not valid"
@@ -212,6 +212,9 @@ def test_rejected_records_are_kept_and_retried_next_run(h) -> None:
     assert [r["contact_id"] for r in h.store.rejected()] == ["bad"]
     assert s.cursor_committed  # the local copy holds the record; the retry needs no read
     del h.crm.reject["bad"]
+    s = h.run()
+    assert s.scores_written == 0 and s.rejected_waiting == 1  # not on every run
+    h.clock.advance(hours=1)
     s = h.run()
     assert s.exit_code == 0 and s.scores_written == 1 and s.contacts_read == 0
     assert h.crm.scores["bad"] == {"ls_score": 20}
