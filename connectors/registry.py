@@ -5,8 +5,11 @@ A third-party package ships a connector by declaring, in its own ``pyproject.tom
     [project.entry-points."leadsync.connectors"]
     mycrm = "mycrm_leadsync:MyCRMConnector"
 
-where the object has ``from_config(config, *, context)``. Nothing in this repository
-changes; no import-time registration or metaclass is involved.
+where the object has ``from_config(config, *, context)`` and, optionally, a
+``settings_model`` attribute: the pydantic model of its ``crm.<name>`` section, with
+which leadsync.yaml is checked before any call (docs/connectors.md, "Settings").
+Nothing in this repository changes; no import-time registration or metaclass is
+involved.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
+
+from pydantic import BaseModel
 
 from connectors.base import Connector, ConnectorConfigError, ConnectorFactory, RuntimeContext
 
@@ -43,3 +48,13 @@ def load_factory(name: str) -> ConnectorFactory:
 
 def create(name: str, config: Mapping[str, Any], *, context: RuntimeContext) -> Connector:
     return load_factory(name).from_config(config, context=context)
+
+
+def settings_model(name: str) -> type[BaseModel] | None:
+    """The connector's settings model, or None when it declares none (it then checks
+    its settings itself, in ``from_config``). ``ConnectorConfigError`` as
+    :func:`load_factory` for a name that is not installed."""
+    model = getattr(load_factory(name), "settings_model", None)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model
+    return None

@@ -44,7 +44,11 @@ from connectors.base import (
 )
 from connectors.salesforce import mapping
 from connectors.salesforce.api import QueryLocatorExpired, SalesforceApi
-from connectors.salesforce.config import SalesforceSettings, parse_settings
+from connectors.salesforce.config import (
+    SalesforceSettings,
+    SalesforceSettingsModel,
+    parse_settings,
+)
 from connectors.salesforce.policy import RETRIABLE_RECORD_ERRORS, error_codes
 from connectors.salesforce.soql import (
     COLLECTION_SIZE,
@@ -159,6 +163,8 @@ class SalesforceConnector:
     """``connectors.base.Connector`` for Salesforce through simple-salesforce."""
 
     name = "salesforce"
+    # The ``crm.salesforce`` section's schema, for leadsync.yaml checks (connectors/settings.py).
+    settings_model = SalesforceSettingsModel
 
     def __init__(self, settings: SalesforceSettings, *, context: RuntimeContext) -> None:
         self.settings = settings
