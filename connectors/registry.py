@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from connectors.base import Connector, ConnectorConfigError, ConnectorFactory, RuntimeContext
+from scoring.yaml_problems import suggest
 
 GROUP = "leadsync.connectors"
 
@@ -34,7 +35,10 @@ def load_factory(name: str) -> ConnectorFactory:
     eps = available()
     if name not in eps:
         known = ", ".join(sorted(eps)) or "none"
-        raise ConnectorConfigError(f"crm.type: unknown connector {name!r} (installed: {known})")
+        hint = suggest(name, eps)
+        raise ConnectorConfigError(
+            f"crm.type: unknown connector {name!r}{hint} (installed: {known})"
+        )
     try:
         factory = eps[name].load()
     except Exception as exc:  # a broken plug-in must not take the CLI down with a traceback
