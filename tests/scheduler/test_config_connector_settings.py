@@ -90,7 +90,8 @@ def test_an_empty_token_is_refused_with_its_line(tmp_path: Path) -> None:
 
 def test_a_missing_salesforce_credential_names_its_nested_key(tmp_path: Path) -> None:
     text = SALESFORCE.replace(
-        "    session_id: ${SF_SESSION}\n", "    jwt: {client_id: abc, private_key: \"${SF_SESSION}\"}\n"
+        "    session_id: ${SF_SESSION}\n",
+        '    jwt: {client_id: abc, private_key: "${SF_SESSION}"}\n',
     )
     problems = _load(tmp_path, text.replace("    ca_bundle: certs/ca.pem\n", ""))
     assert any(":5: crm.salesforce.jwt.username: Field required" in p for p in problems), problems
