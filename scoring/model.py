@@ -17,7 +17,7 @@ import json
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -32,6 +32,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from scoring.vocabulary import CONTACT_FIELDS, EVENT_TYPES, near_misses
 from scoring.yaml_problems import (
     Located,
     Path,
@@ -58,6 +59,7 @@ __all__ = [
     "ScoringModel",
     "check_warnings",
     "load_models",
+    "name_warnings",
 ]
 
 BAND_NAMES = ("hot", "warm", "cold")
@@ -742,6 +744,52 @@ def check_warnings(models: ModelSet) -> list[str]:
                     "write-back actions never fire",
                 )
             )
+    return out
+
+
+def name_warnings(
+    models: ModelSet,
+    *,
+    fields: Iterable[str] | None = None,
+    events: Iterable[str] | None = None,
+    source: str | None = None,
+) -> list[str]:
+    """Contact fields and event types that are probably typos (``job_titel``,
+    ``page_veiw``): they never match, and nothing else would say so.
+
+    Without ``fields`` (``events``), only a name within two edits of a canonical one is
+    mentioned, since files may carry other columns (event types); with them, the names
+    the data is known to have besides the canonical ones, every other name is.
+    ``source`` says where the known names come from, for the message."""
+    known_fields = None if fields is None else CONTACT_FIELDS | frozenset(fields)
+    known_events = None if events is None else EVENT_TYPES | frozenset(events)
+    out: list[str] = []
+
+    def check(path: Path, name: str, what: str, canonical: frozenset[str], known: Any) -> None:
+        close = near_misses(name, canonical if known is None else known)
+        if known is None and not close:
+            return
+        if known is not None and name in known:
+            return
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if known is None:
+            text = f"{what} {name!r}{hint} is not a canonical {what} (fine if your data has it)"
+        else:
+            origin = f" nor one {source} delivers" if source else ""
+            text = f"{what} {name!r}{hint} is neither a canonical {what}{origin}: it never matches"
+        out.append(_warning(models, path, text))
+
+    for m_index, model in enumerate(models.models):
+        base: Path = ("models", m_index)
+        for c_index, condition in enumerate(model.applies_to):
+            path = (*base, "applies_to", c_index, "field")
+            check(path, condition.field, "field", CONTACT_FIELDS, known_fields)
+        for r_index, rule in enumerate(model.rules):
+            path = (*base, "rules", r_index)
+            if isinstance(rule, FitRule):
+                check((*path, "field"), rule.field, "field", CONTACT_FIELDS, known_fields)
+            else:
+                check((*path, "event"), rule.event, "event type", EVENT_TYPES, known_events)
     return out
 
 

@@ -39,6 +39,7 @@ from connectors.base import (
     TaskSpec,
     WriteResult,
 )
+from connectors.fieldcheck import hubspot_property_problem
 from connectors.hubspot import reads
 from connectors.hubspot.own_writes import OwnWrites, fields_digest
 from connectors.hubspot.reads import Raw, SourceUnavailable
@@ -650,16 +651,26 @@ class HubSpotConnector:
         missing: list[str] = []
         instructions: list[str] = []
 
-        def existing(object_type: str) -> set[str]:
+        def existing(object_type: str) -> dict[str, Raw]:
             reply = self.transport.call(f"{object_type} properties", api.get_all, object_type)
             results, _ = reads.page_results(reply.data)
-            return {str(p.get("name")) for p in results}
+            return {str(p.get("name")): p for p in results}
 
         contact_props = existing("contacts")
         for spec in fields:
             name = self._crm_field(spec.name)
             if name in contact_props:
-                present.append(name)
+                # exists, but can it take a score (or a band)? judged from its metadata
+                problem = hubspot_property_problem(spec, contact_props[name])
+                if problem is None:
+                    present.append(name)
+                    continue
+                missing.append(name)
+                instructions.append(
+                    f"HubSpot contacts: property {name!r} (for {spec.label or spec.name}) "
+                    f"{problem}; point score_fields at another property, or remove the "
+                    "mapping and leadsync creates one"
+                )
                 continue
             if not _PROPERTY_NAME.match(name):
                 missing.append(name)
