@@ -331,8 +331,11 @@ def check_config(config_path: str) -> int:
 
     for line in config_name_warnings(config):
         _err(f"warning: {line}")
-    with _guard():
-        return _check_crm(config, models)
+    try:
+        with _guard():
+            return _check_crm(config, models)
+    except typer.Exit as exc:  # _guard printed the line and chose the status
+        return int(exc.exit_code)
     return EXIT_STOPPED  # not reached: _guard ends every failure with typer.Exit
 
 

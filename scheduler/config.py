@@ -510,9 +510,14 @@ def parse_config(
     for reserved in ("base_dir", "source"):
         if reserved in data:
             loader.problem((reserved,), "unknown key", key=True)
-    settings = _check_crm(loader, data, Path(base_dir))
+    return _validate(loader, data, Path(base_dir))
+
+
+def _validate(loader: _Loader, data: dict[str, Any], base_dir: Path) -> SyncConfig:
+    """The checks after reading: the connector's settings, the file, the templates."""
+    settings = _check_crm(loader, data, base_dir)
     data["base_dir"] = str(base_dir)
-    data["source"] = source
+    data["source"] = loader.source
     config: SyncConfig | None = None
     try:
         config = SyncConfig.model_validate(data)
@@ -522,16 +527,15 @@ def parse_config(
                 exc,
                 data,
                 loader.located,
-                source,
+                loader.source,
                 keys=model_keys(SyncConfig) - {"base_dir", "source"},
                 wording="pydantic",
             )
         )
-    if config is not None and settings is not None:
+    # (settings that failed to validate cannot say which fields they map)
+    if config is not None and (settings is not None or not loader.problems):
         mapped = getattr(settings, "mapped_fields", None)
         _check_templates(loader, config, frozenset(mapped()) if callable(mapped) else None)
-    elif config is not None:
-        _check_templates(loader, config, None)
     if loader.problems:
         raise ConfigError(loader.problems)
     assert config is not None
@@ -539,20 +543,12 @@ def parse_config(
 
 
 def config_from_mapping(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> SyncConfig:
-    """Build a configuration in code (the demo, tests); same validation as a file."""
-    merged = dict(data)
-    merged.setdefault("base_dir", str(base_dir))
-    merged.setdefault("source", "<config>")
-    try:
-        return SyncConfig.model_validate(merged)
-    except ValidationError as exc:
-        located = Located()
-        located.convert(merged)
-        raise ConfigError(
-            validation_problems(
-                exc, merged, located, "<config>", keys=model_keys(SyncConfig), wording="pydantic"
-            )
-        ) from None
+    """Build a configuration in code (the demo, tests); same validation as a file,
+    whose problems name ``<config>`` as their file."""
+    loader = _Loader("<config>", Path(base_dir), {})
+    loader.located = Located(opaque=lambda value: value)  # values given in code stay as given
+    plain = loader.located.convert(dict(data))
+    return _validate(loader, plain, Path(base_dir))
 
 
 def secret_values(values: Iterable[str]) -> None:

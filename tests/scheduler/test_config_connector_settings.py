@@ -188,3 +188,16 @@ def test_a_field_mapped_by_the_connector_may_be_named(tmp_path: Path) -> None:
     # without the mapping the same name is a typo to report
     problems = _load(tmp_path, text.replace("    property_map: {hs_region: region}\n", ""))
     assert "unknown placeholder {region}" in problems[0]
+
+
+def test_a_configuration_built_in_code_gets_the_same_checks(tmp_path: Path) -> None:
+    from scheduler.config import config_from_mapping
+
+    good = {"crm": {"type": "hubspot", "hubspot": {"access_token": "x" * 8}}, "models": ["m"]}
+    assert config_from_mapping(good, base_dir=tmp_path).crm.type == "hubspot"
+    bad = {"crm": {"type": "hubspot", "hubspot": {"access_token": "x" * 8, "teir": "pro"}}}
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping({**bad, "models": ["m"]}, base_dir=tmp_path)
+    assert info.value.problems == [
+        "<config>:1: crm.hubspot.teir: unknown key 'teir' (did you mean 'tier'?)"
+    ]
