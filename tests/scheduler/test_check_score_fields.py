@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sync_e2e import HubSpotWorld, SalesforceWorld
 from typer.testing import CliRunner
 
+from connectors.sandbox.hubspot.schema import PropertyDef
 from connectors.sandbox.salesforce.schema import FieldSpec as SfField
 from scheduler.cli import app
 
@@ -58,16 +60,34 @@ def _hs_property(w: HubSpotWorld, name: str, kind: str, options: list[str] = ())
     w._req("POST", "/crm/v3/properties/contacts", body)
 
 
+class _ReadOnlyValue(PropertyDef):
+    """A property whose value only HubSpot sets, without being calculated (the
+    sandbox's own read-only properties are both)."""
+
+    def to_json(self, iso: Any) -> dict[str, Any]:
+        out = PropertyDef.to_json(self, iso)
+        return {**out, "calculated": False, "modificationMetadata": {"readOnlyValue": True}}
+
+
+@pytest.fixture
+def read_only_number(hs: HubSpotWorld) -> str:
+    name = "hs_read_only_score"
+    spec = _ReadOnlyValue(name, name, "number", "number", "contactinformation", read_only=True)
+    hs.sandbox.store.tables["contacts"].defs[name] = spec
+    return name
+
+
 @pytest.mark.parametrize(
     ("prop", "why"),
     [
         ("jobtitle", "is of type string (text); a score needs a number property"),
         ("lifecyclestage", "is of type enumeration"),
-        ("hs_analytics_num_page_views", "HubSpot computes it and refuses writes"),
+        ("hs_analytics_num_page_views", "is a calculated property"),
+        ("hs_read_only_score", "is read-only"),
     ],
 )
 def test_hubspot_score_field_that_cannot_take_a_number_fails_check(
-    hs: HubSpotWorld, prop: str, why: str
+    hs: HubSpotWorld, read_only_number: str, prop: str, why: str
 ) -> None:
     cfg = _hs_config(hs, f"    score_fields: {{leadsync_score: {prop}}}\n")
     code, out, err = _check(cfg, HS_ENV)
@@ -171,6 +191,13 @@ def _sf_config(w: SalesforceWorld, extra: str = "", band: str = "null") -> Path:
     return cfg
 
 
+class _Formula(SfField):
+    """A formula field: describe says ``calculated`` (the sandbox's fields never do)."""
+
+    def describe(self) -> dict[str, Any]:
+        return {**SfField.describe(self), "calculated": True}
+
+
 def _sf_field(w: SalesforceWorld, spec: SfField) -> None:
     for obj in ("Lead", "Contact"):
         w.sandbox.store.schema[obj].add(spec)
@@ -185,6 +212,11 @@ def _sf_field(w: SalesforceWorld, spec: SfField) -> None:
             "ro_score__c",
             SfField("ro_score__c", "double", custom=True, updateable=False),
             "is not editable",
+        ),
+        (
+            "formula_score__c",
+            _Formula("formula_score__c", "double", custom=True, updateable=False),
+            "is a formula (calculated) field",
         ),
     ],
 )
