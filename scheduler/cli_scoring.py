@@ -23,7 +23,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from scheduler.cli_common import EXIT_OK, EXIT_REJECTED, EXIT_USAGE, error_line, fail, stdout
-from scoring.model import BehaviorRule, FitRule, Match, ModelFileError, ModelSet, check_warnings
+from scoring.model import (
+    BehaviorRule,
+    FitRule,
+    Match,
+    ModelFileError,
+    ModelSet,
+    check_warnings,
+    name_warnings,
+)
 from scoring.model import load_models as parse_models
 from scoring.readers import (
     Contact,
@@ -132,7 +140,8 @@ def check_command(model: ModelOpt = None, config: ConfigOpt = None) -> None:
         raise typer.Exit(_delegate("check_config", config))
     assert model is not None
     models = _load_model_file(model)
-    warnings = check_warnings(models)
+    # near misses of canonical names only: a file may carry columns of its own
+    warnings = check_warnings(models) + name_warnings(models)
     for line in warnings:
         error_line(f"warning: {line}")
     names = ", ".join(models.names)

@@ -323,7 +323,10 @@ def execute_run(
 
 
 def check_config(config_path: str) -> int:
-    """``leadsync check --config FILE``: validate, then connect and check the CRM set-up."""
+    """``leadsync check --config FILE``: validate, then connect and check the CRM set-up.
+
+    The CRM's own failures (refused credentials, no answer) go to :func:`_guard`, so
+    that ``check`` and ``run`` give the same exit status for the same failure."""
     try:
         config = _load(config_path)
         models = load_model_files(config.model_paths())
@@ -335,6 +338,21 @@ def check_config(config_path: str) -> int:
         f"{config_path}: configuration is valid ({len(models)} model(s): "
         f"{', '.join(m.name for m in models)})"
     )
+    from scheduler.lint import config_name_warnings
+
+    for line in config_name_warnings(config):
+        _err(f"warning: {line}")
+    try:
+        with _guard():
+            return _check_crm(config, models)
+    except typer.Exit as exc:  # _guard printed the line and chose the status
+        return int(exc.exit_code)
+    return EXIT_STOPPED  # not reached: _guard ends every failure with typer.Exit
+
+
+def _check_crm(config: SyncConfig, models: Sequence[Any]) -> int:
+    """The part of ``check_config`` that talks to the CRM; the number of problems
+    decides the exit status."""
     problems = 0
     try:
         store = open_store(config)
@@ -343,11 +361,7 @@ def check_config(config_path: str) -> int:
     except StateError as exc:
         _err(f"missing: {exc}")
         problems += 1
-    try:
-        connector = make_connector(config)
-    except ConnectorError as exc:
-        _err(f"missing: {exc}")
-        return EXIT_USAGE
+    connector = make_connector(config)
     try:
         owners = list(connector.list_owners())
         _out(f"ok: credentials accepted; {len(owners)} owner(s) visible")
@@ -377,12 +391,6 @@ def check_config(config_path: str) -> int:
         b = connector.budget()
         if b.daily_remaining is not None:
             _out(f"ok: API budget {b.daily_remaining} of {b.daily_limit} calls left today")
-    except (AuthError, QuotaExhausted) as exc:
-        _err(f"stopped: {exc}")
-        return EXIT_STOPPED
-    except ConnectorError as exc:
-        _err(f"missing: {exc}")
-        return EXIT_USAGE
     finally:
         with contextlib.suppress(Exception):
             connector.close()

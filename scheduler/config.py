@@ -20,8 +20,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from connectors.settings import path_fields
+from scoring.vocabulary import CONTACT_FIELDS
+from scoring.yaml_problems import (
+    Located,
+    TooBig,
+    model_keys,
+    render_path,
+    suggest,
+    validation_problems,
+)
+from scoring.yaml_problems import Path as YamlPath
 
 # Keys whose values are credentials: they must come from ${VAR} or ${file:...}.
 _SECRET_KEY = re.compile(
@@ -87,6 +99,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# What the write-back puts next to the contact's fields when it renders a template.
+TEMPLATE_VALUES = frozenset({"model", "score", "band", "contact_id"})
+
+
+def placeholders(template: str) -> list[str]:
+    """The names a (valid) template uses, in order."""
+    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+
+
 def _check_template(value: str) -> str:
     try:
         for _, name, _, _ in string.Formatter().parse(value):
@@ -133,6 +154,18 @@ class TaskConfig(_Strict):
 class OwnersConfig(_Strict):
     strategy: Literal["round_robin"] = "round_robin"
     pool: list[str] = Field(default_factory=list)
+
+    @field_validator("pool", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: Any) -> Any:
+        # YAML reads an unquoted owner id (``pool: [12345]``) as a number; CRMs
+        # give ids as text, and so does the rest of leadsync.
+        if isinstance(value, list):
+            return [
+                str(item) if isinstance(item, int) and not isinstance(item, bool) else item
+                for item in value
+            ]
+        return value
 
 
 class OnCrossConfig(_Strict):
@@ -227,6 +260,22 @@ class SyncConfig(_Strict):
     def _dur(cls, v: Any) -> timedelta:
         return parse_duration(v)
 
+    def templates(self) -> dict[tuple[str, ...], str]:
+        """The templates of the write-back, by their path in the file."""
+        out: dict[tuple[str, ...], str] = {}
+        on_cross = self.writeback.on_cross
+        if on_cross.deal is not None:
+            out[("writeback", "on_cross", "deal", "name")] = on_cross.deal.name
+        if on_cross.task is not None:
+            out[("writeback", "on_cross", "task", "subject")] = on_cross.task.subject
+        return out
+
+    def template_fields(self) -> frozenset[str]:
+        """The contact fields the templates name: the sync must keep them (the values
+        that the write-back supplies itself, such as ``score``, are left out)."""
+        names = {name for text in self.templates().values() for name in placeholders(text)}
+        return frozenset(names - TEMPLATE_VALUES)
+
     def model_paths(self) -> list[Path]:
         return [(Path(self.base_dir) / p) for p in self.models]
 
@@ -243,69 +292,37 @@ class SyncConfig(_Strict):
 # ------------------------------------------------------------------------ loading
 
 
-def _line_of(node: Any, key: Any) -> int | None:
-    try:
-        if isinstance(node, CommentedMap):
-            return int(node.lc.key(key)[0]) + 1
-        if isinstance(node, CommentedSeq):
-            return int(node.lc.item(key)[0]) + 1
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return None
-    return None
-
-
 class _Loader:
+    """YAML nodes to plain data (``${...}`` substituted), remembering each path's line."""
+
     def __init__(self, source: str, base_dir: Path, env: Mapping[str, str]) -> None:
         self.source = source
         self.base_dir = base_dir
         self.env = env
-        self.lines: dict[tuple[Any, ...], int] = {}
+        self.located = Located(text=self.substitute, opaque=str)
         self.problems: list[str] = []
+        self.unfilled: set[str] = set()  # where a ${...} could not be filled
 
-    def where(self, path: tuple[Any, ...]) -> str:
-        line = None
-        p = path
-        while p and line is None:
-            line = self.lines.get(p)
-            p = p[:-1]
-        return f"{self.source}:{line or 1}"
+    def problem(self, path: YamlPath, message: str, *, key: bool = False) -> None:
+        self.problems.append(self.located.at(self.source, path, message, key=key))
 
-    def problem(self, path: tuple[Any, ...], message: str) -> None:
-        dotted = ".".join(str(x) for x in path) or "(top)"
-        self.problems.append(f"{self.where(path)}: {dotted}: {message}")
+    def more(self, lines: list[str]) -> None:
+        """Problems found by validation, less those at a value that could not be
+        filled in: its own problem says why, and the empty stand-in is not a second one."""
+        self.problems.extend(line for line in lines if line.split(": ", 2)[1] not in self.unfilled)
 
-    def plain(self, node: Any, path: tuple[Any, ...]) -> Any:
-        if isinstance(node, CommentedMap):
-            out: dict[str, Any] = {}
-            for key, value in node.items():
-                line = _line_of(node, key)
-                if line:
-                    self.lines[(*path, key)] = line
-                out[str(key)] = self.plain(value, (*path, key))
-            return out
-        if isinstance(node, CommentedSeq):
-            items = []
-            for i, value in enumerate(node):
-                line = _line_of(node, i)
-                if line:
-                    self.lines[(*path, i)] = line
-                items.append(self.plain(value, (*path, i)))
-            return items
-        if isinstance(node, str):
-            return self.substitute(node, path)
-        if node is not None and not isinstance(node, bool | int | float):
-            return str(node)
-        return node
+    def unfilled_at(self, path: YamlPath, message: str) -> str:
+        self.problem(path, message)
+        self.unfilled.add(render_path(path))
+        return ""
 
-    def substitute(self, value: str, path: tuple[Any, ...]) -> str:
+    def substitute(self, value: str, path: YamlPath) -> str:
         key = str(path[-1]) if path else ""
         refs = _REF.findall(value)
         if _SECRET_KEY.search(key) and not (refs and _REF.fullmatch(value.strip())):
-            self.problem(
-                path,
-                "secrets must not be written in the file; use ${ENV_VAR} or ${file:PATH}",
+            return self.unfilled_at(
+                path, "secrets must not be written in the file; use ${ENV_VAR} or ${file:PATH}"
             )
-            return ""
         secret = bool(_SECRET_KEY.search(key))
 
         def repl(m: re.Match[str]) -> str:
@@ -317,16 +334,17 @@ class _Loader:
                 try:
                     text = fpath.read_text(encoding="utf-8").strip()
                 except OSError as exc:
-                    self.problem(path, f"cannot read secret file {fpath}: {exc.strerror}")
-                    return ""
+                    return self.unfilled_at(
+                        path, f"cannot read secret file {fpath}: {exc.strerror}"
+                    )
                 register_secret(text)
                 return text
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ref):
-                self.problem(path, f"bad reference ${{{ref}}}: use ${{ENV_VAR}} or ${{file:PATH}}")
-                return ""
+                return self.unfilled_at(
+                    path, f"bad reference ${{{ref}}}: use ${{ENV_VAR}} or ${{file:PATH}}"
+                )
             if ref not in self.env:
-                self.problem(path, f"environment variable {ref} is not set")
-                return ""
+                return self.unfilled_at(path, f"environment variable {ref} is not set")
             got = self.env[ref]
             if secret:
                 register_secret(got)
@@ -335,15 +353,123 @@ class _Loader:
         return _REF.sub(repl, value)
 
 
-def _pydantic_problems(loader: _Loader, exc: ValidationError) -> None:
-    for err in exc.errors(include_url=False, include_input=False):
-        loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith("function-")))
-        msg = err["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key"
-        loader.problem(loc, msg)
+def _settings_model(loader: _Loader, crm: Any) -> type[BaseModel] | None:
+    """The settings model of the configured connector, if it is installed and has one."""
+    from connectors import registry
+    from connectors.base import ConnectorConfigError
+
+    if not isinstance(crm, dict) or not isinstance(crm.get("type"), str) or not crm["type"]:
+        return None  # SyncConfig's validation says what is wrong
+    name = crm["type"]
+    installed = sorted(registry.available())
+    if name not in installed:
+        # A misspelt name is refused here, with its line. Any other name may be a
+        # connector this machine lacks (a plug-in, a test's fake): creating the
+        # connector says "unknown connector" with the installed names when it runs.
+        hint = suggest(name, installed)
+        if hint:
+            loader.problem(
+                ("crm", "type"),
+                f"unknown connector {name!r}{hint} (installed: {', '.join(installed)})",
+            )
+        return None
+    try:
+        return registry.settings_model(name)
+    except ConnectorConfigError as exc:
+        loader.problem(("crm", "type"), str(exc).removeprefix("crm.type: "))
+        return None
+
+
+def _check_crm(loader: _Loader, data: dict[str, Any], base_dir: Path) -> BaseModel | None:
+    """Validate ``crm.<type>`` with the connector's settings model, as the rest of the
+    file (FILE:LINE, did you mean); relative paths in it become paths from the
+    configuration file's folder, in ``data`` too, so that the connector gets them."""
+    crm = data.get("crm")
+    model = _settings_model(loader, crm)
+    if model is None or not isinstance(crm, dict):
+        return None
+    name = crm["type"]
+    from connectors import registry
+
+    others = set(registry.available())
+    for key in crm:
+        if key != "type" and key not in others:
+            hint = suggest(key, [name]) or f" (the settings of {name} go under crm.{name})"
+            loader.problem(("crm", key), f"unknown key {key!r}{hint}", key=True)
+    section = crm.get(name)
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        loader.problem(("crm", name), "expected a mapping of settings")
+        return None
+    section = _resolve_paths(section, path_fields(model), base_dir)
+    crm[name] = section
+    try:
+        return model.model_validate(section)
+    except ValidationError as exc:
+        loader.more(
+            validation_problems(
+                exc,
+                section,
+                loader.located,
+                loader.source,
+                keys=model_keys(model),
+                prefix=("crm", name),
+                wording="pydantic",
+            )
+        )
+        return None
+
+
+def _resolve_paths(
+    section: dict[str, Any], fields: Mapping[str, Any], base: Path
+) -> dict[str, Any]:
+    """Relative paths of a settings section, from ``base`` (the config file's folder)."""
+    out = dict(section)
+    for key, spec in fields.items():
+        value = out.get(key)
+        if spec is True and isinstance(value, str) and value:
+            path = Path(value).expanduser()
+            out[key] = str(path if path.is_absolute() else base / path)
+        elif isinstance(spec, Mapping) and isinstance(value, dict):
+            out[key] = _resolve_paths(value, spec, base)
+    return out
+
+
+def _check_templates(loader: _Loader, config: SyncConfig, known: frozenset[str] | None) -> None:
+    """Every placeholder must name a field the sync can fill: ``{frist_name}`` would
+    otherwise render empty on every deal. ``known`` is None when the connector does
+    not say which fields it delivers; then only the canonical names are known."""
+    names = TEMPLATE_VALUES | CONTACT_FIELDS | (known or frozenset())
+    for path, text in config.templates().items():
+        for name in placeholders(text):
+            if name in names:
+                continue
+            loader.problem(
+                path,
+                f"unknown placeholder {{{name}}}{suggest(name, names)}; known: "
+                + ", ".join(sorted(names)),
+            )
+
+
+def connector_fields(config: SyncConfig) -> frozenset[str] | None:
+    """The contact fields the configured connector says it delivers (its settings
+    model's ``mapped_fields()``), or None when it does not say."""
+    from connectors import registry
+    from connectors.base import ConnectorConfigError
+
+    try:
+        model = registry.settings_model(config.crm.type)
+    except ConnectorConfigError:
+        return None
+    if model is None:
+        return None
+    try:
+        settings = model.model_validate(config.crm.settings())
+    except ValidationError:
+        return None
+    mapped = getattr(settings, "mapped_fields", None)
+    return frozenset(mapped()) if callable(mapped) else None
 
 
 def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> SyncConfig:
@@ -378,17 +504,39 @@ def parse_config(
     if not isinstance(doc, CommentedMap):
         raise ConfigError([f"{source}:1: (top): expected a mapping with crm, models, state, ..."])
     loader = _Loader(source, Path(base_dir), os.environ if env is None else env)
-    data = loader.plain(doc, ())
+    try:
+        data = loader.located.convert(doc)
+    except (TooBig, RecursionError) as exc:
+        raise ConfigError([f"{source}:1: (yaml): {exc or 'nested too deeply'}"]) from None
     for reserved in ("base_dir", "source"):
         if reserved in data:
-            loader.problem((reserved,), "unknown key")
+            loader.problem((reserved,), "unknown key", key=True)
+    return _validate(loader, data, Path(base_dir))
+
+
+def _validate(loader: _Loader, data: dict[str, Any], base_dir: Path) -> SyncConfig:
+    """The checks after reading: the connector's settings, the file, the templates."""
+    settings = _check_crm(loader, data, base_dir)
     data["base_dir"] = str(base_dir)
-    data["source"] = source
+    data["source"] = loader.source
     config: SyncConfig | None = None
     try:
         config = SyncConfig.model_validate(data)
     except ValidationError as exc:
-        _pydantic_problems(loader, exc)
+        loader.more(
+            validation_problems(
+                exc,
+                data,
+                loader.located,
+                loader.source,
+                keys=model_keys(SyncConfig) - {"base_dir", "source"},
+                wording="pydantic",
+            )
+        )
+    # (settings that failed to validate cannot say which fields they map)
+    if config is not None and (settings is not None or not loader.problems):
+        mapped = getattr(settings, "mapped_fields", None)
+        _check_templates(loader, config, frozenset(mapped()) if callable(mapped) else None)
     if loader.problems:
         raise ConfigError(loader.problems)
     assert config is not None
@@ -396,16 +544,12 @@ def parse_config(
 
 
 def config_from_mapping(data: Mapping[str, Any], *, base_dir: str | Path = ".") -> SyncConfig:
-    """Build a configuration in code (the demo, tests); same validation as a file."""
-    merged = dict(data)
-    merged.setdefault("base_dir", str(base_dir))
-    merged.setdefault("source", "<config>")
-    try:
-        return SyncConfig.model_validate(merged)
-    except ValidationError as exc:
-        loader = _Loader("<config>", Path(base_dir), {})
-        _pydantic_problems(loader, exc)
-        raise ConfigError(loader.problems) from None
+    """Build a configuration in code (the demo, tests); same validation as a file,
+    whose problems name ``<config>`` as their file."""
+    loader = _Loader("<config>", Path(base_dir), {})
+    loader.located = Located(opaque=lambda value: value)  # values given in code stay as given
+    plain = loader.located.convert(dict(data))
+    return _validate(loader, plain, Path(base_dir))
 
 
 def secret_values(values: Iterable[str]) -> None:

@@ -12,13 +12,12 @@ optional field per operator, rules are ``FitRule``/``BehaviorRule`` discriminate
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import Annotated, Any, Literal
 
@@ -31,7 +30,19 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+from scoring.vocabulary import CONTACT_FIELDS, EVENT_TYPES, near_misses
+from scoring.yaml_problems import (
+    Located,
+    Path,
+    TooBig,
+    model_keys,
+    render_path,
+    validation_problems,
+)
+from scoring.yaml_problems import describe as _describe
+from scoring.yaml_problems import problems as _problems
 
 __all__ = [
     "BAND_NAMES",
@@ -48,16 +59,12 @@ __all__ = [
     "ScoringModel",
     "check_warnings",
     "load_models",
+    "name_warnings",
 ]
 
 BAND_NAMES = ("hot", "warm", "cold")
 
 _NAME_RE = re.compile(r"[a-z0-9_-]+")
-# A custom pydantic error type whose context carries sub-paths, so that checks across
-# fields (duplicate ids, decay order) still point at the exact line of the culprit.
-_OWN_ERROR = "leadsync_problem"
-
-Path = tuple[str | int, ...]
 
 _CONFIG = ConfigDict(
     frozen=True,
@@ -66,33 +73,6 @@ _CONFIG = ConfigDict(
     allow_inf_nan=False,
     populate_by_name=True,
 )
-
-
-def _problems(*items: tuple[Path, str]) -> PydanticCustomError:
-    summary = "; ".join(message for _, message in items)
-    return PydanticCustomError(
-        _OWN_ERROR, "{summary}", {"summary": summary, "problems": list(items)}
-    )
-
-
-def _describe(value: Any) -> str:
-    """How a value reads in an error message ("got text 'ten'")."""
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return f"the number {value}" if abs(value) < 1e15 else "a very large number"
-    if isinstance(value, str):
-        shown = value if len(value) <= 40 else value[:37] + "..."
-        return f"text {shown!r}"
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, _Opaque):
-        return value.describe()
-    return type(value).__name__
 
 
 _Scalar = str | float | int | bool
@@ -580,281 +560,25 @@ class ModelFileError(ValueError):
 # Loading: YAML text -> plain data with a line for every path -> pydantic
 
 
-_MAX_NODES = 200_000  # aliases can make a small file expand without bound
-_MAX_DEPTH = 64
+def _all_keys() -> frozenset[str]:
+    return model_keys(ModelSet)
 
 
-class _TooBig(Exception):
-    pass
-
-
-class _Plain:
-    """Turns ruamel's round-trip nodes into plain Python data, noting each path's line."""
-
-    def __init__(self) -> None:
-        self.lines: dict[Path, int] = {}  # line of the value (or list item)
-        self.key_lines: dict[Path, int] = {}  # line of the key naming it
-        self.nodes = 0
-
-    def convert(self, node: Any, path: Path, line: int, active: frozenset[int]) -> Any:
-        from ruamel.yaml.comments import CommentedMap, CommentedSeq
-        from ruamel.yaml.scalarbool import ScalarBoolean
-
-        self.nodes += 1
-        if self.nodes > _MAX_NODES:
-            raise _TooBig("the file expands to too many values (aliases?)")
-        if len(path) > _MAX_DEPTH:
-            raise _TooBig("the file is nested too deeply")
-        self.lines.setdefault(path, line)
-        if isinstance(node, Mapping):
-            if id(node) in active:
-                raise _TooBig("an alias refers to itself")
-            inner = active | {id(node)}
-            base = _node_line(node, line)
-            self.lines[path] = base
-            out: dict[str, Any] = {}
-            for key, value in node.items():
-                name = _key_text(key)
-                key_line = base
-                value_line = base
-                if isinstance(node, CommentedMap):
-                    key_line = _lc(node, "key", key, base)
-                    value_line = _lc(node, "value", key, key_line)
-                child: Path = (*path, name)
-                self.key_lines[child] = key_line
-                if isinstance(value, Mapping | list):
-                    value_line = _node_line(value, value_line)
-                out[name] = self.convert(value, child, value_line, inner)
-            return out
-        if isinstance(node, list):
-            if id(node) in active:
-                raise _TooBig("an alias refers to itself")
-            inner = active | {id(node)}
-            base = _node_line(node, line)
-            self.lines[path] = base
-            items: list[Any] = []
-            for index, value in enumerate(node):
-                item_line = base
-                if isinstance(node, CommentedSeq):
-                    item_line = _lc(node, "item", index, base)
-                if isinstance(value, Mapping | list):
-                    item_line = _node_line(value, item_line)
-                items.append(self.convert(value, (*path, index), item_line, inner))
-            return items
-        if isinstance(node, ScalarBoolean | bool):
-            return bool(node)
-        if isinstance(node, int):
-            return int(node)
-        if isinstance(node, float):
-            return float(node)
-        if isinstance(node, str):
-            return str(node)
-        if node is None:
-            return None
-        # Dates, binary and tagged scalars have no place in a model: let validation
-        # report them by type name.
-        return _Opaque(type(node).__name__, str(node))
-
-
-class _Opaque:
-    """A YAML value of a type the model never uses (date, binary, custom tag)."""
-
-    def __init__(self, kind: str, text: str) -> None:
-        self.kind = kind
-        self.text = text
-
-    def __repr__(self) -> str:
-        return f"<{self.kind} {self.text[:30]!r}>"
-
-    def describe(self) -> str:
-        what = {"date": "a date", "datetime": "a timestamp", "bytes": "binary data"}.get(
-            self.kind, f"a YAML {self.kind}"
-        )
-        shown = self.text if len(self.text) <= 30 else self.text[:27] + "..."
-        return f"{what} {shown!r} (put it in quotes to make it text)"
-
-
-def _key_text(key: Any) -> str:
-    if isinstance(key, str):
-        return str(key)
-    if key is None:
-        return "null"
-    if isinstance(key, bool):
-        return "true" if key else "false"
-    return str(key)
-
-
-def _node_line(node: Any, fallback: int) -> int:
-    lc = getattr(node, "lc", None)
-    line = getattr(lc, "line", None) if lc is not None else None
-    return line + 1 if isinstance(line, int) else fallback
-
-
-def _lc(node: Any, kind: str, key: Any, fallback: int) -> int:
-    try:
-        position = getattr(node.lc, kind)(key)
-    except Exception:  # merged keys and odd nodes have no position; use the parent's
-        return fallback
-    if isinstance(position, tuple) and position and isinstance(position[0], int):
-        return position[0] + 1
-    return fallback
-
-
-def _render_path(path: Path) -> str:
-    text = ""
-    for part in path:
-        if isinstance(part, int):
-            text += f"[{part}]"
-        else:
-            text += ("." if text else "") + part
-    return text or "(file)"
-
-
-def _all_keys() -> list[str]:
-    keys: set[str] = set()
-    for cls in (Match, Condition, FitRule, BehaviorRule, DecayStep, Scale, Bands, ScoringModel):
-        for name, info in cls.model_fields.items():
-            keys.add(info.alias or name)
-    keys.add("models")
-    return sorted(keys)
-
-
-def _closest_key(name: str) -> str | None:
-    close = difflib.get_close_matches(name, _all_keys(), n=1, cutoff=0.75)
-    return close[0] if close else None
-
-
-def _suggest(name: str) -> str:
-    close = _closest_key(name)
-    return f" (did you mean {close!r}?)" if close else ""
-
-
-def _real_path(loc: Sequence[str | int], data: Any, error_type: str) -> Path:
-    """Follow pydantic's location through the data, dropping union tags it inserts."""
-    path: list[str | int] = []
-    current = data
-    for position, part in enumerate(loc):
-        last = position == len(loc) - 1
-        if isinstance(current, dict):
-            is_rule = len(path) >= 2 and path[-2] == "rules"
-            if is_rule and part == current.get("kind") and not last:
-                continue  # discriminator tag
-            if isinstance(part, str) and part in current:
-                path.append(part)
-                current = current[part]
-                continue
-            if last and error_type == "missing":
-                path.append(part)
-            continue
-        if isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
-            path.append(part)
-            current = current[part]
-            continue
-        # a tag (``str``, ``function-after[...]``) or a default that is not in the file
-    return tuple(path)
-
-
-def _message(error: Mapping[str, Any], path: Path) -> str:
+def _message(error: ErrorDetails, path: Path) -> str | None:
+    """Wording only model files need; the rest is the shared mapper's."""
     kind = error["type"]
-    value = error.get("input")
-    ctx = error.get("ctx") or {}
-    got = _describe(value)
-    name = path[-1] if path else ""
-    if kind == "missing":
-        return f"missing required key {name!r}"
-    if kind == "extra_forbidden":
-        in_match = "match" in path[-3:-1]
-        if in_match:
-            return f"unknown operator {name!r} (operators: {', '.join(OPERATORS)})"
-        return f"unknown key {name!r}{_suggest(str(name))}"
-    if kind == "string_type":
-        return f"expected text, got {got}"
-    if kind in ("float_type", "float_parsing"):
-        return f"expected a number, got {got}"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"expected a whole number, got {got}"
-    if kind in ("bool_type", "bool_parsing"):
-        return f"expected true or false, got {got}"
-    if kind == "list_type":
-        return f"expected a list, got {got}"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"expected a mapping (key: value), got {got}"
-    if kind == "finite_number":
-        return "must be a finite number"
-    if kind == "too_short":
-        return "must not be empty"
+    if kind == "extra_forbidden" and "match" in path[-3:-1]:
+        return f"unknown operator {path[-1]!r} (operators: {', '.join(OPERATORS)})"
     if kind == "union_tag_invalid":
+        ctx = error.get("ctx") or {}
         return f"kind must be 'fit' or 'behavior', got {_describe(ctx.get('tag'))}"
     if kind == "union_tag_not_found":
         return "missing required key 'kind' (fit or behavior)"
-    if kind == "literal_error":
-        return f"expected {ctx.get('expected', 'another value')}, got {got}"
-    bounds = {
-        "greater_than": ("greater than", "gt"),
-        "greater_than_equal": ("at least", "ge"),
-        "less_than": ("less than", "lt"),
-        "less_than_equal": ("at most", "le"),
-    }
-    if kind in bounds:
-        words, key = bounds[kind]
-        bound = ctx.get(key)
-        shown = f"{bound:g}" if isinstance(bound, int | float) else str(bound)
-        return f"must be {words} {shown}, got {got}"
-    message = str(error.get("msg", "invalid value"))
-    return message.removeprefix("Value error, ")
+    return None
 
 
-def _problems_from(exc: ValidationError, data: Any, plain: _Plain, source: str) -> list[str]:
-    found: list[tuple[int, str]] = []
-    errors = exc.errors()
-    # A misspelt key ("point") also makes the real one ("points") missing; saying
-    # "unknown key 'point' (did you mean 'points'?)" covers both.
-    misspelt: set[Path] = set()
-    for error in errors:
-        if error["type"] == "extra_forbidden":
-            path = _real_path(tuple(error["loc"]), data, error["type"])
-            close = _closest_key(str(path[-1])) if path else None
-            if close is not None:
-                misspelt.add((*path[:-1], close))
-    for error in errors:
-        loc = tuple(error["loc"])
-        if error["type"] == _OWN_ERROR:
-            ctx = error.get("ctx") or {}
-            base = _real_path(loc, data, error["type"])
-            for sub, message in ctx.get("problems", []):
-                path = (*base, *sub)
-                found.append(
-                    (_line_for(path, plain, key=False), _line(source, plain, path, message))
-                )
-            continue
-        path = _real_path(loc, data, error["type"])
-        if error["type"] == "missing" and path in misspelt:
-            continue
-        message = _message(error, path)
-        on_key = error["type"] in ("extra_forbidden",)
-        found.append(
-            (_line_for(path, plain, key=on_key), _line(source, plain, path, message, on_key))
-        )
-    unique: dict[str, int] = {}
-    for line, text in found:
-        unique.setdefault(text, line)
-    return [text for text, _ in sorted(unique.items(), key=lambda item: item[1])]
-
-
-def _line_for(path: Path, plain: _Plain, *, key: bool) -> int:
-    if key and path in plain.key_lines:
-        return plain.key_lines[path]
-    probe = path
-    while probe:
-        if probe in plain.lines:
-            return plain.lines[probe]
-        probe = probe[:-1]
-    return plain.lines.get((), 1)
-
-
-def _line(source: str, plain: _Plain, path: Path, message: str, on_key: bool = False) -> str:
-    line = _line_for(path, plain, key=on_key)
-    return f"{source}:{line}: {_render_path(path)}: {message}"
+def _line(source: str, plain: Located, path: Path, message: str) -> str:
+    return plain.at(source, path, message)
 
 
 def load_models(text: str, source: str) -> ModelSet:
@@ -888,10 +612,10 @@ def load_models(text: str, source: str) -> ModelSet:
             [f"{source}:1: (file): not valid YAML: {_one_line(str(exc))}"]
         ) from None
 
-    plain = _Plain()
+    plain = Located()
     try:
-        data = plain.convert(document, (), 1, frozenset())
-    except _TooBig as exc:
+        data = plain.convert(document)
+    except TooBig as exc:
         raise ModelFileError([f"{source}:1: (file): {exc}"]) from None
     except RecursionError:
         raise ModelFileError([f"{source}:1: (file): the file is nested too deeply"]) from None
@@ -909,7 +633,7 @@ def load_models(text: str, source: str) -> ModelSet:
     try:
         models = ModelSet.model_validate(data)
     except ValidationError as exc:
-        problems = _problems_from(exc, data, plain, source)
+        problems = validation_problems(exc, data, plain, source, keys=_all_keys(), message=_message)
         # Duplicates are checked again on the raw data: pydantic's own check only runs
         # once everything else is valid, and a marketer wants all problems at once.
         for line in _raw_duplicates(data, plain, source):
@@ -927,7 +651,7 @@ def _line_number(text: str, source: str) -> int:
     return int(head) if head.isdigit() else 0
 
 
-def _raw_duplicates(data: dict[str, Any], plain: _Plain, source: str) -> list[str]:
+def _raw_duplicates(data: dict[str, Any], plain: Located, source: str) -> list[str]:
     out: list[str] = []
     models = data.get("models")
     if not isinstance(models, list):
@@ -1023,6 +747,52 @@ def check_warnings(models: ModelSet) -> list[str]:
     return out
 
 
+def name_warnings(
+    models: ModelSet,
+    *,
+    fields: Iterable[str] | None = None,
+    events: Iterable[str] | None = None,
+    source: str | None = None,
+) -> list[str]:
+    """Contact fields and event types that are probably typos (``job_titel``,
+    ``page_veiw``): they never match, and nothing else would say so.
+
+    Without ``fields`` (``events``), only a name within two edits of a canonical one is
+    mentioned, since files may carry other columns (event types); with them, the names
+    the data is known to have besides the canonical ones, every other name is.
+    ``source`` says where the known names come from, for the message."""
+    known_fields = None if fields is None else CONTACT_FIELDS | frozenset(fields)
+    known_events = None if events is None else EVENT_TYPES | frozenset(events)
+    out: list[str] = []
+
+    def check(path: Path, name: str, what: str, canonical: frozenset[str], known: Any) -> None:
+        close = near_misses(name, canonical if known is None else known)
+        if known is None and not close:
+            return
+        if known is not None and name in known:
+            return
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        if known is None:
+            text = f"{what} {name!r}{hint} is not a canonical {what} (fine if your data has it)"
+        else:
+            origin = f" nor one {source} delivers" if source else ""
+            text = f"{what} {name!r}{hint} is neither a canonical {what}{origin}: it never matches"
+        out.append(_warning(models, path, text))
+
+    for m_index, model in enumerate(models.models):
+        base: Path = ("models", m_index)
+        for c_index, condition in enumerate(model.applies_to):
+            path = (*base, "applies_to", c_index, "field")
+            check(path, condition.field, "field", CONTACT_FIELDS, known_fields)
+        for r_index, rule in enumerate(model.rules):
+            path = (*base, "rules", r_index)
+            if isinstance(rule, FitRule):
+                check((*path, "field"), rule.field, "field", CONTACT_FIELDS, known_fields)
+            else:
+                check((*path, "event"), rule.event, "event type", EVENT_TYPES, known_events)
+    return out
+
+
 def _group_warnings(models: ModelSet, m_index: int, model: ScoringModel) -> list[str]:
     """Groups that do not do what their author probably meant."""
     out: list[str] = []
@@ -1066,9 +836,9 @@ def _group_warnings(models: ModelSet, m_index: int, model: ScoringModel) -> list
 def _warning(models: ModelSet, path: Path, message: str) -> str:
     source = models._source
     if source is None:
-        return f"{_render_path(path)}: {message}"
+        return f"{render_path(path)}: {message}"
     probe = path
     while probe and probe not in models._lines:
         probe = probe[:-1]
     line = models._lines.get(probe, 1)
-    return f"{source}:{line}: {_render_path(path)}: {message}"
+    return f"{source}:{line}: {render_path(path)}: {message}"

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
+from scoring import vocabulary
 from scoring.timeutil import parse_timestamp
 
 __all__ = [
@@ -44,7 +45,7 @@ Event = dict[str, Any]
 
 # Canonical contact fields that are numbers; CSV gives text, so we convert them here
 # once instead of every comparison guessing.
-NUMERIC_FIELDS = frozenset({"company_size"})
+NUMERIC_FIELDS = vocabulary.NUMERIC_FIELDS
 CONTACT_TIMESTAMP_FIELDS = frozenset({"created_at", "updated_at"})
 # Identifier fields: a JSON export may write them as numbers; they are text everywhere.
 ID_FIELDS = frozenset({"id", "owner_id", "contact_id"})

@@ -39,10 +39,11 @@ from connectors.base import (
     TaskSpec,
     WriteResult,
 )
+from connectors.fieldcheck import hubspot_property_problem
 from connectors.hubspot import reads
 from connectors.hubspot.own_writes import OwnWrites, fields_digest
-from connectors.hubspot.policy import TIERS
 from connectors.hubspot.reads import Raw, SourceUnavailable
+from connectors.hubspot.settings import HubSpotSettingsModel
 from connectors.hubspot.transport import HubSpotTransport, OAuthCredentials
 from connectors.hubspot.values import (
     ANALYTICS_PROPERTIES,
@@ -58,6 +59,7 @@ from connectors.hubspot.values import (
     to_text,
 )
 from connectors.runtime import RecordRejected
+from connectors.settings import parse_settings_model
 
 KEY_PROPERTY = "leadsync_key"
 DEAL_PROPERTIES = (
@@ -81,25 +83,6 @@ CURSOR_VERSION = 1
 # that the next run does not deliver them again (grouped by stamp: ~11 bytes an id).
 # Beyond this many the map is dropped and they are re-delivered (at-least-once).
 MAX_BOUNDARY = 50_000
-KNOWN_KEYS = {
-    "type",
-    "access_token",
-    "oauth",
-    "base_url",
-    "tier",
-    "headroom",
-    "quota_share",
-    "property_map",
-    "score_fields",
-    "web_analytics",
-    "email_events",
-    "form_submissions",
-    "lookback_seconds",
-    "batch_size",
-    "max_attempts",
-    "timeout_seconds",
-    "deal_pipeline",
-}
 
 
 @dataclass(frozen=True)
@@ -123,82 +106,33 @@ class Settings:
 
     @classmethod
     def parse(cls, config: Mapping[str, Any], *, source: str = "crm") -> Settings:
-        def err(key: str, problem: str) -> ConnectorConfigError:
-            return ConnectorConfigError(f"{source}.{key}: {problem}")
+        """Validate with :class:`HubSpotSettingsModel`; one ``source.key: problem`` line."""
+        return cls.from_model(parse_settings_model(HubSpotSettingsModel, config, prefix=source))
 
-        unknown = sorted(set(config) - KNOWN_KEYS)
-        if unknown:
-            raise err(unknown[0], f"unknown setting (known: {', '.join(sorted(KNOWN_KEYS))})")
-
-        def text(key: str, default: str | None) -> str | None:
-            value = config.get(key, default)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise err(key, "must be a non-empty string")
-            return value
-
-        def number(key: str, default: float, low: float, high: float) -> float:
-            value = config.get(key, default)
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise err(key, f"must be a number, got {type(value).__name__}")
-            if not low <= value <= high:
-                raise err(key, f"must be between {low:g} and {high:g}, got {value}")
-            return float(value)
-
-        def flag(key: str, default: bool) -> bool:
-            value = config.get(key, default)
-            if not isinstance(value, bool):
-                raise err(key, "must be true or false")
-            return value
-
-        oauth_cfg = config.get("oauth")
-        oauth: OAuthCredentials | None = None
-        if oauth_cfg is not None:
-            if not isinstance(oauth_cfg, Mapping):
-                raise err("oauth", "must be a mapping with client_id, client_secret, refresh_token")
-            missing = [
-                k
-                for k in ("client_id", "client_secret", "refresh_token")
-                if not isinstance(oauth_cfg.get(k), str) or not oauth_cfg.get(k)
-            ]
-            if missing:
-                raise err(f"oauth.{missing[0]}", "missing or empty")
+    @classmethod
+    def from_model(cls, model: HubSpotSettingsModel) -> Settings:
+        oauth = None
+        if model.oauth is not None:
             oauth = OAuthCredentials(
-                oauth_cfg["client_id"], oauth_cfg["client_secret"], oauth_cfg["refresh_token"]
+                model.oauth.client_id, model.oauth.client_secret, model.oauth.refresh_token
             )
-        token = text("access_token", None)
-        if (token is None) == (oauth is None):
-            raise err("access_token", "give exactly one of access_token or oauth")
-        base_url = text("base_url", cls.base_url) or cls.base_url
-        if not re.match(r"^https?://[^\s/]+", base_url):
-            raise err("base_url", "must be an http(s) URL")
-        tier = (text("tier", cls.tier) or cls.tier).lower()
-        if tier not in TIERS:
-            raise err("tier", f"{tier!r} is not one of {', '.join(sorted(TIERS))}")
-        score_fields = config.get("score_fields") or {}
-        if not isinstance(score_fields, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in score_fields.items()
-        ):
-            raise err("score_fields", "must map logical field names to HubSpot property names")
-        property_map = config.get("property_map") or {}
-        if not isinstance(property_map, Mapping):
-            raise err("property_map", "must map HubSpot property names to canonical fields")
         return cls(
-            base_url=base_url.rstrip("/"),
-            access_token=token,
+            base_url=model.base_url,
+            access_token=model.access_token,
             oauth=oauth,
-            tier=tier,
-            headroom=number("headroom", cls.headroom, 0.05, 1.0),
-            quota_share=number("quota_share", cls.quota_share, 1e-6, 1.0),
-            mappings=field_mappings(property_map, source=f"{source}.property_map"),
-            score_fields=dict(score_fields),
-            web_analytics=flag("web_analytics", cls.web_analytics),
-            email_events=flag("email_events", cls.email_events),
-            form_submissions=flag("form_submissions", cls.form_submissions),
-            lookback_seconds=number("lookback_seconds", cls.lookback_seconds, 0, 7 * 86400),
-            batch_size=int(number("batch_size", cls.batch_size, 1, 10_000)),
-            max_attempts=int(number("max_attempts", cls.max_attempts, 1, 20)),
-            timeout_seconds=number("timeout_seconds", cls.timeout_seconds, 1, 600),
-            deal_pipeline=text("deal_pipeline", cls.deal_pipeline) or cls.deal_pipeline,
+            tier=model.tier,
+            headroom=model.headroom,
+            quota_share=model.quota_share,
+            mappings=field_mappings(model.property_map, source="crm.property_map"),
+            score_fields=dict(model.score_fields),
+            web_analytics=model.web_analytics,
+            email_events=model.email_events,
+            form_submissions=model.form_submissions,
+            lookback_seconds=model.lookback_seconds,
+            batch_size=model.batch_size,
+            max_attempts=model.max_attempts,
+            timeout_seconds=model.timeout_seconds,
+            deal_pipeline=model.deal_pipeline,
         )
 
 
@@ -206,6 +140,8 @@ class HubSpotConnector:
     """HubSpot through ``hubspot-api-client``; see docs/connectors.md."""
 
     name = "hubspot"
+    # The ``crm.hubspot`` section's schema, for leadsync.yaml checks (connectors/settings.py).
+    settings_model = HubSpotSettingsModel
 
     def __init__(self, settings: Settings, *, context: RuntimeContext) -> None:
         self.settings = settings
@@ -715,16 +651,26 @@ class HubSpotConnector:
         missing: list[str] = []
         instructions: list[str] = []
 
-        def existing(object_type: str) -> set[str]:
+        def existing(object_type: str) -> dict[str, Raw]:
             reply = self.transport.call(f"{object_type} properties", api.get_all, object_type)
             results, _ = reads.page_results(reply.data)
-            return {str(p.get("name")) for p in results}
+            return {str(p.get("name")): p for p in results}
 
         contact_props = existing("contacts")
         for spec in fields:
             name = self._crm_field(spec.name)
             if name in contact_props:
-                present.append(name)
+                # exists, but can it take a score (or a band)? judged from its metadata
+                problem = hubspot_property_problem(spec, contact_props[name])
+                if problem is None:
+                    present.append(name)
+                    continue
+                missing.append(name)
+                instructions.append(
+                    f"HubSpot contacts: property {name!r} (for {spec.label or spec.name}) "
+                    f"{problem}; point score_fields at another property, or remove the "
+                    "mapping and leadsync creates one"
+                )
                 continue
             if not _PROPERTY_NAME.match(name):
                 missing.append(name)

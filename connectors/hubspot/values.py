@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from connectors.base import ConnectorConfigError, EventRecord
+from scoring import vocabulary as v
 
 Kind = Literal["text", "number", "datetime", "bool"]
 
@@ -28,17 +29,17 @@ class FieldMapping:
 
 
 DEFAULT_FIELDS: tuple[FieldMapping, ...] = (
-    FieldMapping("email", "email"),
-    FieldMapping("firstname", "first_name"),
-    FieldMapping("lastname", "last_name"),
-    FieldMapping("jobtitle", "job_title"),
-    FieldMapping("company", "company"),
-    FieldMapping("numemployees", "company_size", "number"),
-    FieldMapping("industry", "industry"),
-    FieldMapping("country", "country"),
-    FieldMapping("lifecyclestage", "lifecycle_stage"),
-    FieldMapping("hubspot_owner_id", "owner_id"),
-    FieldMapping("createdate", "created_at", "datetime"),
+    FieldMapping("email", v.EMAIL),
+    FieldMapping("firstname", v.FIRST_NAME),
+    FieldMapping("lastname", v.LAST_NAME),
+    FieldMapping("jobtitle", v.JOB_TITLE),
+    FieldMapping("company", v.COMPANY),
+    FieldMapping("numemployees", v.COMPANY_SIZE, "number"),
+    FieldMapping("industry", v.INDUSTRY),
+    FieldMapping("country", v.COUNTRY),
+    FieldMapping("lifecyclestage", v.LIFECYCLE_STAGE),
+    FieldMapping("hubspot_owner_id", v.OWNER_ID),
+    FieldMapping("createdate", v.CREATED_AT, "datetime"),
 )
 
 # Read with every contact: merges and the cheap behavioural summaries.
@@ -76,22 +77,32 @@ def field_mappings(
     ``prop: {field: ..., type: number|datetime|bool|text}``); extras win."""
     extra: dict[str, FieldMapping] = {}
     for prop, spec in (property_map or {}).items():
-        if isinstance(spec, str) and spec:
+        problem = mapping_problem(prop, spec)
+        if problem is not None:
+            where, message = problem
+            raise ConnectorConfigError(".".join((source, *where)) + f": {message}")
+        if isinstance(spec, str):
             extra[str(prop)] = FieldMapping(str(prop), spec)
-        elif isinstance(spec, Mapping) and isinstance(spec.get("field"), str):
-            kind = spec.get("type", "text")
-            if kind not in _KINDS:
-                raise ConnectorConfigError(
-                    f"{source}.{prop}.type: {kind!r} is not one of {', '.join(_KINDS)}"
-                )
-            extra[str(prop)] = FieldMapping(str(prop), spec["field"], kind)
         else:
-            raise ConnectorConfigError(
-                f"{source}.{prop}: expected a canonical field name or {{field, type}}"
-            )
+            extra[str(prop)] = FieldMapping(str(prop), spec["field"], spec.get("type", "text"))
     targets = {m.field for m in extra.values()}
     base = [m for m in DEFAULT_FIELDS if m.prop not in extra and m.field not in targets]
     return (*base, *extra.values())
+
+
+def mapping_problem(prop: Any, spec: Any) -> tuple[tuple[str, ...], str] | None:
+    """What is wrong with one ``property_map`` entry, as (key path, message), if any."""
+    if isinstance(spec, str) and spec:
+        return None
+    if isinstance(spec, Mapping) and isinstance(spec.get("field"), str) and spec["field"]:
+        unknown = sorted(set(map(str, spec)) - {"field", "type"})
+        if unknown:
+            return (str(prop), unknown[0]), "unknown key (use field and type)"
+        kind = spec.get("type", "text")
+        if kind not in _KINDS:
+            return (str(prop), "type"), f"{kind!r} is not one of {', '.join(_KINDS)}"
+        return None
+    return (str(prop),), "expected a canonical field name or {field, type}"
 
 
 def to_number(value: Any) -> int | float | None:
@@ -209,20 +220,20 @@ def summary_events(
     if page_views:
         specs.append(
             (
-                "page_view",
+                v.PAGE_VIEW,
                 "hs_analytics_last_visit_timestamp",
                 "hs_analytics_num_page_views",
                 None,
             )
         )
     if email:
-        specs.append(("email_open", "hs_email_last_open_date", "hs_email_open", None))
-        specs.append(("email_click", "hs_email_last_click_date", "hs_email_click", None))
-        specs.append(("email_reply", "hs_email_last_reply_date", "hs_email_replied", None))
+        specs.append((v.EMAIL_OPEN, "hs_email_last_open_date", "hs_email_open", None))
+        specs.append((v.EMAIL_CLICK, "hs_email_last_click_date", "hs_email_click", None))
+        specs.append((v.EMAIL_REPLY, "hs_email_last_reply_date", "hs_email_replied", None))
     if forms:
         specs.append(
             (
-                "form_submit",
+                v.FORM_SUBMIT,
                 "recent_conversion_date",
                 "num_conversion_events",
                 "recent_conversion_event_name",

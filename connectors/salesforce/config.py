@@ -1,7 +1,10 @@
 """Salesforce connector settings, checked once so that a bad file fails with one line.
 
-Every error names the configuration key and the problem (``salesforce.jwt.username:
-missing``) and never echoes a secret value back.
+``SalesforceSettingsModel`` is the ``crm.salesforce`` section's schema: leadsync.yaml
+is validated with it (FILE:LINE, did-you-mean), and ``parse_settings`` turns it into
+the connector's :class:`SalesforceSettings`. Every error names the configuration key
+and the problem (``salesforce.jwt.username: missing``) and never echoes a secret value
+back (pydantic's messages do not repeat the input).
 """
 
 from __future__ import annotations
@@ -10,9 +13,22 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from connectors.base import ConnectorConfigError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from connectors.settings import SettingsModel, parse_settings_model
+from scoring import vocabulary as v
+from scoring.yaml_problems import problems
 
 DEFAULT_VERSION = "59.0"
 DEFAULT_LOGIN_URL = "https://login.salesforce.com"
@@ -64,160 +80,215 @@ class SalesforceSettings:
         return self.score_fields.get(logical, f"{logical}__c")
 
 
-def _err(key: str, problem: str) -> ConnectorConfigError:
-    return ConnectorConfigError(f"salesforce.{key}: {problem}")
+def _text(value: str | None) -> str:
+    return value or ""
 
 
-def _str(cfg: Mapping[str, Any], key: str, prefix: str, *, required: bool = False) -> str:
-    value = cfg.get(key)
-    if value is None or value == "":
-        if required:
-            raise _err(f"{prefix}{key}", "missing")
-        return ""
-    if not isinstance(value, str):
-        raise _err(f"{prefix}{key}", f"must be text, not {type(value).__name__}")
-    return value
+class _Auth(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_is_missing(cls, data: Any) -> Any:
+        # "client_id: ${SF_CLIENT_ID}" with the variable set to nothing is missing too
+        if isinstance(data, Mapping):
+            return {k: v for k, v in data.items() if v != ""}
+        return data
 
 
-def _number(cfg: Mapping[str, Any], key: str, default: float, lo: float, hi: float) -> float:
-    value = cfg.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _err(key, f"must be a number, not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise _err(key, f"must be between {lo:g} and {hi:g}, got {value:g}")
-    return float(value)
+class JwtAuth(_Auth):
+    client_id: str
+    username: str
+    private_key: str | None = Field(default=None, repr=False)
+    private_key_file: Path | None = None
+    _key_text: str = PrivateAttr(default="")
 
-
-def _url(cfg: Mapping[str, Any], key: str) -> str:
-    value = _str(cfg, key, "")
-    if value and not re.match(r"^https?://[^/\s]+", value):
-        raise _err(key, f"must be an http(s) URL, got {value!r}")
-    return value.rstrip("/")
-
-
-def _auth(cfg: Mapping[str, Any]) -> AuthSettings:
-    given = [k for k in ("jwt", "refresh_token", "client_credentials", "session_id") if cfg.get(k)]
-    if not given:
-        raise _err(
-            "auth", "one of jwt, refresh_token, client_credentials or session_id is required"
-        )
-    if len(given) > 1:
-        raise _err("auth", f"give only one of {', '.join(given)}")
-    kind = given[0]
-    if kind == "session_id":
-        return AuthSettings(
-            kind="session_id", session_id=_str(cfg, "session_id", "", required=True)
-        )
-    sub = cfg[kind]
-    if not isinstance(sub, Mapping):
-        raise _err(kind, "must be a mapping")
-    p = f"{kind}."
-    if kind == "jwt":
-        key_text = _str(sub, "private_key", p)
-        key_file = _str(sub, "private_key_file", p)
-        if bool(key_text) == bool(key_file):
-            raise _err(
-                f"{p}private_key_file", "give exactly one of private_key_file or private_key"
+    @model_validator(mode="after")
+    def _key(self) -> JwtAuth:
+        if (self.private_key is None) == (self.private_key_file is None):
+            raise problems(
+                (("private_key_file",), "give exactly one of private_key_file or private_key")
             )
-        if key_file:
+        text = self.private_key or ""
+        if self.private_key_file is not None:
             try:
-                key_text = Path(key_file).expanduser().read_text(encoding="utf-8")
+                text = self.private_key_file.expanduser().read_text(encoding="utf-8")
             except OSError as exc:
-                raise _err(
-                    f"{p}private_key_file", f"cannot read {key_file}: {exc.strerror}"
+                raise problems(
+                    (("private_key_file",), f"cannot read {self.private_key_file}: {exc.strerror}")
                 ) from None
-        if "PRIVATE KEY-----" not in key_text:
-            raise _err(f"{p}private_key", "is not a PEM private key")
-        return AuthSettings(
-            kind="jwt",
-            client_id=_str(sub, "client_id", p, required=True),
-            username=_str(sub, "username", p, required=True),
-            private_key=key_text,
-        )
-    if kind == "refresh_token":
-        return AuthSettings(
-            kind="refresh_token",
-            client_id=_str(sub, "client_id", p, required=True),
-            client_secret=_str(sub, "client_secret", p),
-            refresh_token=_str(sub, "refresh_token", p, required=True),
-        )
-    return AuthSettings(
-        kind="client_credentials",
-        client_id=_str(sub, "client_id", p, required=True),
-        client_secret=_str(sub, "client_secret", p, required=True),
-    )
+        if "PRIVATE KEY-----" not in text:
+            raise problems((("private_key",), "is not a PEM private key"))
+        self._key_text = text
+        return self
 
 
-def _field_name(value: Any, key: str) -> str:
-    if not isinstance(value, str) or not _FIELD_NAME.match(value):
-        raise _err(key, f"not a Salesforce field name: {value!r}")
+class RefreshTokenAuth(_Auth):
+    client_id: str
+    client_secret: str | None = Field(default=None, repr=False)
+    refresh_token: str = Field(repr=False)
+
+
+class ClientCredentialsAuth(_Auth):
+    client_id: str
+    client_secret: str = Field(repr=False)
+
+
+def _field_name(value: str) -> str:
+    if not _FIELD_NAME.match(value):
+        raise ValueError(f"not a Salesforce field name: {value!r}")
     return value
+
+
+FieldName = Annotated[str, AfterValidator(_field_name)]
+ObjectName = Literal["Lead", "Contact"]
+
+
+class SalesforceSettingsModel(SettingsModel):
+    """``crm.salesforce``: one way to log in, the objects, fields and limits."""
+
+    type: str | None = None  # tolerated: older files repeated the connector's name here
+    login_url: str | None = None
+    instance_url: str | None = None
+    version: str = DEFAULT_VERSION
+    ca_bundle: Path | None = None
+    jwt: JwtAuth | None = None
+    refresh_token: RefreshTokenAuth | None = None
+    client_credentials: ClientCredentialsAuth | None = None
+    session_id: str | None = Field(default=None, repr=False)
+    objects: list[str] = Field(default_factory=lambda: list(DEFAULT_OBJECTS))
+    score_fields: dict[str, FieldName] = Field(default_factory=dict)
+    key_field: FieldName = DEFAULT_KEY_FIELD
+    field_map: dict[ObjectName, dict[str, FieldName]] = Field(default_factory=dict)
+    lookback_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    quota_share: float = Field(default=0.25, ge=0.0001, le=1)
+    headroom: float = Field(default=0.9, ge=0.0001, le=1)
+    timeout_seconds: float = Field(default=60.0, ge=1, le=600)
+    max_attempts: StrictInt = Field(default=5, ge=1)
+
+    @field_validator("login_url", "instance_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError(f"must be an http(s) URL, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_text(cls, value: Any) -> Any:
+        # an unquoted 59.0 is a YAML number
+        return (
+            str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+        )
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _VERSION.match(value):
+            raise ValueError(f"must look like 59.0, got {value!r}")
+        return value
+
+    @field_validator("ca_bundle", mode="before")
+    @classmethod
+    def _blank_bundle(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _bundle_exists(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.expanduser().is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+    @field_validator("objects")
+    @classmethod
+    def _objects(cls, value: list[str]) -> list[str]:
+        if not value or any(o not in DEFAULT_OBJECTS for o in value):
+            raise ValueError(f"must be a non-empty list of Lead and/or Contact, got {value!r}")
+        return value
+
+    @field_validator("session_id", mode="before")
+    @classmethod
+    def _blank_session(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> SalesforceSettingsModel:
+        given = [k for k in _AUTH_KINDS if getattr(self, k) is not None]
+        if not given:
+            raise problems(
+                (
+                    ("auth",),
+                    "one of jwt, refresh_token, client_credentials or session_id is required",
+                )
+            )
+        if len(given) > 1:
+            raise problems((("auth",), f"give only one of {', '.join(given)}"))
+        if given[0] == "session_id" and not self.instance_url:
+            raise problems((("instance_url",), "required with session_id"))
+        return self
+
+    def mapped_fields(self) -> frozenset[str]:
+        """The contact fields this configuration delivers: the field map of every object
+        read, ``lifecycle_stage`` (derived when not mapped) and ``lead_status``."""
+        from connectors.salesforce.mapping import DEFAULT_FIELD_MAP
+
+        names: set[str] = {v.LIFECYCLE_STAGE}
+        for obj in self.objects:
+            names.update(DEFAULT_FIELD_MAP[obj])
+        for obj_name, fields in self.field_map.items():
+            if obj_name in self.objects:
+                names.update(fields)
+        return frozenset(names)
+
+    def to_settings(self) -> SalesforceSettings:
+        kind: AuthKind = next(k for k in _AUTH_KINDS if getattr(self, k) is not None)
+        if self.jwt is not None:
+            auth = AuthSettings(
+                kind="jwt",
+                client_id=self.jwt.client_id,
+                username=self.jwt.username,
+                private_key=self.jwt._key_text,
+            )
+        elif self.refresh_token is not None:
+            auth = AuthSettings(
+                kind="refresh_token",
+                client_id=self.refresh_token.client_id,
+                client_secret=_text(self.refresh_token.client_secret),
+                refresh_token=self.refresh_token.refresh_token,
+            )
+        elif self.client_credentials is not None:
+            auth = AuthSettings(
+                kind="client_credentials",
+                client_id=self.client_credentials.client_id,
+                client_secret=self.client_credentials.client_secret,
+            )
+        else:
+            auth = AuthSettings(kind=kind, session_id=_text(self.session_id))
+        return SalesforceSettings(
+            auth=auth,
+            login_url=self.login_url or DEFAULT_LOGIN_URL,
+            instance_url=self.instance_url,
+            version=self.version,
+            ca_bundle=None if self.ca_bundle is None else str(self.ca_bundle.expanduser()),
+            objects=tuple(self.objects),
+            score_fields=dict(self.score_fields),
+            key_field=self.key_field,
+            field_map={obj: dict(m) for obj, m in self.field_map.items()},
+            lookback_seconds=self.lookback_seconds,
+            quota_share=self.quota_share,
+            headroom=self.headroom,
+            timeout_seconds=self.timeout_seconds,
+            max_attempts=self.max_attempts,
+        )
+
+
+_AUTH_KINDS: tuple[AuthKind, ...] = ("jwt", "refresh_token", "client_credentials", "session_id")
 
 
 def parse_settings(config: Mapping[str, Any]) -> SalesforceSettings:
-    """Validate ``config`` (the ``crm`` section of leadsync's configuration)."""
-    if not isinstance(config, Mapping):
-        raise ConnectorConfigError("salesforce: configuration must be a mapping")
-    known = {
-        "type", "login_url", "instance_url", "version", "ca_bundle", "jwt", "refresh_token",
-        "client_credentials", "session_id", "objects", "score_fields", "key_field", "field_map",
-        "lookback_seconds", "quota_share", "headroom", "timeout_seconds", "max_attempts",
-    }  # fmt: skip
-    unknown = sorted(set(config) - known)
-    if unknown:
-        raise _err(unknown[0], "unknown setting")
-    auth = _auth(config)
-    login_url = _url(config, "login_url") or DEFAULT_LOGIN_URL
-    instance_url = _url(config, "instance_url") or None
-    if auth.kind == "session_id" and not instance_url:
-        raise _err("instance_url", "required with session_id")
-    version = str(config.get("version", DEFAULT_VERSION))
-    if not _VERSION.match(version):
-        raise _err("version", f"must look like 59.0, got {version!r}")
-    ca_bundle = _str(config, "ca_bundle", "") or None
-    if ca_bundle and not Path(ca_bundle).is_file():
-        raise _err("ca_bundle", f"no such file: {ca_bundle}")
-    objects_raw = config.get("objects", list(DEFAULT_OBJECTS))
-    if (
-        not isinstance(objects_raw, list | tuple)
-        or not objects_raw
-        or any(o not in DEFAULT_OBJECTS for o in objects_raw)
-    ):
-        raise _err(
-            "objects", f"must be a non-empty list of Lead and/or Contact, got {objects_raw!r}"
-        )
-    score_fields_raw = config.get("score_fields") or {}
-    if not isinstance(score_fields_raw, Mapping):
-        raise _err("score_fields", "must be a mapping of logical name to field")
-    score_fields = {
-        str(k): _field_name(v, f"score_fields.{k}") for k, v in score_fields_raw.items()
-    }
-    field_map_raw = config.get("field_map") or {}
-    if not isinstance(field_map_raw, Mapping):
-        raise _err("field_map", "must be a mapping of object to {canonical: field}")
-    field_map: dict[str, dict[str, str]] = {}
-    for obj, mapping in field_map_raw.items():
-        if obj not in DEFAULT_OBJECTS or not isinstance(mapping, Mapping):
-            raise _err(f"field_map.{obj}", "must be Lead or Contact with a mapping of fields")
-        field_map[obj] = {
-            str(k): _field_name(v, f"field_map.{obj}.{k}") for k, v in mapping.items()
-        }
-    max_attempts = config.get("max_attempts", 5)
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise _err("max_attempts", "must be a positive integer")
-    return SalesforceSettings(
-        auth=auth,
-        login_url=login_url,
-        instance_url=instance_url,
-        version=version,
-        ca_bundle=ca_bundle,
-        objects=tuple(objects_raw),
-        score_fields=score_fields,
-        key_field=_field_name(config.get("key_field", DEFAULT_KEY_FIELD), "key_field"),
-        field_map=field_map,
-        lookback_seconds=_number(config, "lookback_seconds", 300.0, 0, 86_400),
-        quota_share=_number(config, "quota_share", 0.25, 0.0001, 1),
-        headroom=_number(config, "headroom", 0.9, 0.0001, 1),
-        timeout_seconds=_number(config, "timeout_seconds", 60.0, 1, 600),
-        max_attempts=max_attempts,
-    )
+    """Validate ``config`` (the ``crm.salesforce`` section of leadsync's configuration)."""
+    model = parse_settings_model(SalesforceSettingsModel, config, prefix="salesforce")
+    return model.to_settings()

@@ -42,9 +42,14 @@ from connectors.base import (
     TaskSpec,
     WriteResult,
 )
+from connectors.fieldcheck import salesforce_field_problem
 from connectors.salesforce import mapping
 from connectors.salesforce.api import QueryLocatorExpired, SalesforceApi
-from connectors.salesforce.config import SalesforceSettings, parse_settings
+from connectors.salesforce.config import (
+    SalesforceSettings,
+    SalesforceSettingsModel,
+    parse_settings,
+)
 from connectors.salesforce.policy import RETRIABLE_RECORD_ERRORS, error_codes
 from connectors.salesforce.soql import (
     COLLECTION_SIZE,
@@ -159,6 +164,8 @@ class SalesforceConnector:
     """``connectors.base.Connector`` for Salesforce through simple-salesforce."""
 
     name = "salesforce"
+    # The ``crm.salesforce`` section's schema, for leadsync.yaml checks (connectors/settings.py).
+    settings_model = SalesforceSettingsModel
 
     def __init__(self, settings: SalesforceSettings, *, context: RuntimeContext) -> None:
         self.settings = settings
@@ -621,22 +628,22 @@ class SalesforceConnector:
     def ensure_fields(self, fields: Sequence[FieldSpec]) -> FieldCheck:
         """Salesforce custom fields are created through the Metadata API, which this
         connector does not use: it checks with ``describe`` and says what to create."""
-        wanted: dict[str, list[tuple[str, str, bool]]] = {}
+        wanted: dict[str, list[tuple[str, str, bool, FieldSpec | None]]] = {}
         for obj in self.settings.objects:
-            for spec in fields:
-                type_text = "Number(5,2)" if spec.type == "number" else "Text(40)"
+            for field_spec in fields:
+                type_text = "Number(5,2)" if field_spec.type == "number" else "Text(40)"
                 wanted.setdefault(obj, []).append(
-                    (self.settings.score_field(spec.name), type_text, False)
+                    (self.settings.score_field(field_spec.name), type_text, False, field_spec)
                 )
         for obj in ("Opportunity", "Task"):
-            wanted.setdefault(obj, []).append((self.settings.key_field, "Text(80)", True))
+            wanted.setdefault(obj, []).append((self.settings.key_field, "Text(80)", True, None))
         present: list[str] = []
         missing: list[str] = []
         instructions: list[str] = []
         for obj, specs in wanted.items():
             self._described.pop(obj, None)  # fields may have been created since
             by_name = self._fields(obj)
-            for name, type_text, is_key in specs:
+            for name, type_text, is_key, spec in specs:
                 label = f"{obj}.{name}"
                 found = by_name.get(name.lower())
                 api_name = name[:-3] if name.endswith("__c") else name
@@ -653,6 +660,14 @@ class SalesforceConnector:
                     instructions.append(
                         f"{obj}: field {name} exists but must be an External ID and Unique "
                         f"(edit it in Setup > Object Manager > {obj} > Fields & Relationships)"
+                    )
+                elif spec is not None and (problem := salesforce_field_problem(spec, found)):
+                    # exists, but cannot take a score (or a band): judged from describe
+                    missing.append(label)
+                    instructions.append(
+                        f"{obj}: field {name} (for {spec.label or spec.name}) {problem}; "
+                        f"point score_fields at another field, or create {name} as "
+                        f"{type_text} ({where})"
                     )
                 else:
                     present.append(label)

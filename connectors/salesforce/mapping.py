@@ -18,32 +18,33 @@ from typing import Any
 
 from connectors.base import ContactKind, ContactRecord, EventRecord
 from connectors.salesforce.soql import parse_datetime
+from scoring import vocabulary as v
 
 DEFAULT_FIELD_MAP: Mapping[str, Mapping[str, str]] = {
     "Lead": {
-        "email": "Email",
-        "first_name": "FirstName",
-        "last_name": "LastName",
-        "job_title": "Title",
-        "company": "Company",
-        "company_size": "NumberOfEmployees",
-        "industry": "Industry",
-        "country": "Country",
-        "lead_status": "Status",
-        "owner_id": "OwnerId",
-        "created_at": "CreatedDate",
+        v.EMAIL: "Email",
+        v.FIRST_NAME: "FirstName",
+        v.LAST_NAME: "LastName",
+        v.JOB_TITLE: "Title",
+        v.COMPANY: "Company",
+        v.COMPANY_SIZE: "NumberOfEmployees",
+        v.INDUSTRY: "Industry",
+        v.COUNTRY: "Country",
+        v.LEAD_STATUS: "Status",
+        v.OWNER_ID: "OwnerId",
+        v.CREATED_AT: "CreatedDate",
     },
     "Contact": {
-        "email": "Email",
-        "first_name": "FirstName",
-        "last_name": "LastName",
-        "job_title": "Title",
-        "company": "Account.Name",
-        "company_size": "Account.NumberOfEmployees",
-        "industry": "Account.Industry",
-        "country": "MailingCountry",
-        "owner_id": "OwnerId",
-        "created_at": "CreatedDate",
+        v.EMAIL: "Email",
+        v.FIRST_NAME: "FirstName",
+        v.LAST_NAME: "LastName",
+        v.JOB_TITLE: "Title",
+        v.COMPANY: "Account.Name",
+        v.COMPANY_SIZE: "Account.NumberOfEmployees",
+        v.INDUSTRY: "Account.Industry",
+        v.COUNTRY: "MailingCountry",
+        v.OWNER_ID: "OwnerId",
+        v.CREATED_AT: "CreatedDate",
     },
 }
 
@@ -53,7 +54,7 @@ DERIVED_FROM: Mapping[str, tuple[str, ...]] = {"Lead": ("Status",), "Contact": (
 # Lead statuses that end the lead without a conversion. Salesforce's LeadStatus has no
 # "closed" flag (only IsConverted), so the standard names are read by their words.
 _DEAD_STATUS = re.compile(r"(?i)^\s*closed\b|\b(un|dis)qualified\b|\bjunk\b")
-_NUMBER_FIELDS = frozenset({"company_size"})
+_NUMBER_FIELDS = v.NUMERIC_FIELDS
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})$")
 _RANGE = re.compile(r"^\s*(\d[\d,]*)\s*(?:-|\+|$)")
 
@@ -137,8 +138,8 @@ def to_contact(
         value = normalise(canonical, get_path(record, path))
         if value is not None:
             fields[canonical] = value
-    if "lifecycle_stage" not in fmap:
-        fields["lifecycle_stage"] = lifecycle_stage(obj, record, converted=converted)
+    if v.LIFECYCLE_STAGE not in fmap:
+        fields[v.LIFECYCLE_STAGE] = lifecycle_stage(obj, record, converted=converted)
     return ContactRecord(
         id=str(record["Id"]),
         fields=fields,
@@ -153,7 +154,7 @@ def select_fields(
 ) -> list[str]:
     """The SOQL field list: the map's fields, ``extra``, and (for ``obj``) the fields
     ``lifecycle_stage`` is derived from when the map does not name it."""
-    derived = DERIVED_FROM.get(obj or "", ()) if "lifecycle_stage" not in fmap else ()
+    derived = DERIVED_FROM.get(obj or "", ()) if v.LIFECYCLE_STAGE not in fmap else ()
     return list(dict.fromkeys([*fmap.values(), *extra, *derived]))
 
 
@@ -162,7 +163,7 @@ def select_fields(
 # TaskSubtype (API 37+) says what kind of activity a Task records; Type is the older,
 # editable picklist that many orgs still fill in instead.
 _TASK_TYPES: Mapping[str, str] = {
-    "call": "call",
+    "call": v.CALL,
     "email": "email",
     "listemail": "email",
 }
@@ -186,7 +187,7 @@ def task_event(record: Mapping[str, Any]) -> EventRecord | None:
         # back, the strong signal.
         subject = str(record.get("Subject") or "").lower()
         is_reply = subtype == "email" and ("re:" in subject.split() or subject.startswith("re:"))
-        kind = "email_reply" if is_reply else "email_send"
+        kind = v.EMAIL_REPLY if is_reply else v.EMAIL_SEND
     return EventRecord(
         id=f"sf-task-{record['Id']}",
         contact_id=str(who),
@@ -205,7 +206,7 @@ def event_event(record: Mapping[str, Any]) -> EventRecord | None:
     return EventRecord(
         id=f"sf-event-{record['Id']}",
         contact_id=str(who),
-        type="meeting_booked",
+        type=v.MEETING_BOOKED,
         occurred_at=occurred,
         attributes={"subject": record.get("Subject")} if record.get("Subject") else {},
     )
@@ -226,12 +227,12 @@ def campaign_member_event(record: Mapping[str, Any]) -> EventRecord | None:
     campaign_type = str(get_path(record, "Campaign.Type") or "").lower()
     # The sends of an e-mail campaign are logged as ListEmail Tasks; a response to
     # one is a click. Webinar responses are attendance; other campaigns are forms.
-    kind = {"webinar": "webinar_attended", "email": "email_click"}.get(campaign_type, "form_submit")
+    kind = {"webinar": v.WEBINAR_ATTENDED, "email": v.EMAIL_CLICK}.get(campaign_type, v.FORM_SUBMIT)
     attrs: dict[str, Any] = {"campaign_type": get_path(record, "Campaign.Type")}
     name = get_path(record, "Campaign.Name")
     if name:
         attrs["campaign"] = name
-        if kind == "form_submit":
+        if kind == v.FORM_SUBMIT:
             # Web-to-Lead and form tools record a form as a campaign response; models
             # match forms on ``form`` (as HubSpot's form name), so the campaign names it.
             attrs["form"] = name
