@@ -1,6 +1,8 @@
 """``leadsync sandbox``: serve the fake HubSpot and/or Salesforce on loopback.
 
-Both flavours are built from one seeded world, so the same people exist in each.
+Both flavours are built from one seeded world, so the same people exist in each. The
+world is drawn relative to the moment the sandbox starts (``--days`` of history up to
+now), so it tells the same story whenever it is started.
 Salesforce is served over TLS with a CA generated at start (simple-salesforce only
 builds ``https://`` URLs). The credentials printed are the sandbox's own, never a
 real CRM's, which is why printing them is fine.
@@ -13,11 +15,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from connectors.sandbox.world import DEFAULT_DAYS
 from scheduler.cli_common import EXIT_USAGE, fail
+
+if TYPE_CHECKING:
+    from connectors.sandbox.framework import Clock
 
 CRMS = ("hubspot", "salesforce", "both")
 TIERS = ("free", "starter", "pro", "enterprise")
@@ -31,6 +37,7 @@ class SandboxOptions:
     salesforce_port: int = 8766
     contacts: int = 2000
     seed: int = 7
+    days: int = DEFAULT_DAYS
     tier: str = "pro"
     token: str = "sandbox-token"  # noqa: S105  (the sandbox's own demo credential)
     session_id: str = "sandbox-session"
@@ -54,6 +61,8 @@ def check_options(opts: SandboxOptions) -> None:
             raise SandboxStartError(f"{flag}: expected a port between 0 and 65535, got {port}")
     if opts.contacts < 0:
         raise SandboxStartError(f"--contacts: expected a non-negative number, got {opts.contacts}")
+    if opts.days < 1:
+        raise SandboxStartError(f"--days: expected a positive number of days, got {opts.days}")
     if opts.seed < 0:
         raise SandboxStartError(f"--seed: expected a non-negative number, got {opts.seed}")
     if not opts.token:
@@ -79,23 +88,28 @@ def run_sandbox(
     *,
     stop: threading.Event,
     echo: Callable[[str], None] = typer.echo,
+    clock: Clock | None = None,
 ) -> None:
     """Start the servers, print how to reach them, block until ``stop`` is set."""
-    from connectors.sandbox import HubSpotSandbox, SandboxApp, generate_world, serve
+    from connectors.sandbox import HubSpotSandbox, SandboxApp, SystemClock, generate_world, serve
 
+    clock = clock or SystemClock()
     check_options(opts)
     sf_class = _salesforce_class() if opts.crm in ("salesforce", "both") else None
-    world = generate_world(opts.contacts, seed=opts.seed)
+    world = generate_world(opts.contacts, seed=opts.seed, now=clock.now(), days=opts.days)
     servers: list[Any] = []
     try:
         if opts.crm in ("hubspot", "both"):
-            hs = HubSpotSandbox(world=world, seed=opts.seed, tier=opts.tier, tokens=(opts.token,))
+            hs = HubSpotSandbox(
+                world=world, seed=opts.seed, tier=opts.tier, tokens=(opts.token,), clock=clock
+            )
             server = _serve(
                 serve, SandboxApp(hs, seed=opts.seed), opts.host, opts.hubspot_port, tls=False
             )
             servers.append(server)
             echo(
-                f"HubSpot sandbox:    {server.base_url}  (tier {opts.tier}, {opts.contacts} contacts, seed {opts.seed})"
+                f"HubSpot sandbox:    {server.base_url}  (tier {opts.tier}, {opts.contacts} contacts, "
+                f"{opts.days} days of history, seed {opts.seed})"
             )
             echo(f"  access token:     {opts.token}")
             echo(
@@ -103,7 +117,7 @@ def run_sandbox(
                 f"{hs.tokens.client_secret}, refresh_token {hs.tokens.refresh_token}"
             )
         if sf_class is not None:
-            sf = sf_class(world=world, seed=opts.seed, session_ids=(opts.session_id,))
+            sf = sf_class(world=world, seed=opts.seed, session_ids=(opts.session_id,), clock=clock)
             server = _serve(
                 serve,
                 SandboxApp(sf, seed=opts.seed),
@@ -152,6 +166,9 @@ def register(app: typer.Typer) -> None:
         hubspot_port: int = typer.Option(8765, "--hubspot-port", help="0 picks a free port"),
         salesforce_port: int = typer.Option(8766, "--salesforce-port", help="0 picks a free port"),
         contacts: int = typer.Option(2000, "--contacts", help="People in the seeded world"),
+        days: int = typer.Option(
+            DEFAULT_DAYS, "--days", help="Days of history up to now in the seeded world"
+        ),
         seed: int = typer.Option(7, "--seed", help="Same seed, same data"),
         tier: str = typer.Option(
             "pro", "--tier", help="HubSpot tier: free, starter, pro, enterprise"
@@ -174,6 +191,7 @@ def register(app: typer.Typer) -> None:
             salesforce_port=salesforce_port,
             contacts=contacts,
             seed=seed,
+            days=days,
             tier=tier,
             token=token,
             session_id=session_id,

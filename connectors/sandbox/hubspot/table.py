@@ -181,6 +181,8 @@ class Table:
         object_id = self.next_id
         self.next_id += 1
         now_ms = _ms(now)
+        if self.object_type == "contacts" and props.get("lifecyclestage"):
+            props = {f"hs_lifecyclestage_{props['lifecyclestage']}_date": _iso(now_ms), **props}
         self.ids[slot] = object_id
         self.created_ms[slot] = now_ms
         self.updated_ms[slot] = now_ms
@@ -201,6 +203,10 @@ class Table:
                 new.pop(key, None)  # HubSpot clears a property written with ""
             else:
                 new[key] = value
+        stage = new.get("lifecyclestage")
+        if self.object_type == "contacts" and stage and stage != old.get("lifecyclestage"):
+            # HubSpot keeps the first time a contact reached each stage.
+            new.setdefault(f"hs_lifecyclestage_{stage}_date", _iso(_ms(now)))
         self.live[slot] = new
         self._index(slot, old, new)
         self.touch(slot, now)
