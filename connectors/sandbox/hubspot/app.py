@@ -671,6 +671,11 @@ class HubSpotSandbox:
         payload: dict[str, Any] = {
             "results": self._render_many(obj, page, wanted, associations=assoc)
         }
+        if request.params("propertiesWithHistory"):
+            for slot, record in zip(page.tolist(), payload["results"], strict=True):
+                record["propertiesWithHistory"] = table.history(
+                    int(slot), request.params("propertiesWithHistory")
+                )
         if start + limit < len(slots):
             nxt = str(int(table.ids[slots[start + limit]]))
             query = [(k, x) for k, v in request.query.items() if k != "after" for x in v]
@@ -699,6 +704,9 @@ class HubSpotSandbox:
             )
         wanted = self._wanted(obj, request.params("properties"))
         record = self._render(obj, slot, wanted, associations=request.params("associations"))
+        if request.params("propertiesWithHistory"):
+            history = self._table(obj).history(slot, request.params("propertiesWithHistory"))
+            record["propertiesWithHistory"] = history
         return self._ok(200, record)
 
     def _create(self, request: Request, args: list[str]) -> Response:
@@ -777,6 +785,11 @@ class HubSpotSandbox:
                 continue
             seen.add(slot)
             results.append(self._render(obj, slot, wanted))
+            with_history = body.get("propertiesWithHistory")
+            if isinstance(with_history, list) and with_history:
+                results[-1]["propertiesWithHistory"] = self._table(obj).history(
+                    slot, [str(n) for n in with_history]
+                )
         errors = [not_found_entry(OBJECT_TYPES[obj][0], missing)] if missing else []
         return self._batch_answer(200, results, errors, started)
 

@@ -385,6 +385,37 @@ class Table:
             out.append(record)
         return out
 
+    def history(self, slot: int, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """``propertiesWithHistory`` of one record, newest value first.
+
+        The sandbox keeps no log of every write; what a backtest needs is there:
+        ``lifecyclestage`` from the ``hs_lifecyclestage_<stage>_date`` stamps (each
+        stage from the day it was reached), any other property as its current value
+        since the record's last change. Unknown names are ignored, as by HubSpot.
+        """
+        props = self.props(slot)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name in names:
+            if name not in self.defs or name in out:
+                continue
+            entries: list[tuple[str, str]] = []  # (iso timestamp, value)
+            if name == "lifecyclestage" and self.object_type == "contacts":
+                prefix, suffix = "hs_lifecyclestage_", "_date"
+                entries = [
+                    (stamp, key[len(prefix) : -len(suffix)])
+                    for key, stamp in props.items()
+                    if key.startswith(prefix) and key.endswith(suffix) and stamp
+                ]
+            value = props.get(name)
+            if not entries and value is not None:
+                entries = [(_iso(float(self.updated_ms[slot])), value)]
+            entries.sort(reverse=True)  # ISO stamps with milliseconds sort as times
+            out[name] = [
+                {"value": v, "timestamp": t, "sourceType": "CRM_UI", "sourceId": "sandbox"}
+                for t, v in entries
+            ]
+        return out
+
 
 def _code(name: str, created_names: tuple[str, str], modified_name: str) -> int:
     if name == "hs_object_id":
