@@ -108,10 +108,11 @@ class Tuning:
     sim_email_open: tuple[float, float, float] = (1.0, 0.0, 0.0)  # a campaign brought them
     sim_email_click: tuple[float, float, float] = (0.1, 0.5, 0.2)
     sim_email_reply: tuple[float, float, float] = (0.02, 0.2, 0.4)
-    sim_form: tuple[float, float, float] = (0.03, 0.3, 0.2)
-    sim_meeting: tuple[float, float, float] = (0.002, 0.05, 0.4)
-    # Demo requests: a few per cent of the people active, most of them in a cycle.
-    sim_demo_request: tuple[float, float] = (0.005, 0.04)
+    sim_form: tuple[float, float, float] = (0.03, 0.3, 0.35)
+    sim_meeting: tuple[float, float, float] = (0.002, 0.05, 0.5)
+    # Raised hands (demo requests, "contact us"): a few per cent of the people
+    # active, most of them in a cycle; base + slope * interest**2.
+    sim_demo_request: tuple[float, float] = (0.008, 0.08)
     # How much more likely someone in a buying cycle is to be active on a given day
     # (added to their usual sessions per day, times 0.3 + progress).
     sim_cycle_weight: float = 1.0
@@ -297,6 +298,7 @@ FORMS: tuple[str, ...] = (
     "trial-signup",
 )
 _F = {name: i for i, name in enumerate(FORMS)}
+_HAND_RAISERS = frozenset({_F["demo-request"], _F["contact-us"]})
 # Webinar registrations are drawn with the webinars, so their weight here is zero.
 _FORM_W_LOW = np.array([0.50, 0.36, 0.07, 0.02, 0.0, 0.05])
 _FORM_W_HIGH = np.array([0.08, 0.17, 0.20, 0.33, 0.0, 0.22])
@@ -570,11 +572,12 @@ class World:
             draws = rng.random(7)
             if draws[3] < chance["form"]:
                 form = int(_pick_by_rowweights(rng, _FORM_W_LOW, _FORM_W_HIGH, np.array([q]))[0])
-                if form != _F["demo-request"]:
+                if form not in _HAND_RAISERS:  # those come from the draw below
                     emit("form_submit", form)
             base, slope = t.sim_demo_request
             if draws[4] < base + slope * max(q, r) ** 2:
-                emit("form_submit", _F["demo-request"])
+                # A raised hand: mostly a demo request, sometimes "contact us".
+                emit("form_submit", _F["demo-request"] if draws[6] < 0.7 else _F["contact-us"])
             if draws[5] < chance["meeting"]:
                 emit("meeting_booked", -1)
             if draws[0] < chance["open"]:
