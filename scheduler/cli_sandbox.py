@@ -1,6 +1,8 @@
 """``leadsync sandbox``: serve the fake HubSpot and/or Salesforce on loopback.
 
-Both flavours are built from one seeded world, so the same people exist in each.
+Both flavours are built from one seeded world, so the same people exist in each. The
+world is drawn relative to the moment the sandbox starts (``--days`` of history up to
+now), so it tells the same story whenever it is started.
 Salesforce is served over TLS with a CA generated at start (simple-salesforce only
 builds ``https://`` URLs). The credentials printed are the sandbox's own, never a
 real CRM's, which is why printing them is fine.
@@ -13,11 +15,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from connectors.sandbox.control import leadsync_salesforce_fields
+from connectors.sandbox.world import DEFAULT_DAYS
 from scheduler.cli_common import EXIT_USAGE, fail
+
+if TYPE_CHECKING:
+    from connectors.sandbox.framework import Clock
 
 CRMS = ("hubspot", "salesforce", "both")
 TIERS = ("free", "starter", "pro", "enterprise")
@@ -31,10 +38,34 @@ class SandboxOptions:
     salesforce_port: int = 8766
     contacts: int = 2000
     seed: int = 7
+    days: int = DEFAULT_DAYS
     tier: str = "pro"
     token: str = "sandbox-token"  # noqa: S105  (the sandbox's own demo credential)
     session_id: str = "sandbox-session"
     ca_out: Path | None = None
+    leadsync_fields: bool = False
+    simulate_every: str | None = None  # "30s", "5m", "1h" or seconds
+    simulate_count: int = 20
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_every(text: str) -> float:
+    """``30s``, ``5m``, ``1h`` or a plain number of seconds, at least one second."""
+    raw = text.strip().lower()
+    unit = _UNITS.get(raw[-1:])
+    number = raw[:-1] if unit is not None else raw
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= 1.0 or seconds == float("inf"):
+        raise SandboxStartError(
+            f"--simulate-every: expected a duration such as 30s, 5m or 1h (at least 1s), "
+            f"got {text!r}"
+        )
+    return seconds
 
 
 class SandboxStartError(Exception):
@@ -54,12 +85,20 @@ def check_options(opts: SandboxOptions) -> None:
             raise SandboxStartError(f"{flag}: expected a port between 0 and 65535, got {port}")
     if opts.contacts < 0:
         raise SandboxStartError(f"--contacts: expected a non-negative number, got {opts.contacts}")
+    if opts.days < 1:
+        raise SandboxStartError(f"--days: expected a positive number of days, got {opts.days}")
     if opts.seed < 0:
         raise SandboxStartError(f"--seed: expected a non-negative number, got {opts.seed}")
     if not opts.token:
         raise SandboxStartError("--token: must not be empty")
     if not opts.session_id:
         raise SandboxStartError("--session-id: must not be empty")
+    if opts.simulate_every is not None:
+        parse_every(opts.simulate_every)
+    if opts.simulate_count < 0:
+        raise SandboxStartError(
+            f"--simulate-count: expected a non-negative number, got {opts.simulate_count}"
+        )
     if opts.ca_out is not None and not opts.ca_out.parent.exists():
         raise SandboxStartError(f"--ca-out: directory {opts.ca_out.parent} does not exist")
 
@@ -79,23 +118,37 @@ def run_sandbox(
     *,
     stop: threading.Event,
     echo: Callable[[str], None] = typer.echo,
+    clock: Clock | None = None,
+    wait: Callable[[float], bool] | None = None,
 ) -> None:
-    """Start the servers, print how to reach them, block until ``stop`` is set."""
-    from connectors.sandbox import HubSpotSandbox, SandboxApp, generate_world, serve
+    """Start the servers, print how to reach them, block until ``stop`` is set.
 
+    With ``simulate_every`` a timer thread gives ``simulate_count`` people new activity
+    at each tick; ``wait(seconds)`` is its timer (default ``stop.wait``: it returns
+    True once the sandbox is stopping), injected by tests so that they never sleep.
+    """
+    from connectors.sandbox import HubSpotSandbox, SandboxApp, SystemClock, generate_world, serve
+
+    clock = clock or SystemClock()
     check_options(opts)
     sf_class = _salesforce_class() if opts.crm in ("salesforce", "both") else None
-    world = generate_world(opts.contacts, seed=opts.seed)
+    world = generate_world(opts.contacts, seed=opts.seed, now=clock.now(), days=opts.days)
     servers: list[Any] = []
+    sandboxes: list[Any] = []
+    ticker: threading.Thread | None = None
     try:
         if opts.crm in ("hubspot", "both"):
-            hs = HubSpotSandbox(world=world, seed=opts.seed, tier=opts.tier, tokens=(opts.token,))
+            hs = HubSpotSandbox(
+                world=world, seed=opts.seed, tier=opts.tier, tokens=(opts.token,), clock=clock
+            )
             server = _serve(
                 serve, SandboxApp(hs, seed=opts.seed), opts.host, opts.hubspot_port, tls=False
             )
             servers.append(server)
+            sandboxes.append(hs)
             echo(
-                f"HubSpot sandbox:    {server.base_url}  (tier {opts.tier}, {opts.contacts} contacts, seed {opts.seed})"
+                f"HubSpot sandbox:    {server.base_url}  (tier {opts.tier}, {opts.contacts} contacts, "
+                f"{opts.days} days of history, seed {opts.seed})"
             )
             echo(f"  access token:     {opts.token}")
             echo(
@@ -103,7 +156,18 @@ def run_sandbox(
                 f"{hs.tokens.client_secret}, refresh_token {hs.tokens.refresh_token}"
             )
         if sf_class is not None:
-            sf = sf_class(world=world, seed=opts.seed, session_ids=(opts.session_id,))
+            fields = (
+                leadsync_salesforce_fields(_starter_score_fields())
+                if opts.leadsync_fields
+                else None
+            )
+            sf = sf_class(
+                world=world,
+                seed=opts.seed,
+                session_ids=(opts.session_id,),
+                clock=clock,
+                custom_fields=fields,
+            )
             server = _serve(
                 serve,
                 SandboxApp(sf, seed=opts.seed),
@@ -113,17 +177,68 @@ def run_sandbox(
                 ca_out=opts.ca_out,
             )
             servers.append(server)
+            sandboxes.append(sf)
             echo(
                 f"Salesforce sandbox: {server.base_url}  (API v59.0, {opts.contacts} people, seed {opts.seed})"
             )
             echo(f"  session id:       {opts.session_id}")
             echo(f"  CA certificate:   {server.ca_path}")
-        echo("Control routes:     /__sandbox/faults, /__sandbox/stats, /__sandbox/reset")
+            if fields is not None:
+                created = ", ".join(
+                    f"{obj}.{f['name']}" for obj, specs in fields.items() for f in specs
+                )
+                echo(f"  leadsync fields:  {created}")
+        echo(
+            "Control routes:     /__sandbox/faults, /__sandbox/stats, /__sandbox/reset, "
+            "/__sandbox/fields, /__sandbox/simulate"
+        )
+        if opts.simulate_every is not None:
+            every = parse_every(opts.simulate_every)
+            ticker = threading.Thread(
+                target=_simulate_on_timer,
+                args=(sandboxes, every, opts.simulate_count, opts.seed, wait or stop.wait, echo),
+                name="sandbox-simulate",
+                daemon=True,
+            )
+            ticker.start()
+            echo(
+                f"Simulating activity for {opts.simulate_count} people every {opts.simulate_every}."
+            )
         echo("Press Ctrl-C to stop.")
         stop.wait()
     finally:
+        stop.set()
+        if ticker is not None:
+            ticker.join(10)
         for server in servers:
             server.close()
+
+
+def _simulate_on_timer(
+    sandboxes: list[Any],
+    every: float,
+    count: int,
+    seed: int,
+    wait: Callable[[float], bool],
+    echo: Callable[[str], None],
+) -> None:
+    """At each tick the same people (one seed per tick) are active in every flavour
+    served, as in one company's marketing tool and CRM."""
+    tick = 0
+    while not wait(every):
+        tick += 1
+        counts = [len(sandbox.simulate_activity(count, seed=seed + tick)) for sandbox in sandboxes]
+        echo(f"Simulated activity #{tick}: {max(counts, default=0)} people active")
+
+
+def _starter_score_fields() -> list[str]:
+    """The score fields of the packaged starter model."""
+    from importlib.resources import files
+
+    from scoring.model import load_models
+
+    text = files("scoring").joinpath("data/models/starter.yaml").read_text(encoding="utf-8")
+    return [m.score_field for m in load_models(text, "starter.yaml").models]
 
 
 def _serve(
@@ -152,6 +267,9 @@ def register(app: typer.Typer) -> None:
         hubspot_port: int = typer.Option(8765, "--hubspot-port", help="0 picks a free port"),
         salesforce_port: int = typer.Option(8766, "--salesforce-port", help="0 picks a free port"),
         contacts: int = typer.Option(2000, "--contacts", help="People in the seeded world"),
+        days: int = typer.Option(
+            DEFAULT_DAYS, "--days", help="Days of history up to now in the seeded world"
+        ),
         seed: int = typer.Option(7, "--seed", help="Same seed, same data"),
         tier: str = typer.Option(
             "pro", "--tier", help="HubSpot tier: free, starter, pro, enterprise"
@@ -165,6 +283,20 @@ def register(app: typer.Typer) -> None:
         ca_out: Path | None = typer.Option(
             None, "--ca-out", help="Where to write the Salesforce CA (PEM)"
         ),
+        leadsync_fields: Annotated[
+            bool,
+            typer.Option(
+                "--leadsync-fields",
+                help="Start the Salesforce org with leadsync's custom fields, as an admin "
+                "would have created them",
+            ),
+        ] = False,
+        simulate_every: str | None = typer.Option(
+            None, "--simulate-every", help="New activity on a timer: 30s, 5m, 1h"
+        ),
+        simulate_count: int = typer.Option(
+            20, "--simulate-count", help="People active at each --simulate-every tick"
+        ),
     ) -> None:
         """Serve a fake HubSpot and/or Salesforce on loopback until interrupted."""
         opts = SandboxOptions(
@@ -174,10 +306,14 @@ def register(app: typer.Typer) -> None:
             salesforce_port=salesforce_port,
             contacts=contacts,
             seed=seed,
+            days=days,
             tier=tier,
             token=token,
             session_id=session_id,
             ca_out=ca_out,
+            leadsync_fields=leadsync_fields,
+            simulate_every=simulate_every,
+            simulate_count=simulate_count,
         )
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():

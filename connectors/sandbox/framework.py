@@ -220,6 +220,7 @@ class SandboxApp:
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
         self._calls_until_expiry: int | None = None
+        self._simulations = 0  # seeds of successive POST /__sandbox/simulate
         self.by_route: Counter[str] = Counter()
         self.by_status: Counter[str] = Counter()
 
@@ -242,6 +243,19 @@ class SandboxApp:
         if route == "/__sandbox/stats" and request.method == "DELETE":
             self.reset_stats()
             return Response.empty(204)
+        if route in ("/__sandbox/fields", "/__sandbox/simulate") and request.method == "POST":
+            from connectors.sandbox import control
+
+            try:
+                payload = request.json()
+            except BadRequestBody as exc:
+                return Response.json(400, {"error": f"body is not JSON: {exc}"})
+            if route == "/__sandbox/fields":
+                return control.add_field(self.flavour, payload)
+            with self._lock:
+                self._simulations += 1
+                next_seed = self._simulations
+            return control.simulate(self.flavour, payload, next_seed)
         if route == "/__sandbox/reset" and request.method == "POST":
             self.flavour.reset()
             with self._lock:

@@ -3,9 +3,18 @@
 The HubSpot and Salesforce sandboxes must hold *the same people* so that a model
 scored against one flavour can be compared with the other, and the data must carry
 a real signal so that demos and benchmarks of scoring mean something. Everything is
-therefore drawn here, once, from one seed: companies, owners, people, 180 days of
-engagement and historical deals. A hidden per-person ``propensity`` drives both the
-engagement and whether deals were won, which is what a lead score should recover.
+therefore drawn here, once, from one seed: companies, owners, people, ``days`` of
+engagement and historical deals, all relative to ``now`` (the clock the sandbox runs
+on), so a world made today tells the same story as one made a year ago.
+
+The story, and where its signal lives: a hidden per-person ``propensity`` drives how
+much a person engages and whether (and when) they convert; in the weeks before their
+deal is created they engage more (a buying cycle). From the deal's creation on they
+engage like someone who never converted, so that a score built on what happened
+*before* a deal predicts it and nothing after the deal gives the label away. Fields a
+CRM changes at conversion (lifecycle stage, Lead status, converted flags) change on
+the conversion date and keep their dates. :meth:`World.simulate` continues the same
+story past ``now`` for the sandboxes' simulated activity.
 
 Engagement is kept columnar (a few numpy arrays sorted by person and time) because
 100,000 people produce millions of events; Python objects per event would not fit
@@ -16,7 +25,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -26,22 +35,90 @@ import numpy.typing as npt
 __all__ = [
     "ACTIVITY_TYPES",
     "CAMPAIGNS",
+    "DEFAULT_DAYS",
     "FORMS",
     "PAGES",
     "PAGE_SECTIONS",
     "SITE",
+    "TUNING",
     "WEBINARS",
     "Activities",
     "CompanySeed",
     "DealSeed",
     "OwnerSeed",
     "PersonSeed",
+    "SimulatedEvent",
+    "Tuning",
     "World",
     "generate_world",
 ]
 
 DAY = 86_400.0
+# The default clock of `generate_world` when none is given, for reproducible tests;
+# the sandboxes always pass their own clock.
 DEFAULT_NOW = datetime(2026, 6, 30, 12, 0, tzinfo=UTC)
+# History a sandbox holds by default: a year of weekly backtest snapshots, each with
+# a 90-day horizon, plus the longest window of the starter model (365 days) before
+# the first snapshot.
+DEFAULT_DAYS = 365 + 90 + 365
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Every number that shapes the world's story, in one place.
+
+    Engagement rates are events per day, as ``base + slope * propensity**power``,
+    times the person's own activity level; the buying cycle adds events at a rate
+    that rises linearly to ``ramp_*`` per day on the day the deal is created.
+    """
+
+    # Conversion: a per-day hazard, base + slope * propensity**power.
+    convert_base_per_day: float = 0.00002
+    convert_per_day: float = 0.0018
+    convert_power: float = 1.5
+    min_days_to_convert: float = 14.0  # nobody buys in their first two weeks
+    ramp_days: float = 56.0  # the buying cycle before a deal is created
+    ramp_interest: float = 0.75  # propensity-like interest while in the cycle
+    # Most buying cycles stall: research that ends without a deal (a per-day hazard
+    # of starting one, base + slope * propensity**power). They make a hot lead a good
+    # bet, not a sure one.
+    stall_base_per_day: float = 0.0001
+    stall_per_day: float = 0.002
+    stall_power: float = 1.0
+    sales_cycle_min_days: float = 14.0
+    sales_cycle_spread_days: float = 100.0
+    win_slope: float = 10.0  # won with probability sigmoid(slope * (p - midpoint))
+    win_midpoint: float = 0.4
+    campaign_every_days: float = 7.5  # marketing e-mail: about one a week
+    webinar_every_days: float = 22.0
+    # (base, slope, power) per day, outside the buying cycle.
+    sessions: tuple[float, float, float] = (0.008, 0.17, 1.3)
+    forms: tuple[float, float, float] = (0.0007, 0.012, 1.2)
+    meetings: tuple[float, float, float] = (0.00006, 0.009, 2.0)
+    calls: tuple[float, float, float] = (0.0003, 0.014, 1.5)
+    # Peak rates per day in the buying cycle.
+    ramp_sessions: float = 0.5
+    ramp_forms: float = 0.12
+    ramp_meetings: float = 0.08
+    ramp_calls: float = 0.1
+    # Simulated activity (`World.simulate`): the chance, per person active, of each
+    # kind of engagement, as base + slope * interest + cycle * progress (interest:
+    # the propensity, or more in a buying cycle; progress: how far into the cycle,
+    # 0 to 1). A buyer near the end of a cycle talks to sales.
+    sim_email_open: tuple[float, float, float] = (1.0, 0.0, 0.0)  # a campaign brought them
+    sim_email_click: tuple[float, float, float] = (0.1, 0.5, 0.2)
+    sim_email_reply: tuple[float, float, float] = (0.02, 0.2, 0.4)
+    sim_form: tuple[float, float, float] = (0.03, 0.3, 0.35)
+    sim_meeting: tuple[float, float, float] = (0.002, 0.05, 0.5)
+    # Raised hands (demo requests, "contact us"): a few per cent of the people
+    # active, most of them in a cycle; base + slope * interest**2.
+    sim_demo_request: tuple[float, float] = (0.008, 0.08)
+    # How much more likely someone in a buying cycle is to be active on a given day
+    # (added to their usual sessions per day, times 0.3 + progress).
+    sim_cycle_weight: float = 1.0
+
+
+TUNING = Tuning()
 
 ACTIVITY_TYPES: tuple[str, ...] = (
     "page_view",
@@ -221,11 +298,12 @@ FORMS: tuple[str, ...] = (
     "trial-signup",
 )
 _F = {name: i for i, name in enumerate(FORMS)}
+_HAND_RAISERS = frozenset({_F["demo-request"], _F["contact-us"]})
 # Webinar registrations are drawn with the webinars, so their weight here is zero.
 _FORM_W_LOW = np.array([0.50, 0.36, 0.07, 0.02, 0.0, 0.05])
 _FORM_W_HIGH = np.array([0.08, 0.17, 0.20, 0.33, 0.0, 0.22])
 
-CAMPAIGNS: tuple[str, ...] = (
+_CAMPAIGN_TOPICS: tuple[str, ...] = (
     "Newsletter: January digest",
     "Product update: Workflows 2.0",
     "Nurture 1: Why teams switch",
@@ -250,6 +328,12 @@ CAMPAIGNS: tuple[str, ...] = (
     "Product update: Territories",
     "Newsletter: June digest",
     "Re-engagement: Still interested?",
+)
+# A campaign goes out every `Tuning.campaign_every_days`; later editions of the same
+# topics keep every send its own campaign over the default history.
+CAMPAIGNS: tuple[str, ...] = (
+    *_CAMPAIGN_TOPICS,
+    *(f"{topic} (edition {k})" for k in range(2, 6) for topic in _CAMPAIGN_TOPICS),
 )
 
 WEBINARS: tuple[str, ...] = (
@@ -313,6 +397,11 @@ class PersonSeed:
     sf_kind: Literal["lead", "converted_lead", "contact"]
     propensity: float
     duplicate_of: int | None
+    # When the person's deal was created (their conversion): HubSpot moves the
+    # lifecycle stage then, Salesforce converts the Lead. None: no deal yet.
+    converted_at: float | None = None
+    # HubSpot lifecycle stage -> when it was reached (``hs_lifecyclestage_<s>_date``).
+    stage_dates: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -393,6 +482,128 @@ class World:
     people: list[PersonSeed]
     activities: Activities
     deals: list[DealSeed]
+    tuning: Tuning = TUNING
+    # The hidden story per person, for `simulate` (never served by a sandbox):
+    # when they convert (may lie after `now`; inf: never), their engagement level,
+    # and the propensity they engage with once their deal exists.
+    convert_at: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    cycle_end: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    activity_level: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+    propensity_after: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
+
+    def interest(self, at: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Per person at time ``at``: (how eager they are, how far into a buying cycle).
+
+        Eagerness is the propensity before the deal and the after-deal propensity from
+        its creation on; the cycle's progress runs from 0 to 1 over ``ramp_days``
+        before the deal is created, and is 0 outside it.
+        """
+        p = np.array([x.propensity for x in self.people], dtype=np.float64)
+        none = np.full(len(p), np.inf)
+        conv = self.convert_at if len(self.convert_at) == len(p) else none
+        end = self.cycle_end if len(self.cycle_end) == len(p) else none
+        after = self.propensity_after if len(self.propensity_after) == len(p) else p
+        eager = np.where(at < conv, p, after)
+        ramp_len = self.tuning.ramp_days * DAY
+        into = (at - (end - ramp_len)) / ramp_len
+        cycle = np.where((into >= 0.0) & (at < end), np.clip(into, 0.0, 1.0), 0.0)
+        return eager, cycle
+
+    def simulate(
+        self, count: int, *, at: float, seed: int = 0, among: npt.ArrayLike | None = None
+    ) -> list[SimulatedEvent]:
+        """Fresh engagement at ``at`` for ``count`` people, continuing the world's story.
+
+        People are picked in proportion to how much they engage at ``at`` (so people in
+        a buying cycle come back day after day) from ``among`` (person indexes; default
+        everyone). Each does a few things in the hour before ``at``. The same arguments
+        give the same events.
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise ValueError(f"count: expected a non-negative integer, got {count!r}")
+        n = len(self.people)
+        pool = np.arange(n, dtype=np.int64) if among is None else np.asarray(among, np.int64)
+        pool = np.unique(pool[(pool >= 0) & (pool < n)])
+        if count == 0 or len(pool) == 0:
+            return []
+        t = self.tuning
+        rng = np.random.default_rng([self.seed, int(seed), 0x5EED])
+        eager, cycle = self.interest(at)
+        act = self.activity_level if len(self.activity_level) == n else np.ones(n)
+        in_cycle = cycle[pool] > 0
+        weight = act[pool] * _rate(t.sessions, eager[pool])
+        weight += np.where(in_cycle, t.sim_cycle_weight * (0.3 + cycle[pool]), 0.0)
+        weight = np.maximum(weight, 1e-9)
+        k = min(count, len(pool))
+        chosen = np.sort(rng.choice(pool, size=k, replace=False, p=weight / weight.sum()))
+        out: list[SimulatedEvent] = []
+        for person in chosen.tolist():
+            mine = len(out)
+            r = float(cycle[person])
+            # In a buying cycle anyone reads, clicks and asks like an eager buyer.
+            q = max(float(eager[person]), t.ramp_interest * (0.5 + 0.5 * r) if r > 0 else 0.0)
+            when = at - 3600.0 + 600.0 * rng.random()
+
+            def emit(kind: str, detail: int, *, person: int = person, gap: float = 120.0) -> None:
+                nonlocal when
+                when += gap * (0.25 + rng.random())
+                out.append(SimulatedEvent(person, kind, round(when, 3), detail))
+
+            # A visit to the site, maybe a form or a meeting booked, and the e-mail
+            # that brought them read last (so the open is the freshest news).
+            views = int(rng.integers(1, 6))
+            section = _pick_by_rowweights(
+                rng, _SECTION_W_LOW, _SECTION_W_HIGH, np.full(views, max(q, r))
+            )
+            within = (rng.random(views) ** 2.2 * _SECTION_SIZE[section]).astype(np.int64)
+            for page in (_SECTION_START[section] + within).tolist():
+                emit("page_view", int(page))
+            campaign = int(rng.integers(0, len(CAMPAIGNS)))
+            chance = {
+                name: base + slope * q + cycle_bonus * r
+                for name, (base, slope, cycle_bonus) in (
+                    ("open", t.sim_email_open),
+                    ("click", t.sim_email_click),
+                    ("reply", t.sim_email_reply),
+                    ("form", t.sim_form),
+                    ("meeting", t.sim_meeting),
+                )
+            }
+            draws = rng.random(7)
+            if draws[3] < chance["form"]:
+                form = int(_pick_by_rowweights(rng, _FORM_W_LOW, _FORM_W_HIGH, np.array([q]))[0])
+                if form not in _HAND_RAISERS:  # those come from the draw below
+                    emit("form_submit", form)
+            base, slope = t.sim_demo_request
+            if draws[4] < base + slope * max(q, r) ** 2:
+                # A raised hand: mostly a demo request, sometimes "contact us".
+                emit("form_submit", _F["demo-request"] if draws[6] < 0.7 else _F["contact-us"])
+            if draws[5] < chance["meeting"]:
+                emit("meeting_booked", -1)
+            if draws[0] < chance["open"]:
+                emit("email_open", campaign)
+                # Within the same minute: the session ends with the e-mail.
+                if draws[1] < chance["click"]:
+                    emit("email_click", campaign, gap=0.0)
+                if draws[2] < chance["reply"]:
+                    emit("email_reply", campaign, gap=0.0)
+            # The session ends at `at`: what they did is fresh when the sandbox is read.
+            shift = at - out[-1].ts
+            out[mine:] = [
+                SimulatedEvent(e.person, e.kind, round(e.ts + shift, 3), e.detail)
+                for e in out[mine:]
+            ]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedEvent:
+    """One event of simulated activity; ``detail`` as in :class:`Activities`."""
+
+    person: int
+    kind: str  # one of ACTIVITY_TYPES
+    ts: float
+    detail: int
 
 
 # ------------------------------------------------------------------------- vocabularies
@@ -674,11 +885,15 @@ def generate_world(
     seed: int = 7,
     now: float | datetime | None = None,
     days: int = 180,
+    tuning: Tuning = TUNING,
 ) -> World:
     """Draw a complete CRM world; the same arguments always give the same world.
 
-    ``now`` defaults to 2026-06-30T12:00:00Z (not the wall clock) so that worlds are
-    reproducible; every event lies in ``[now - days, now]``.
+    Everything is drawn relative to ``now``: the same seed with another ``now`` gives
+    the same story shifted in time. Sandboxes pass their clock; without one ``now``
+    is 2026-06-30T12:00:00Z so that tests are reproducible. Every event lies in
+    ``[now - days, now]``; ``days`` defaults to a short window that keeps tests fast,
+    the sandboxes default to :data:`DEFAULT_DAYS`.
     """
     if isinstance(n_contacts, bool) or not isinstance(n_contacts, int) or n_contacts < 0:
         raise ValueError(f"n_contacts: expected a non-negative integer, got {n_contacts!r}")
@@ -692,10 +907,10 @@ def generate_world(
     owners = _make_owners(n_contacts)
     companies = _make_companies(rng, n_contacts)
     people_arrays = _draw_people(rng, n_contacts, companies, owners, now_s, days)
-    # Deals are planned before engagement: sales work (calls, meetings) clusters in a
-    # deal's life, customers keep reading docs after a win, lost prospects go quiet.
-    plan = _plan_deals(rng, people_arrays, now_s, days)
-    activities, stats = _draw_activities(rng, people_arrays, plan, owners, now_s, days)
+    # Conversions are planned before engagement: the buying cycle before each deal and
+    # the switch to label-free engagement after it depend on when the deal is created.
+    plan = _plan_deals(rng, people_arrays, now_s, days, tuning)
+    activities, stats = _draw_activities(rng, people_arrays, plan, owners, now_s, days, tuning)
     deals = _deal_records(rng, people_arrays, plan, companies, owners)
     people = _finish_people(rng, people_arrays, stats, plan)
     return World(
@@ -707,6 +922,11 @@ def generate_world(
         people=people,
         activities=activities,
         deals=deals,
+        tuning=tuning,
+        convert_at=plan.convert_at,
+        cycle_end=plan.cycle_end,
+        activity_level=people_arrays.activity,
+        propensity_after=plan.propensity_after,
     )
 
 
@@ -1004,6 +1224,74 @@ class _ActivityStats:
     meetings: _I64
     forms: _I64
     unsubscribed: npt.NDArray[np.bool_]
+    first_form: _F64  # first form submission, inf when none
+    first_contact: _F64  # first call or meeting, inf when none
+
+
+@dataclass(slots=True)
+class _DealPlan:
+    """Who converts and when, per person (internal; one deal per person at most).
+
+    ``convert_at`` is the moment the person's deal is created; it may lie after
+    ``now`` (the buying cycle is under way) or be ``inf`` (never, in this story).
+    """
+
+    convert_at: _F64
+    cycle_end: _F64  # end of a buying cycle: convert_at, or when a cycle stalled; inf: none
+    has_deal: npt.NDArray[np.bool_]  # convert_at <= now: a deal record exists
+    closed: npt.NDArray[np.bool_]
+    won: npt.NDArray[np.bool_]
+    close_at: _F64  # nan for open deals
+    propensity_after: _F64  # how the person engages once the deal exists
+
+
+def _plan_deals(rng: _Rng, pa: _PeopleArrays, now: float, days: int, tuning: Tuning) -> _DealPlan:
+    n = pa.n
+    t0 = now - days * DAY
+    p = pa.propensity
+    eligible = (pa.duplicate_of < 0) & ~pa.competitor
+    start = np.maximum(pa.created, t0)
+    # A person can convert from `min_days_to_convert` after entering the CRM (or the
+    # window) until a ramp's length after now: those are in their buying cycle today.
+    lo = start + tuning.min_days_to_convert * DAY
+    hi = np.full(n, now + tuning.ramp_days * DAY)
+    span_days = np.maximum(hi - lo, 0.0) / DAY
+    hazard = tuning.convert_base_per_day + tuning.convert_per_day * p**tuning.convert_power
+    converts = eligible & (rng.random(n) < 1.0 - np.exp(-hazard * span_days))
+    at = _uniform_in(rng, lo, hi)
+    convert_at = np.where(converts, np.ceil(at * 1000.0) / 1000.0, np.inf)
+    stall_hazard = tuning.stall_base_per_day + tuning.stall_per_day * p**tuning.stall_power
+    stalls = ~converts & (rng.random(n) < 1.0 - np.exp(-stall_hazard * span_days))
+    stall_at = _uniform_in(rng, lo, hi)
+    cycle_end = np.where(converts, convert_at, np.where(stalls, stall_at, np.inf))
+    has_deal = convert_at <= now - 60.0
+    cycle = (tuning.sales_cycle_min_days + tuning.sales_cycle_spread_days * rng.random(n)) * DAY
+    close_at = np.floor((convert_at + cycle) * 1000.0) / 1000.0
+    closed = has_deal & (close_at <= now - DAY)
+    # The outcome follows the hidden propensity: what a good lead score recovers.
+    won = closed & (rng.random(n) < _sigmoid(tuning.win_slope * (p - tuning.win_midpoint)))
+    # After the deal is created a person engages like someone who never converted:
+    # a propensity drawn from the people who do not convert, so that engagement after
+    # the deal carries no trace of the label.
+    pool = p[(pa.duplicate_of < 0) & ~converts]
+    if len(pool) == 0:
+        pool = p if len(p) else np.zeros(1)
+    after = pool[rng.integers(0, len(pool), n)]
+    return _DealPlan(
+        convert_at=convert_at,
+        cycle_end=cycle_end,
+        has_deal=has_deal,
+        closed=closed,
+        won=won,
+        close_at=np.where(closed, close_at, np.nan),
+        propensity_after=np.asarray(after, dtype=np.float64),
+    )
+
+
+def _rate(triple: tuple[float, float, float], p: _F64) -> _F64:
+    base, slope, power = triple
+    out: _F64 = base + slope * p**power
+    return out
 
 
 def _draw_activities(
@@ -1013,6 +1301,7 @@ def _draw_activities(
     owners: list[OwnerSeed],
     now: float,
     days: int,
+    tuning: Tuning,
 ) -> tuple[Activities, _ActivityStats]:
     n = pa.n
     span = days * DAY
@@ -1020,18 +1309,28 @@ def _draw_activities(
     now_ms = math.floor(now * 1000.0) / 1000.0
     t0_ms = math.ceil(t0 * 1000.0) / 1000.0
     start = np.maximum(pa.created, t0)
-    frac = np.clip((now - start) / span, 0.0, 1.0)  # share of the window the person existed
     p = pa.propensity
     act = pa.activity
+    conv = plan.convert_at
+    p_after = plan.propensity_after
 
-    persons: list[npt.NDArray[np.int64]] = []
+    def p_at(person: _I64, ts: _F64) -> _F64:
+        out: _F64 = np.where(ts < conv[person], p[person], p_after[person])
+        return out
+
+    # One random stream per kind of engagement: a count that depends on the calendar
+    # (campaign weekdays, office hours) then changes no other kind's draws, so the
+    # same seed tells the same story on another clock.
+    streams = [
+        np.random.default_rng(s)
+        for s in np.random.SeedSequence(int(rng.integers(0, 2**63))).spawn(6)
+    ]
+    persons: list[_I64] = []
     kinds: list[npt.NDArray[np.uint8]] = []
     tss: list[_F64] = []
-    details: list[npt.NDArray[np.int64]] = []
+    details: list[_I64] = []
 
-    def add(
-        person: npt.NDArray[np.int64], kind: int, ts: _F64, detail: npt.NDArray[np.int64] | int
-    ) -> None:
+    def add(person: _I64, kind: int, ts: _F64, detail: _I64 | int) -> None:
         persons.append(person)
         kinds.append(np.full(len(person), kind, dtype=np.uint8))
         tss.append(ts)
@@ -1040,28 +1339,56 @@ def _draw_activities(
         else:
             details.append(detail)
 
-    # After a lost deal, prospects go quieter: half of what they would have done does
-    # not happen. Thinned where events are drawn, so follow-ups (clicks after opens,
-    # cancellations after bookings) never lose their cause.
-    lost_at = np.where(plan.closed & ~plan.won, plan.close_at, np.inf)
-
-    def loud(person: npt.NDArray[np.int64], ts: _F64) -> npt.NDArray[np.bool_]:
-        quiet = (ts > lost_at[person]) & (rng.random(len(person)) < 0.5)
-        return ~quiet
-
-    def office(person: npt.NDArray[np.int64], ts: _F64, floor: _F64) -> _F64:
+    def office(person: _I64, ts: _F64) -> _F64:
         moved = _office_hours(rng, ts, pa.utc_offset[person])
-        return np.maximum(moved, floor[person])
+        # Moving to office hours must not carry an event across the deal's creation:
+        # what happened before the deal stays before it (a week earlier, same hour).
+        crossed = (ts < conv[person]) & (moved >= conv[person])
+        moved = np.where(crossed, moved - 7 * DAY, moved)
+        return np.maximum(moved, start[person])
 
-    def recent_time(person: npt.NDArray[np.int64]) -> _F64:
-        # Interested people engage more towards the end of the window (a buying cycle).
-        u = rng.random(len(person)) ** (1.0 / (1.0 + 1.5 * p[person]))
-        return start[person] + u * (now - start[person])
+    # Regimes: before the deal a person engages by their propensity, after it like a
+    # non-converter. Rows: (person, propensity, from, to).
+    idx = np.arange(n, dtype=np.int64)
+    pre_end = np.minimum(conv, now)
+    has_after = conv < now
+    seg_person = np.concatenate([idx, idx[has_after]])
+    seg_p = np.concatenate([p, p_after[has_after]])
+    seg_lo = np.concatenate([start, np.maximum(conv[has_after], start[has_after])])
+    seg_hi = np.concatenate([pre_end, np.full(int(has_after.sum()), now)])
+    seg_days = np.maximum(seg_hi - seg_lo, 0.0) / DAY
+    seg_act = act[seg_person]
+
+    def regime_events(triple: tuple[float, float, float]) -> tuple[_I64, _F64]:
+        counts = rng.poisson(seg_act * seg_days * _rate(triple, seg_p))
+        rows = np.repeat(np.arange(len(seg_person), dtype=np.int64), counts)
+        ts = _uniform_in(rng, seg_lo[rows], seg_hi[rows])
+        return seg_person[rows], ts
+
+    # The buying cycle: in the `ramp_days` before a deal is created, engagement rises
+    # towards it (linearly), whatever the person's usual habits.
+    cycle_end = plan.cycle_end
+    ramp = np.isfinite(cycle_end)
+    r_len = tuning.ramp_days * DAY
+
+    def ramp_events(per_day_at_peak: float) -> tuple[_I64, _F64]:
+        mean = per_day_at_peak * tuning.ramp_days / 2.0 * np.sqrt(act)
+        counts = np.where(ramp, rng.poisson(mean), 0)
+        person = np.repeat(idx, counts)
+        ts = cycle_end[person] - r_len * (1.0 - np.sqrt(rng.random(len(person))))
+        kept = (ts >= start[person]) & (ts <= now)
+        return person[kept], ts[kept]
 
     # Page views, in sessions of a few pages a couple of minutes apart.
-    sessions = rng.poisson(frac * act * (1.5 + 30.0 * p**1.3))
-    s_person = np.repeat(np.arange(n, dtype=np.int64), sessions)
-    s_start = recent_time(s_person)
+    rng = streams[0]
+    b_person, b_ts = regime_events(tuning.sessions)
+    r_person, r_ts = ramp_events(tuning.ramp_sessions)
+    s_person = np.concatenate([b_person, r_person])
+    s_start = np.concatenate([b_ts, r_ts])
+    # Section interest: a person in their buying cycle reads like an eager buyer.
+    s_interest = np.concatenate(
+        [p_at(b_person, b_ts), np.maximum(p[r_person], tuning.ramp_interest)]
+    )
     s_pages = rng.geometric(0.4, len(s_person))
     pv_person = np.repeat(s_person, s_pages)
     step = rng.exponential(100.0, len(pv_person))
@@ -1069,15 +1396,17 @@ def _draw_activities(
     first_row = np.cumsum(s_pages) - s_pages
     base = np.repeat(csum[first_row] - step[first_row], s_pages)
     pv_ts = np.repeat(s_start, s_pages) + (csum - base) - step  # first page at session start
-    section = _pick_by_rowweights(rng, _SECTION_W_LOW, _SECTION_W_HIGH, p[pv_person])
+    section = _pick_by_rowweights(
+        rng, _SECTION_W_LOW, _SECTION_W_HIGH, np.repeat(s_interest, s_pages)
+    )
     # Popular pages get most views: an index skewed towards the start of the section.
     within = (rng.random(len(pv_person)) ** 2.2 * _SECTION_SIZE[section]).astype(np.int64)
-    kept = loud(pv_person, pv_ts)
-    add(pv_person[kept], _K["page_view"], pv_ts[kept], (_SECTION_START[section] + within)[kept])
-    del s_person, s_start, step, csum, base, section, within
+    add(pv_person, _K["page_view"], pv_ts, _SECTION_START[section] + within)
+    del s_person, s_start, step, csum, base, section, within, s_interest
 
     # Marketing e-mail: each campaign goes out once, to the subscribed part of a segment.
-    n_c = len(CAMPAIGNS)
+    rng = streams[1]
+    n_c = min(len(CAMPAIGNS), max(1, round(days / tuning.campaign_every_days)))
     send_at = t0 + (np.arange(n_c) + 0.2 + 0.6 * rng.random(n_c)) * (span / n_c)
     # Campaigns go out on a Tuesday to Thursday at 15:00 UTC, never in the last day.
     send_day = np.floor(send_at / DAY)
@@ -1089,22 +1418,26 @@ def _draw_activities(
     in_segment = rng.random((n, n_c)) < 0.7
     sent = in_segment & subscribed[:, None] & (pa.created[:, None] <= send_at[None, :])
     sent &= (send_at >= t0)[None, :]  # short windows: a campaign moved before the start
-    unsub_p = 0.002 + 0.02 * (1.0 - p) ** 2
-    unsub_hit = sent & (rng.random((n, n_c)) < unsub_p[:, None])
+    p_send = np.where(send_at[None, :] < conv[:, None], p[:, None], p_after[:, None])
+    unsub_p = 0.002 + 0.02 * (1.0 - p_send) ** 2
+    unsub_hit = sent & (rng.random((n, n_c)) < unsub_p)
     unsubscribed: npt.NDArray[np.bool_] = np.asarray(unsub_hit.any(axis=1), dtype=np.bool_)
     unsub_col = np.where(unsubscribed, unsub_hit.argmax(axis=1), n_c)
     sent &= np.arange(n_c)[None, :] <= unsub_col[:, None]
-    del in_segment, unsub_hit
+    del in_segment, unsub_hit, p_send
     e_person, e_camp = np.nonzero(sent)
     e_person = e_person.astype(np.int64)
     e_camp = e_camp.astype(np.int64)
     del sent
     e_send = send_at[e_camp] + rng.random(len(e_person)) * 900.0  # batch goes out over 15 min
     add(e_person, _K["email_send"], e_send, e_camp)
-    ep = p[e_person]
+    ep = p_at(e_person, e_send)
+    # In the buying cycle people open and click what lands in their inbox.
+    in_ramp = (e_send >= cycle_end[e_person] - r_len) & (e_send < cycle_end[e_person])
+    ep = np.where(in_ramp, np.maximum(ep, tuning.ramp_interest), ep)
     is_unsub_mail = unsubscribed[e_person] & (e_camp == unsub_col[e_person])
     open_p = np.minimum(0.95, (0.12 + 0.6 * ep) * np.sqrt(act[e_person]))
-    opened = ((rng.random(len(e_person)) < open_p) & loud(e_person, e_send)) | is_unsub_mail
+    opened = (rng.random(len(e_person)) < open_p) | is_unsub_mail
     o_idx = np.flatnonzero(opened)
     o_ts = e_send[o_idx] + np.minimum(rng.lognormal(np.log(3 * 3600.0), 1.2, len(o_idx)), 6 * DAY)
     add(e_person[o_idx], _K["email_open"], o_ts, e_camp[o_idx])
@@ -1114,80 +1447,71 @@ def _draw_activities(
     c_ts = o_ts[clicked] + rng.exponential(40.0, int(clicked.sum())) + 2.0
     add(e_person[o_idx[clicked]], _K["email_click"], c_ts, e_camp[o_idx[clicked]])
     replied = (rng.random(len(o_idx)) < 0.004 + 0.05 * o_p) & ~o_unsub
-    r_ts = o_ts[replied] + rng.exponential(4 * 3600.0, int(replied.sum())) + 60.0
-    add(e_person[o_idx[replied]], _K["email_reply"], r_ts, e_camp[o_idx[replied]])
+    r_ts2 = o_ts[replied] + rng.exponential(4 * 3600.0, int(replied.sum())) + 60.0
+    add(e_person[o_idx[replied]], _K["email_reply"], r_ts2, e_camp[o_idx[replied]])
     u_rows = o_idx[o_unsub]
     unsub_ts = np.full(n, np.inf)
     u_ts = o_ts[o_unsub] + 5.0 + rng.exponential(60.0, len(u_rows))
     unsub_ts[e_person[u_rows]] = u_ts
     add(e_person[u_rows], _K["unsubscribe"], u_ts, -1)
-    del e_person, e_camp, e_send, ep, is_unsub_mail, opened, o_idx, o_ts
+    del e_person, e_camp, e_send, ep, is_unsub_mail, opened, o_idx, o_ts, in_ramp
 
     # Forms (webinar registrations come with the webinars below).
-    n_forms = rng.poisson(frac * act * (0.12 + 2.2 * p**1.2))
-    f_person = np.repeat(np.arange(n, dtype=np.int64), n_forms)
-    f_kind = _pick_by_rowweights(rng, _FORM_W_LOW, _FORM_W_HIGH, p[f_person])
-    f_ts = recent_time(f_person)
-    kept = loud(f_person, f_ts)
-    add(f_person[kept], _K["form_submit"], f_ts[kept], f_kind[kept])
+    rng = streams[2]
+    f_person, f_ts = regime_events(tuning.forms)
+    f_kind = _pick_by_rowweights(rng, _FORM_W_LOW, _FORM_W_HIGH, p_at(f_person, f_ts))
+    add(f_person, _K["form_submit"], f_ts, f_kind)
+    rf_person, rf_ts = ramp_events(tuning.ramp_forms)
+    rf_kind = _pick_by_rowweights(
+        rng, _FORM_W_LOW, _FORM_W_HIGH, np.full(len(rf_person), tuning.ramp_interest)
+    )
+    add(rf_person, _K["form_submit"], rf_ts, rf_kind)
 
     # Webinars: register a few days before, some attend.
-    n_w = len(WEBINARS)
+    rng = streams[3]
+    n_w = max(len(WEBINARS), round(days / tuning.webinar_every_days))
     w_at = t0 + (np.arange(n_w) + 0.3 + 0.4 * rng.random(n_w)) * (span / n_w)
     reg_ts = w_at[None, :] - (1.0 + 13.0 * rng.random((n, n_w))) * DAY
-    registered = (rng.random((n, n_w)) < 0.01 + 0.18 * p[:, None]) & (reg_ts >= start[:, None])
-    r_person, r_web = np.nonzero(registered)
-    r_person = r_person.astype(np.int64)
-    r_ts = reg_ts[r_person, r_web]
-    kept = loud(r_person, r_ts)
-    r_person, r_web, r_ts = r_person[kept], r_web[kept], r_ts[kept]
-    add(r_person, _K["form_submit"], r_ts, _F["webinar-registration"])
-    attended = rng.random(len(r_person)) < 0.35 + 0.45 * p[r_person]
-    a_ts = w_at[r_web[attended]] + rng.random(int(attended.sum())) * 600.0
-    add(r_person[attended], _K["webinar_attended"], a_ts, r_web[attended].astype(np.int64))
-    del reg_ts, registered
+    p_reg = np.where(reg_ts < conv[:, None], p[:, None], p_after[:, None])
+    registered = (rng.random((n, n_w)) < 0.01 + 0.18 * p_reg) & (reg_ts >= start[:, None])
+    wr_person, wr_web = np.nonzero(registered)
+    wr_person = wr_person.astype(np.int64)
+    wr_ts = reg_ts[wr_person, wr_web]
+    add(wr_person, _K["form_submit"], wr_ts, _F["webinar-registration"])
+    attended = rng.random(len(wr_person)) < 0.35 + 0.45 * p_at(wr_person, wr_ts)
+    a_ts = w_at[wr_web[attended]] + rng.random(int(attended.sum())) * 600.0
+    add(
+        wr_person[attended],
+        _K["webinar_attended"],
+        a_ts,
+        wr_web[attended].astype(np.int64) % len(WEBINARS),
+    )
+    del reg_ts, registered, p_reg
 
     # Meetings and calls. Reps call the people they own; unowned people get few calls.
+    rng = streams[4]
+    m_person, m_ts = regime_events(tuning.meetings)
+    rm_person, rm_ts = ramp_events(tuning.ramp_meetings)
+    m_person = np.concatenate([m_person, rm_person])
+    m_ts = office(m_person, np.concatenate([m_ts, rm_ts]))
+    add(m_person, _K["meeting_booked"], m_ts, -1)
+    cancelled = rng.random(len(m_person)) < 0.3 - 0.15 * p_at(m_person, m_ts)
+    mc_ts = m_ts[cancelled] + 3600.0 + rng.random(int(cancelled.sum())) * 3 * DAY
+    # A meeting booked before the deal is cancelled before it too, if at all.
+    mc_person = m_person[cancelled]
+    before = m_ts[cancelled] < conv[mc_person]
+    mc_ts = np.where(before, np.minimum(mc_ts, conv[mc_person] - 60.0), mc_ts)
+    mc_ts = np.maximum(mc_ts, m_ts[cancelled])
+    add(mc_person, _K["meeting_cancelled"], mc_ts, -1)
+    rng = streams[5]
     owner_kind = np.array([o.kind == "person" for o in owners] + [False])  # [-1] -> False
     by_rep = owner_kind[pa.owner]
-    n_meet = rng.poisson(frac * act * (0.01 + 1.6 * p**2))
-    m_person = np.repeat(np.arange(n, dtype=np.int64), n_meet)
-    m_ts = office(m_person, recent_time(m_person), start)
-    kept = loud(m_person, m_ts)
-    m_person, m_ts = m_person[kept], m_ts[kept]
-    add(m_person, _K["meeting_booked"], m_ts, -1)
-    cancelled = rng.random(len(m_person)) < 0.3 - 0.15 * p[m_person]
-    mc_ts = m_ts[cancelled] + 3600.0 + rng.random(int(cancelled.sum())) * 3 * DAY
-    add(m_person[cancelled], _K["meeting_cancelled"], mc_ts, -1)
-    n_call = rng.poisson(frac * act * np.where(by_rep, 1.0, 0.25) * (0.05 + 2.5 * p**1.5))
-    c_person = np.repeat(np.arange(n, dtype=np.int64), n_call)
-    c_ts = office(c_person, recent_time(c_person), start)
-    kept = loud(c_person, c_ts)
-    add(c_person[kept], _K["call"], c_ts[kept], -1)
-
-    # Sales work during each deal's life: discovery calls, demos, negotiation.
-    for has, lo, hi in (
-        (plan.closed, plan.closed_created, plan.close_at),
-        (plan.open, plan.open_created, np.full(n, now)),
-    ):
-        d_calls = np.where(has, rng.poisson(1.0 + 3.0 * p), 0)
-        d_person = np.repeat(np.arange(n, dtype=np.int64), d_calls)
-        d_ts = office(d_person, _uniform_in(rng, lo[d_person], hi[d_person]), lo)
-        add(d_person, _K["call"], d_ts, -1)
-        d_meet = np.where(has, rng.poisson(0.5 + 2.0 * p), 0)
-        d_person = np.repeat(np.arange(n, dtype=np.int64), d_meet)
-        d_ts = office(d_person, _uniform_in(rng, lo[d_person], hi[d_person]), lo)
-        add(d_person, _K["meeting_booked"], d_ts, -1)
-
-    # Customers onboard after a win: docs and product pages, a page or two at a time.
-    won_from = np.where(plan.won, plan.close_at, now)
-    n_onb = rng.poisson(np.clip((now - won_from) / span, 0.0, 1.0) * act * (3.0 + 6.0 * p))
-    ob_person = np.repeat(np.arange(n, dtype=np.int64), n_onb)
-    ob_ts = _uniform_in(rng, won_from[ob_person], np.full(len(ob_person), now))
-    ob_docs = rng.random(len(ob_person)) < 0.7
-    ob_section = np.where(ob_docs, _SECTION_NAMES.index("docs"), _SECTION_NAMES.index("product"))
-    ob_within = (rng.random(len(ob_person)) * _SECTION_SIZE[ob_section]).astype(np.int64)
-    add(ob_person, _K["page_view"], ob_ts, _SECTION_START[ob_section] + ob_within)
+    c_person, c_ts = regime_events(tuning.calls)
+    keep_call = rng.random(len(c_person)) < np.where(by_rep[c_person], 1.0, 0.25)
+    c_person, c_ts = c_person[keep_call], c_ts[keep_call]
+    rc_person, rc_ts = ramp_events(tuning.ramp_calls)
+    c_person = np.concatenate([c_person, rc_person])
+    add(c_person, _K["call"], office(c_person, np.concatenate([c_ts, rc_ts])), -1)
 
     person = np.concatenate(persons) if persons else np.zeros(0, dtype=np.int64)
     kind = np.concatenate(kinds) if kinds else np.zeros(0, dtype=np.uint8)
@@ -1208,58 +1532,26 @@ def _draw_activities(
         detail[keep].astype(np.int32),
         n,
     )
+
+    def first_of(*names: str) -> _F64:
+        rows = np.flatnonzero(np.isin(acts.kind, [_K[k] for k in names]))
+        out = np.full(n, np.inf)
+        np.minimum.at(out, acts.person[rows], acts.ts[rows])
+        return out
+
+    def count_of(name: str) -> _I64:
+        out: _I64 = np.bincount(acts.person[acts.kind == _K[name]], minlength=n).astype(np.int64)
+        return out
+
     stats = _ActivityStats(
-        calls=np.bincount(acts.person[acts.kind == _K["call"]], minlength=n).astype(np.int64),
-        meetings=np.bincount(acts.person[acts.kind == _K["meeting_booked"]], minlength=n).astype(
-            np.int64
-        ),
-        forms=np.bincount(acts.person[acts.kind == _K["form_submit"]], minlength=n).astype(
-            np.int64
-        ),
+        calls=count_of("call"),
+        meetings=count_of("meeting_booked"),
+        forms=count_of("form_submit"),
         unsubscribed=unsubscribed,
+        first_form=first_of("form_submit"),
+        first_contact=first_of("call", "meeting_booked"),
     )
     return acts, stats
-
-
-@dataclass(slots=True)
-class _DealPlan:
-    """Who has which deal and when, per person (internal; one closed and one open at most)."""
-
-    closed: npt.NDArray[np.bool_]
-    won: npt.NDArray[np.bool_]
-    closed_created: _F64
-    close_at: _F64
-    open: npt.NDArray[np.bool_]
-    open_created: _F64
-
-
-def _plan_deals(rng: _Rng, pa: _PeopleArrays, now: float, days: int) -> _DealPlan:
-    n = pa.n
-    t0 = now - days * DAY
-    p = pa.propensity
-    eligible = (pa.duplicate_of < 0) & ~pa.competitor
-    # Closed deals: closing happened inside the window, at least two weeks after creation.
-    earliest_close = np.maximum(pa.created + 14 * DAY, t0)
-    can_close = eligible & (earliest_close < now - DAY)
-    closed = can_close & (rng.random(n) < 0.03 + 0.3 * p)
-    # The outcome follows the hidden propensity: what a good lead score recovers.
-    won = closed & (rng.random(n) < _sigmoid(10.0 * (p - 0.4)))
-    close_at = _uniform_in(rng, earliest_close, np.full(n, now - DAY))
-    closed_created = np.maximum(pa.created, close_at - (14 + 100 * rng.random(n)) * DAY)
-    # Open deals: younger.
-    open_ = eligible & (rng.random(n) < 0.01 + 0.12 * p) & (pa.created < now - DAY)
-    open_created = _uniform_in(
-        rng, np.maximum(pa.created, now - 90 * DAY), np.full(n, now - 3600.0)
-    )
-    ms = 1000.0
-    return _DealPlan(
-        closed=closed,
-        won=won,
-        closed_created=np.ceil(closed_created * ms) / ms,
-        close_at=np.floor(close_at * ms) / ms,
-        open=open_,
-        open_created=np.ceil(open_created * ms) / ms,
-    )
 
 
 def _deal_records(
@@ -1275,13 +1567,11 @@ def _deal_records(
     by_hand_u = rng.random(n)
     fallback = rng.choice(reps, size=n)
     # Price follows the plan and, mildly, the customer's size.
-    product = rng.choice(
-        len(_DEAL_PRODUCTS), size=(n, 2), p=_weights([d[1] for d in _DEAL_PRODUCTS])
-    )
+    product = rng.choice(len(_DEAL_PRODUCTS), size=n, p=_weights([d[1] for d in _DEAL_PRODUCTS]))
     multiplier = np.array([d[2] for d in _DEAL_PRODUCTS])[product]
     sizes = np.array([c.size for c in companies], dtype=np.float64)
-    base = np.exp(rng.normal(np.log(9000.0), 0.4, (n, 2)))
-    base *= (np.maximum(sizes[pa.company], 5) / 50.0)[:, None] ** 0.25
+    base = np.exp(rng.normal(np.log(9000.0), 0.4, n))
+    base *= (np.maximum(sizes[pa.company], 5) / 50.0) ** 0.25
     amount = np.maximum(np.round(base * multiplier, -2), 500.0)
 
     def owner_of(i: int) -> int:
@@ -1290,75 +1580,82 @@ def _deal_records(
         return o if o >= 0 and person_rep[o] else int(fallback[i])
 
     deals: list[DealSeed] = []
-    for row in np.flatnonzero(plan.closed | plan.open):
+    # In the order they were created, as a CRM lists them.
+    rows = np.flatnonzero(plan.has_deal)
+    for row in rows[np.argsort(plan.convert_at[rows], kind="stable")]:
         i = int(row)
         company = companies[int(pa.company[i])].name
-        if plan.closed[i]:
-            deals.append(
-                DealSeed(
-                    idx=len(deals),
-                    person_idx=i,
-                    owner_idx=owner_of(i),
-                    name=f"{company} - {_DEAL_PRODUCTS[int(product[i, 0])][0]}",
-                    amount=float(amount[i, 0]),
-                    created_at=float(plan.closed_created[i]),
-                    stage="won" if plan.won[i] else "lost",
-                    closed_at=float(plan.close_at[i]),
-                    created_by_rep=bool(by_hand_u[i] < 0.7),
-                )
+        closed = bool(plan.closed[i])
+        deals.append(
+            DealSeed(
+                idx=len(deals),
+                person_idx=i,
+                owner_idx=owner_of(i),
+                name=f"{company} - {_DEAL_PRODUCTS[int(product[i])][0]}",
+                amount=float(amount[i]),
+                created_at=float(plan.convert_at[i]),
+                stage=("won" if plan.won[i] else "lost") if closed else "open",
+                closed_at=float(plan.close_at[i]) if closed else None,
+                created_by_rep=bool(by_hand_u[i] < (0.7 if closed else 0.5)),
             )
-        if plan.open[i]:
-            deals.append(
-                DealSeed(
-                    idx=len(deals),
-                    person_idx=i,
-                    owner_idx=owner_of(i),
-                    name=f"{company} - {_DEAL_PRODUCTS[int(product[i, 1])][0]}",
-                    amount=float(amount[i, 1]),
-                    created_at=float(plan.open_created[i]),
-                    stage="open",
-                    closed_at=None,
-                    created_by_rep=bool(by_hand_u[i] < 0.5),
-                )
-            )
+        )
     return deals
 
 
 def _finish_people(
     rng: _Rng, pa: _PeopleArrays, stats: _ActivityStats, plan: _DealPlan
 ) -> list[PersonSeed]:
-    won = plan.won
-    open_ = plan.open
     n = pa.n
     p = pa.propensity
-    # Stages reflect what marketing and sales saw, so they follow propensity noisily.
+    # Stages before a deal reflect what marketing and sales saw, so they follow
+    # propensity noisily; the deal itself moves the stage on the day it is created.
     noisy = p * np.exp(rng.normal(0.0, 0.5, n))
     kind_u = rng.random(n)
     status_u = rng.random(n)
-    has_deal = plan.closed | open_  # opportunities hang off contacts, never leads
     people: list[PersonSeed] = []
 
     def is_student(title: str | None) -> bool:
         return title is not None and "student" in title.lower()
 
     for i in range(n):
-        if won[i]:
-            stage = "customer"
-        elif open_[i]:
-            stage = "opportunity"
-        elif pa.competitor[i] or (is_student(pa.title[i]) and status_u[i] < 0.5):
-            stage = "other"
+        created = float(pa.created[i])
+        dates: dict[str, float] = {}
+        if pa.competitor[i] or (is_student(pa.title[i]) and status_u[i] < 0.5):
+            pre = "other"
         elif noisy[i] > 0.45 and (stats.meetings[i] > 0 or stats.calls[i] > 1):
-            stage = "salesqualifiedlead"
+            pre = "salesqualifiedlead"
         elif noisy[i] > 0.25 and stats.forms[i] > 0:
-            stage = "marketingqualifiedlead"
+            pre = "marketingqualifiedlead"
         elif stats.forms[i] > 0 or noisy[i] > 0.1:
-            stage = "lead"
+            pre = "lead"
         else:
-            stage = "subscriber"
+            pre = "subscriber"
+        # The day each stage was reached, as HubSpot stamps it; stages only move forward.
+        dates["subscriber" if pre == "subscriber" else "lead"] = created
+        if pre == "other":
+            dates = {"other": created}
+        if pre == "salesqualifiedlead":
+            sql = max(created, float(stats.first_contact[i]))
+            dates["salesqualifiedlead"] = sql
+            dates["marketingqualifiedlead"] = max(created, min(float(stats.first_form[i]), sql))
+        elif pre == "marketingqualifiedlead":
+            dates["marketingqualifiedlead"] = max(created, float(stats.first_form[i]))
+        stage = pre
+        converted_at: float | None = None
+        if plan.has_deal[i]:
+            converted_at = float(plan.convert_at[i])
+            # A stage reached "after" the deal was reached before it, as far as the CRM
+            # knows: the deal moves the contact on, never back.
+            dates = {k: min(v, converted_at) for k, v in dates.items() if k != "other"}
+            dates.setdefault("lead", min(created, converted_at))
+            stage = "opportunity"
+            dates["opportunity"] = converted_at
+            if plan.won[i]:
+                stage = "customer"
+                dates["customer"] = float(plan.close_at[i])
 
         sf_kind: Literal["lead", "converted_lead", "contact"]
-        if has_deal[i]:
+        if plan.has_deal[i]:
             sf_kind = "converted_lead" if kind_u[i] < 0.6 else "contact"
         elif kind_u[i] < 0.12:
             sf_kind = "contact"
@@ -1366,7 +1663,7 @@ def _finish_people(
             sf_kind = "lead"
         if sf_kind != "lead":
             status = "Closed - Converted"
-        elif stage == "other" or (stats.unsubscribed[i] and status_u[i] < 0.7):
+        elif pre == "other" or (stats.unsubscribed[i] and status_u[i] < 0.7):
             status = "Closed - Not Converted"
         elif stats.calls[i] > 0 or stats.meetings[i] > 0:
             status = "Working - Contacted"
@@ -1387,10 +1684,12 @@ def _finish_people(
                 lifecycle_stage=stage,
                 lead_status=status,
                 owner_idx=owner if owner >= 0 else None,
-                created_at=float(pa.created[i]),
+                created_at=created,
                 sf_kind=sf_kind,
                 propensity=float(p[i]),
                 duplicate_of=dup if dup >= 0 else None,
+                converted_at=converted_at,
+                stage_dates=dates,
             )
         )
     return people

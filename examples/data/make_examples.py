@@ -1,14 +1,20 @@
 """Writes the example contacts and events next to this file.
 
 The files are committed; this script documents how they were made and keeps the
-JSONL and CSV event files identical in content. Timestamps are relative to
-AS_OF = 2026-06-30T00:00:00Z, the moment the examples are meant to be scored at:
+JSONL and CSV event files identical in content. Every timestamp is relative to one
+moment, AS_OF, the moment the examples are meant to be scored at. The committed files
+use AS_OF = 2026-06-30T00:00:00Z, so score them with the matching ``--as-of``:
 
     leadsync score --model examples/models/starter.yaml \\
         --contacts examples/data/contacts.csv --events examples/data/events.jsonl \\
         --as-of 2026-06-30T00:00:00Z
 
-Run: python examples/data/make_examples.py
+To get the same story relative to today (and score without ``--as-of``), write them
+again relative to now, into another folder or over these:
+
+    python examples/data/make_examples.py --as-of now --out my-examples
+
+Run: python examples/data/make_examples.py [--as-of now|2026-06-30] [--out DIR]
 """
 
 from __future__ import annotations
@@ -172,11 +178,11 @@ add("c20", "page_view", 13, url="https://leadsync.example/blog/nurture")
 add("c20", "email_open", 14, email_id="newsletter-21")
 
 
-def stamp(days_ago: float, hour: int, style: str) -> str:
-    day = (AS_OF - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0)
+def stamp(days_ago: float, hour: int, style: str, as_of: datetime = AS_OF) -> str:
+    day = (as_of - timedelta(days=days_ago)).replace(hour=0, minute=0, second=0)
     moment = day + timedelta(hours=hour, minutes=7, seconds=30)
     if days_ago < 1:
-        moment = AS_OF - timedelta(hours=6)
+        moment = as_of - timedelta(hours=6)
     if style == "naive":
         return moment.strftime("%Y-%m-%dT%H:%M:%S")
     if style == "Z":
@@ -186,12 +192,28 @@ def stamp(days_ago: float, hour: int, style: str) -> str:
     return moment.astimezone(timezone(offset)).isoformat()
 
 
-def main(out_dir: Path = HERE) -> None:
+def parse_as_of(text: str, now: datetime | None = None) -> datetime:
+    """``now`` (today at 00:00 UTC) or an ISO date, read as midnight UTC."""
+    if text == "now":
+        moment = now or datetime.now(UTC)
+        return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    try:
+        day = datetime.fromisoformat(text)
+    except ValueError:
+        message = f"--as-of: expected 'now' or a date such as 2026-06-30, got {text!r}"
+        raise SystemExit(message) from None
+    if day.tzinfo is None:
+        day = day.replace(tzinfo=UTC)
+    return day.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def main(out_dir: Path = HERE, as_of: datetime = AS_OF) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "contacts.csv", "w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(CONTACT_COLUMNS)
         for *fields, created_days, interest in CONTACTS:
-            created = (AS_OF - timedelta(days=created_days)).strftime("%Y-%m-%dT09:00:00Z")
+            created = (as_of - timedelta(days=created_days)).strftime("%Y-%m-%dT09:00:00Z")
             writer.writerow([*fields, created, interest])
     rows = []
     ordered = sorted(EVENTS, key=lambda e: (e[0], -e[2], e[3]))
@@ -201,7 +223,7 @@ def main(out_dir: Path = HERE) -> None:
                 "id": f"ev{number:03d}",
                 "contact_id": contact,
                 "type": kind,
-                "occurred_at": stamp(days_ago, hour, style),
+                "occurred_at": stamp(days_ago, hour, style, as_of),
                 **attrs,
             }
         )
@@ -219,4 +241,10 @@ def main(out_dir: Path = HERE) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Write the example contacts and events.")
+    parser.add_argument("--as-of", default=AS_OF.date().isoformat(), help="now or a date")
+    parser.add_argument("--out", type=Path, default=HERE, help="folder to write to")
+    args = parser.parse_args()
+    main(args.out, parse_as_of(args.as_of))

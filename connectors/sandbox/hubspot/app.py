@@ -8,7 +8,6 @@ the route; every answer carries HubSpot's headers and error shapes.
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 import uuid
@@ -48,7 +47,14 @@ from connectors.sandbox.hubspot.schema import (
 from connectors.sandbox.hubspot.search import to_ms
 from connectors.sandbox.hubspot.store import ExtraActivity, Store, build_store
 from connectors.sandbox.hubspot.table import Props, Table
-from connectors.sandbox.world import ACTIVITY_TYPES, CAMPAIGNS, FORMS, World, generate_world
+from connectors.sandbox.world import (
+    ACTIVITY_TYPES,
+    CAMPAIGNS,
+    FORMS,
+    SimulatedEvent,
+    World,
+    generate_world,
+)
 
 MAX_BATCH = 100
 MAX_ASSOC_BATCH = 1000
@@ -110,13 +116,19 @@ class HubSpotSandbox:
         refresh_token: str = "sandbox-refresh",
         clock: Clock | None = None,
         search_lag_seconds: float = 3.0,
+        days: int = 180,
     ) -> None:
         if search_lag_seconds < 0:
             raise ValueError("search_lag_seconds: must not be negative")
-        self.world = world if world is not None else generate_world(contacts, seed=seed)
+        self.clock: Clock = clock or SystemClock()
+        # A world of its own is drawn relative to the sandbox's clock.
+        self.world = (
+            world
+            if world is not None
+            else generate_world(contacts, seed=seed, now=self.clock.now(), days=days)
+        )
         self.seed = seed
         self.tier = tier
-        self.clock: Clock = clock or SystemClock()
         self.search_lag_seconds = float(search_lag_seconds)
         self.limits = Limits(tier, seed=seed)
         self.tokens = Tokens(
@@ -659,6 +671,11 @@ class HubSpotSandbox:
         payload: dict[str, Any] = {
             "results": self._render_many(obj, page, wanted, associations=assoc)
         }
+        if request.params("propertiesWithHistory"):
+            for slot, record in zip(page.tolist(), payload["results"], strict=True):
+                record["propertiesWithHistory"] = table.history(
+                    int(slot), request.params("propertiesWithHistory")
+                )
         if start + limit < len(slots):
             nxt = str(int(table.ids[slots[start + limit]]))
             query = [(k, x) for k, v in request.query.items() if k != "after" for x in v]
@@ -687,6 +704,9 @@ class HubSpotSandbox:
             )
         wanted = self._wanted(obj, request.params("properties"))
         record = self._render(obj, slot, wanted, associations=request.params("associations"))
+        if request.params("propertiesWithHistory"):
+            history = self._table(obj).history(slot, request.params("propertiesWithHistory"))
+            record["propertiesWithHistory"] = history
         return self._ok(200, record)
 
     def _create(self, request: Request, args: list[str]) -> Response:
@@ -765,6 +785,11 @@ class HubSpotSandbox:
                 continue
             seen.add(slot)
             results.append(self._render(obj, slot, wanted))
+            with_history = body.get("propertiesWithHistory")
+            if isinstance(with_history, list) and with_history:
+                results[-1]["propertiesWithHistory"] = self._table(obj).history(
+                    slot, [str(n) for n in with_history]
+                )
         errors = [not_found_entry(OBJECT_TYPES[obj][0], missing)] if missing else []
         return self._batch_answer(200, results, errors, started)
 
@@ -1257,68 +1282,89 @@ class HubSpotSandbox:
 
     # -------------------------------------------------------------- activity
     def simulate_activity(self, count: int, *, seed: int = 0) -> list[str]:
-        """Fresh engagement "now" for ``count`` existing contacts; bumps their stamps."""
+        """Fresh engagement "now" for ``count`` existing contacts; bumps their stamps.
+
+        Who is active and what they do continue the world's story
+        (:meth:`~connectors.sandbox.world.World.simulate`): people in a buying cycle
+        come back day after day, a few ask for a demo.
+        """
         if count < 0:
             raise ValueError("count: must not be negative")
         with self._lock:
-            rng = random.Random(seed)
             table = self._table("contacts")
-            seeded = table.seeded
-            eligible = [s for s in range(seeded) if not table.gone[s] and not table.archived[s]]
-            chosen = rng.sample(eligible, min(count, len(eligible)))
+            eligible = [
+                s for s in range(table.seeded) if not table.gone[s] and not table.archived[s]
+            ]
             now = self._now()
+            events = self.world.simulate(count, at=now, seed=seed, among=eligible)
+            by_person: dict[int, list[SimulatedEvent]] = {}
+            for event in events:
+                by_person.setdefault(event.person, []).append(event)
             ids: list[str] = []
-            for slot in sorted(chosen):
-                self._simulate_one(rng, table, slot, now)
+            for slot, mine in sorted(by_person.items()):
+                self._simulate_one(table, slot, mine, now)
                 ids.append(str(int(table.ids[slot])))
             return ids
 
-    def _simulate_one(self, rng: random.Random, table: Table, slot: int, now: float) -> None:
+    def _simulate_one(
+        self, table: Table, slot: int, events: list[SimulatedEvent], now: float
+    ) -> None:
         props = table.props(slot)
         changes: Props = {}
-        events: list[ExtraActivity] = []
-        views = rng.randint(1, 5)
-        for i in range(views):
-            page = (
-                rng.choice(_PRICING)
-                if _PRICING and (i == 0 or rng.random() < 0.3)
-                else rng.randrange(len(legacy.PAGES))
-            )
-            events.append(ExtraActivity(slot, _KIND["page_view"], now - (views - i), page))
-        campaign = rng.randrange(len(CAMPAIGNS))
-        events.append(ExtraActivity(slot, _KIND["email_open"], now, campaign))
-        clicked = rng.random() < 0.5
-        if clicked:
-            events.append(ExtraActivity(slot, _KIND["email_click"], now, campaign))
-        demo = rng.random() < 0.1  # now and then, as in the Salesforce sandbox
-        if demo:
-            events.append(
-                ExtraActivity(slot, _KIND["form_submit"], now, FORMS.index("demo-request"))
-            )
-        self.store.extra.extend(events)
-        stamp = iso_ms(now)
+        contact_id = int(table.ids[slot])
 
-        def bump(name: str, by: int) -> None:
-            changes[name] = str(int(props.get(name) or 0) + by)
+        def bump(name: str, by: int = 1) -> None:
+            changes[name] = str(int(changes.get(name) or props.get(name) or 0) + by)
 
-        bump("hs_analytics_num_page_views", views)
-        bump("hs_analytics_num_visits", 1)
-        changes["hs_analytics_last_visit_timestamp"] = stamp
-        if not props.get("hs_analytics_first_visit_timestamp"):
-            changes["hs_analytics_first_visit_timestamp"] = stamp
-        bump("hs_email_open", 1)
-        changes["hs_email_last_open_date"] = stamp
-        if clicked:
-            bump("hs_email_click", 1)
-            changes["hs_email_last_click_date"] = stamp
-        if demo:
-            bump("num_conversion_events", 1)
-            changes["recent_conversion_event_name"] = "demo-request"
-            changes["recent_conversion_date"] = stamp
-            if not props.get("first_conversion_event_name"):
-                changes["first_conversion_event_name"] = "demo-request"
-                changes["first_conversion_date"] = stamp
+        for event in events:
+            stamp = iso_ms(event.ts)
+            kind = event.kind
+            if kind in ("page_view", "email_open", "email_click", "form_submit"):
+                self.store.extra.append(ExtraActivity(slot, _KIND[kind], event.ts, event.detail))
+            if kind == "page_view":
+                bump("hs_analytics_num_page_views")
+                changes["hs_analytics_last_visit_timestamp"] = stamp
+                if not props.get("hs_analytics_first_visit_timestamp"):
+                    changes.setdefault("hs_analytics_first_visit_timestamp", stamp)
+            elif kind == "email_open":
+                bump("hs_email_open")
+                changes["hs_email_last_open_date"] = stamp
+            elif kind == "email_click":
+                bump("hs_email_click")
+                changes["hs_email_last_click_date"] = stamp
+            elif kind == "form_submit":
+                name = FORMS[event.detail]
+                bump("num_conversion_events")
+                changes["recent_conversion_event_name"] = name
+                changes["recent_conversion_date"] = stamp
+                if not props.get("first_conversion_event_name"):
+                    changes.setdefault("first_conversion_event_name", name)
+                    changes.setdefault("first_conversion_date", stamp)
+            elif kind == "email_reply":
+                campaign = CAMPAIGNS[event.detail] if 0 <= event.detail < len(CAMPAIGNS) else ""
+                self._simulate_engagement("emails", contact_id, event.ts, {
+                    "hs_email_direction": "INCOMING_EMAIL", "hs_email_status": "SENT",
+                    "hs_email_subject": f"Re: {campaign or 'your e-mail'}",
+                })  # fmt: skip
+                bump("hs_email_replied")
+                changes["hs_email_last_reply_date"] = stamp
+                changes["notes_last_contacted"] = stamp
+            elif kind == "meeting_booked":
+                self._simulate_engagement("meetings", contact_id, event.ts, {
+                    "hs_meeting_title": "Demo call", "hs_meeting_start_time": iso_ms(event.ts + 86_400.0),
+                    "hs_meeting_end_time": iso_ms(event.ts + 88_200.0), "hs_meeting_outcome": "SCHEDULED",
+                })  # fmt: skip
+                changes["notes_last_contacted"] = stamp
+        if any(e.kind == "page_view" for e in events):
+            bump("hs_analytics_num_visits")
         table.update(slot, changes, now)
+
+    def _simulate_engagement(
+        self, object_type: str, contact_id: int, ts: float, props: Props
+    ) -> None:
+        table = self._table(object_type)
+        slot = table.create({"hs_timestamp": iso_ms(ts), **props}, ts)
+        self.store.link(object_type, int(table.ids[slot]), "contacts", contact_id)
 
 
 # Engagements that update a contact's activity properties when associated with it.

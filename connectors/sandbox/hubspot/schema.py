@@ -126,6 +126,13 @@ LIFECYCLE_STAGES = [
     "evangelist",
     "other",
 ]
+
+
+def lifecycle_date_property(stage: str) -> str:
+    """``hs_lifecyclestage_<stage>_date``: when the contact entered ``stage``."""
+    return f"hs_lifecyclestage_{stage}_date"
+
+
 LEAD_STATUSES = [
     "NEW",
     "OPEN",
@@ -211,6 +218,11 @@ def builtin_properties() -> dict[str, list[PropertyDef]]:
         _p("hs_lead_status", "enumeration", "radio", options=LEAD_STATUSES),
         _p("hs_merged_object_ids", "enumeration", "checkbox", read_only=True),
         _p("hs_additional_emails", "enumeration", "checkbox", read_only=True),
+        # HubSpot stamps the moment a contact first reached each lifecycle stage.
+        *(
+            _p(lifecycle_date_property(stage), "datetime", "date", read_only=True)
+            for stage in LIFECYCLE_STAGES
+        ),
     ]
     analytics = "analyticsinformation"
     email_group = "emailinformation"

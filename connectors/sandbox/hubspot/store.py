@@ -20,6 +20,7 @@ from connectors.sandbox.hubspot.schema import (
     ENGAGEMENT_TYPES,
     builtin_properties,
     employee_range,
+    lifecycle_date_property,
 )
 from connectors.sandbox.hubspot.table import Props, Table
 from connectors.sandbox.world import (
@@ -356,6 +357,8 @@ def _seed_contacts(store: Store, seed: int) -> None:
             "lifecyclestage": person.lifecycle_stage,
             "hs_lead_status": LEAD_STATUS.get(person.lead_status, "OPEN"),
         }
+        for stage, at in person.stage_dates.items():
+            props[lifecycle_date_property(stage)] = str(iso_array(np.array([at]))[0])
         if person.job_title:
             props["jobtitle"] = person.job_title
         if person.phone:

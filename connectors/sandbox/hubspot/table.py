@@ -181,6 +181,8 @@ class Table:
         object_id = self.next_id
         self.next_id += 1
         now_ms = _ms(now)
+        if self.object_type == "contacts" and props.get("lifecyclestage"):
+            props = {f"hs_lifecyclestage_{props['lifecyclestage']}_date": _iso(now_ms), **props}
         self.ids[slot] = object_id
         self.created_ms[slot] = now_ms
         self.updated_ms[slot] = now_ms
@@ -201,6 +203,10 @@ class Table:
                 new.pop(key, None)  # HubSpot clears a property written with ""
             else:
                 new[key] = value
+        stage = new.get("lifecyclestage")
+        if self.object_type == "contacts" and stage and stage != old.get("lifecyclestage"):
+            # HubSpot keeps the first time a contact reached each stage.
+            new.setdefault(f"hs_lifecyclestage_{stage}_date", _iso(_ms(now)))
         self.live[slot] = new
         self._index(slot, old, new)
         self.touch(slot, now)
@@ -377,6 +383,37 @@ class Table:
             if archived[i]:
                 record["archivedAt"] = _iso(self.archived_ms[slot])
             out.append(record)
+        return out
+
+    def history(self, slot: int, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+        """``propertiesWithHistory`` of one record, newest value first.
+
+        The sandbox keeps no log of every write; what a backtest needs is there:
+        ``lifecyclestage`` from the ``hs_lifecyclestage_<stage>_date`` stamps (each
+        stage from the day it was reached), any other property as its current value
+        since the record's last change. Unknown names are ignored, as by HubSpot.
+        """
+        props = self.props(slot)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for name in names:
+            if name not in self.defs or name in out:
+                continue
+            entries: list[tuple[str, str]] = []  # (iso timestamp, value)
+            if name == "lifecyclestage" and self.object_type == "contacts":
+                prefix, suffix = "hs_lifecyclestage_", "_date"
+                entries = [
+                    (stamp, key[len(prefix) : -len(suffix)])
+                    for key, stamp in props.items()
+                    if key.startswith(prefix) and key.endswith(suffix) and stamp
+                ]
+            value = props.get(name)
+            if not entries and value is not None:
+                entries = [(_iso(float(self.updated_ms[slot])), value)]
+            entries.sort(reverse=True)  # ISO stamps with milliseconds sort as times
+            out[name] = [
+                {"value": v, "timestamp": t, "sourceType": "CRM_UI", "sourceId": "sandbox"}
+                for t, v in entries
+            ]
         return out
 
 

@@ -80,17 +80,19 @@ class SalesforceSandbox:
         clock: Clock | None = None,
         custom_fields: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
         instance_url: str | None = None,
+        days: int = 180,
     ) -> None:
-        if world is None:
-            from connectors.sandbox.world import generate_world
-
-            world = generate_world(contacts, seed=seed)
         if daily_limit < 1:
             raise ValueError(f"daily_limit: expected a positive integer, got {daily_limit!r}")
         if session_ttl_seconds <= 0:
             raise ValueError(f"session_ttl_seconds: expected > 0, got {session_ttl_seconds!r}")
-        self.world = world
         self.clock: Clock = clock or SystemClock()
+        if world is None:
+            from connectors.sandbox.world import generate_world
+
+            # A world of its own is drawn relative to the sandbox's clock.
+            world = generate_world(contacts, seed=seed, now=self.clock.now(), days=days)
+        self.world = world
         self.client_id = client_id
         self.username = username
         self.daily_limit = daily_limit
@@ -154,10 +156,11 @@ class SalesforceSandbox:
         )
 
     def simulate_activity(self, count: int, *, seed: int = 0) -> list[str]:
-        """Fresh engagement "now" for ``count`` people: e-mail replies and calls as
-        Tasks, e-mail clicks and now and then a demo request as CampaignMember
-        responses. Each person's Lead or Contact gets a new ``SystemModstamp``, as
-        when Salesforce sets ``LastActivityDate``. Returns the Lead/Contact ids."""
+        """Fresh engagement "now" for ``count`` people active, continuing the world's
+        story: e-mail replies as Tasks, booked meetings as Events, e-mail clicks and
+        forms (now and then a demo request) as CampaignMember responses; page views and
+        opens stay in the marketing tool, whose sync touches the record. Each person's
+        Lead or Contact gets a new ``SystemModstamp``. Returns their ids."""
         return self.store.simulate_activity(count, seed=seed)
 
     def api_usage(self) -> tuple[int, int]:

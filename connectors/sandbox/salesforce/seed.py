@@ -172,8 +172,9 @@ def build_seed(world: World, username: str) -> Seed:
     status[(cm_campaign >= n_email) & (cm_campaign < n_email + n_web)] = 2
 
     # Person stamps: creation, conversion, modelled activity, opt-out.
+    # A Lead is converted when its deal is created: the Opportunity comes with it.
     converted_at = np.array(
-        [min(p.created_at + 7 * DAY, world.now) if k == "converted_lead" else np.nan
+        [p.converted_at if k == "converted_lead" and p.converted_at is not None else np.nan
          for p, k in zip(people, sf_kinds, strict=True)],
         dtype=np.float64,
     )  # fmt: skip
@@ -240,6 +241,7 @@ class _Builder:
         self.s = seed
         self.w = seed.world
         self.schema = schema
+        self.deal_of = {d.person_idx: d.idx for d in seed.world.deals}
 
     # helpers ---------------------------------------------------------------
     def owner(self, owner_idx: int | None, *, allow_queue: bool = False) -> str:
@@ -437,7 +439,9 @@ class _Builder:
                 "ConvertedDate": fmt_date(float(s.converted_at[i])) if converted else None,
                 "ConvertedAccountId": self.account_id(i) if converted else None,
                 "ConvertedContactId": make_id("Contact", contact) if converted else None,
-                "ConvertedOpportunityId": None, "IsUnreadByOwner": False,
+                "ConvertedOpportunityId": (
+                    make_id("Opportunity", self.deal_of[i]) if converted and i in self.deal_of
+                    else None), "IsUnreadByOwner": False,
                 "OwnerId": self.owner(p.owner_idx, allow_queue=True),
                 **_system(p.created_at, stamp, INTEGRATION_USER),
             }  # fmt: skip

@@ -7,7 +7,6 @@ from any thread. Errors are raised as :class:`RecordError` (one record) or
 
 from __future__ import annotations
 
-import random
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -33,7 +32,7 @@ from .table import Row, Table, fmt_date, fmt_datetime, index_key, ms
 
 if TYPE_CHECKING:
     from connectors.sandbox.framework import Clock
-    from connectors.sandbox.world import World
+    from connectors.sandbox.world import SimulatedEvent, World
 
 SERVED = (
     "Lead", "Contact", "Account", "Opportunity", "OpportunityContactRole", "Task", "Event",
@@ -1118,63 +1117,100 @@ class Store:
 
     # --------------------------------------------------------------- activity
     def simulate_activity(self, count: int, *, seed: int = 0) -> list[str]:
-        """Fresh engagement now for ``count`` people (see ``SalesforceSandbox``)."""
+        """Fresh engagement now for ``count`` people (see ``SalesforceSandbox``); returns
+        the ids of their Leads and Contacts.
+
+        Who is active and what they do continue the world's story
+        (:meth:`~connectors.sandbox.world.World.simulate`). Salesforce sees what it
+        records: replies (e-mail Tasks), e-mail clicks and forms (campaign responses),
+        booked meetings (Events); page views and opens stay in the marketing tool.
+        """
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise ValueError(f"count: expected a non-negative integer, got {count!r}")
         with self.lock:
-            rng = random.Random(seed)
-            people: list[tuple[str, int]] = []
-            for sobject in ("Lead", "Contact"):
+            where: dict[int, tuple[str, int]] = {}
+            for sobject, persons in (
+                ("Contact", self.seed.contact_person),
+                ("Lead", self.seed.lead_person),
+            ):
                 table = self.tables[sobject]
-                alive = ~table.deleted
+                alive = ~table.deleted[: len(persons)]
                 if sobject == "Lead":
-                    alive &= ~table.column_mask("IsConverted", [True])
-                people.extend((sobject, int(s)) for s in np.flatnonzero(alive))
-            chosen = rng.sample(people, min(count, len(people)))
-            campaigns = self.tables["Campaign"]
-            email_campaigns = list(range(self.seed.n_email_campaigns))
-            demo = next(
-                (
-                    s
-                    for s in range(campaigns.n)
-                    if campaigns.row(s).get("Name") == "Form: demo-request"
-                ),
-                None,
+                    alive &= ~table.column_mask("IsConverted", [True])[: len(persons)]
+                for seq in np.flatnonzero(alive).tolist():
+                    where.setdefault(int(persons[seq]), (sobject, int(seq)))
+            events = self.seed.world.simulate(
+                count, at=self.clock.now(), seed=seed, among=sorted(where)
             )
+            by_person: dict[int, list[SimulatedEvent]] = {}
+            for event in events:
+                by_person.setdefault(event.person, []).append(event)
             ids: list[str] = []
-            for sobject, seq in chosen:
+            for person, mine in sorted(by_person.items()):
+                sobject, seq = where[person]
                 table = self.tables[sobject]
                 who = table.id_of(seq)
-                roll = rng.random()
-                if roll < 0.45:
-                    topic = (
-                        self.seed.campaign_names[rng.choice(email_campaigns)]
-                        if email_campaigns
-                        else "Follow-up"
-                    )
-                    self.commit(self.prepare_create("Task", {
-                        "WhoId": who, "Subject": f"Email: Re: {topic}", "Type": "Email",
-                        "TaskSubtype": "Email", "Status": "Completed", "ActivityDate": fmt_date(self.now())}))  # fmt: skip
-                elif roll < 0.7:
-                    self.commit(self.prepare_create("Task", {
-                        "WhoId": who, "Subject": "Call", "Type": "Call", "TaskSubtype": "Call",
-                        "Status": "Completed", "CallDurationInSeconds": rng.randint(60, 1500),
-                        "ActivityDate": fmt_date(self.now())}))  # fmt: skip
-                else:
-                    campaign = (
-                        demo
-                        if (roll > 0.9 and demo is not None) or not email_campaigns
-                        else rng.choice(email_campaigns)
-                    )
-                    if campaign is not None:
-                        self._respond(campaigns.id_of(campaign), sobject, who)
-                # Fresh engagement is a system change: SystemModstamp moves (the Task
-                # commit above may already have moved it), LastModifiedDate does not.
+                for event in mine:
+                    self._simulate_event(sobject, who, event)
+                # Fresh engagement is a system change (the marketing tool's sync, or the
+                # Task above): SystemModstamp moves, LastModifiedDate does not.
                 row = dict(table.row(seq))
                 row["SystemModstamp"] = self.now()
                 table.put(seq, row)
                 ids.append(who)
             return ids
+
+    def _simulate_event(self, sobject: str, who: str, event: SimulatedEvent) -> bool:
+        names = self.seed.campaign_names
+        n_email, n_web = self.seed.n_email_campaigns, self.seed.n_webinars
+        today = fmt_date(self.now())
+        if event.kind == "email_open":
+            # Salesforce does not see opens; it logs the campaign e-mail that brought
+            # the person as a list e-mail Task (a send, no signal by itself).
+            topic = names[event.detail] if 0 <= event.detail < n_email else "Newsletter"
+            self.commit(self.prepare_create("Task", {
+                "WhoId": who, "Subject": f"Email: {topic}", "Type": "Email",
+                "TaskSubtype": "ListEmail", "Status": "Completed", "ActivityDate": today}))  # fmt: skip
+        elif event.kind == "email_reply":
+            topic = names[event.detail] if 0 <= event.detail < n_email else "Follow-up"
+            self.commit(self.prepare_create("Task", {
+                "WhoId": who, "Subject": f"Email: Re: {topic}", "Type": "Email",
+                "TaskSubtype": "Email", "Status": "Completed", "ActivityDate": today}))  # fmt: skip
+        elif event.kind == "meeting_booked":
+            start = self.now() + 86_400.0
+            self.commit(self.prepare_create("Event", {
+                "WhoId": who, "Subject": "Demo call", "Type": "Meeting",
+                "StartDateTime": fmt_datetime(start), "EndDateTime": fmt_datetime(start + 1800),
+                "ActivityDateTime": fmt_datetime(start),
+                "DurationInMinutes": 30}))  # fmt: skip
+        elif event.kind == "email_click" and n_email:
+            return self._respond_to_one(sobject, who, [event.detail % n_email, *range(n_email)])
+        elif event.kind == "form_submit" and event.detail >= 0:
+            return self._respond_to_one(sobject, who, [n_email + n_web + event.detail])
+        else:
+            return False
+        return True
+
+    def _respond_to_one(self, sobject: str, who: str, campaigns: list[int]) -> bool:
+        """Respond to the first of ``campaigns`` not yet responded to: a campaign
+        member responds once, so a second click on the same campaign is no news."""
+        members = self.tables["CampaignMember"]
+        campaign_table = self.tables["Campaign"]
+        id_field = "LeadId" if sobject == "Lead" else "ContactId"
+        spec = members.spec.get(id_field)
+        assert spec is not None
+        responded = {
+            members.row(m).get("CampaignId")
+            for m in members.find(spec, who)
+            if members.row(m).get("HasResponded")
+        }
+        for c in campaigns:
+            if 0 <= c < campaign_table.n:
+                campaign_id = campaign_table.id_of(c)
+                if campaign_id not in responded:
+                    self._respond(campaign_id, sobject, who)
+                    return True
+        return False
 
     def _respond(self, campaign_id: str, sobject: str, who: str) -> None:
         members = self.tables["CampaignMember"]

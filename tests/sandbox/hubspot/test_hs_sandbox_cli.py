@@ -103,3 +103,46 @@ def test_both_flavours_share_one_world_and_salesforce_speaks_tls(tmp_path: Path)
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_the_seeded_world_is_relative_to_the_sandboxs_clock() -> None:
+    """Started a year on, the sandbox tells the same story a year on: its newest
+    records are as fresh against its clock as they would be today."""
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.sandbox import ManualClock
+
+    newest = []
+    for start in (datetime(2026, 6, 30, 12, tzinfo=UTC), datetime(2027, 6, 30, 12, tzinfo=UTC)):
+        clock = ManualClock(start)
+        stop = threading.Event()
+        ready = threading.Event()
+        lines: list[str] = []
+
+        def echo(line: str, lines: list[str] = lines, ready: threading.Event = ready) -> None:
+            lines.append(line)
+            if "Ctrl-C" in line:
+                ready.set()
+
+        opts = SandboxOptions(crm="hubspot", hubspot_port=0, contacts=60, seed=3, days=400)
+        thread = threading.Thread(
+            target=run_sandbox, args=(opts,), kwargs={"stop": stop, "echo": echo, "clock": clock}
+        )
+        thread.start()
+        try:
+            assert ready.wait(30)
+            assert "400 days of history" in lines[0]
+            url = re.search(r"(http://127\.0\.0\.1:\d+)", lines[0]).group(1)  # type: ignore[union-attr]
+            r = requests.post(
+                f"{url}/crm/v3/objects/deals/search",
+                json={"sorts": [{"propertyName": "createdate", "direction": "DESCENDING"}]},
+                headers={"Authorization": "Bearer sandbox-token"},
+                timeout=10,
+            )
+            created = datetime.fromisoformat(r.json()["results"][0]["createdAt"])
+            assert start - timedelta(days=400) <= created <= start
+            newest.append(start - created)
+        finally:
+            stop.set()
+            thread.join(10)
+    assert abs(newest[0] - newest[1]) < timedelta(minutes=1)
