@@ -125,6 +125,17 @@ class Surface:
             if obj is None or method != "GET":
                 return None
             return lambda request, _a: self._unmodelled_properties(obj, parts[4:])
+        if n >= 5 and parts[:3] == ["crm", "v4", "associations"]:
+            a, b = normalise_object_type(parts[3]), normalise_object_type(parts[4])
+            if (a is None or b is None) and unmodelled_type(parts[3] if a is None else parts[4]):
+                return self._unmodelled_associations(method, parts[5:])
+            return None
+        if parts == ["crm", "v3", "lists", "search"] and method == "POST":
+            return lambda request, _a: self._ok({"lists": [], "hasMore": False, "offset": 0, "total": 0})  # fmt: skip
+        if parts == ["crm-pipelines", "v1", "pipelines", "deals"] and method == "GET":
+            return self._pipelines_v1
+        if parts[:3] == ["automation", "v3", "workflows"] and method == "GET" and n == 3:
+            return lambda request, _a: self._ok({"workflows": []})
         if n >= 4 and parts[:3] == ["crm", "v3", "pipelines"] and method == "GET":
             if parts[3].lower() != "deals" and parts[3].lower() != "0-3":
                 return lambda request, _a: self._ok({"results": []} if n == 4 else None, n == 4)
@@ -152,6 +163,8 @@ class Surface:
                 return self._subscription_timeline
             if parts[3:] == ["campaigns", "by-id"] or parts[3:] == ["campaigns"]:
                 return self._campaigns
+            if n == 5 and parts[3] == "campaigns":
+                return lambda request, _a: self._campaign(parts[4])
         if parts[:3] == ["marketing-emails", "v1", "emails"] and method == "GET":
             return lambda request, _a: self._ok(
                 {"objects": [], "limit": 250, "offset": 0, "total": 0, "totalCount": 0}
@@ -272,20 +285,12 @@ class Surface:
         obj = normalise_object_type(_V2_OBJECTS.get(key, key))
         if obj is not None:
             return lambda request, _a: self._v2_from_v3(obj)
-        other = unmodelled_type(key)
-        if other is not None:
-            return lambda request, _a: self._ok([self._v2_shape(p) for p in self._base_properties(other)])  # fmt: skip
-        if key in (
-            "form",
-            "forms",
-            "engagements",
-            "engagement",
-            "products",
-            "line_items",
-            "tickets",
-        ):
-            return lambda request, _a: self._ok([])
-        return None
+        # Every other object type (deal splits, forms, ...) has at least the properties
+        # every portal has; the sandbox holds no records of them.
+        other = unmodelled_type(key) or key
+        return lambda request, _a: self._ok(
+            [self._v2_shape(p) for p in self._base_properties(other)]
+        )
 
     def _v2_from_v3(self, obj: str) -> Response:
         table = self.sandbox.store.tables[obj]
@@ -501,6 +506,49 @@ class Surface:
             for i in range(len(CAMPAIGNS))
         ]  # fmt: skip
         return self._ok({"campaigns": campaigns, "hasMore": False, "offset": str(len(campaigns))})
+
+    def _campaign(self, raw: str) -> Response:
+        from connectors.sandbox.hubspot.legacy import CAMPAIGN_BASE
+        from connectors.sandbox.world import CAMPAIGNS
+
+        index = int(raw) - CAMPAIGN_BASE if raw.isdigit() else -1
+        if not 0 <= index < len(CAMPAIGNS):
+            return self._not_found(f"Campaign {raw} not found")
+        name = str(CAMPAIGNS[index])
+        return self._ok({
+            "id": CAMPAIGN_BASE + index, "appId": 113, "appName": "Batch", "contentId": 5_000_000 + index,
+            "name": name, "subject": name, "type": "BATCH_EMAIL", "subType": "",
+            "counters": {}, "numIncluded": 0, "numQueued": 0,
+            "lastProcessingFinishedAt": 1_546_300_800_000, "lastUpdatedTime": 1_546_300_800_000,
+        })  # fmt: skip
+
+    def _pipelines_v1(self, request: Request, _args: list[str]) -> Response:
+        """The legacy CRM pipelines API: the same default pipeline in the v1 shape."""
+        from connectors.sandbox.hubspot import pipelines
+
+        v3 = pipelines.pipeline_json()
+        stages = [
+            {"stageId": st["id"], "label": st["label"], "displayOrder": st["displayOrder"],
+             "active": True, "probability": float(st["metadata"]["probability"]),
+             "closedWon": st["metadata"]["probability"] == "1.0"}
+            for st in v3["stages"]
+        ]  # fmt: skip
+        return self._ok({"results": [{
+            "pipelineId": v3["id"], "label": v3["label"], "displayOrder": v3["displayOrder"],
+            "active": True, "objectType": "DEAL", "objectTypeId": "0-3", "default": True,
+            "stages": stages, "createdAt": _ms(v3.get("createdAt")), "updatedAt": _ms(v3.get("updatedAt")),
+        }]})  # fmt: skip
+
+    def _unmodelled_associations(self, method: str, rest: list[str]) -> Handler | None:
+        """v4 associations to or from a type the sandbox holds no records of: none."""
+        if method == "GET" and rest == ["labels"]:
+            return self._empty_results
+        if method == "POST" and rest == ["batch", "read"]:
+            now = iso_ms(self.sandbox.clock.now())
+            return lambda request, _a: self._ok(
+                {"status": "COMPLETE", "results": [], "startedAt": now, "completedAt": now}
+            )
+        return None
 
     # ---------------------------------------------------------- v3 associations
     def _assoc_v3_read(self, request: Request, a: str, b: str) -> Response:

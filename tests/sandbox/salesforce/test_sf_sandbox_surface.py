@@ -13,13 +13,13 @@ import pytest
 import requests
 import responses
 import simple_salesforce.bulk2
-from conftest import INSTANCE
 from simple_salesforce import Salesforce
 
 from connectors.sandbox.salesforce import SalesforceSandbox
 from connectors.sandbox.salesforce import versions as sf_versions
 
 AUTH = {"Authorization": "Bearer sandbox-session"}
+INSTANCE = "https://acme.my.salesforce.example"  # where the conftest mounts the sandbox
 
 
 def held(box: SalesforceSandbox, sobject: str, where: str = "") -> list[dict[str, Any]]:
