@@ -88,7 +88,7 @@ class Peer:
         environment is cached. Skips only when the package index cannot be reached."""
         if (self.folder / READY).exists():
             return self.python
-        with _locked(self.folder.with_suffix(".lock")):
+        with _locked(self.folder.parent / (self.folder.name + ".lock")):
             if (self.folder / READY).exists():
                 return self.python
             if self.folder.exists():
