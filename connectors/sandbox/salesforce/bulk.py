@@ -67,6 +67,11 @@ def mint(prefix: str, seq: int) -> str:
     return prefix + make_id("Organization", seq)[3:]
 
 
+def is_minted(text: str) -> bool:
+    """A job, batch, result or list-view id made by :func:`mint` (for stats keys)."""
+    return len(text) >= 18 and text[:3] in ("750", "751", "00B") and text[3:6] == "8c0"
+
+
 @dataclass
 class Job:
     id: str

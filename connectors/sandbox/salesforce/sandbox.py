@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote
 from connectors.sandbox.framework import BadRequestBody, Clock, Request, Response, SystemClock
 
 from . import soql, versions
-from .bulk import Bulk
+from .bulk import Bulk, is_minted
 from .ids import make_id, parse_id
 from .schema import API_VERSION, BASE, custom_field
 from .store import QUERY_PAGE, PreparedWrite, RecordError, Store, parse_datetime_value
@@ -201,7 +201,11 @@ class SalesforceSandbox:
         out: list[str] = []
         for i, part in enumerate(parts):
             text = unquote(part)
-            if parse_id(text) is not None or (text.startswith("01g") and "-" in text):
+            if (
+                parse_id(text) is not None
+                or (text.startswith("01g") and "-" in text)
+                or is_minted(text)
+            ):
                 out.append("{id}")
             elif (
                 len(parts) == 7

@@ -297,6 +297,17 @@ def test_bulk1_query_job_reads_every_lead(
     assert closed.json()["state"] == "Closed"
 
 
+def test_bulk_ids_are_one_stats_key(box: SalesforceSandbox) -> None:
+    from connectors.sandbox.framework import Request
+    from connectors.sandbox.salesforce.bulk import mint
+
+    job, batch = mint("750", 1), mint("751", 2)
+    path = f"/services/async/61.0/job/{job}/batch/{batch}/result/{batch}-r"
+    assert box.route_key(Request("GET", path)) == "GET /services/async/61.0/job/{id}/batch/{id}/result/{id}"  # fmt: skip
+    query_job = Request("GET", f"/services/data/v62.0/jobs/query/{job}/results")
+    assert box.route_key(query_job) == "GET /services/data/v62.0/jobs/query/{id}/results"
+
+
 def test_bulk1_refuses_a_bad_session(rsps: responses.RequestsMock) -> None:
     answer = requests.post(
         f"{INSTANCE}/services/async/61.0/job",
