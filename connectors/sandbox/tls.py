@@ -119,4 +119,20 @@ class SandboxCA:
         return context
 
 
-__all__ = ["CA_CERT_FILE", "LOOPBACK_NAMES", "SandboxCA", "parse_hostnames"]
+def serve_options(
+    hostnames: str | Iterable[str] | None, ca_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """Keyword arguments for ``framework.serve`` from command-line style options:
+    ``{"tls_hostnames": (...), "ca": SandboxCA}``, or ``{}`` when neither is given.
+
+    Call it once per process and pass the result to every server, so that one CA
+    signs them all and the user trusts one certificate. Raises ``ValueError`` naming
+    the bad hostname."""
+    names = parse_hostnames(hostnames or ())
+    if not names and ca_dir is None:
+        return {}
+    ca = SandboxCA.load_or_create(Path(ca_dir).expanduser()) if ca_dir else SandboxCA.create()
+    return {"tls_hostnames": names, "ca": ca}
+
+
+__all__ = ["CA_CERT_FILE", "LOOPBACK_NAMES", "SandboxCA", "parse_hostnames", "serve_options"]

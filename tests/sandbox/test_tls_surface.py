@@ -12,7 +12,7 @@ import pytest
 
 from connectors.sandbox import SandboxApp, generate_world, serve
 from connectors.sandbox.hubspot import HubSpotSandbox
-from connectors.sandbox.tls import SandboxCA, parse_hostnames
+from connectors.sandbox.tls import SandboxCA, parse_hostnames, serve_options
 
 
 def _get(port: int, hostname: str, ca: Path, path: str = "/crm/v3/owners") -> bytes:
@@ -81,3 +81,18 @@ def test_parse_hostnames(text: str, expected: tuple[str, ...]) -> None:
 def test_parse_hostnames_names_the_bad_entry(bad: str) -> None:
     with pytest.raises(ValueError, match="is not a hostname"):
         parse_hostnames(f"login.salesforce.com,{bad}")
+
+
+def test_serve_options_share_one_ca_across_servers(app: SandboxApp, tmp_path: Path) -> None:
+    assert serve_options(None) == {} and serve_options("") == {}
+    options = serve_options("api.hubapi.com,login.salesforce.com", tmp_path / "kept")
+    assert options["tls_hostnames"] == ("api.hubapi.com", "login.salesforce.com")
+    with serve(app, **options) as one, serve(app, **options) as two:
+        assert one.ca_path == two.ca_path == tmp_path / "kept" / "sandbox-ca.pem"
+        assert _get(one.port, "api.hubapi.com", one.ca_path).startswith(b"HTTP/1.1 200")
+        assert _get(two.port, "login.salesforce.com", one.ca_path).startswith(b"HTTP/1.1")
+
+
+def test_serve_options_refuse_a_bad_name() -> None:
+    with pytest.raises(ValueError, match=r"'https://x\.example' is not a hostname"):
+        serve_options("https://x.example")
