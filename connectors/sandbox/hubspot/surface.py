@@ -149,7 +149,7 @@ class Surface:
         if parts[:3] == ["engagements", "v1", "engagements"] and method == "GET":
             if n == 4 and parts[3] == "paged":
                 return self._engagements_paged
-            if n == 4 and parts[3] == "recent":
+            if parts[3:] == ["recent", "modified"]:
                 return self._engagements_recent
         if parts[:3] == ["settings", "v3", "users"] and method == "GET":
             if n == 3:
@@ -432,14 +432,21 @@ class Surface:
         limit = max(1, min(_int(request, "count", 100), 100))
         offset = max(0, _int(request, "offset", 0))
         since = _int(request, "since", 0)
-        kinds, ids, blocks = self._engagement_ids()
-        rows = [self._engagement_json(kinds[int(blocks[i])], int(ids[i])) for i in range(len(ids))]
-        rows = [r for r in rows if (r["engagement"]["lastUpdated"] or 0) >= since]
-        rows.sort(key=lambda r: -(r["engagement"]["lastUpdated"] or 0))
-        rows = rows[:10_000]
-        chunk = rows[offset : offset + limit]
-        end = offset + len(chunk)
-        return self._ok({"results": chunk, "hasMore": end < len(rows), "offset": end, "total": len(rows)})  # fmt: skip
+        kinds = list(_ENGAGEMENT_KINDS)
+        stamps, ids, blocks = [], [], []
+        for i, name in enumerate(kinds):
+            table = self.sandbox.store.tables[name]
+            slots = table.listable(archived=False)
+            stamps.append(table.updated_ms[slots])
+            ids.append(table.ids[slots])
+            blocks.append(np.full(len(slots), i, dtype=np.int8))
+        stamp, ident, block = np.concatenate(stamps), np.concatenate(ids), np.concatenate(blocks)
+        keep = np.flatnonzero(stamp >= since)
+        order = keep[np.lexsort((ident[keep], -stamp[keep]))][:10_000]  # newest first
+        chunk = order[offset : offset + limit]
+        results = [self._engagement_json(kinds[int(block[i])], int(ident[i])) for i in chunk]
+        end = offset + len(results)
+        return self._ok({"results": results, "hasMore": end < len(order), "offset": end, "total": len(order)})  # fmt: skip
 
     # ------------------------------------------------------------- users
     def _users(self, request: Request, _args: list[str]) -> Response:

@@ -193,3 +193,29 @@ def test_v3_association_batch_create(hs_http: requests.Session, hs_server: Runni
     )
     assert answer.status_code == 201
     assert int(contact) in hs_sandbox.store.associated("deals", int(deal), "contacts")
+
+
+def test_engagements_recent_modified(hs_http: requests.Session, hs_server: RunningServer, hs_sandbox: HubSpotSandbox) -> None:  # fmt: skip
+    stamps = sorted(
+        float(t.updated_ms[s])
+        for name in ENGAGEMENTS
+        for t in [hs_sandbox.store.tables[name]]
+        for s in t.listable(archived=False)
+    )
+    since = int(stamps[len(stamps) // 2])
+    seen: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = hs_http.get(
+            f"{hs_server.base_url}/engagements/v1/engagements/recent/modified",
+            params={"since": since, "count": 100, "offset": offset},
+            timeout=5,
+        ).json()
+        seen.extend(page["results"])
+        offset = page["offset"]
+        if not page["hasMore"]:
+            break
+    expected = min(10_000, sum(1 for x in stamps if x >= since))
+    assert len(seen) == expected == page["total"]
+    updated = [e["engagement"]["lastUpdated"] for e in seen]
+    assert updated == sorted(updated, reverse=True) and min(updated) >= since
