@@ -86,11 +86,12 @@ _ENGAGEMENT_KINDS = {
 }
 _EPOCH_ISO = "2019-01-01T00:00:00.000Z"
 MAX_ENGAGEMENTS_PAGE = 250
-SUBSCRIPTION_TYPES = (
-    (7_000_001, "Marketing Information", "Marketing offers and updates."),
-    (7_000_002, "One to One", "One to one e-mails."),
-    (7_000_003, "Customer Service Communication", "Feedback requests and service e-mails."),
+SUBSCRIPTION_TYPES = (  # the first is the one the e-mail events' unsubscribes name
+    (4_100_001, "Marketing Information", "Marketing offers and updates."),
+    (4_100_002, "One to One", "One to one e-mails."),
+    (4_100_003, "Customer Service Communication", "Feedback requests and service e-mails."),
 )
+MAX_TIMELINE_PAGE = 1000
 
 
 def unmodelled_type(name: str) -> str | None:
@@ -499,9 +500,36 @@ class Surface:
         })  # fmt: skip
 
     def _subscription_timeline(self, request: Request, _args: list[str]) -> Response:
-        """The sandbox records no subscription changes: an empty timeline, as in a
-        portal where no one changed a subscription."""
-        return self._ok({"timeline": [], "hasMore": False, "offset": request.param("offset") or ""})
+        """Subscription changes: the unsubscribes the e-mail events report, oldest
+        first, within ``startTimestamp``/``endTimestamp`` (ms), ``offset`` from the
+        previous answer, ``limit`` up to 1,000."""
+        from connectors.sandbox.hubspot.legacy import _K
+
+        legacy = self.sandbox.legacy
+        idx = legacy._index((_K["unsubscribe"],))
+        start = _int(request, "startTimestamp", 0)
+        end = _int(request, "endTimestamp", 2**62)
+        limit = max(1, min(_int(request, "limit", 100), MAX_TIMELINE_PAGE))
+        offset = max(0, _int(request, "offset", 0))
+        ms = idx.ts * 1000.0
+        lo = max(int(np.searchsorted(ms, start, side="left")), offset)
+        hi = int(np.searchsorted(ms, end, side="left"))
+        timeline = []
+        for pos in range(lo, min(hi, lo + limit)):
+            stamp = round(float(idx.ts[pos]) * 1000.0)
+            event = legacy._email_event(idx, pos)
+            change = {
+                "change": "UNSUBSCRIBED", "changeType": "SUBSCRIPTION_STATUS",
+                "subscriptionId": SUBSCRIPTION_TYPES[0][0], "source": "SOURCE_RECIPIENT",
+                "portalId": PORTAL_ID, "timestamp": stamp,
+                "causedByEvent": {"id": event["id"], "created": stamp},
+            }  # fmt: skip
+            timeline.append({
+                "portalId": PORTAL_ID, "recipient": event["recipient"], "timestamp": stamp,
+                "changes": [change],
+            })  # fmt: skip
+        after = lo + len(timeline)
+        return self._ok({"timeline": timeline, "hasMore": after < hi, "offset": str(after)})
 
     def _campaigns(self, request: Request, _args: list[str]) -> Response:
         from connectors.sandbox.hubspot.legacy import CAMPAIGN_BASE

@@ -149,8 +149,34 @@ def test_subscription_definitions(hs_http: requests.Session, hs_server: RunningS
     answer = hs_http.get(f"{hs_server.base_url}/email/public/v1/subscriptions", timeout=5)
     assert answer.status_code == 200
     assert answer.json()["subscriptionDefinitions"]
-    timeline = hs_http.get(f"{hs_server.base_url}/email/public/v1/subscriptions/timeline", timeout=5)  # fmt: skip
-    assert timeline.status_code == 200 and timeline.json()["timeline"] == []
+    definitions = {d["id"] for d in answer.json()["subscriptionDefinitions"]}
+    changes: list[dict[str, Any]] = []
+    offset = "0"
+    while True:
+        page = hs_http.get(
+            f"{hs_server.base_url}/email/public/v1/subscriptions/timeline",
+            params={"offset": offset, "limit": 50},
+            timeout=5,
+        ).json()
+        changes.extend(page["timeline"])
+        offset = page["offset"]
+        if not page["hasMore"]:
+            break
+    unsubscribes = []
+    offset = "-1"
+    while True:  # what the marketing e-mail events say, the timeline must say too
+        events = hs_http.get(
+            f"{hs_server.base_url}/email/public/v1/events",
+            params={"eventType": "STATUSCHANGE", "limit": 1000, "offset": offset},
+            timeout=5,
+        ).json()
+        unsubscribes.extend(events["events"])
+        offset = events["offset"]
+        if not events["hasMore"]:
+            break
+    assert len(changes) == len(unsubscribes)
+    assert sorted(c["recipient"] for c in changes) == sorted(e["recipient"] for e in unsubscribes)
+    assert {c["changes"][0]["subscriptionId"] for c in changes} <= definitions
 
 
 # ----------------------------------------------------------- v3 associations
