@@ -68,13 +68,14 @@ UNMODELLED: dict[str, tuple[str, str, str]] = {
     "listings": ("listing", "0-420", "crm.objects.listings.read"),
     "services": ("service", "0-162", "crm.objects.services.read"),
     "subscriptions": ("subscription", "0-69", "crm.objects.subscriptions.read"),
-    "partner_clients": ("partner_client", "0-136x", "crm.objects.partner-clients.read"),
+    "partner_clients": ("partner_client", "", "crm.objects.partner-clients.read"),
+    "deal_splits": ("deal_split", "", "crm.objects.deals.read"),
 }
 _UNMODELLED_ALIASES: dict[str, str] = {}
 for _plural, (_singular, _type_id, _scope) in UNMODELLED.items():
     _UNMODELLED_ALIASES[_plural] = _UNMODELLED_ALIASES[_singular] = _plural
-    _UNMODELLED_ALIASES[_type_id] = _plural
-_UNMODELLED_ALIASES.pop("0-136x")
+    if _type_id:  # type ids the sandbox is unsure of are left out
+        _UNMODELLED_ALIASES[_type_id] = _plural
 # legacy v2 names -> v3 object type
 _V2_OBJECTS = {"contact": "contacts", "deal": "deals", "company": "companies"}
 _ENGAGEMENT_KINDS = {
