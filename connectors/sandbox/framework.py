@@ -19,18 +19,20 @@ import json
 import random
 import re
 import socket
-import ssl
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
+
+if TYPE_CHECKING:
+    from connectors.sandbox.tls import SandboxCA
 
 # --------------------------------------------------------------------------- clocks
 
@@ -394,31 +396,37 @@ def serve(
     port: int = 0,
     tls: bool = False,
     ca_out: str | Path | None = None,
+    tls_hostnames: Sequence[str] = (),
+    ca: SandboxCA | None = None,
 ) -> RunningServer:
     """Serve ``app`` on loopback in a background thread; ``port=0`` picks a free port.
 
     With ``tls`` a throw-away CA is generated (trustme) and its certificate written to
     ``ca_out`` (or a temporary file): clients pass that path as ``verify=``.
+    ``tls_hostnames`` (which imply ``tls``) adds real names such as ``api.hubapi.com``
+    to the certificate, for tools reached through a hosts-file entry; ``ca`` signs
+    with a given (e.g. kept) CA instead of a fresh one.
     """
+    from connectors.sandbox.tls import SandboxCA, parse_hostnames
+
+    hostnames = parse_hostnames(tls_hostnames)
+    tls = tls or bool(hostnames) or ca is not None
     handler = type("Handler", (_Handler,), {"app": app})
     server = _Server((host, port), handler)
     ca_path: Path | None = None
     if tls:
-        import trustme
-
-        ca = trustme.CA()
-        cert = ca.issue_cert("127.0.0.1", "localhost", "::1", host)
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
+        authority = ca or SandboxCA.create()
+        context = authority.server_context(hostnames, host)
         server.socket = context.wrap_socket(server.socket, server_side=True)
-        if ca_out is None:
+        if ca_out is not None:
+            ca_path = authority.write_cert(ca_out)
+        elif authority.cert_path is not None:
+            ca_path = authority.cert_path
+        else:
             fd, name = tempfile.mkstemp(prefix="leadsync-sandbox-ca-", suffix=".pem")
             with open(fd, "wb") as fh:
-                fh.write(ca.cert_pem.bytes())
+                fh.write(authority.cert_pem)
             ca_path = Path(name)
-        else:
-            ca_path = Path(ca_out)
-            ca.cert_pem.write_to_path(str(ca_path))
     real_port = server.server_address[1]
     scheme = "https" if tls else "http"
     url_host = f"[{host}]" if ":" in host else host

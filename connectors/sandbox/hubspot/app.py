@@ -46,6 +46,7 @@ from connectors.sandbox.hubspot.schema import (
 )
 from connectors.sandbox.hubspot.search import to_ms
 from connectors.sandbox.hubspot.store import ExtraActivity, Store, build_store
+from connectors.sandbox.hubspot.surface import Surface
 from connectors.sandbox.hubspot.table import Props, Table
 from connectors.sandbox.world import (
     ACTIVITY_TYPES,
@@ -140,6 +141,7 @@ class HubSpotSandbox:
         self._lock = threading.RLock()
         self.store: Store = build_store(self.world, lag=self.search_lag_seconds, seed=seed)
         self.legacy = legacy.Legacy(self.store)
+        self.surface = Surface(self)
 
     # ------------------------------------------------------------ Flavour API
     def reset(self) -> None:
@@ -263,6 +265,8 @@ class HubSpotSandbox:
         return response
 
     def _route(self, method: str, parts: list[str]) -> tuple[Handler | None, list[str]]:
+        if (extra := self.surface.route(method, parts)) is not None:
+            return extra, []
         n = len(parts)
         if n >= 3 and parts[0] == "crm" and parts[1] == "v3":
             if parts[2] == "objects" and n >= 4:

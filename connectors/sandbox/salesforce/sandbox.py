@@ -1,4 +1,5 @@
-"""``SalesforceSandbox``: the Salesforce REST API (v59.0) as a sandbox flavour.
+"""``SalesforceSandbox``: the Salesforce REST API (every version from 31.0 to 64.0, one
+store) as a sandbox flavour.
 
 HTTP concerns live here (routing, sessions, the daily allocation, OAuth grants, error
 shapes); records and SOQL live in :mod:`.store`.
@@ -18,7 +19,8 @@ from urllib.parse import parse_qs, unquote
 
 from connectors.sandbox.framework import BadRequestBody, Clock, Request, Response, SystemClock
 
-from . import soql
+from . import soql, versions
+from .bulk import Bulk, is_minted
 from .ids import make_id, parse_id
 from .schema import API_VERSION, BASE, custom_field
 from .store import QUERY_PAGE, PreparedWrite, RecordError, Store, parse_datetime_value
@@ -107,6 +109,7 @@ class SalesforceSandbox:
         self._key_pem: bytes | None = None
         self._public_pem: bytes | None = None
         self.store = Store(world, clock=self.clock, username=username, custom_fields=custom_fields)
+        self.bulk = Bulk(self)
         self._restore_sessions()
 
     # ---------------------------------------------------------------- public helpers
@@ -185,6 +188,7 @@ class SalesforceSandbox:
         """Seeded records, no query cursors, a fresh allocation and the configured
         sessions back. Custom fields added at runtime stay: they are metadata."""
         self.store.reset()
+        self.bulk.reset()
         with self._lock:
             self._calls.clear()
         self._restore_sessions()
@@ -200,7 +204,11 @@ class SalesforceSandbox:
         out: list[str] = []
         for i, part in enumerate(parts):
             text = unquote(part)
-            if parse_id(text) is not None or (text.startswith("01g") and "-" in text):
+            if (
+                parse_id(text) is not None
+                or (text.startswith("01g") and "-" in text)
+                or is_minted(text)
+            ):
                 out.append("{id}")
             elif (
                 len(parts) == 7
@@ -284,16 +292,24 @@ class SalesforceSandbox:
                 return self._error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{request.method}' not allowed. Allowed are POST")  # fmt: skip
             return self._token(request)
         if path == "/services/data":
-            return self._json(200, [{"label": "Winter '24", "url": BASE, "version": API_VERSION}])
-        if path != BASE and not path.startswith(BASE + "/"):
+            return self._json(200, versions.listing())
+        if (bulk_v1 := versions.split_async_path(path)) is not None:
+            if not versions.is_supported(bulk_v1[0]):
+                return self._error(404, "NOT_FOUND", "The requested resource does not exist")
+            return self.bulk.route_v1(request, *bulk_v1)
+        split = versions.split_data_path(path)
+        if split is None or not versions.is_supported(split[0]):
             return self._error(404, "NOT_FOUND", "The requested resource does not exist")
+        version, rest = split
+        request = versions.rebase(request, rest)
+        path = request.path.rstrip("/") or "/"
         if not self._authenticate(request):
             return self._error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if not self._spend_call():
             return self._error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         parts = [unquote(p) for p in path[len(BASE) :].split("/") if p]
         try:
-            return self._route(request, parts)
+            return versions.restamp(self._route(request, parts, version), version)
         except RecordError as exc:
             return self._json(exc.status, [exc.as_rest()])
         except soql.SoqlError as exc:
@@ -303,13 +319,14 @@ class SalesforceSandbox:
                 400, "JSON_PARSER_ERROR", f"Unexpected character in request body: {exc}"
             )
 
-    def _route(self, request: Request, parts: list[str]) -> Response:
+    def _route(self, request: Request, parts: list[str], version: str = API_VERSION) -> Response:
         method = request.method
         if not parts:
             return self._allow(method, ("GET",)) or self._json(200, {
                 "sobjects": f"{BASE}/sobjects", "query": f"{BASE}/query",
                 "queryAll": f"{BASE}/queryAll", "limits": f"{BASE}/limits",
-                "composite": f"{BASE}/composite"})  # fmt: skip
+                "composite": f"{BASE}/composite",
+                "jobs": f"{BASE}/jobs"})  # fmt: skip
         head = parts[0]
         if head in ("query", "queryAll"):
             if refused := self._allow(method, ("GET",)):
@@ -330,6 +347,10 @@ class SalesforceSandbox:
             return self._sobjects(request, parts[1:])
         if head == "composite" and len(parts) >= 2 and parts[1] == "sobjects":
             return self._collections(request, parts[2:])
+        if head == "composite" and parts[1:] == ["batch"]:
+            return self.bulk.composite_batch(request, version, self.handle)
+        if head == "jobs":
+            return self.bulk.route_v2(request, parts[1:], version)
         return self._not_found()
 
     def _not_found(self) -> Response:
@@ -403,10 +424,14 @@ class SalesforceSandbox:
             if refused := self._allow(method, ("GET",)):
                 return refused
             return self._replication(request, sobject, deleted=parts[1] == "deleted")
+        if len(parts) == 2 and parts[1] == "listviews":
+            return self.bulk.listviews(request, sobject)
         if len(parts) == 2:
             return self._record(request, sobject, parts[1])
         if len(parts) == 3:
-            return self._external(request, sobject, parts[1], parts[2])
+            return self.bulk.rest_upsert(request, sobject, parts[1], parts[2]) or self._external(
+                request, sobject, parts[1], parts[2]
+            )
         return self._not_found()
 
     def _replication(self, request: Request, sobject: str, *, deleted: bool) -> Response:

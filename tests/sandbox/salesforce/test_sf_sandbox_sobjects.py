@@ -220,8 +220,9 @@ def test_upsert_with_several_matches_answers_300(sf: Salesforce, box: Salesforce
 
 
 def test_upsert_on_a_field_that_is_not_an_external_id(sf: Salesforce) -> None:
+    # Email is a standard idLookup field, which upsert accepts; Title is neither.
     with pytest.raises(SalesforceResourceNotFound) as caught:
-        sf.Lead.upsert("Email/a@b.example", {"LastName": "x", "Company": "y"})
+        sf.Lead.upsert("Title/Boss", {"LastName": "x", "Company": "y"})
     assert "external ID" in _error(caught)["message"]
 
 
