@@ -191,8 +191,8 @@ def threshold_sweep(scores: Any, labels: Any) -> tuple[Floats, Floats, Floats]:
     pos = np.bincount(groups, weights=y.astype(np.float64), minlength=n)
     cnt = np.bincount(groups, minlength=n).astype(np.float64)
     # Counts at or above each distinct score: reverse cumulative sums.
-    tp = np.cumsum(pos[::-1])[::-1]
-    picked = np.cumsum(cnt[::-1])[::-1]
+    tp = np.cumsum(pos[::-1])[::-1].astype(np.float64)
+    picked = np.cumsum(cnt[::-1])[::-1].astype(np.float64)
     total_pos = float(pos.sum())
     precision: Floats = np.divide(tp, picked, out=np.zeros_like(tp), where=picked > 0)
     recall: Floats = tp / total_pos if total_pos > 0 else np.zeros_like(tp)
