@@ -7,6 +7,7 @@ a third of 0.05: with about 600 converting contacts among 4,000, it is near 0.01
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -174,3 +175,29 @@ def world(
         source=crm,
         reconstruction=reconstruction,
     )
+
+
+def write_project(data: HistoryData, root: Path, models: dict[str, str] | None = None) -> Path:
+    """The world as exports plus a ``files`` configuration; returns the config path."""
+    root.mkdir(parents=True, exist_ok=True)
+    iso = "%Y-%m-%dT%H:%M:%S%.6fZ"
+    contacts = data.contacts.with_columns(
+        [pl.col(c).dt.strftime(iso) for c, t in data.contacts.schema.items() if t == UTC_DT]
+    )
+    contacts.drop("kind", strict=False).write_csv(root / "contacts.csv")
+    data.events.with_columns(pl.col("occurred_at").dt.strftime(iso)).write_ndjson(
+        root / "events.jsonl"
+    )
+    data.deals.with_columns(
+        pl.col("created_at").dt.strftime(iso), pl.col("closed_at").dt.strftime(iso)
+    ).write_csv(root / "outcomes.csv")
+    models = models or {"model.yaml": MODEL.format(name="current", meeting=30)}
+    for name, text in models.items():
+        (root / name).write_text(text)
+    config = root / "leadsync.yaml"
+    config.write_text(
+        "crm:\n  type: files\n  files:\n    contacts: contacts.csv\n    events: events.jsonl\n"
+        f"    outcomes: outcomes.csv\nmodels: [{', '.join(models)}]\nstate: sqlite:///state.db\n"
+        "writeback:\n  on_cross:\n    deal: null\n"
+    )
+    return config
