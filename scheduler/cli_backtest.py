@@ -78,13 +78,34 @@ def load_history(
         assert isinstance(connector, FilesConnector)
         source = FilesHistory(connector)
         return source.load(models), source.rejected
-    raise UsageError(
-        [
-            f"{config.source}: crm.type: backtests of {config.crm.type!r} read deal outcomes "
-            "from the state store, which this version does not fill yet; export contacts, "
-            "events and outcomes and use crm.type: files"
-        ]
-    )
+    return _store_history(config, models), []
+
+
+def _store_history(config: SyncConfig, models: Sequence[ScoringModel]) -> HistoryData:
+    """Contacts and events from the sync's local copy; outcomes read from the CRM into
+    the store first (incrementally), so that the backtest sees the latest deals."""
+    from scheduler.cli_sync import make_connector, open_store
+    from scheduler.outcomes import StoreHistory, sync_outcomes
+
+    store = open_store(config)
+    try:
+        if store.count_contacts() == 0:
+            raise UsageError(
+                [
+                    f"{config.source}: the state store holds no contacts yet; "
+                    f"run `leadsync run --config {config.source}` first"
+                ]
+            )
+        connector = make_connector(config)
+        started = datetime.now(UTC)
+        try:
+            sync_outcomes(store, connector, pipeline=config.pipeline, started=started)
+        finally:
+            connector.close()
+        history = StoreHistory(store, source=config.crm.type, read_at=started)
+        return history.load(models)
+    finally:
+        store.close()
 
 
 def _date(value: str | None, option: str) -> datetime | None:

@@ -129,12 +129,13 @@ def test_a_crm_configuration_says_what_is_missing(tmp_path: Path) -> None:
     config = tmp_path / "leadsync.yaml"
     config.write_text(
         "crm:\n  type: hubspot\n  hubspot:\n    token: ${HS_TOKEN}\nmodels: [model.yaml]\n"
+        "state: sqlite:///state.db\n"
     )
     result = CliRunner(env={"HS_TOKEN": "pat-na1-secret-value"}).invoke(
         app, ["backtest", "--config", str(config)]
     )
     assert result.exit_code == 2
-    assert "crm.type: files" in result.stderr
+    assert "the state store holds no contacts yet; run `leadsync run" in result.stderr
     assert "secret" not in result.stderr
 
 
