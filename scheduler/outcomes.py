@@ -282,11 +282,11 @@ class StoreHistory:
                 if owner is not None:
                     event = {**event, "contact_id": owner.contact_id}
                 events.append(event)
-        for contact in contacts:
-            earlier = lead_created.get(contact["id"])
-            own = _as_datetime(contact.get("created_at"))
+        for row in contacts:
+            earlier = lead_created.get(row["id"])
+            own = _as_datetime(row.get("created_at"))
             if earlier is not None and (own is None or earlier < own):
-                contact["created_at"] = earlier
+                row["created_at"] = earlier
         frame, eframe = records_to_frames(list(models), contacts, events)
         frame = frame.with_columns(
             pl.Series("kind", [c.get("kind") for c in contacts], dtype=pl.String),
