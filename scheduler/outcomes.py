@@ -20,7 +20,7 @@ Contact, and the Contact gets the conversion instant as ``converted_at``.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -217,7 +217,7 @@ def sync_outcomes(
     summary = OutcomeSummary(full=since is None)
     deals = _read_deals(connector, since)
     conversions: list[Conversion] = []
-    reader = getattr(connector, "read_conversions", None)
+    reader = _conversion_reader(connector)
     if reader is not None:
         conversions = list(reader(since))
     with store.tx() as conn:
@@ -225,6 +225,23 @@ def sync_outcomes(
         summary.conversions = outcomes.upsert_conversions(conn, conversions)
         store.kv_set(conn, key, started.astimezone(UTC).isoformat())
     return summary
+
+
+def _conversion_reader(
+    connector: Connector,
+) -> Callable[[datetime | None], Iterable[Conversion]] | None:
+    """Lead conversions exist on Salesforce only; a connector may also offer its own."""
+    own = getattr(connector, "read_conversions", None)
+    if own is not None:
+        return own  # type: ignore[no-any-return]
+    if getattr(connector, "name", None) == "salesforce":
+        from connectors.salesforce.outcomes import read_conversions
+
+        def read(since: datetime | None) -> Iterable[Conversion]:
+            return (Conversion(*row) for row in read_conversions(connector, since))
+
+        return read
+    return None
 
 
 def _read_deals(connector: Connector, since: datetime | None) -> list[DealRecord]:
