@@ -12,7 +12,7 @@ import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import polars as pl
 import typer
@@ -265,34 +265,41 @@ def _report_rejected(rejected: Sequence[str]) -> int:
 
 def execute_report(config_path: str, out: str) -> int:
     """The current state's report (see :func:`scheduler.report.state_report`)."""
-    from scheduler import backtest as bt
-    from scheduler.report import state_report
-    from scoring.engine import score_columns
-
     config = _load(config_path)
     paths = config.model_paths()
     load_model_files(paths)
     models = named_models(paths)
     data, rejected = load_history(config, [m for _, m in models])
+    _write(out, state_report_text(data, models))
+    _out(f"report: {out}")
+    return _report_rejected(rejected)
+
+
+def state_report_text(data: HistoryData, models: Sequence[tuple[str, ScoringModel]]) -> str:
+    """Score everyone as of the data end; replay the last 26 weeks' crossings."""
+    from scheduler import backtest as bt
+    from scheduler.report import state_report
+    from scoring.engine import score_columns
+
     as_of = data.data_end
     renamed = [m.model_copy(update={"name": name}) for name, m in models]
     columns = score_columns(renamed, data.contacts, data.events, as_of=as_of)
     end = bt._midnight(as_of)
     start = end - timedelta(weeks=26)
     contacts = bt._prepare_contacts(data)
-    usable = [(name, m, m) for name, m in zip([n for n, _ in models], renamed, strict=True)]
+    usable = [(m.name, m, m) for m in renamed]
     observations = bt._daily_observations(contacts, data, usable, start, end)
     parts = []
     for name, m, _ in usable:
         crossed = bt._crossings(observations[name], m, m.threshold)
         parts.append(
-            crossed.select(pl.lit(start, dtype=bt._UTC_DT).alias("s"), "day").select(
-                (pl.col("s") + pl.col("day") * timedelta(days=1)).alias("at")
+            crossed.select(
+                (pl.lit(start, dtype=bt._UTC_DT) + pl.col("day") * timedelta(days=1)).alias("at")
             )
         )
     crossings = pl.concat(parts) if parts else pl.DataFrame(schema={"at": bt._UTC_DT})
     won = data.deals.filter(pl.col("outcome") == "won").get_column("contact_id").to_list()
-    text = state_report(
+    return state_report(
         source=data.source,
         as_of=as_of,
         scores=columns.scores,
@@ -302,9 +309,35 @@ def execute_report(config_path: str, out: str) -> int:
         converted=set(won),
         window=(start, end),
     )
-    _write(out, text)
-    _out(f"report: {out}")
-    return _report_rejected(rejected)
+
+
+def store_report(
+    config: SyncConfig,
+    store: Any,
+    connector: Any,
+    models: Sequence[ScoringModel],
+    *,
+    now: datetime,
+    path: Path,
+) -> Path:
+    """A report of a running pipeline's own world (``leadsync demo`` ends with one):
+    outcomes read into the store, then the backtest report when the history covers at
+    least one snapshot and its horizon, else the report of the current state."""
+    from scheduler.outcomes import StoreHistory, sync_outcomes
+    from scheduler.report import backtest_report
+
+    sync_outcomes(store, connector, pipeline=config.pipeline, started=now)
+    named = [(m.name, m) for m in models]
+    data = StoreHistory(store, source=config.crm.type, read_at=now).load(models)
+    text: str | None = None
+    try:
+        result = run_backtest(named, data, BacktestOptions(resamples=200))
+        if result.snapshots and any(run.figures["pairs"] for run in result.runs):
+            text = backtest_report(result)
+    except ValueError:
+        text = None
+    path.write_text(text or state_report_text(data, named), encoding="utf-8")
+    return path
 
 
 def register(app: typer.Typer) -> None:
