@@ -10,6 +10,12 @@ backtest, the peak RSS, and the headline figures.
 
     python benchmarks/backtest.py
     python benchmarks/backtest.py --contacts 20000 --events 200000
+    python benchmarks/backtest.py --sandbox      # also the starter model on both sandbox worlds
+
+With ``--sandbox`` each sandbox CRM (HubSpot, Salesforce) is synced into a temporary
+state store as ``leadsync demo`` does, its outcomes read, and the starter model
+backtested with the defaults: printed are its AUC, the lift of the hot band and the
+advised thresholds (max F1, and a capacity of 10 leads a week).
 """
 
 from __future__ import annotations
@@ -98,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--capacity", type=float, default=50)
+    parser.add_argument("--sandbox", action="store_true", help="also backtest both sandboxes")
+    parser.add_argument("--sandbox-contacts", type=int, default=2000)
     args = parser.parse_args(argv)
 
     models, source = load_model()
@@ -131,7 +139,37 @@ def main(argv: list[str] | None = None) -> int:
         f"max-F1 threshold {advice['f1']['threshold']}; "
         f"capacity {args.capacity:g}/week threshold {advice['capacity']['threshold']}"
     )
+    if args.sandbox:
+        for crm in ("hubspot", "salesforce"):
+            sandbox_figures(crm, args.sandbox_contacts)
     return 0
+
+
+def sandbox_figures(crm: str, contacts: int) -> None:
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from scheduler.outcomes import StoreHistory, sync_outcomes
+    from tests.backtest.sandbox_world import synced_world
+
+    with tempfile.TemporaryDirectory() as tmp, synced_world(crm, Path(tmp), contacts=contacts) as w:
+        now = w.clock.datetime()
+        sync_outcomes(w.store, w.connector, pipeline="default", started=now)
+        data = StoreHistory(w.store, source=crm, read_at=now).load(w.models)
+        model = w.models[0]
+        result = run_backtest([(model.name, model)], data, BacktestOptions(capacity=10))
+        f = result.runs[0].figures
+        advice = f["threshold_advice"]
+        left = sorted({n["field"] for n in result.left_out}) or ["none"]
+        auc = "n/a" if f["auc"] is None else f"{f['auc']:.3f}"
+        lift = f["bands"][0]["lift"]
+        print(
+            f"{crm} sandbox ({contacts:,} people): {f['pairs']:,} contact-snapshots, "
+            f"{f['positives']:,} won within 90 days; AUC {auc}; hot lift "
+            f"{'n/a (no hot contact)' if lift is None else f'{lift:.2f}'}; max-F1 threshold "
+            f"{advice['f1']['threshold']}; capacity 10/week threshold "
+            f"{advice['capacity']['threshold']}; fields left out: {', '.join(left)}"
+        )
 
 
 if __name__ == "__main__":
