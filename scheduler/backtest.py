@@ -53,6 +53,7 @@ __all__ = [
     "NoReconstruction",
     "Reconstruction",
     "SalesforceConversion",
+    "labelled_snapshots",
     "run_backtest",
 ]
 
@@ -443,6 +444,33 @@ def _labels(
         hits.select("t", "contact_id")
         .unique()
         .with_columns(pl.lit(1, dtype=pl.Int8).alias("label"))
+    )
+
+
+def labelled_snapshots(
+    data: HistoryData,
+    snapshots: Sequence[datetime],
+    *,
+    horizon: timedelta,
+    milestone: Milestone = "won",
+) -> pl.DataFrame:
+    """``(t, contact_id, label)`` for every contact eligible at each snapshot, before any
+    model's scope: the backtest's eligibility and labels, for whoever computes their
+    own features at ``t`` (a predictive model's training set, for one). Contact fields
+    as of ``t`` come from ``data.reconstruction.as_of``."""
+    contacts = _prepare_contacts(data)
+    parts = [
+        contacts.filter(_eligible(contacts, t)).select(
+            pl.lit(t, dtype=_UTC_DT).alias("t"), pl.col("id").alias("contact_id")
+        )
+        for t in snapshots
+    ]
+    pairs = (
+        pl.concat(parts) if parts else pl.DataFrame(schema={"t": _UTC_DT, "contact_id": pl.String})
+    )
+    labels = _labels(data.deals, snapshots, horizon, milestone)
+    return pairs.join(labels, on=["t", "contact_id"], how="left").with_columns(
+        pl.col("label").fill_null(0).cast(pl.Int8)
     )
 
 

@@ -176,6 +176,9 @@ def test_eligibility_and_labels_at_a_snapshot() -> None:
         "later": 1,
         "lostlate": 1,
     }
+    # The same eligibility and labels, without a model, for other consumers.
+    plain = bt.labelled_snapshots(data, [t], horizon=timedelta(days=90))
+    assert dict(plain.select("contact_id", "label").iter_rows()) == labels
 
 
 def test_sparse_daily_replay_equals_scoring_every_day() -> None:
