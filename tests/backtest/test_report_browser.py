@@ -29,9 +29,12 @@ FLAGS = [
     "--no-first-run",
 ]
 
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
-)
+pytestmark = [
+    pytest.mark.slow,  # a browser start each; CI runs the slow tests too
+    pytest.mark.skipif(
+        CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)"
+    ),
+]
 
 
 def png_colors(data: bytes) -> int:
