@@ -12,6 +12,7 @@ Configuration (the ``files:`` section of the sync configuration)::
       files:
         contacts: exports/contacts.csv     # required; format from the extension
         events: exports/events.jsonl       # optional
+        outcomes: exports/deals.csv        # optional: deal outcomes, for backtests
         batch_size: 1000                   # optional: contacts per ReadBatch
         base_dir: /path/for/relative/paths # optional; set by the sync, default: cwd
 
@@ -21,12 +22,20 @@ sha256); an unchanged export yields nothing. Contacts that disappear from an exp
 are not reported as deletions: that would need every id in the cursor. Rows that
 cannot be read are skipped and listed in :attr:`FilesConnector.rejected` as
 ``FILE:LINE: field: problem``, for the sync to report (exit status 1).
+
+Outcomes (``outcomes``, CSV or JSONL) hold one row per deal and contact:
+``contact_id, deal_id, created_at, closed_at, outcome, amount`` where ``outcome`` is
+``won``, ``lost`` or ``open``; ``closed_at`` is required for won and lost deals and
+``amount`` is optional. They let ``leadsync backtest`` judge an export with no CRM.
+Bad rows are skipped and listed in :attr:`FilesConnector.rejected_outcomes`.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -53,11 +62,13 @@ from connectors.base import (
     WriteResult,
 )
 from scoring.readers import RowError, format_for, read_contacts, read_events
-from scoring.timeutil import to_iso
+from scoring.timeutil import parse_timestamp, to_iso
 
 __all__ = ["FilesConnector"]
 
-_KNOWN_SETTINGS = ("contacts", "events", "batch_size", "base_dir")
+_KNOWN_SETTINGS = ("contacts", "events", "outcomes", "batch_size", "base_dir")
+OUTCOME_COLUMNS = ("contact_id", "deal_id", "created_at", "closed_at", "outcome", "amount")
+_OUTCOMES = ("won", "lost", "open")
 _READ_ONLY = (
     "the files connector is read-only: it cannot {what}; "
     "use `leadsync run --dry-run`, `leadsync explain` or `leadsync score` with it"
@@ -83,9 +94,13 @@ class FilesConnector:
         *,
         context: RuntimeContext | None = None,
         batch_size: int = 1000,
+        outcomes: Path | None = None,
     ) -> None:
         self.contacts_path = contacts
         self.events_path = events
+        self.outcomes_path = outcomes
+        # Outcome rows skipped by the last read of outcomes, as FILE:LINE: field: problem.
+        self.rejected_outcomes: list[str] = []
         self.context = context
         self.batch_size = batch_size
         # Rows skipped by the last read, as FILE:LINE: field: problem lines.
@@ -107,12 +122,13 @@ class FilesConnector:
         contacts = _path_setting(config, "contacts", base, required=True)
         assert contacts is not None
         events = _path_setting(config, "events", base, required=False)
+        outcomes = _path_setting(config, "outcomes", base, required=False)
         batch_size = config.get("batch_size", 1000)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConnectorConfigError(
                 f"files.batch_size: expected a whole number of at least 1, got {batch_size!r}"
             )
-        return cls(contacts, events, context=context, batch_size=batch_size)
+        return cls(contacts, events, context=context, batch_size=batch_size, outcomes=outcomes)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -192,6 +208,13 @@ class FilesConnector:
     def _keep_good(self, rows: Iterable[dict[str, Any] | RowError]) -> Iterator[dict[str, Any]]:
         for row in rows:
             if isinstance(row, RowError):
+                if row.problem == "missing column in the header":
+                    # Not a bad row: no row of the file can be read. One error, naming
+                    # the header, rather than "1 row rejected".
+                    raise ConnectorConfigError(
+                        f"{row.source}:{row.line}: {row.field}: the header has no "
+                        f"{row.field!r} column; a CSV export needs it in its first line"
+                    )
                 self.rejected.append(str(row))
             else:
                 yield row
@@ -203,7 +226,33 @@ class FilesConnector:
         return {}
 
     def read_deal_outcomes(self, since: datetime | None) -> Iterator[DealRecord]:
-        return iter(())
+        """Every deal of the ``outcomes`` export (an export is a snapshot, so ``since``
+        does not narrow it); nothing without one. Bad rows go to ``rejected_outcomes``."""
+        self.rejected_outcomes = []
+        path = self.outcomes_path
+        if path is None:
+            return
+        with _open(path, "outcomes") as handle:
+            for line, row in _outcome_rows(handle, path):
+                if isinstance(row, RowError):
+                    self.rejected_outcomes.append(str(row))
+                    continue
+                parsed = _outcome(row, str(path), line)
+                if isinstance(parsed, RowError):
+                    self.rejected_outcomes.append(str(parsed))
+                else:
+                    yield parsed
+
+    def check_deal_settings(
+        self, *, pipeline: str | None, stage: str, lead_status: str | None
+    ) -> tuple[str, ...]:
+        """``leadsync check``: write-back is configured, and an export cannot take it."""
+        del pipeline, stage, lead_status
+        return (
+            "the files connector is read-only, but writeback.on_cross creates deals: "
+            "use `leadsync run --dry-run` with exports, or set writeback.on_cross.deal "
+            "to null",
+        )
 
     def budget(self) -> Budget:
         return Budget(calls=0)
@@ -365,4 +414,109 @@ def _event_record(row: dict[str, Any], seen: dict[str, int]) -> EventRecord:
         type=row["type"],
         occurred_at=row["occurred_at"],
         attributes=attributes,
+    )
+
+
+def _outcome_rows(handle: IO[str], path: Path) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+    """Raw outcome rows as text mappings, CSV or JSONL by extension."""
+    source = str(path)
+    lines = _lines(handle, path, "outcomes")
+    if format_for(source) == "jsonl":
+        for number, raw in enumerate(lines, start=1):
+            text = raw.strip().lstrip("\ufeff") if number == 1 else raw.strip()
+            if not text:
+                continue
+            try:
+                value = json.loads(text)
+            except ValueError as exc:
+                yield number, RowError(source, number, "(json)", f"broken JSON: {exc}")
+                continue
+            if not isinstance(value, dict):
+                yield number, RowError(source, number, "(json)", "expected a JSON object")
+                continue
+            yield number, value
+        return
+    reader = csv.reader(lines)
+    header: list[str] | None = None
+    for cells in reader:
+        number = reader.line_num
+        if header is None:
+            header = [c.strip().lstrip("\ufeff") for c in cells]
+            missing = [c for c in OUTCOME_COLUMNS if c != "amount" and c not in header]
+            if missing:
+                raise ConnectorConfigError(
+                    f"{source}:{number}: {missing[0]}: the header has no {missing[0]!r} column "
+                    f"(an outcomes export needs {', '.join(OUTCOME_COLUMNS)})"
+                )
+            continue
+        if not any(c.strip() for c in cells):
+            continue
+        if len(cells) != len(header):
+            yield (
+                number,
+                RowError(
+                    source, number, "(csv)", f"expected {len(header)} columns, got {len(cells)}"
+                ),
+            )
+            continue
+        yield number, dict(zip(header, cells, strict=True))
+
+
+def _outcome(row: Mapping[str, Any], source: str, line: int) -> DealRecord | RowError:
+    def text(name: str) -> str | None:
+        value = row.get(name)
+        if value is None:
+            return None
+        value = str(value).strip()
+        return value or None
+
+    def problem(name: str, message: str) -> RowError:
+        return RowError(source, line, name, message)
+
+    contact_id = text("contact_id")
+    if contact_id is None:
+        return problem("contact_id", "missing")
+    deal_id = text("deal_id")
+    if deal_id is None:
+        return problem("deal_id", "missing")
+    outcome = (text("outcome") or "").lower()
+    if outcome not in _OUTCOMES:
+        return problem("outcome", f"expected won, lost or open, got {row.get('outcome')!r}")
+    stamps: dict[str, datetime | None] = {}
+    for name in ("created_at", "closed_at"):
+        raw = text(name)
+        if raw is None:
+            stamps[name] = None
+            continue
+        try:
+            stamps[name] = parse_timestamp(raw)
+        except ValueError:
+            return problem(name, f"not a date and time: {raw!r}")
+    created, closed = stamps["created_at"], stamps["closed_at"]
+    if created is None:
+        return problem("created_at", "missing")
+    if outcome != "open" and closed is None:
+        return problem("closed_at", f"missing for a {outcome} deal")
+    if closed is not None and closed < created:
+        return problem("closed_at", "before created_at")
+    amount: float | None = None
+    raw_amount = text("amount")
+    if raw_amount is not None:
+        try:
+            amount = float(raw_amount)
+        except ValueError:
+            return problem("amount", f"not a number: {raw_amount!r}")
+        if not math.isfinite(amount):
+            return problem("amount", f"not a finite number: {raw_amount!r}")
+    return DealRecord(
+        id=deal_id,
+        contact_id=contact_id,
+        name=None,
+        owner_id=None,
+        stage=outcome,
+        is_open=outcome == "open",
+        is_won=None if outcome == "open" else outcome == "won",
+        amount=amount,
+        created_at=created,
+        closed_at=closed if outcome != "open" else None,
     )

@@ -620,7 +620,12 @@ class HubSpotConnector:
                     out.setdefault(cid, []).append(record)
         return out
 
-    def read_deal_outcomes(self, since: datetime | None) -> Iterator[DealRecord]:
+    def read_deal_outcomes(
+        self, since: datetime | None, *, include_open: bool = False
+    ) -> Iterator[DealRecord]:
+        """Closed deals (open ones too with ``include_open``) changed since ``since``,
+        one record per associated contact; won or lost from the pipeline's stage
+        metadata."""
         if since is None:
             pages: Iterator[list[Raw]] = reads.list_all(self.transport, "deals", DEAL_PROPERTIES)
         else:
@@ -633,7 +638,7 @@ class HubSpotConnector:
                 properties=DEAL_PROPERTIES,
             )
         for page in pages:
-            closed = [r for r in page if not self._deal(r, "").is_open]
+            closed = [r for r in page if include_open or not self._deal(r, "").is_open]
             if not closed:
                 continue
             links = reads.associations(

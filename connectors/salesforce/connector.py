@@ -588,15 +588,21 @@ class SalesforceConnector:
                     )
         return out
 
-    def read_deal_outcomes(self, since: datetime | None) -> Iterator[DealRecord]:
-        where = "IsClosed = true"
+    def read_deal_outcomes(
+        self, since: datetime | None, *, include_open: bool = False
+    ) -> Iterator[DealRecord]:
+        """Closed Opportunities (open ones too with ``include_open``: a contact with an
+        open one is no longer a lead to score) changed since ``since``, one record per
+        contact role."""
+        clauses = [] if include_open else ["IsClosed = true"]
         if since is not None:
-            where += f" AND SystemModstamp >= {soql_datetime(since)}"
+            clauses.append(f"SystemModstamp >= {soql_datetime(since)}")
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         soql = (
-            "SELECT Id, Name, OwnerId, StageName, IsWon, Amount, CloseDate, CreatedDate "
-            f"FROM Opportunity WHERE {where} ORDER BY SystemModstamp, Id"
+            "SELECT Id, Name, OwnerId, StageName, IsClosed, IsWon, Amount, CloseDate, "
+            f"CreatedDate FROM Opportunity{where} ORDER BY SystemModstamp, Id"
         )
-        for page in self.api.query_pages(soql, what="read closed opportunities"):
+        for page in self.api.query_pages(soql, what="read opportunities"):
             roles: dict[str, list[str]] = {}
             template = (
                 "SELECT Id, OpportunityId, ContactId FROM OpportunityContactRole "
@@ -610,6 +616,7 @@ class SalesforceConnector:
                         )
             for rec in page:
                 close = parse_date(rec.get("CloseDate"))
+                is_open = rec.get("IsClosed") is False
                 for contact_id in roles.get(str(rec["Id"]), []):
                     yield DealRecord(
                         id=str(rec["Id"]),
@@ -617,11 +624,15 @@ class SalesforceConnector:
                         name=rec.get("Name"),
                         owner_id=rec.get("OwnerId"),
                         stage=rec.get("StageName"),
-                        is_open=False,
-                        is_won=bool(rec.get("IsWon")),
+                        is_open=is_open,
+                        is_won=None if is_open else bool(rec.get("IsWon")),
                         amount=mapping.to_number(rec.get("Amount")),
                         created_at=parse_datetime(rec.get("CreatedDate")),
-                        closed_at=datetime.combine(close, time(), tzinfo=UTC) if close else None,
+                        closed_at=(
+                            None
+                            if is_open or not close
+                            else datetime.combine(close, time(), tzinfo=UTC)
+                        ),
                     )
 
     # ================================================================== set-up

@@ -273,3 +273,73 @@ def test_reads_the_shipped_examples(tmp_path: Path) -> None:
     assert all(e.occurred_at.utcoffset() is not None for e in batch.events)
     sizes = [c.fields.get("company_size") for c in batch.contacts]
     assert all(size is None or isinstance(size, int) for size in sizes)
+
+
+def test_outcomes_export_is_read_with_bad_rows_listed(tmp_path: Path) -> None:
+    (tmp_path / "deals.csv").write_text(
+        "contact_id,deal_id,created_at,closed_at,outcome,amount\n"
+        "c0,d1,2026-02-01T00:00:00Z,2026-03-01T00:00:00Z,won,1200\n"
+        "c1,d2,2026-02-02,,open,\n"
+        "c2,d3,2026-02-03,2026-02-20,lost,\n"
+        "c2,d4,2026-02-03,,won,5\n"
+        "c2,d5,yesterday,2026-02-20,lost,\n"
+        "c2,d6,2026-02-03,2026-02-20,maybe,\n"
+        "c2,d7,2026-02-03,2026-02-01,lost,\n"
+        "c2,d8,2026-02-03,2026-02-04,lost,lots\n"
+        ",d9,2026-02-03,2026-02-04,lost,\n"
+    )
+    conn = connector(tmp_path, outcomes="deals.csv")
+    deals = list(conn.read_deal_outcomes(None))
+    assert [(d.id, d.contact_id, d.is_open, d.is_won, d.amount) for d in deals] == [
+        ("d1", "c0", False, True, 1200.0),
+        ("d2", "c1", True, None, None),
+        ("d3", "c2", False, False, None),
+    ]
+    assert deals[0].created_at == datetime(2026, 2, 1, tzinfo=UTC)
+    assert deals[0].closed_at == datetime(2026, 3, 1, tzinfo=UTC)
+    path = tmp_path / "deals.csv"
+    assert conn.rejected_outcomes == [
+        f"{path}:5: closed_at: missing for a won deal",
+        f"{path}:6: created_at: not a date and time: 'yesterday'",
+        f"{path}:7: outcome: expected won, lost or open, got 'maybe'",
+        f"{path}:8: closed_at: before created_at",
+        f"{path}:9: amount: not a number: 'lots'",
+        f"{path}:10: contact_id: missing",
+    ]
+
+
+def test_outcomes_as_jsonl_and_a_header_without_a_column(tmp_path: Path) -> None:
+    (tmp_path / "deals.jsonl").write_text(
+        '{"contact_id": "c0", "deal_id": 7, "created_at": "2026-02-01", "outcome": "open"}\n'
+        "not json\n"
+    )
+    conn = connector(tmp_path, outcomes="deals.jsonl")
+    assert [d.id for d in conn.read_deal_outcomes(None)] == ["7"]
+    assert len(conn.rejected_outcomes) == 1
+    assert conn.rejected_outcomes[0].startswith(
+        f"{tmp_path / 'deals.jsonl'}:2: (json): broken JSON"
+    )
+    (tmp_path / "bad.csv").write_text("contact,deal_id,created_at,closed_at,outcome\n")
+    conn = connector(tmp_path, outcomes="bad.csv")
+    with pytest.raises(ConnectorConfigError, match=r"bad.csv:1: contact_id: the header has no"):
+        list(conn.read_deal_outcomes(None))
+
+
+def test_events_header_without_contact_id_is_one_error_naming_the_header(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "events.csv").write_text(
+        "person,type,occurred_at\nc0,page_view,2026-06-01T10:00:00Z\n"
+    )
+    conn = connector(tmp_path, events="events.csv")
+    with pytest.raises(ConnectorConfigError) as caught:
+        read_all(conn)
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'events.csv'}:1: contact_id: the header has no")
+    assert "\n" not in message and "rejected" not in message
+
+
+def test_check_says_read_only_when_write_back_creates_deals(tmp_path: Path) -> None:
+    conn = connector(tmp_path)
+    lines = conn.check_deal_settings(pipeline=None, stage="new", lead_status=None)
+    assert len(lines) == 1 and "read-only" in lines[0] and "--dry-run" in lines[0]

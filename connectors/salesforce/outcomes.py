@@ -1,0 +1,43 @@
+"""Salesforce Lead conversions, for backtests: when each Lead became which Contact.
+
+A converted Lead's history counts as its Contact's, and a person converted at ``t`` is
+no longer a lead to score after ``t``. The Lead change read filters converted Leads
+out of full reads, so conversions from before go-live are read here, once, by a read
+without ``since`` (the backfill); later reads ask only for Leads modified since.
+``ConvertedDate`` is a date: the conversion instant is taken as 00:00 UTC of that day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, time
+from typing import Any
+
+from connectors.salesforce.soql import parse_date, soql_datetime
+
+__all__ = ["ConversionRow", "read_conversions"]
+
+ConversionRow = tuple[str, str, datetime, str | None]  # lead, contact, when, opportunity
+
+
+def read_conversions(connector: Any, since: datetime | None) -> Iterator[ConversionRow]:
+    """``(lead_id, contact_id, converted_at, opportunity_id)`` of converted Leads."""
+    where = "IsConverted = true AND ConvertedContactId != null"
+    if since is not None:
+        where += f" AND SystemModstamp >= {soql_datetime(since)}"
+    soql = (
+        "SELECT Id, ConvertedDate, ConvertedContactId, ConvertedOpportunityId "
+        f"FROM Lead WHERE {where} ORDER BY SystemModstamp, Id"
+    )
+    for page in connector.api.query_pages(soql, what="read converted leads"):
+        for rec in page:
+            day = parse_date(rec.get("ConvertedDate"))
+            if day is None:
+                continue
+            opportunity = rec.get("ConvertedOpportunityId")
+            yield (
+                str(rec["Id"]),
+                str(rec["ConvertedContactId"]),
+                datetime.combine(day, time(), tzinfo=UTC),
+                None if opportunity is None else str(opportunity),
+            )
