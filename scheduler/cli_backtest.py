@@ -102,7 +102,12 @@ def _store_history(config: SyncConfig, models: Sequence[ScoringModel]) -> Histor
             sync_outcomes(store, connector, pipeline=config.pipeline, started=started)
         finally:
             connector.close()
-        history = StoreHistory(store, source=config.crm.type, read_at=started)
+        history = StoreHistory(
+            store,
+            source=config.crm.type,
+            read_at=started,
+            kept_since=_kept_since(config, models, started),
+        )
         return history.load(models)
     finally:
         store.close()
@@ -328,7 +333,9 @@ def store_report(
 
     sync_outcomes(store, connector, pipeline=config.pipeline, started=now)
     named = [(m.name, m) for m in models]
-    data = StoreHistory(store, source=config.crm.type, read_at=now).load(models)
+    data = StoreHistory(
+        store, source=config.crm.type, read_at=now, kept_since=_kept_since(config, models, now)
+    ).load(models)
     text: str | None = None
     try:
         result = run_backtest(named, data, BacktestOptions(resamples=200))
@@ -407,3 +414,13 @@ def register(app: typer.Typer) -> None:
         with _guard():
             code = execute_report(config, out)
         raise typer.Exit(code)
+
+
+def _kept_since(
+    config: SyncConfig, models: Sequence[ScoringModel], now: datetime
+) -> datetime | None:
+    """The oldest event the sync keeps: runs read and prune events at this horizon."""
+    from scheduler.sync import events_kept
+
+    kept = events_kept(models, config.retain_events)
+    return None if kept is None else now - kept

@@ -46,6 +46,10 @@ class SandboxOptions:
     leadsync_fields: bool = False
     simulate_every: str | None = None  # "30s", "5m", "1h" or seconds
     simulate_count: int = 20
+    # Real hostnames (api.hubapi.com, ...) served over HTTPS with the sandbox's CA, for
+    # tools with a hard-coded host reached through a hosts-file entry.
+    tls_hostnames: str = ""
+    ca_dir: Path | None = None  # keep the CA here, so that it is trusted once
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -132,6 +136,12 @@ def run_sandbox(
     clock = clock or SystemClock()
     check_options(opts)
     sf_class = _salesforce_class() if opts.crm in ("salesforce", "both") else None
+    from connectors.sandbox.tls import serve_options
+
+    try:
+        tls_opts = serve_options(opts.tls_hostnames, opts.ca_dir)
+    except ValueError as exc:
+        raise SandboxStartError(f"--tls-hostnames: {exc}") from None
     world = generate_world(opts.contacts, seed=opts.seed, now=clock.now(), days=opts.days)
     servers: list[Any] = []
     sandboxes: list[Any] = []
@@ -142,7 +152,13 @@ def run_sandbox(
                 world=world, seed=opts.seed, tier=opts.tier, tokens=(opts.token,), clock=clock
             )
             server = _serve(
-                serve, SandboxApp(hs, seed=opts.seed), opts.host, opts.hubspot_port, tls=False
+                serve,
+                SandboxApp(hs, seed=opts.seed),
+                opts.host,
+                opts.hubspot_port,
+                tls=bool(tls_opts),
+                ca_out=opts.ca_out if tls_opts else None,
+                **tls_opts,
             )
             servers.append(server)
             sandboxes.append(hs)
@@ -150,6 +166,8 @@ def run_sandbox(
                 f"HubSpot sandbox:    {server.base_url}  (tier {opts.tier}, {opts.contacts} contacts, "
                 f"{opts.days} days of history, seed {opts.seed})"
             )
+            if tls_opts:
+                echo(f"  CA certificate:   {server.ca_path}")
             echo(f"  access token:     {opts.token}")
             echo(
                 f"  OAuth refresh:    client_id {hs.tokens.client_id}, client_secret "
@@ -175,6 +193,7 @@ def run_sandbox(
                 opts.salesforce_port,
                 tls=True,
                 ca_out=opts.ca_out,
+                **tls_opts,
             )
             servers.append(server)
             sandboxes.append(sf)
@@ -249,9 +268,10 @@ def _serve(
     *,
     tls: bool,
     ca_out: Path | None = None,
+    **tls_opts: Any,
 ) -> Any:
     try:
-        server = serve(app, host=host, port=port, tls=tls, ca_out=ca_out)
+        server = serve(app, host=host, port=port, tls=tls, ca_out=ca_out, **tls_opts)
     except OSError as exc:
         raise SandboxStartError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
     return server
@@ -297,6 +317,18 @@ def register(app: typer.Typer) -> None:
         simulate_count: int = typer.Option(
             20, "--simulate-count", help="People active at each --simulate-every tick"
         ),
+        tls_hostnames: str = typer.Option(
+            "",
+            "--tls-hostnames",
+            help="Comma-separated hostnames (e.g. api.hubapi.com,login.salesforce.com) to "
+            "serve over HTTPS with the sandbox's CA, for tools reached through a hosts-file "
+            "entry (docs/sandbox.md)",
+        ),
+        ca_dir: Path | None = typer.Option(
+            None,
+            "--ca-dir",
+            help="Keep the sandbox's CA in this folder (made on first use), so it is trusted once",
+        ),
     ) -> None:
         """Serve a fake HubSpot and/or Salesforce on loopback until interrupted."""
         opts = SandboxOptions(
@@ -314,6 +346,8 @@ def register(app: typer.Typer) -> None:
             leadsync_fields=leadsync_fields,
             simulate_every=simulate_every,
             simulate_count=simulate_count,
+            tls_hostnames=tls_hostnames,
+            ca_dir=ca_dir,
         )
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():

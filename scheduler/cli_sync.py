@@ -25,10 +25,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connectors.base import (
-    AuthError,
     Connector,
-    ConnectorError,
-    QuotaExhausted,
     RuntimeContext,
 )
 from scheduler.cli_common import label_for, stop_for

@@ -246,16 +246,39 @@ class SyncConfig(_Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     writeback: WritebackConfig = Field(default_factory=WritebackConfig)
     lock_ttl: timedelta = timedelta(minutes=2)
+    # How long the local copy keeps events, beyond what the models read: a backtest
+    # needs a year of weekly snapshots plus its horizon. Written as
+    # ``state: {url: ..., retain_events: 400d}``; a plain ``state: URL`` keeps the default.
+    retain_events: timedelta = timedelta(days=400)
     # Set by the loader, not by the user: where relative paths start.
     base_dir: str = "."
     source: str = "<config>"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _state_section(cls, data: Any) -> Any:
+        """``state`` is a URL, or a mapping with the URL and how long events are kept."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("state"), Mapping):
+            return data
+        section = dict(data["state"])
+        unknown = sorted(set(section) - {"url", "retain_events"})
+        if unknown:
+            raise ValueError(
+                f"state: unknown key(s) {', '.join(unknown)} (known: url, retain_events)"
+            )
+        out = {k: v for k, v in data.items() if k != "state"}
+        if "url" in section:
+            out["state"] = section["url"]
+        if "retain_events" in section:
+            out["retain_events"] = section["retain_events"]
+        return out
 
     @field_validator("models", mode="before")
     @classmethod
     def _models(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
-    @field_validator("lock_ttl", mode="before")
+    @field_validator("lock_ttl", "retain_events", mode="before")
     @classmethod
     def _dur(cls, v: Any) -> timedelta:
         return parse_duration(v)

@@ -126,6 +126,7 @@ class RunSummary:
     # counted in ``rejected``, printed on stderr, kept out of the JSON summary.
     bad_rows: list[str] = field(default_factory=list)
     orphan_events: int = 0
+    outcomes_read: int = 0  # deals and Lead conversions read into the outcome tables
     api_calls: int = 0
     budget: dict[str, Any] = field(default_factory=dict)
     cursor_committed: bool = False
@@ -163,6 +164,19 @@ class _Pending:
 ProgressHook = Callable[[str, int], None]
 
 
+def events_kept(models: Sequence[Any], retain: timedelta) -> timedelta | None:
+    """How far back the local copy keeps events: what the models read (the longest
+    window plus the decay horizon), and at least ``state.retain_events``, so that a
+    backtest can replay past snapshots. ``None`` when a model reads all of history."""
+    days: list[float] = []
+    for m in models:
+        h = m.history_days
+        if h is None:
+            return None
+        days.append(float(h))
+    return max(timedelta(days=max(days, default=0.0) + 1), retain)
+
+
 class Sync:
     """A pipeline: one connector, one model set, one state store."""
 
@@ -197,17 +211,12 @@ class Sync:
         self.keep_fields = set(BASE_FIELDS)
         for m in self.models:
             self.keep_fields |= set(m.fields_used)
+        self.keep_fields |= config.template_fields()
 
     # ---------------------------------------------------------------- helpers
     def history(self) -> timedelta | None:
-        """How far back events matter: the longest window plus the decay horizon."""
-        days: list[float] = []
-        for m in self.models:
-            h = m.history_days
-            if h is None:
-                return None
-            days.append(float(h))
-        return timedelta(days=max(days, default=0.0) + 1)
+        """How far back events are read and kept (``None``: all of them)."""
+        return events_kept(self.models, self.config.retain_events)
 
     def _calls(self) -> int:
         try:
@@ -301,6 +310,15 @@ class Sync:
         hist = self.history()
         events_since = EPOCH if hist is None else started - hist
         new_cursor = self._read(cursor, started, events_since, s)
+        if not opts.dry_run:
+            # Won and lost deals (and Lead conversions) feed the backtest and report; an
+            # incremental read of its own, with its own cursor (docs/backtest.md).
+            from scheduler.outcomes import sync_outcomes
+
+            read = sync_outcomes(
+                self.store, self.connector, pipeline=self.pipeline, started=started
+            )
+            s.outcomes_read = read.deals + read.conversions
 
         # 3-6: re-score locally, write back, act -------------------------------
         acting_baseline = set() if opts.act_on_baseline else baseline

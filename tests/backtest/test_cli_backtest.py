@@ -128,7 +128,7 @@ def test_a_crm_configuration_says_what_is_missing(tmp_path: Path) -> None:
     (tmp_path / "model.yaml").write_text(MODEL.format(name="current", meeting=30))
     config = tmp_path / "leadsync.yaml"
     config.write_text(
-        "crm:\n  type: hubspot\n  hubspot:\n    token: ${HS_TOKEN}\nmodels: [model.yaml]\n"
+        "crm:\n  type: hubspot\n  hubspot:\n    access_token: ${HS_TOKEN}\nmodels: [model.yaml]\n"
         "state: sqlite:///state.db\n"
     )
     result = CliRunner(env={"HS_TOKEN": "pat-na1-secret-value"}).invoke(
