@@ -42,6 +42,7 @@ import polars as pl
 from scoring import evaluation as ev
 from scoring.engine import score_columns
 from scoring.model import BehaviorRule, FitRule, ScoringModel
+from scoring.vocabulary import LIFECYCLE_STAGES, STAGE_DATE_PREFIX, STAGE_DATE_SUFFIX
 
 __all__ = [
     "BacktestOptions",
@@ -61,19 +62,8 @@ Milestone = Literal["won", "deal"]
 _DAY = timedelta(days=1)
 _UTC_DT = pl.Datetime("us", "UTC")
 _US_PER_DAY = 86_400_000_000
-STAGE_DATE_PREFIX = "hs_lifecyclestage_"
-STAGE_DATE_SUFFIX = "_date"
 # HubSpot's default lifecycle stages in their order: on equal dates the later wins.
-HUBSPOT_STAGES = (
-    "subscriber",
-    "lead",
-    "marketingqualifiedlead",
-    "salesqualifiedlead",
-    "opportunity",
-    "customer",
-    "evangelist",
-    "other",
-)
+HUBSPOT_STAGES = LIFECYCLE_STAGES
 # Canonical fields a CRM changes when a person converts or buys; a current value of any
 # of them tells the backtest the answer unless it is rebuilt as of the snapshot.
 CHANGED_AT_CONVERSION = frozenset(

@@ -17,8 +17,6 @@ from connectors.base import DealRecord
 from connectors.files import FilesConnector
 from scheduler.backtest import (
     DEALS_SCHEMA,
-    STAGE_DATE_PREFIX,
-    STAGE_DATE_SUFFIX,
     HistoryData,
     HubSpotStages,
     NoReconstruction,
@@ -29,6 +27,7 @@ from scheduler.backtest import (
 from scoring.engine import records_to_frames
 from scoring.model import ScoringModel
 from scoring.timeutil import parse_timestamp
+from scoring.vocabulary import STAGE_DATE_PREFIX, STAGE_DATE_SUFFIX
 
 __all__ = ["FilesHistory", "deals_frame"]
 

@@ -59,6 +59,7 @@ from scheduler.writeback import (
     retry_delay,
     safe_error,
 )
+from scoring.vocabulary import STAGE_DATE_FIELDS
 
 log = logging.getLogger("leadsync.sync")
 
@@ -212,6 +213,7 @@ class Sync:
         for m in self.models:
             self.keep_fields |= set(m.fields_used)
         self.keep_fields |= config.template_fields()
+        self.keep_fields |= STAGE_DATE_FIELDS  # the backtest's lifecycle history
 
     # ---------------------------------------------------------------- helpers
     def history(self) -> timedelta | None:

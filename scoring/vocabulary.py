@@ -87,6 +87,26 @@ CONTACT_FIELDS: frozenset[str] = frozenset(
     }
 )
 
+# The lifecycle stages a CRM such as HubSpot moves a person through, in order, and the
+# fields that date when the person entered each one. The sync keeps those dates with
+# the contact, so that a backtest can tell the stage as of a past day instead of
+# trusting today's stage, which the CRM changes at conversion.
+LIFECYCLE_STAGES: tuple[str, ...] = (
+    "subscriber",
+    "lead",
+    "marketingqualifiedlead",
+    "salesqualifiedlead",
+    "opportunity",
+    "customer",
+    "evangelist",
+    "other",
+)
+STAGE_DATE_PREFIX = "hs_lifecyclestage_"
+STAGE_DATE_SUFFIX = "_date"
+STAGE_DATE_FIELDS: frozenset[str] = frozenset(
+    f"{STAGE_DATE_PREFIX}{stage}{STAGE_DATE_SUFFIX}" for stage in LIFECYCLE_STAGES
+)
+
 # Canonical contact fields that hold numbers (CSV gives text; readers convert once).
 NUMERIC_FIELDS: frozenset[str] = frozenset({COMPANY_SIZE})
 

@@ -40,6 +40,9 @@ DEFAULT_FIELDS: tuple[FieldMapping, ...] = (
     FieldMapping("lifecyclestage", v.LIFECYCLE_STAGE),
     FieldMapping("hubspot_owner_id", v.OWNER_ID),
     FieldMapping("createdate", v.CREATED_AT, "datetime"),
+    # When the contact entered each lifecycle stage: read with the contact (no extra
+    # call), so that a backtest rebuilds the stage as of each snapshot.
+    *(FieldMapping(name, name, "datetime") for name in sorted(v.STAGE_DATE_FIELDS)),
 )
 
 # Read with every contact: merges and the cheap behavioural summaries.

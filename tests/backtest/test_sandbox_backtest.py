@@ -42,10 +42,10 @@ LEAKY = """
 models:
   - name: leaky
     score_field: leaky_score
-    bands: {hot: 50, warm: 25}
+    bands: {{hot: 50, warm: 25}}
     rules:
-      - {id: stage, kind: fit, field: lifecycle_stage, match: {in: [customer, opportunity, salesqualifiedlead]}, points: 60}
-      - {id: converted, kind: fit, field: converted, match: true, points: 30}
+      - {{id: stage, kind: fit, field: lifecycle_stage, match: {{in: [{stages}]}}, points: 60}}
+      - {{id: converted, kind: fit, field: converted, match: true, points: 30}}
 """
 
 
@@ -54,18 +54,27 @@ models:
 def test_signal_only_in_fields_set_at_conversion_scores_one_half_on_the_sandbox(
     crm: str, tmp_path: Path
 ) -> None:
-    """A model whose only rules read fields the CRM sets at conversion: today's values
+    """A model whose only rules read what the CRM sets at conversion (the deal stages,
+    not the qualification stages marketing and sales reach before it): today's values
     would rank the buyers almost perfectly; rebuilt as of each snapshot (or left out
     and reported), they carry no signal."""
     from scheduler.backtest import HistoryData
     from scoring.model import load_models
     from tests.backtest.test_backtest_engine import _Trusting
 
-    model = load_models(LEAKY, "leaky.yaml").models[0]
+    # The stages the CRM sets at conversion: HubSpot moves a contact to opportunity and
+    # customer with the deal (its qualification stages come before, from marketing and
+    # sales, and are honest signal); a converted Salesforce Lead lives on as a Contact,
+    # which the connector reads as salesqualifiedlead.
+    stages = "customer, opportunity" + (", salesqualifiedlead" if crm == "salesforce" else "")
+    model = load_models(LEAKY.format(stages=stages), "leaky.yaml").models[0]
     with synced_world(crm, tmp_path, contacts=1500) as w:
         now = w.clock.datetime()
         sync_outcomes(w.store, w.connector, pipeline="default", started=now)
         data = StoreHistory(w.store, source=crm, read_at=now).load([model])
+    # HubSpot's stage-entry dates come with every contact read and are kept by the
+    # sync, so the stage is rebuilt as of each snapshot; Salesforce's from ConvertedDate.
+    assert "lifecycle_stage" in data.reconstruction.rebuilt
     options = BacktestOptions(resamples=0)
     honest = run_backtest([("leaky", model)], data, options).runs[0].figures
     assert honest["positives"] >= 20
