@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from scheduler import cli_demo, cli_sandbox, cli_scoring, cli_status, cli_sync
+from scheduler import cli_demo, cli_init, cli_leads, cli_sandbox, cli_scoring, cli_status, cli_sync
 
 app = typer.Typer(
     name="leadsync",
@@ -29,7 +29,7 @@ def version() -> None:
     typer.echo(f"leadsync {dist_version('leadsync')}")
 
 
-for module in (cli_scoring, cli_sandbox, cli_sync, cli_status, cli_demo):
+for module in (cli_scoring, cli_sandbox, cli_sync, cli_status, cli_demo, cli_init, cli_leads):
     module.register(app)
 
 
