@@ -189,11 +189,11 @@ def print_status(data: dict[str, Any], *, as_json: bool) -> None:
             con.print(json.dumps(data["cursor"], default=str, sort_keys=True), markup=False)
         table = Table(title="last runs")
         for col in ("started", "kind", "exit", "written", "deals", "tasks", "API calls", "seconds"):
-            table.add_column(col, overflow="fold")
+            table.add_column(col, overflow="fold", no_wrap=col == "kind")
         for r in data["runs"]:
             table.add_row(
                 _cell(r["started_at"]),
-                "dry run (nothing written)" if r["dry_run"] else "run",
+                "dry run" if r["dry_run"] else "run",
                 f"{_cell(r['exit_code'])} {r['status'] or ''}".strip(),
                 _cell(r["scores_written"]) + (" would be" if r["dry_run"] else ""),
                 _cell(r["deals"]),
@@ -202,6 +202,8 @@ def print_status(data: dict[str, Any], *, as_json: bool) -> None:
                 _cell(r["seconds"]),
             )
         con.print(table)
+        if any(r["dry_run"] for r in data["runs"]):
+            con.print("a dry run writes nothing: its scores are the ones it would write")
         for r in data["runs"]:
             if r["error"]:
                 con.print(f"run of {r['started_at']}: {r['status']}: {r['error']}", markup=False)
