@@ -487,7 +487,7 @@ def print_demo(result: DemoResult, console: Console | None = None) -> None:
         for x in result.hottest:
             h.add_row(
                 x["contact_id"], x["name"], x["model"], f"{x['score']:.1f}", x["band"],
-                reasons_cell(x["reasons"]),
+                reasons_cell(x["reasons"], sep="\n"),
             )  # fmt: skip
         con.print(h)
     _out(cap.get())

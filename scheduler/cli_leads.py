@@ -199,8 +199,18 @@ def lead_rows(
     return out
 
 
-def reasons_cell(reasons: Sequence[dict[str, Any]], limit: int = 3) -> str:
-    return ", ".join(f"{x['rule']} {x['points']:+g}" for x in reasons[:limit])
+def reasons_cell(reasons: Sequence[dict[str, Any]], limit: int = 3, sep: str = ", ") -> str:
+    return sep.join(f"{x['rule']} {x['points']:+g}" for x in reasons[:limit])
+
+
+def short_time(iso: str | None) -> str:
+    """``2026-06-30 12:00:00`` (UTC) for tables; JSON keeps the full ISO 8601 stamp."""
+    if not iso:
+        return ""
+    try:
+        return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return iso
 
 
 def print_leads(data: dict[str, Any], *, fmt: str, console: Console | None = None) -> None:
@@ -237,17 +247,20 @@ def print_leads(data: dict[str, Any], *, fmt: str, console: Console | None = Non
     t.add_column("band", no_wrap=True)
     t.add_column("last crossing", overflow="fold")
     t.add_column("owner", no_wrap=True)
-    t.add_column("top reasons", overflow="fold")
-    for x in data["leads"]:
+    cells = [reasons_cell(x["reasons"], sep="\n") for x in data["leads"]]
+    t.add_column(
+        "top reasons", min_width=max([len(line) for c in cells for line in c.splitlines()] + [11])
+    )
+    for x, cell in zip(data["leads"], cells, strict=True):
         t.add_row(
             x["contact_id"],
             x["name"],
             x["model"],
             f"{x['score']:.1f}",
             x["band"],
-            (x["last_crossing_at"] or "")[:16].replace("T", " "),
+            short_time(x["last_crossing_at"]),
             x["owner_id"] or "",
-            reasons_cell(x["reasons"]),
+            cell,
         )
     with con.capture() as cap:
         con.print(t)
@@ -256,7 +269,8 @@ def print_leads(data: dict[str, Any], *, fmt: str, console: Console | None = Non
             for m, c in data["band_counts"].items()
         )
         con.print(f"bands: {counts or 'no score written yet'}")
-        con.print(f"{data['note']} ({data['as_of'] or 'no run yet'})")
+        when = f"{short_time(data['as_of'])} UTC" if data["as_of"] else "no run yet"
+        con.print(f"{data['note']} ({when})")
     _out(cap.get())
 
 

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from scheduler.cli_common import stdout
+from scheduler.cli_leads import short_time
 from scheduler.cli_sync import _guard, _load, _out, open_store
 from scheduler.state import StateStore, from_epoch
 
@@ -178,7 +179,7 @@ def print_status(data: dict[str, Any], *, as_json: bool) -> None:
         cs = data["cursor_summary"]
         if cs["bytes"]:
             con.print(
-                f"cursor: next read from {cs['since'] or '(no time in it)'}; "
+                f"cursor: next read from {short_time(cs['since']) or '(no time in it)'}; "
                 f"{cs['entries']} remembered id(s) or stamp(s), {cs['bytes']} bytes "
                 "(--cursor prints it)",
                 markup=False,
@@ -192,7 +193,7 @@ def print_status(data: dict[str, Any], *, as_json: bool) -> None:
             table.add_column(col, overflow="fold", no_wrap=col == "kind")
         for r in data["runs"]:
             table.add_row(
-                _cell(r["started_at"]),
+                short_time(r["started_at"]),
                 "dry run" if r["dry_run"] else "run",
                 f"{_cell(r['exit_code'])} {r['status'] or ''}".strip(),
                 _cell(r["scores_written"]) + (" would be" if r["dry_run"] else ""),
