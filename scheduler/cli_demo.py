@@ -235,7 +235,7 @@ def run_demo(
             runs.append(summary)
             labels.append(label)
             paths.append(_written(store))
-            say(_run_line(label, summary))
+            say(_run_line(label, summary, crm))
 
         sync_run("baseline")
         seen: set[str] = set()
@@ -290,14 +290,15 @@ def run_demo(
         return result
 
 
-def _run_line(label: str, s: RunSummary) -> str:
+def _run_line(label: str, s: RunSummary, crm: str) -> str:
+    deals = "deal(s) or Lead status change(s)" if crm == "salesforce" else "deal(s)"
     text = (
-        f"{label:>8}: read {s.contacts_read} contact(s), wrote {s.scores_written} score(s); "
-        f"{s.crossings} crossing(s), {s.immediate} immediate event(s): "
-        f"{s.deals} deal(s) or status change(s), {s.tasks} task(s); {s.api_calls} API calls"
+        f"{label:>8}: {s.contacts_read} read, {s.scores_written} written; "
+        f"{s.crossings} crossed, {s.immediate} immediate: {s.deals} {deals}, "
+        f"{s.tasks} task(s); {s.api_calls} API calls"
     )
     if s.baseline_models:
-        text += f" (baseline: no action; {s.baseline_above_threshold} already above a threshold)"
+        text += f" (baseline: no action; {s.baseline_above_threshold} already over a threshold)"
     if s.error:
         text += f" [{s.status}: {s.error}]"
     return text
@@ -439,10 +440,10 @@ def print_demo(result: DemoResult, console: Console | None = None) -> None:
         t = Table(title="Leads that crossed the threshold through their behaviour")
         _id_column(t, "contact", [g["contact_id"] for g in crossed])
         t.add_column("name", overflow="fold")
-        t.add_column("score by run", overflow="fold")
+        t.add_column("score by run")
         t.add_column("when", no_wrap=True)
         t.add_column("owner", overflow="fold")
-        _id_column(t, "deal / lead status", [g["deal"] for g in crossed])
+        _id_column(t, "deal / status", [g["deal"] for g in crossed])
         _id_column(t, "task", [g["task"] for g in crossed])
         for g in crossed:
             path = result.score_paths.get((g["contact_id"], g["model"]), [])
@@ -466,7 +467,7 @@ def print_demo(result: DemoResult, console: Console | None = None) -> None:
         e.add_column("event", overflow="fold")
         e.add_column("when", no_wrap=True)
         e.add_column("owner", overflow="fold")
-        _id_column(e, "deal / lead status", [g["deal"] for g in events])
+        _id_column(e, "deal / status", [g["deal"] for g in events])
         _id_column(e, "task", [g["task"] for g in events])
         for g in events:
             e.add_row(
@@ -496,13 +497,13 @@ def print_demo(result: DemoResult, console: Console | None = None) -> None:
 
 
 def _path_text(path: Sequence[float | None]) -> str:
-    """``41 -> 55 -> 72``: the written score after each run, repeats left out."""
+    """``41 → 55 → 72``: the written score after each run, repeats left out."""
     shown: list[str] = []
     for value in path:
         text = "-" if value is None else f"{value:.0f}"
         if not shown or shown[-1] != text:
             shown.append(text)
-    return " -> ".join(shown)
+    return " → ".join(shown)
 
 
 def summary_text(result: DemoResult, crossed: int, events: int) -> str:
