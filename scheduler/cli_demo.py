@@ -33,7 +33,7 @@ from scheduler.cli_sync import (
     load_model_files,
     setup_logging,
 )
-from scheduler.state import StateStore, loads
+from scheduler.state import StateStore, from_epoch, loads
 from scheduler.sync import RunOptions, RunSummary, Sync
 
 DAY = 86_400.0
@@ -388,9 +388,15 @@ def _actions(
                 "body": spec.get("body") if r.kind == "task" else None,
                 "run": index,
                 "run_label": labels[index] if index is not None else None,
+                "created_at": _iso(r.created_at),
             }
         )
     return out
+
+
+def _iso(epoch_seconds: float | None) -> str | None:
+    at = from_epoch(epoch_seconds)
+    return at.isoformat() if at else None
 
 
 def _groups(actions: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
