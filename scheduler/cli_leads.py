@@ -312,9 +312,11 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
         as_csv: Annotated[bool, typer.Option("--csv", help="CSV, one row a lead.")] = False,
     ) -> None:
-        """Contacts by the last score written to the CRM (from the state store, no API
-        call), with band, owner, last crossing and the reasons recomputed from the local
-        copy as of the last run; and the number of contacts per band and model."""
+        """Contacts by the last score written to the CRM, with their reasons.
+
+        Read from the state store (no API call): band, owner, last crossing, and the
+        reasons recomputed from the local copy as of the last run; and the number of
+        contacts per band and model."""
         with _guard():
             if as_json and as_csv:
                 raise UsageError(["--json and --csv: choose one"])

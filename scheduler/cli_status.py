@@ -236,8 +236,10 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--cursor", help="Also print the whole saved cursor.")
         ] = False,
     ) -> None:
-        """Last runs (dry runs marked, errors shown), the cursor's summary, pending and
-        rejected records, actions waiting, the API budget."""
+        """Last runs, cursor, pending and rejected records, actions waiting, API budget.
+
+        Dry runs are marked, a failed run shows its error; ``--json`` summarises the
+        cursor (``--cursor`` adds all of it)."""
         with _guard():
             cfg = _load(config)
             store = open_store(cfg)
