@@ -207,7 +207,10 @@ def print_status(data: dict[str, Any], *, as_json: bool) -> None:
             con.print("a dry run writes nothing: its scores are the ones it would write")
         for r in data["runs"]:
             if r["error"]:
-                con.print(f"run of {r['started_at']}: {r['status']}: {r['error']}", markup=False)
+                con.print(
+                    f"run of {short_time(r['started_at'])}: {r['status']}: {r['error']}",
+                    markup=False,
+                )
         con.print(
             f"actions pending: {data['actions_pending']}; "
             f"waiting for a later run: {data['actions_waiting']}"
