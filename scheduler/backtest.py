@@ -143,16 +143,24 @@ class HubSpotStages:
         stages = sorted(self.columns, key=self._rank)
         if not stages:
             return contacts.with_columns(pl.lit(None, dtype=pl.String).alias("lifecycle_stage"))
+        # Each stage's entry date if it is at or before t; the latest of them is the
+        # stage at t. Stages go in HubSpot's order, so that the later stage wins on equal
+        # dates. (One flat chain: an expression that referred to the previous step's
+        # result twice would double in size with every stage.)
+        known = {
+            stage: pl.when(pl.col(self.columns[stage]) <= t).then(pl.col(self.columns[stage]))
+            for stage in stages
+        }
+        latest = "__stage_latest"
+        with_latest = contacts.with_columns(pl.max_horizontal(list(known.values())).alias(latest))
         best: pl.Expr = pl.lit(None, dtype=pl.String)
-        best_at: pl.Expr = pl.lit(None, dtype=_UTC_DT)
-        # One expression per stage (a handful), each columnar over all contacts; stages
-        # in HubSpot's order, so that the later stage wins on equal dates.
         for stage in stages:
-            at = pl.col(self.columns[stage])
-            later = at.is_not_null() & (at <= t) & (best_at.is_null() | (at >= best_at))
-            best = pl.when(later).then(pl.lit(stage)).otherwise(best)
-            best_at = pl.when(later).then(at).otherwise(best_at)
-        return contacts.with_columns(best.cast(pl.String).alias("lifecycle_stage"))
+            best = (
+                pl.when(known[stage].is_not_null() & (known[stage] == pl.col(latest)))
+                .then(pl.lit(stage))
+                .otherwise(best)
+            )
+        return with_latest.with_columns(best.cast(pl.String).alias("lifecycle_stage")).drop(latest)
 
     def change_times(self, contacts: pl.DataFrame) -> pl.DataFrame:
         parts = [

@@ -13,7 +13,16 @@ from typing import Any
 import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from scheduler import cli_backtest, cli_demo, cli_sandbox, cli_scoring, cli_status, cli_sync
+from scheduler import (
+    cli_backtest,
+    cli_demo,
+    cli_init,
+    cli_leads,
+    cli_sandbox,
+    cli_scoring,
+    cli_status,
+    cli_sync,
+)
 
 
 def _flags_take_no_value(params: list[Any]) -> list[Any]:
@@ -54,7 +63,16 @@ def version() -> None:
     typer.echo(f"leadsync {dist_version('leadsync')}")
 
 
-for module in (cli_scoring, cli_sandbox, cli_sync, cli_status, cli_demo, cli_backtest):
+for module in (
+    cli_scoring,
+    cli_sandbox,
+    cli_sync,
+    cli_status,
+    cli_demo,
+    cli_init,
+    cli_leads,
+    cli_backtest,
+):
     module.register(app)
 for _info in app.registered_commands:  # every command, whichever module added it
     if _info.cls in (None, TyperCommand):

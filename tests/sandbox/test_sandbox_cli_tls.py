@@ -49,9 +49,7 @@ def test_both_crms_answer_under_their_real_names_with_one_kept_ca(tmp_path: Path
         assert len(cas) == 1, text  # one CA signs both servers
         ca = Path(cas.pop())
         assert _get(ports[0], "api.hubapi.com", ca).startswith(b"HTTP/1.1 200")
-        answer = _get(
-            ports[1], "login.salesforce.com", ca, path="/services/data/"
-        )
+        answer = _get(ports[1], "login.salesforce.com", ca, path="/services/data/")
         assert answer.startswith(b"HTTP/1.1 200")
         with pytest.raises(ssl.SSLCertVerificationError):
             _get(ports[0], "api.example.com", ca)

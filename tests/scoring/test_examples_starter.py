@@ -52,8 +52,7 @@ def reasons(line: dict[str, Any]) -> dict[str, float]:
 
 
 def test_checkout_and_package_share_one_starter_file() -> None:
-    assert STARTER.is_symlink()
-    assert not os.path.isabs(os.readlink(STARTER))
+    assert not os.path.islink(STARTER)  # a symlink breaks when the examples are copied
     packaged = files("scoring").joinpath("data", "models", "starter.yaml").read_text("utf-8")
     assert STARTER.read_text("utf-8") == packaged
 

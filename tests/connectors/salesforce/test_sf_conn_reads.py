@@ -129,7 +129,7 @@ def test_incremental_with_thousands_sharing_one_timestamp(clock: ManualClock) ->
 @pytest.mark.slow
 def test_incremental_25000_changes_12000_sharing_one_timestamp(clock: ManualClock) -> None:
     changed = _changes_sharing_one_stamp(
-        clock, contacts=60_000, shared=12_000, spread=45_000, per_stamp=300
+        clock, contacts=60_000, shared=12_000, spread=70_000, per_stamp=350
     )
     assert changed >= 25_000
 
