@@ -250,6 +250,8 @@ class SyncConfig(_Strict):
     # needs a year of weekly snapshots plus its horizon. Written as
     # ``state: {url: ..., retain_events: 400d}``; a plain ``state: URL`` keeps the default.
     retain_events: timedelta = timedelta(days=400)
+    # How often a run also reads won and lost deals (and conversions) for the backtest.
+    outcomes_every: timedelta = timedelta(hours=1)
     # Set by the loader, not by the user: where relative paths start.
     base_dir: str = "."
     source: str = "<config>"
@@ -278,7 +280,7 @@ class SyncConfig(_Strict):
     def _models(cls, v: Any) -> Any:
         return [v] if isinstance(v, str) else v
 
-    @field_validator("lock_ttl", "retain_events", mode="before")
+    @field_validator("lock_ttl", "retain_events", "outcomes_every", mode="before")
     @classmethod
     def _dur(cls, v: Any) -> timedelta:
         return parse_duration(v)

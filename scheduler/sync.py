@@ -220,6 +220,14 @@ class Sync:
         """How far back events are read and kept (``None``: all of them)."""
         return events_kept(self.models, self.config.retain_events)
 
+    def _outcomes_due(self, started: datetime) -> bool:
+        from scheduler.outcomes import OutcomeStore
+
+        last = self.store.kv_get(OutcomeStore(self.store).cursor_key(self.pipeline))
+        if not isinstance(last, str):
+            return True
+        return started - datetime.fromisoformat(last) >= self.config.outcomes_every
+
     def _calls(self) -> int:
         try:
             return int(self.connector.budget().calls)
@@ -312,9 +320,11 @@ class Sync:
         hist = self.history()
         events_since = EPOCH if hist is None else started - hist
         new_cursor = self._read(cursor, started, events_since, s)
-        if not opts.dry_run:
+        if not opts.dry_run and self._outcomes_due(started):
             # Won and lost deals (and Lead conversions) feed the backtest and report; an
-            # incremental read of its own, with its own cursor (docs/backtest.md).
+            # incremental read of its own, with its own cursor (docs/backtest.md). They
+            # move on sales' time scale, so a 15-minute schedule reads them at most every
+            # `outcomes_every` and an idle run stays at its two or three calls.
             from scheduler.outcomes import sync_outcomes
 
             read = sync_outcomes(

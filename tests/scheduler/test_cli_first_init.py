@@ -95,11 +95,11 @@ def test_init_sandbox_salesforce_uses_the_session_and_the_sandbox_ca(
     out = _init(tmp_path, monkeypatch, "--crm", "salesforce", "--sandbox")
     exports = [line for line in out.splitlines() if line.startswith("export ")]
     assert exports == ["export SF_SESSION_ID=sandbox-session"]
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")  # the sandbox's --ca-out
     cfg = load_config(tmp_path / "leadsync.yaml", env={"SF_SESSION_ID": "sandbox-session"})
     section = cfg.crm.settings()
     assert section["instance_url"] == "https://127.0.0.1:8766"
     assert Path(section["ca_bundle"]) == (tmp_path / "ca.pem").resolve()
-    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     monkeypatch.chdir(REPO)  # the connector reads the CA from anywhere
     settings = parse_settings({"type": "salesforce", **section})
     assert settings.auth.kind == "session_id" and settings.instance_url == section["instance_url"]

@@ -143,3 +143,15 @@ def test_records_the_crm_rejects_are_reported_and_kept(w: SalesforceWorld) -> No
     s = w.sync(progress=archive_after_reading).run(RunOptions())
     assert s.exit_code == 1 and s.rejected >= 1
     assert victim in [r["contact_id"] for r in w.store.rejected()]
+
+
+def test_outcomes_are_read_at_most_every_outcomes_every(w: SalesforceWorld) -> None:
+    """Won and lost Opportunities and Lead conversions come into the store with the
+    baseline, then at most hourly: idle 15-minute runs keep their few calls."""
+    first = w.run()
+    assert first.outcomes_read > 0  # the world's past deals and conversions
+    w.clock.advance(15 * 60)
+    quiet = w.run()
+    assert quiet.outcomes_read == 0 and quiet.api_calls <= 3
+    w.clock.advance(3600)
+    assert w.run().api_calls > quiet.api_calls  # the hourly outcome read

@@ -56,6 +56,7 @@ def test_connectors_use_the_canonical_names() -> None:
     from connectors.hubspot.values import DEFAULT_FIELDS
     from connectors.salesforce.mapping import DEFAULT_FIELD_MAP
 
-    assert {m.field for m in DEFAULT_FIELDS} <= vocabulary.CONTACT_FIELDS
+    canonical = vocabulary.CONTACT_FIELDS | vocabulary.STAGE_DATE_FIELDS
+    assert {m.field for m in DEFAULT_FIELDS} <= canonical
     for fields in DEFAULT_FIELD_MAP.values():
         assert set(fields) <= vocabulary.CONTACT_FIELDS
