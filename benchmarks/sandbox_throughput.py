@@ -1,8 +1,8 @@
 """How fast is the HubSpot sandbox? Seeding, search latency and loopback throughput.
 
-    /work/venv/bin/python benchmarks/sandbox_throughput.py [--contacts 100000] [--seconds 10]
+    python benchmarks/sandbox_throughput.py [--contacts 100000] [--seconds 10]
 
-Targets (issue 3): seeding 100,000 contacts in under 30 s and under 1 GiB; any
+Targets: seeding 100,000 contacts in under 30 s and under 1 GiB; any
 search over 100,000 contacts in under 50 ms; at least 300 requests/s for a mix of
 list pages of 100, searches and batch updates over loopback.
 

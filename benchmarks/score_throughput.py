@@ -1,4 +1,4 @@
-"""Scoring throughput on a fixed, seeded workload (issue 2, "Speed").
+"""Scoring throughput on a fixed, seeded workload (the speed targets in docs/scoring.md).
 
 1,000,000 contacts and 10,000,000 events over 180 days (12 event types, 200 distinct
 URLs, 6 forms) are built directly as polars frames; building them is not timed. The

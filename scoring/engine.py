@@ -1,7 +1,6 @@
 """The scoring engine: models, contacts and events in; scores, bands and reasons out.
 
-Semantics are those of issue 2 ("Semantics" and "Details", written up in
-docs/scoring.md); ``tests/scoring/reference.py`` spells them out as plain Python and a
+Semantics are those written up in docs/scoring.md; ``tests/scoring/reference.py`` spells them out as plain Python and a
 differential test holds this engine to it.
 
 The engine is columnar, because per-event Python loops manage about 250,000 events/s

@@ -1,6 +1,6 @@
 """HubSpot's response → action table, its rate-limit tiers and header reading.
 
-Sources: ``shared/crm-api-facts.md`` (HubSpot: status codes, 429 bodies, rate limits).
+Sources: ``docs/crm-api-notes.md`` (HubSpot: status codes, 429 bodies, rate limits).
 The SDK raises one ``ApiException`` class per sub-package with no shared base, so a
 failure is recognised by its attributes (``status``, ``body``, ``headers``), not its
 class.

@@ -1,7 +1,7 @@
 """Reading contacts, their changes and their engagement from HubSpot.
 
 Incremental reads follow the rules learnt the hard way by other HubSpot readers
-(``shared/crm-api-facts.md``, last section):
+(``docs/crm-api-notes.md``, "Search" and "What peers got wrong"):
 
 * ``lastmodifieddate >= cursor - look_back`` (the search index lags writes by
   seconds; a contact indexed late is caught by the next run's look-back) and

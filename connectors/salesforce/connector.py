@@ -1,6 +1,6 @@
 """The Salesforce connector: SOQL reads on ``SystemModstamp``, sObject Collections writes.
 
-Reads follow the boundary rules in ``/work/shared/crm-api-facts.md``: ``>=`` with a
+Reads follow the boundary rules in ``docs/crm-api-notes.md``: ``>=`` with a
 look-back window and de-duplication, an upper bound at the sync's start, and a total
 order on ``(SystemModstamp, Id)`` so that a restarted query resumes after the last row
 it returned even when thousands of rows share one timestamp. An incremental read is

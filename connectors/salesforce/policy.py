@@ -2,7 +2,7 @@
 
 Sources: status → exception in ``simple_salesforce/util.py``; error codes in the REST
 API developer guide ("Status Codes and Error Responses") and
-``/work/shared/crm-api-facts.md``. Salesforce has no short-window rate limit; a 429
+``docs/crm-api-notes.md``. Salesforce has no short-window rate limit; a 429
 or 503 can still come from its edge, so they are treated as back-off-and-retry.
 """
 

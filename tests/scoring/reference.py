@@ -1,7 +1,7 @@
 """Plain, per-contact reference implementation of the scoring semantics.
 
 It exists only to check the production engine (``scoring.engine``): it follows the
-text of issue 2 ("Semantics" 1-8 and the "Details" list) one sentence at a time, with
+semantics of docs/scoring.md one sentence at a time, with
 ordinary Python loops, and makes no attempt to be fast. When the two disagree, this
 file is the one that should read like the specification.
 

@@ -1,4 +1,4 @@
-"""One test per point of the scoring semantics (issue 2, "Semantics" and "Details").
+"""One test per point of the scoring semantics (docs/scoring.md).
 
 Every test runs twice: on the engine and on the plain reference implementation, so
 the hand-worked numbers below pin both, and the differential test can trust the

@@ -1,7 +1,7 @@
 """``HubSpotSandbox``: a fake HubSpot account that the official client cannot tell
 from the real one on the calls leadsync makes, limits and failures included.
 
-Built from ``shared/crm-api-facts.md`` (HubSpot section), never from what a
+Built from the CRM's published behaviour (``docs/crm-api-notes.md``, HubSpot), never from what a
 connector happens to need. Every request passes auth, then the rate limits, then
 the route; every answer carries HubSpot's headers and error shapes.
 """

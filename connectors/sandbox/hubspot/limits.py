@@ -4,7 +4,7 @@ Private-app tokens (the configured ones) get the tier's ten-second and daily
 allowance; access tokens issued by ``/oauth/v1/token`` count as a public OAuth app
 (110 per ten seconds, no daily cap, no daily headers). Search has its own limit of
 about five requests a second and its answers carry no rate-limit headers.
-Source: ``shared/crm-api-facts.md``, "Rate limits".
+Source: ``docs/crm-api-notes.md``, HubSpot "Limits".
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """HubSpot's object types, built-in properties and association types, as the CRM
-publishes them (see ``shared/crm-api-facts.md``, HubSpot section).
+publishes them (see ``docs/crm-api-notes.md``, HubSpot).
 
 Kept as plain data so that the store, the property endpoints and the write
 validation all read the same table.
