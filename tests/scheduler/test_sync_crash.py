@@ -69,7 +69,10 @@ def _run(w: HubSpotWorld, crash_at: str | None = None) -> int:
     )  # fmt: skip
     # Exit 4 would mean a killed run's lease (0.3 s here) outlived a new interpreter's
     # start-up: the lease must never block the next run for long.
-    if proc.returncode not in (0, 1, -signal.SIGKILL):
+    # Exit 3 is a run that stopped early with its progress saved: with one answer in
+    # five dropped, a call can fail its every retry; the next run carries on.
+    gave_up = proc.returncode == 3 and "gave up after" in proc.stdout
+    if proc.returncode not in (0, 1, -signal.SIGKILL) and not gave_up:
         raise AssertionError(f"exit {proc.returncode}: {proc.stdout[-1000:]} {proc.stderr[-2000:]}")
     return proc.returncode
 
