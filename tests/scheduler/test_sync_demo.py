@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -61,14 +62,20 @@ def assert_the_story(data: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize("crm", CRMS)
 def test_demo_json_shows_a_crossing_a_hot_lead_and_a_final_run_that_creates_nothing(
-    crm: str,
+    crm: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     out = CliRunner().invoke(app, ["demo", "--crm", crm, "--json"])
     assert out.exit_code == 0, out.output
     data = json.loads(out.output.strip().splitlines()[-1])
     assert data["crm"] == crm
     assert data["models"]["platform"]["threshold"] == 70  # the packaged starter, unchanged
     assert_the_story(data)
+    # The demo's temporary folder is gone; its report stays where the user ran it.
+    report = tmp_path / "leadsync-demo-report.html"
+    assert data["report"] == str(report)
+    text = report.read_text()
+    assert text.startswith("<!DOCTYPE html>") and "ROC" in text
 
 
 @pytest.mark.slow
