@@ -160,6 +160,10 @@ def run(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[str, Any]
         clock.advance(60)
         incremental, _ = _sync(connector, app, clock, cursor)
         incremental["changed"] = len(changed)
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from _outcome_reads import outcome_reads
+
+        outcomes = outcome_reads(connector, clock)
         connector.close()
     return {
         "crm": "salesforce",
@@ -167,6 +171,7 @@ def run(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[str, Any]
         "changed_share": changed_share,
         "full": full,
         "incremental": incremental,
+        **outcomes,
     }
 
 

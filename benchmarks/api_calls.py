@@ -50,6 +50,9 @@ from connectors.base import (
 from connectors.hubspot import HubSpotConnector
 from connectors.sandbox import HubSpotSandbox, ManualClock, SandboxApp, serve
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _outcome_reads import outcome_reads
+
 TOKEN = "benchmark-private-app-token"  # noqa: S105 (the sandbox's own token)
 MODEL_FILE = Path(__file__).resolve().parents[1] / "scoring" / "data" / "models" / "starter.yaml"
 ENGAGEMENT = ("calls", "emails", "meetings", "notes")
@@ -219,6 +222,7 @@ def run_hubspot(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[s
         clock.advance(60)
         incremental, _ = _hubspot_sync(connector, app, clock, scorer, cursor)
         incremental["changed"] = len(changed)
+        outcomes = outcome_reads(connector, clock)
         connector.close()
     finally:
         server.close()
@@ -230,6 +234,7 @@ def run_hubspot(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[s
         "full": full,
         "incremental_after_full_writes": after_writes,
         "incremental": incremental,
+        **outcomes,
     }
 
 
@@ -275,6 +280,13 @@ def main(argv: list[str] | None = None) -> int:
         for name in ("full", "incremental_after_full_writes", "incremental"):
             if name in r:
                 print(_line(r["crm"], name, r[name]))
+        for name in ("outcomes_full", "outcomes_incremental"):
+            if name in r:
+                o = r[name]
+                print(
+                    f"{r['crm']:<10} {name:<28} calls {o['calls']:>6}  "
+                    f"({o['deals']} deals, {o['conversions']} conversions read)"
+                )
     return 0
 
 
