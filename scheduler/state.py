@@ -220,19 +220,26 @@ def _migration_2(conn: Connection, tables: dict[str, sa.Table]) -> None:
     """``baseline_hot`` on model states and ``next_attempt_at`` on rejected records.
 
     Older databases kept no mark of the contacts a baseline left above the threshold;
-    they are the disarmed states with no crossing acted on and no action in the ledger
-    (a contact skipped for an open deal looks the same, and is then acted on only if
-    it is still hot and the deal has closed)."""
-    ms, led = tables["model_state"], tables["ledger"]
+    they are the disarmed states with no crossing acted on and no action in the ledger,
+    last written by the baseline run itself (a contact a later run skipped for an open
+    deal looks the same but was updated after the baseline)."""
+    ms, led, models = tables["model_state"], tables["ledger"], tables["models"]
     if _add_column(conn, ms, "baseline_hot"):
         acted = (
             sa.select(led.c.key)
             .where(led.c.contact_id == ms.c.contact_id, led.c.model == ms.c.model)
             .exists()
         )
+        # Only states the baseline itself left: one a later run decided (skipped for
+        # an open deal or a conversion) was updated after the model's baseline.
+        by_baseline = (
+            sa.select(models.c.model)
+            .where(models.c.model == ms.c.model, ms.c.updated_at <= models.c.baselined_at)
+            .exists()
+        )
         conn.execute(
             ms.update()
-            .where(ms.c.armed == sa.false(), ms.c.crossings == 0, ~acted)
+            .where(ms.c.armed == sa.false(), ms.c.crossings == 0, ~acted, by_baseline)
             .values(baseline_hot=True)
         )
     _add_column(conn, tables["rejected"], "next_attempt_at")
@@ -512,9 +519,35 @@ class StateStore:
         )
 
     def merge_contact(self, conn: Connection, merged_id: str, into_id: str) -> None:
-        """The merged record's events now belong to the survivor; its own state goes."""
-        ev = self.t["events"]
+        """The merged record's events now belong to the survivor, and so does what was
+        done for it: a Lead acted on and then converted (or a duplicate merged away)
+        must not cross again as its survivor. Per model, the survivor is disarmed when
+        either side was, keeps the larger crossing count and the last event seen; the
+        survivor's own written score stays (it is what its CRM record holds)."""
+        ev, ms = self.t["events"], self.t["model_state"]
         conn.execute(ev.update().where(ev.c.contact_id == merged_id).values(contact_id=into_id))
+        rows = {
+            (r.contact_id, r.model): r
+            for r in conn.execute(sa.select(ms).where(ms.c.contact_id.in_([merged_id, into_id])))
+        }
+        carried: list[ModelState] = []
+        for (cid, model), gone in rows.items():
+            if cid != merged_id:
+                continue
+            kept = rows.get((into_id, model))
+            carried.append(
+                ModelState(
+                    into_id,
+                    model,
+                    kept.written_score if kept is not None else None,
+                    kept.written_band if kept is not None else None,
+                    bool(gone.armed) and (kept is None or bool(kept.armed)),
+                    max(int(gone.crossings), int(kept.crossings) if kept is not None else 0),
+                    (kept.last_event if kept is not None else None) or gone.last_event,
+                    bool(gone.baseline_hot) or (kept is not None and bool(kept.baseline_hot)),
+                )
+            )
+        self.put_model_states(conn, carried)
         self.purge_contact(conn, merged_id, keep_events=True)
 
     def purge_contact(

@@ -109,8 +109,9 @@ def _model_v2() -> str:
 
 
 def test_states_of_an_older_database_are_held_when_never_acted_on(tmp_path: Path) -> None:
-    """A database from before this column: contacts disarmed with no crossing acted on
-    and no action in the ledger are the ones a baseline left above the threshold."""
+    """A database from before this column: contacts the baseline itself left disarmed,
+    with no crossing acted on and no action in the ledger, are the ones it left above
+    the threshold; one a later run disarmed (skipped for an open deal) is not."""
     url = f"sqlite:///{tmp_path / 'old.db'}"
     old = StateStore(url)
     with old.tx() as conn:
@@ -120,14 +121,22 @@ def test_states_of_an_older_database_are_held_when_never_acted_on(tmp_path: Path
         sa.Table("ls_model_state", sa.MetaData(), *(c._copy() for c in cols)).create(conn)
         MIGRATIONS[0][1](conn, {k: v for k, v in old.t.items() if k != "model_state"})
         conn.execute(old.t["migrations"].insert().values(version=1, applied_at=0))
-        rows = [("held", False, 0), ("acted", False, 1), ("armed", True, 0), ("imm", False, 0)]
-        for cid, armed, crossings in rows:
+        # The baseline ran at t=10; "skipped" was disarmed by a later run (an open deal).
+        conn.execute(old.t["models"].insert().values(model="main", hash="h", baselined_at=10))
+        rows = [
+            ("held", False, 0, 10),
+            ("acted", False, 1, 10),
+            ("armed", True, 0, 10),
+            ("imm", False, 0, 10),
+            ("skipped", False, 0, 20),
+        ]
+        for cid, armed, crossings, at in rows:
             conn.execute(
                 sa.text(
                     "INSERT INTO ls_model_state (contact_id, model, armed, crossings, updated_at)"
-                    " VALUES (:c, 'main', :a, :n, 0)"
+                    " VALUES (:c, 'main', :a, :n, :t)"
                 ),
-                {"c": cid, "a": armed, "n": crossings},
+                {"c": cid, "a": armed, "n": crossings, "t": at},
             )
         conn.execute(
             old.t["ledger"]
@@ -149,7 +158,7 @@ def test_states_of_an_older_database_are_held_when_never_acted_on(tmp_path: Path
     old.close()
     store = StateStore(url)
     store.migrate()
-    states = store.model_states(["held", "acted", "armed", "imm"])
+    states = store.model_states(["held", "acted", "armed", "imm", "skipped"])
     assert {cid for (cid, _), st in states.items() if st.baseline_hot} == {"held"}
     store.close()
 

@@ -263,3 +263,25 @@ def test_a_whole_sync_cycle_on_this_backend(
     assert sorted(crm.deals) == ["main:c05:c1:deal", "main:c07:e:form-2:deal"]
     assert store.ledger_counts() == {"deal:done": 2, "task:done": 2}
     assert store.get_cursor("default") == {"seq": crm.seq}
+
+
+def test_a_merge_carries_what_was_done_to_the_survivor(store: StateStore) -> None:
+    """A Lead acted on and then converted lives on as its Contact: the Contact must not
+    cross again (a second Opportunity and Task for one crossing)."""
+    with store.tx() as conn:
+        store.put_model_states(
+            conn,
+            [
+                ModelState("lead", "m", 82.0, "hot", armed=False, crossings=1, last_event="e1"),
+                ModelState("lead", "n", 10.0, "cold", armed=True, crossings=0, last_event=None),
+                ModelState("contact", "n", 55.0, "warm", armed=True, crossings=2, last_event=None),
+            ],
+        )
+        store.merge_contact(conn, "lead", "contact")
+    states = store.model_states(["lead", "contact"])
+    assert ("lead", "m") not in states and ("lead", "n") not in states
+    moved = states[("contact", "m")]
+    assert (moved.armed, moved.crossings, moved.last_event) == (False, 1, "e1")
+    assert moved.written_score is None  # the Contact's CRM record holds no score yet
+    both = states[("contact", "n")]
+    assert (both.armed, both.crossings, both.written_score) == (True, 2, 55.0)
