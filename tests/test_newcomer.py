@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,18 +26,20 @@ STARTUP_SECONDS = 120.0
 
 
 def _wait_for_urls(proc: subprocess.Popen[str]) -> dict[str, str]:
-    """Read the sandbox's banner until it says it serves; the URLs it printed."""
+    """Read the sandbox's banner until it says it serves; the URLs it printed. A thread
+    reads the pipe (a select on the descriptor would miss lines the text wrapper has
+    already buffered); the test waits on the queue, never on a timer."""
     assert proc.stdout is not None
+    stream = proc.stdout
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in stream], daemon=True).start()
     urls: dict[str, str] = {}
     seen: list[str] = []
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + STARTUP_SECONDS
     while time.monotonic() < deadline:
-        if not sel.select(timeout=deadline - time.monotonic()):
-            break
-        line = proc.stdout.readline()
-        if not line:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
             break
         seen.append(line)
         m = re.match(r"(HubSpot|Salesforce) sandbox:\s+(\S+)", line)
@@ -44,6 +47,8 @@ def _wait_for_urls(proc: subprocess.Popen[str]) -> dict[str, str]:
             urls[m.group(1).lower()] = m.group(2)
         if line.startswith("Press Ctrl-C"):
             return urls
+        if proc.poll() is not None and lines.empty():
+            break
     err = proc.stderr.read() if proc.poll() is not None and proc.stderr else ""
     raise AssertionError(f"the sandbox did not start: {''.join(seen)}{err}")
 
