@@ -106,7 +106,7 @@ def _store_history(config: SyncConfig, models: Sequence[ScoringModel]) -> Histor
             store,
             source=config.crm.type,
             read_at=started,
-            kept_since=_kept_since(config, models, started),
+            kept_since=_kept_since(config, started),
         )
         return history.load(models)
     finally:
@@ -334,7 +334,7 @@ def store_report(
     sync_outcomes(store, connector, pipeline=config.pipeline, started=now)
     named = [(m.name, m) for m in models]
     data = StoreHistory(
-        store, source=config.crm.type, read_at=now, kept_since=_kept_since(config, models, now)
+        store, source=config.crm.type, read_at=now, kept_since=_kept_since(config, now)
     ).load(models)
     text: str | None = None
     try:
@@ -416,11 +416,11 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(code)
 
 
-def _kept_since(
-    config: SyncConfig, models: Sequence[ScoringModel], now: datetime
-) -> datetime | None:
-    """The oldest event the sync keeps: runs read and prune events at this horizon."""
+def _kept_since(config: SyncConfig, now: datetime) -> datetime | None:
+    """The oldest event the sync keeps: runs read and prune events at this horizon,
+    which the configured models set (a candidate model passed to ``backtest`` does
+    not change what the sync kept)."""
     from scheduler.sync import events_kept
 
-    kept = events_kept(models, config.retain_events)
+    kept = events_kept(load_model_files(config.model_paths()), config.retain_events)
     return None if kept is None else now - kept

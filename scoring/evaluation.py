@@ -389,11 +389,10 @@ def capacity_threshold(
 ) -> tuple[float | None, float | None]:
     """The lowest candidate threshold with at most ``capacity`` crossings per week.
 
-    Returns ``(threshold, crossings per week)``. Bisection over the sorted candidates:
-    with ``rearm_below`` fixed, raising the threshold removes observations from the
-    "at or above" set, which can merge runs of them but never split one, so crossings
-    never increase. Below ``rearm_below`` the rearm level follows the threshold and
-    this need not hold; the search still returns a threshold within capacity.
+    Returns ``(threshold, crossings per week)``. Every candidate is tried, lowest
+    first: crossings are not monotone in the threshold (a contact already above a low
+    threshold when the window opens never crosses it, yet crosses a higher one later),
+    so a bisection could skip the answer. A candidate costs one vectorised count.
     """
     grid = np.unique(_floats(candidates))
     if weeks <= 0 or len(grid) == 0:
@@ -403,14 +402,8 @@ def capacity_threshold(
         n = count_crossings(contact, scores, counted, threshold=t, rearm_below=rearm_below)
         return n / weeks
 
-    lo, hi = 0, len(grid) - 1
-    if rate(float(grid[hi])) > capacity:
-        return None, None
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if rate(float(grid[mid])) <= capacity:
-            hi = mid
-        else:
-            lo = mid + 1
-    best = float(grid[lo])
-    return best, rate(best)
+    for candidate in grid:
+        per_week = rate(float(candidate))
+        if per_week <= capacity:
+            return float(candidate), per_week
+    return None, None

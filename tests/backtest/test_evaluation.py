@@ -174,3 +174,22 @@ def test_capacity_threshold_is_lowest_within_capacity() -> None:
     assert best is not None and rate is not None and rate <= 100
     below = count_crossings(contact, score, counted, threshold=best - 1, rearm_below=40) / 10
     assert below > 100
+
+
+def test_capacity_advice_finds_the_lowest_threshold_when_crossings_are_not_monotone() -> None:
+    """A contact at 50 when the window opens and at 70 a day later crosses any threshold
+    from 51 to 70 but none at or below 50 (it was above from the start): with room for
+    no crossing, the advice is the lowest threshold, 40, which a bisection landing on
+    65 would have skipped."""
+    from scoring.evaluation import capacity_threshold, count_crossings
+
+    contact = np.array(["a", "a"])
+    scores = np.array([50.0, 70.0])
+    counted = np.array([False, True])  # the first observation is the window's start
+    kw = {"threshold": 65.0, "rearm_below": 40.0}
+    assert count_crossings(contact, scores, counted, **kw) == 1
+    best, per_week = capacity_threshold(
+        contact, scores, counted, weeks=1.0, capacity=0.0, rearm_below=40.0,
+        candidates=np.arange(40.0, 91.0),
+    )  # fmt: skip
+    assert (best, per_week) == (40.0, 0.0)
