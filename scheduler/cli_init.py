@@ -165,15 +165,27 @@ def sandbox_pool() -> tuple[str, ...]:
 
 
 def write_files(folder: Path, plan: InitPlan, *, force: bool) -> list[Path]:
-    """Write both files, or none: an existing one is refused unless ``force``."""
+    """Write both files, or none: an existing one is refused unless ``force``; each is
+    written beside its place first and renamed only once both are written, so that a
+    full disk or a read-only folder leaves nothing half-made."""
     targets = {folder / CONFIG_NAME: config_text(plan), folder / MODEL_PATH: starter_model_text()}
     existing = [p for p in targets if p.exists()]
     if existing and not force:
         names = ", ".join(str(p) for p in existing)
         fail(f"leadsync init: not overwriting {names} (--force does)", EXIT_USAGE)
-    for path, text in targets.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, text in targets.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            part = path.with_name(path.name + ".part")
+            part.write_text(text, encoding="utf-8")
+            staged.append((part, path))
+        for part, path in staged:
+            part.replace(path)
+    except OSError as exc:
+        for part, _ in staged:
+            part.unlink(missing_ok=True)
+        fail(f"leadsync init: cannot write in {folder}: {exc.strerror or exc}", EXIT_USAGE)
     return list(targets)
 
 

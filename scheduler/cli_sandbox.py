@@ -141,7 +141,15 @@ def run_sandbox(
     try:
         tls_opts = serve_options(opts.tls_hostnames, opts.ca_dir)
     except ValueError as exc:
-        raise SandboxStartError(f"--tls-hostnames: {exc}") from None
+        # A bad hostname, or a kept CA whose files are not a certificate and key.
+        where = (
+            "--ca-dir"
+            if opts.ca_dir is not None and "hostname" not in str(exc)
+            else "--tls-hostnames"
+        )
+        raise SandboxStartError(f"{where}: {exc}") from None
+    except OSError as exc:
+        raise SandboxStartError(f"--ca-dir: {opts.ca_dir}: {exc.strerror or exc}") from None
     world = generate_world(opts.contacts, seed=opts.seed, now=clock.now(), days=opts.days)
     servers: list[Any] = []
     sandboxes: list[Any] = []

@@ -86,6 +86,7 @@ class SandboxCA:
         folder.mkdir(parents=True, exist_ok=True)
         made = cls.create()
         key_file.touch(mode=0o600, exist_ok=True)
+        key_file.chmod(0o600)  # touch keeps the mode of a file that was already there
         key_file.write_bytes(made._ca.private_key_pem.bytes())
         cert_file.write_bytes(made.cert_pem)
         made.cert_path = cert_file

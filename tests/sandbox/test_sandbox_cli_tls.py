@@ -63,3 +63,18 @@ def test_a_bad_hostname_is_a_start_error() -> None:
     opts = SandboxOptions(hubspot_port=0, contacts=10, days=10, tls_hostnames="bad host!")
     with pytest.raises(SandboxStartError, match="--tls-hostnames"):
         run_sandbox(opts, stop=threading.Event(), echo=lambda _line: None)
+
+
+def test_a_ca_dir_that_cannot_be_made_or_read_is_a_start_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    opts = SandboxOptions(hubspot_port=0, contacts=10, days=10, ca_dir=blocker / "ca")
+    with pytest.raises(SandboxStartError, match="--ca-dir"):
+        run_sandbox(opts, stop=threading.Event(), echo=lambda _line: None)
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "sandbox-ca.pem").write_text("garbage")
+    (bad / "sandbox-ca-key.pem").write_text("garbage")
+    opts = SandboxOptions(hubspot_port=0, contacts=10, days=10, ca_dir=bad)
+    with pytest.raises(SandboxStartError, match="--ca-dir"):
+        run_sandbox(opts, stop=threading.Event(), echo=lambda _line: None)

@@ -119,3 +119,17 @@ def test_init_bad_options_are_one_line(
     out = _init(tmp_path, monkeypatch, *args, code=2)
     assert message in out and "Traceback" not in out
     assert not (tmp_path / "leadsync.yaml").exists()
+
+
+def test_init_that_cannot_write_is_one_line_and_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "models").write_text("a file where the models folder would go")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["init"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("leadsync init: cannot write in") and "Traceback" not in (
+        result.output + result.stderr
+    )
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["models"]  # no leadsync.yaml
