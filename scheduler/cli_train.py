@@ -1,0 +1,219 @@
+"""``leadsync train``: fit a predictive model from the stored outcomes.
+
+Semantics in docs/predictive.md. The history is the backtest's (exports of a ``files``
+configuration, or the sync's state store with outcomes read first). The artifact is
+written next to the model file, replacing the old one only when the new one is at least
+as good on the latest holdout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from scheduler.cli_common import EXIT_OK, EXIT_REJECTED
+from scheduler.cli_sync import UsageError, _err, _guard, _load, _out
+from scoring.model import ModelSet, PredictiveSpec
+from scoring.predictive import Artifact, ArtifactError, artifact_problems, parse_artifact
+
+__all__ = ["artifact_path", "find_predictive", "load_artifacts", "register"]
+
+EXIT_REFUSED = 1  # too little data: nothing was written, the rules model keeps scoring
+
+
+def find_predictive(paths: list[Path], name: str) -> tuple[Path, ModelSet, PredictiveSpec]:
+    """The model file defining predictive model ``name``, its models and the model."""
+    from scoring.model import ModelFileError, load_models
+
+    found: list[str] = []
+    for path in paths:
+        try:
+            models = load_models(path.read_text(encoding="utf-8"), str(path))
+        except OSError as exc:
+            raise UsageError(
+                [f"{path}:1: (file): cannot read model file: {exc.strerror}"]
+            ) from None
+        except ModelFileError as exc:
+            raise UsageError(exc.problems) from None
+        for spec in models.predictive:
+            if spec.name == name:
+                return path, models, spec
+            found.append(spec.name)
+    known = ", ".join(found) if found else "none"
+    raise UsageError([f"--model: no predictive model named {name!r} (predictive models: {known})"])
+
+
+def artifact_path(model_file: Path, spec: PredictiveSpec) -> Path:
+    """The artifact's path: relative to the model file, as the model file says."""
+    return model_file.parent / spec.artifact
+
+
+def load_artifacts(model_file: Path, models: ModelSet) -> tuple[dict[str, Artifact], list[str]]:
+    """Artifacts that fit their models, and one line per one that is missing or refused.
+
+    A missing or refused artifact leaves its predictive model out; the rules models
+    score as before."""
+    usable: dict[str, Artifact] = {}
+    problems: list[str] = []
+    for spec in models.predictive:
+        path = artifact_path(model_file, spec)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            problems.append(
+                f"{path}: (file): no artifact yet for predictive model {spec.name!r}; "
+                "run `leadsync train`"
+            )
+            continue
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: (file): cannot read: {getattr(exc, 'strerror', exc)}")
+            continue
+        try:
+            artifact = parse_artifact(text, str(path))
+        except ArtifactError as exc:
+            problems.extend(exc.problems)
+            continue
+        refused = artifact_problems(artifact, spec, models.get(spec.base_model))
+        if refused:
+            problems.extend(f"{path}: {line}" for line in refused)
+            continue
+        usable[spec.name] = artifact
+    return usable, problems
+
+
+def _duration(value: str, option: str) -> timedelta:
+    from scheduler.config import parse_duration
+
+    try:
+        out = parse_duration(value)
+    except ValueError as exc:
+        raise UsageError([f"{option}: {exc}"]) from None
+    if out <= timedelta(0):
+        raise UsageError([f"{option}: must be positive, got {value!r}"])
+    return out
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError([f"{path}: cannot write the artifact: {exc.strerror or exc}"]) from None
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def execute_train(
+    config_path: str,
+    *,
+    model: str,
+    every: str,
+    horizon: str,
+    milestone: Literal["won", "deal"],
+    as_json: bool,
+) -> int:
+    from scheduler.cli_backtest import load_history
+
+    try:
+        from scheduler.train import TooLittleData, TrainOptions, at_least_as_good, train
+    except ImportError:  # pragma: no cover - the extra is installed in tests
+        raise UsageError(
+            ["train: needs scikit-learn; install it with pip install 'leadsync[predictive]'"]
+        ) from None
+    config = _load(config_path)
+    model_file, models, spec = find_predictive(config.model_paths(), model)
+    base = models.get(spec.base_model)
+    options = TrainOptions(
+        every=_duration(every, "--every"),
+        horizon=_duration(horizon, "--horizon"),
+        milestone=milestone,
+    )
+    data, rejected = load_history(config, [base])
+    try:
+        result = train(data, spec, base, options)
+    except TooLittleData as exc:
+        _err(f"{spec.name}: {exc}")
+        return EXIT_REFUSED
+    target = artifact_path(model_file, spec)
+    old: Artifact | None = None
+    if target.exists():
+        try:
+            candidate = parse_artifact(target.read_text(encoding="utf-8"), str(target))
+            if not artifact_problems(candidate, spec, base):
+                old = candidate
+        except (ArtifactError, OSError, UnicodeDecodeError):
+            old = None
+    replaced = at_least_as_good(result.artifact, old, result.holdout)
+    if replaced:
+        _write_atomically(target, result.artifact.to_json())
+    h = result.artifact.holdout
+    if as_json:
+        _out(
+            json.dumps(
+                {
+                    "model": spec.name,
+                    "artifact": str(target),
+                    "replaced": replaced,
+                    "training": result.artifact.training,
+                    "holdout": h,
+                },
+                separators=(",", ":"),
+            )
+        )
+    else:
+        t = result.artifact.training
+        _out(
+            f"{spec.name}: trained on {t['pairs']} pairs ({t['converting_contacts']} converting "
+            f"contacts) from {t['from']} to {t['to']}"
+        )
+        _out(
+            f"holdout {h['from']} to {h['to']}, {h['pairs']} pairs: "
+            f"AUC {_fmt(h['auc'])} (rules {_fmt(h['rules_auc'])}), "
+            f"calibration error {_fmt(h['ece'])} (rules {_fmt(h['rules_ece'])})"
+        )
+        if replaced:
+            _out(f"artifact: {target}")
+        else:
+            _out(f"artifact: {target} kept: the new model is worse on the latest holdout")
+    for line in rejected[:20]:
+        _err(line)
+    return EXIT_REJECTED if rejected else EXIT_OK
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` to the ``leadsync`` app."""
+
+    @app.command()
+    def train(
+        config: Annotated[str, typer.Option("--config", help="leadsync.yaml")],
+        model: Annotated[str, typer.Option("--model", help="Name of the predictive model.")],
+        every: Annotated[str, typer.Option("--every", help="Time between snapshots.")] = "7d",
+        horizon: Annotated[
+            str, typer.Option("--horizon", help="How long after a snapshot a deal counts.")
+        ] = "90d",
+        milestone: Annotated[
+            str, typer.Option("--milestone", help="won: a deal created and won; deal: created.")
+        ] = "won",
+        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    ) -> None:
+        """Train a predictive model from the stored outcomes (docs/predictive.md)."""
+        with _guard():
+            if milestone not in ("won", "deal"):
+                raise UsageError([f"--milestone: expected won or deal, got {milestone!r}"])
+            code = execute_train(
+                config,
+                model=model,
+                every=every,
+                horizon=horizon,
+                milestone="won" if milestone == "won" else "deal",
+                as_json=as_json,
+            )
+        raise typer.Exit(code)
