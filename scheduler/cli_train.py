@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -18,10 +20,23 @@ import typer
 
 from scheduler.cli_common import EXIT_OK, EXIT_REJECTED
 from scheduler.cli_sync import UsageError, _err, _guard, _load, _out
-from scoring.model import ModelSet, PredictiveSpec
-from scoring.predictive import Artifact, ArtifactError, artifact_problems, parse_artifact
+from scoring.model import Bands, ModelSet, PredictiveSpec, ScoringModel
+from scoring.predictive import (
+    Artifact,
+    ArtifactError,
+    artifact_problems,
+    model_set,
+    parse_artifact,
+)
 
-__all__ = ["artifact_path", "find_predictive", "load_artifacts", "register"]
+__all__ = [
+    "RunModel",
+    "artifact_path",
+    "find_predictive",
+    "load_artifacts",
+    "register",
+    "run_models",
+]
 
 EXIT_REFUSED = 1  # too little data: nothing was written, the rules model keeps scoring
 
@@ -84,6 +99,97 @@ def load_artifacts(model_file: Path, models: ModelSet) -> tuple[dict[str, Artifa
             continue
         usable[spec.name] = artifact
     return usable, problems
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """A predictive model as the sync sees a model: a name, a score field, a threshold
+    and a hash (of its definition, so a retrain never re-baselines it), and what its
+    base model reads from the CRM."""
+
+    spec: PredictiveSpec
+    base: ScoringModel
+    artifact: Artifact
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def score_field(self) -> str:
+        return self.spec.score_field
+
+    @property
+    def threshold(self) -> float:
+        return self.spec.threshold
+
+    @property
+    def rearm_below(self) -> float:
+        return self.spec.rearm_below
+
+    @property
+    def bands(self) -> Bands:
+        return self.spec.bands
+
+    @property
+    def content_hash(self) -> str:
+        return self.spec.content_hash
+
+    @property
+    def fields_used(self) -> frozenset[str]:
+        return self.base.fields_used
+
+    @property
+    def history_days(self) -> float | None:
+        return self.base.history_days
+
+
+Scorer = Callable[..., list[Any]]
+
+
+def run_models(paths: Sequence[Path], models: Sequence[Any]) -> tuple[list[Any], Scorer, list[str]]:
+    """What ``leadsync run`` scores: the rules models, plus every predictive model whose
+    artifact fits, and a scorer for the sync that routes both through the engine.
+    Returns the warnings for artifacts left out (their rules models score as before)."""
+    from scoring.engine import score
+    from scoring.model import ModelFileError, load_models
+
+    rules = [m for m in models if isinstance(m, ScoringModel)]
+    by_name = {m.name: m for m in rules}
+    extra: list[Any] = []
+    warnings: list[str] = []
+    for path in paths:
+        try:
+            loaded = load_models(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, ModelFileError):
+            continue  # reported by load_model_files
+        if not loaded.predictive:
+            continue
+        artifacts, problems = load_artifacts(path, loaded)
+        warnings.extend(problems)
+        for spec in loaded.predictive:
+            base = by_name.get(spec.base_model)
+            if spec.name in artifacts and base is not None:
+                extra.append(RunModel(spec, base, artifacts[spec.name]))
+
+    def scorer(
+        chosen: Sequence[Any],
+        contacts: Iterable[Mapping[str, Any]],
+        events: Iterable[Mapping[str, Any]],
+        *,
+        as_of: datetime,
+    ) -> list[Any]:
+        wanted = [m for m in chosen if isinstance(m, RunModel)]
+        plain = [m for m in chosen if isinstance(m, ScoringModel)]
+        bases = [r.base for r in wanted if r.base not in plain]
+        ms = model_set(
+            [*plain, *bases], [r.spec for r in wanted], {r.name: r.artifact for r in wanted}
+        )
+        results = score(ms, contacts, events, as_of=as_of)
+        names = {m.name for m in chosen}
+        return [r for r in results if r.model in names]
+
+    return [*models, *extra], scorer, warnings
 
 
 def _duration(value: str, option: str) -> timedelta:

@@ -42,6 +42,7 @@ __all__ = [
     "attach_artifacts",
     "feature_matrix",
     "feature_specs",
+    "model_set",
     "parse_artifact",
     "predict",
     "reasons_for",
@@ -189,6 +190,18 @@ def artifact_problems(artifact: Artifact, spec: PredictiveSpec, base: ScoringMod
             elif feature.source == "events" and not isinstance(rule, BehaviorRule):
                 out.append(f"features.{index}.rule: {feature.rule!r} is not a behaviour rule")
     return out
+
+
+def model_set(
+    rules: Sequence[ScoringModel],
+    specs: Sequence[PredictiveSpec],
+    artifacts: Mapping[str, Artifact],
+) -> ModelSet:
+    """Rules models and predictive models (with their artifacts) as one ``ModelSet``, for
+    callers holding models from several files (the sync)."""
+    out = ModelSet.model_construct(models=list(rules))
+    out._predictive = list(specs)
+    return attach_artifacts(out, artifacts)
 
 
 def attach_artifacts(models: ModelSet, artifacts: Mapping[str, Artifact]) -> ModelSet:
