@@ -32,9 +32,10 @@ SEEDS = (31, 32, 33)
 
 
 def one(crm: str, seed: int, contacts: int, options: TrainOptions) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as tmp, synced_world(
-        crm, Path(tmp), contacts=contacts, seed=seed
-    ) as w:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        synced_world(crm, Path(tmp), contacts=contacts, seed=seed) as w,
+    ):
         now = w.clock.datetime()
         sync_outcomes(w.store, w.connector, pipeline="default", started=now)
         base = w.models[0]
@@ -78,7 +79,9 @@ def main() -> None:
         f"horizon {args.horizon_days}d, milestone {args.milestone}, "
         f"holdout {args.holdout_weeks} weeks"
     )
-    print("seed  train_pairs  holdout_pairs  positives  AUC(pred)  AUC(rules)  ECE(pred)  ECE(rules)")
+    print(
+        "seed  train_pairs  holdout_pairs  positives  AUC(pred)  AUC(rules)  ECE(pred)  ECE(rules)"
+    )
     for seed in args.seeds:
         try:
             r = one(args.crm, seed, args.contacts, options)
