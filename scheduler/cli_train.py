@@ -285,6 +285,10 @@ def execute_train(
             f"AUC {_fmt(h['auc'])} (rules {_fmt(h['rules_auc'])}), "
             f"calibration error {_fmt(h['ece'])} (rules {_fmt(h['rules_ece'])})"
         )
+        _out("reliability on the holdout (predicted -> observed, per tenth of the pairs):")
+        for name, key in (("predictive", "reliability"), ("rules", "rules_reliability")):
+            points = ", ".join(f"{b['predicted']:.3f}->{b['observed']:.3f}" for b in h.get(key, []))
+            _out(f"  {name}: {points}")
         if replaced:
             _out(f"artifact: {target}")
         else:

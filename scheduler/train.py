@@ -306,7 +306,37 @@ def judge(artifact: Artifact, holdout: TrainingSet) -> dict[str, Any]:
         "ece": ev.expected_calibration_error(p, holdout.y) if p.size else None,
         "rules_auc": ev.roc_auc(holdout.base_score, holdout.y),
         "rules_ece": ev.expected_calibration_error(rules, holdout.y) if p.size else None,
+        "reliability": reliability_curve(p, holdout.y),
+        "rules_reliability": reliability_curve(rules, holdout.y),
     }
+
+
+def reliability_curve(
+    probabilities: np.ndarray[Any, Any], labels: np.ndarray[Any, Any], bins: int = 10
+) -> list[dict[str, float | int]]:
+    """The bins of the expected calibration error (equal-frequency, as scikit-learn's
+    ``calibration_curve(strategy="quantile")``): per non-empty bin, its size, the mean
+    predicted probability and the observed rate. A calibrated model's points lie on the
+    diagonal."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if p.size == 0:
+        return []
+    edges = np.percentile(p, np.linspace(0.0, 100.0, bins + 1))
+    which = np.searchsorted(edges[1:-1], p, side="left")
+    out: list[dict[str, float | int]] = []
+    for b in range(bins):
+        mask = which == b
+        count = int(mask.sum())
+        if count:
+            out.append(
+                {
+                    "count": count,
+                    "predicted": float(p[mask].mean()),
+                    "observed": float(y[mask].mean()),
+                }
+            )
+    return out
 
 
 def at_least_as_good(new: Artifact, old: Artifact | None, holdout: TrainingSet) -> bool:

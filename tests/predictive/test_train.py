@@ -75,3 +75,21 @@ def test_retrain_replaces_only_when_at_least_as_good(trained: TrainResult) -> No
     assert not at_least_as_good(worse, new, holdout)
     assert at_least_as_good(new, worse, holdout)
     assert np.isfinite(holdout.x).all()
+
+
+def test_reliability_curve_holds_the_calibration_error_bins(trained: TrainResult) -> None:
+    h = trained.artifact.holdout
+    for curve, ece in (("reliability", "ece"), ("rules_reliability", "rules_ece")):
+        bins = h[curve]
+        assert sum(b["count"] for b in bins) == h["pairs"]
+        gap = sum(b["count"] * abs(b["predicted"] - b["observed"]) for b in bins) / h["pairs"]
+        assert gap == pytest.approx(h[ece], abs=1e-12)
+    # the same bins as scikit-learn's calibration_curve(strategy="quantile")
+    from sklearn.calibration import calibration_curve
+
+    from scoring.predictive import predict
+
+    p = predict(trained.artifact, trained.holdout.x)
+    observed, predicted = calibration_curve(trained.holdout.y, p, n_bins=10, strategy="quantile")
+    assert [b["observed"] for b in h["reliability"]] == pytest.approx(list(observed), abs=1e-12)
+    assert [b["predicted"] for b in h["reliability"]] == pytest.approx(list(predicted), abs=1e-12)
