@@ -52,6 +52,8 @@ __all__ = [
     "TrainingSet",
     "at_least_as_good",
     "build_training_set",
+    "reliability_curve",
+    "retrain_due",
     "train",
 ]
 
@@ -352,3 +354,16 @@ def at_least_as_good(new: Artifact, old: Artifact | None, holdout: TrainingSet) 
     if old_auc is None:
         return True
     return new_auc is not None and new_auc >= old_auc
+
+
+def retrain_due(artifact: Artifact | None, now: datetime, every: timedelta) -> bool:
+    """``schedule.retrain_every``: a model is retrained when it has no usable artifact, or
+    when its artifact's history ended ``every`` or more before ``now`` (the history ends
+    at the read that preceded training, so this is the artifact's age)."""
+    if artifact is None:
+        return True
+    end = artifact.training.get("data_end")
+    if not isinstance(end, str):
+        return True
+    trained = datetime.fromisoformat(end.replace("Z", "+00:00"))
+    return now - trained >= every

@@ -93,3 +93,13 @@ def test_reliability_curve_holds_the_calibration_error_bins(trained: TrainResult
     observed, predicted = calibration_curve(trained.holdout.y, p, n_bins=10, strategy="quantile")
     assert [b["observed"] for b in h["reliability"]] == pytest.approx(list(observed), abs=1e-12)
     assert [b["predicted"] for b in h["reliability"]] == pytest.approx(list(predicted), abs=1e-12)
+
+
+def test_retrain_is_due_every_period_after_the_artifacts_history(trained: TrainResult) -> None:
+    from scheduler.train import retrain_due
+
+    end = datetime.fromisoformat(trained.artifact.training["data_end"])
+    every = timedelta(days=10)
+    assert retrain_due(None, end, every)
+    assert not retrain_due(trained.artifact, end + every - timedelta(seconds=1), every)
+    assert retrain_due(trained.artifact, end + every, every)
