@@ -22,6 +22,7 @@ from scheduler import (
     cli_scoring,
     cli_status,
     cli_sync,
+    cli_train,
 )
 
 
@@ -72,6 +73,7 @@ for module in (
     cli_init,
     cli_leads,
     cli_backtest,
+    cli_train,
 ):
     module.register(app)
 for _info in app.registered_commands:  # every command, whichever module added it

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Annotated, Any
 
 import typer
@@ -139,13 +140,13 @@ def check_command(model: ModelOpt = None, config: ConfigOpt = None) -> None:
     if config is not None:
         raise typer.Exit(_delegate("check_config", config))
     assert model is not None
-    models = _load_model_file(model)
+    models = _load_model_file(model, strict_artifacts=True)
     # near misses of canonical names only: a file may carry columns of its own
     warnings = check_warnings(models) + name_warnings(models)
     for line in warnings:
         error_line(f"warning: {line}")
     names = ", ".join(models.names)
-    count = len(models.models)
+    count = len(models.names)
     summary = f"{model}: valid, {count} model{'s' if count != 1 else ''} ({names})"
     if warnings:
         summary += f", {len(warnings)} warning{'s' if len(warnings) != 1 else ''}"
@@ -243,14 +244,36 @@ def _read_text(path: str) -> str:
         fail(f"{path}: cannot read: {exc.strerror or exc}")
 
 
-def _load_model_file(path: str) -> ModelSet:
+def _load_model_file(path: str, *, strict_artifacts: bool = False) -> ModelSet:
     text = _read_text(path)
     try:
-        return parse_models(text, path)
+        models = parse_models(text, path)
     except ModelFileError as exc:
         for problem in exc.problems:
             error_line(problem)
         raise typer.Exit(EXIT_USAGE) from None
+    if not models.predictive:
+        return models
+    return _with_artifacts(path, models, strict=strict_artifacts)
+
+
+def _with_artifacts(path: str, models: ModelSet, *, strict: bool) -> ModelSet:
+    """Predictive models score with their artifacts; one that is missing or refused is
+    left out with a warning and its rules model scores as before. ``check`` (strict)
+    fails on an artifact that exists but does not fit its model."""
+    from scheduler.cli_train import load_artifacts
+    from scoring.predictive import attach_artifacts
+
+    artifacts, problems = load_artifacts(Path(path), models)
+    broken = [line for line in problems if "no artifact yet" not in line]
+    for line in problems:
+        if strict and line in broken:
+            error_line(line)
+        else:
+            error_line(f"warning: {line}")
+    if strict and broken:
+        raise typer.Exit(EXIT_USAGE)
+    return attach_artifacts(models, artifacts)
 
 
 def _as_of(value: str | None) -> datetime:

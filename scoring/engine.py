@@ -523,6 +523,10 @@ def score_columns(
     as_of: datetime,
 ) -> ScoreColumns:
     """Score every contact with every model that applies to it, as frames."""
+    if isinstance(models, ModelSet) and models.artifacts:  # predictive models: docs/predictive.md
+        from scoring.predictive import score_with_predictive
+
+        return score_with_predictive(models, contacts, events, as_of=as_of)  # type: ignore[no-any-return]
     model_list = list(models.models if isinstance(models, ModelSet) else models)
     as_of = _as_utc_datetime(as_of)
     cframe = _prepare_contacts(contacts)

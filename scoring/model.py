@@ -54,6 +54,7 @@ __all__ = [
     "Match",
     "ModelFileError",
     "ModelSet",
+    "PredictiveSpec",
     "Rule",
     "Scale",
     "ScoringModel",
@@ -305,6 +306,25 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
+def _default_thresholds(data: Any) -> Any:
+    # threshold/rearm_below default to the bands; a broken bands entry is reported
+    # on its own, so the placeholder 0 never reaches a valid model.
+    if not isinstance(data, Mapping):
+        return data
+    filled = dict(data)
+    bands = data.get("bands")
+    for key, band in (("threshold", "hot"), ("rearm_below", "warm")):
+        if key not in filled:
+            value = bands.get(band) if isinstance(bands, Mapping) else None
+            ok = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+            filled[key] = value if ok else 0
+    return filled
+
+
 class ScoringModel(BaseModel):
     """One named model: who it applies to, its rules, bands and decay."""
 
@@ -324,22 +344,7 @@ class ScoringModel(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _default_threshold(cls, data: Any) -> Any:
-        # threshold/rearm_below default to the bands; a broken bands entry is reported
-        # on its own, so the placeholder 0 never reaches a valid model.
-        if not isinstance(data, Mapping):
-            return data
-        filled = dict(data)
-        bands = data.get("bands")
-        for key, band in (("threshold", "hot"), ("rearm_below", "warm")):
-            if key not in filled:
-                value = bands.get(band) if isinstance(bands, Mapping) else None
-                ok = (
-                    isinstance(value, int | float)
-                    and not isinstance(value, bool)
-                    and math.isfinite(value)
-                )
-                filled[key] = value if ok else 0
-        return filled
+        return _default_thresholds(data)
 
     @field_validator("name")
     @classmethod
@@ -483,6 +488,66 @@ def _fold(item: Any) -> Any:
     return item.lower() if isinstance(item, str) else item
 
 
+class PredictiveSpec(BaseModel):
+    """A learned model (docs/predictive.md): a rules ``base_model`` whose per-rule points
+    and counts are its features, and an ``artifact`` (a JSON file, path relative to the
+    model file) holding what training learned. Scores are probabilities shown as 0-100.
+    """
+
+    model_config = _CONFIG
+
+    name: str
+    kind: Literal["predictive"]
+    score_field: str = Field(min_length=1)
+    base_model: str
+    artifact: str = Field(min_length=1)
+    bands: Bands
+    threshold: float
+    rearm_below: float
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_threshold(cls, data: Any) -> Any:
+        return _default_thresholds(data)
+
+    @field_validator("name", "base_model")
+    @classmethod
+    def _name_format(cls, value: str) -> str:
+        return _check_name(value, "model name")
+
+    @field_validator("score_field")
+    @classmethod
+    def _score_field_format(cls, value: str) -> str:
+        if any(ch.isspace() for ch in value):
+            raise _problems(((), f"score_field {value!r} must not contain spaces"))
+        return value
+
+    @model_validator(mode="after")
+    def _threshold_above_rearm(self) -> PredictiveSpec:
+        if self.rearm_below > self.threshold:
+            raise _problems(
+                (
+                    ("rearm_below",),
+                    f"rearm_below ({self.rearm_below:g}) must not be above "
+                    f"threshold ({self.threshold:g})",
+                )
+            )
+        return self
+
+    @property
+    def scale(self) -> Scale:
+        return Scale(min=0, max=100)
+
+    @cached_property
+    def content_hash(self) -> str:
+        """sha256 of the definition only, never of the artifact: a retrain replaces the
+        artifact, and a changed hash would re-baseline the model, disarming every
+        contact above the threshold without acting."""
+        payload = self.model_dump(mode="json", by_alias=True)
+        text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class ModelSet(BaseModel):
     """The models of one file, names unique."""
 
@@ -493,6 +558,12 @@ class ModelSet(BaseModel):
     # Where each part came from, for warnings in FILE:LINE form; set by load_models.
     _source: str | None = PrivateAttr(default=None)
     _lines: dict[Path, int] = PrivateAttr(default_factory=dict)
+    # Predictive models sit beside the rules models, so that everything reading
+    # ``models`` keeps seeing rules models only; ``_positions`` maps ``models`` back to
+    # the file's order for warnings. Artifacts are attached by whoever can read files.
+    _predictive: list[PredictiveSpec] = PrivateAttr(default_factory=list)
+    _positions: list[int] | None = PrivateAttr(default=None)
+    _artifacts: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("models")
     @classmethod
@@ -514,7 +585,17 @@ class ModelSet(BaseModel):
 
     @property
     def names(self) -> list[str]:
-        return [model.name for model in self.models]
+        return [model.name for model in self.models] + [p.name for p in self._predictive]
+
+    @property
+    def predictive(self) -> list[PredictiveSpec]:
+        """The file's ``kind: predictive`` models, in file order."""
+        return list(self._predictive)
+
+    @property
+    def artifacts(self) -> dict[str, Any]:
+        """Artifacts attached to predictive models, by model name (see scoring.predictive)."""
+        return dict(self._artifacts)
 
 
 def _model_duplicates(models: Sequence[tuple[Any, Any]]) -> list[tuple[Path, str]]:
@@ -630,10 +711,12 @@ def load_models(text: str, source: str) -> ModelSet:
                 f"{source}:{plain.lines.get((), 1)}: (file): expected 'models:' with a list of models, got {_describe(data)}"
             ]
         )
+    data, predictive, spec_problems = _split_predictive(data, plain, source)
     try:
         models = ModelSet.model_validate(data)
     except ValidationError as exc:
         problems = validation_problems(exc, data, plain, source, keys=_all_keys(), message=_message)
+        problems += [line for line in spec_problems if line not in problems]
         # Duplicates are checked again on the raw data: pydantic's own check only runs
         # once everything else is valid, and a marketer wants all problems at once.
         for line in _raw_duplicates(data, plain, source):
@@ -641,9 +724,78 @@ def load_models(text: str, source: str) -> ModelSet:
                 problems.append(line)
         problems.sort(key=lambda text: _line_number(text, source))
         raise ModelFileError(problems or [f"{source}:1: (file): invalid model file"]) from None
+    if spec_problems:
+        raise ModelFileError(sorted(spec_problems, key=lambda text: _line_number(text, source)))
+    if predictive:
+        return _with_predictive(models, predictive, source, plain)
     models._source = source
     models._lines = dict(plain.lines)
     return models
+
+
+def _stand_in(entry: dict[str, Any]) -> dict[str, Any]:
+    """A rules model in a predictive model's place: names and score fields are checked
+    for duplicates across all models, and other models keep their positions."""
+    out: dict[str, Any] = {k: entry[k] for k in ("name", "score_field") if k in entry}
+    out["bands"] = {"hot": 1, "warm": 0}
+    out["rules"] = [{"id": "p", "kind": "fit", "field": "p", "match": "p", "points": 0}]
+    return out
+
+
+def _split_predictive(
+    data: dict[str, Any], plain: Located, source: str
+) -> tuple[dict[str, Any], list[tuple[int, PredictiveSpec]], list[str]]:
+    raw = data.get("models")
+    if not isinstance(raw, list):
+        return data, [], []
+    where = [i for i, m in enumerate(raw) if isinstance(m, dict) and m.get("kind") == "predictive"]
+    if not where:
+        return data, [], []
+    specs: list[tuple[int, PredictiveSpec]] = []
+    problems: list[str] = []
+    keys = _all_keys() | model_keys(PredictiveSpec)
+    for i in where:
+        try:
+            specs.append((i, PredictiveSpec.model_validate(raw[i])))
+        except ValidationError as exc:
+            problems += validation_problems(
+                exc, raw[i], plain, source, keys=keys, prefix=("models", i), message=_message
+            )
+    stand_in = [_stand_in(m) if i in where else m for i, m in enumerate(raw)]
+    return {**data, "models": stand_in}, specs, problems
+
+
+def _with_predictive(
+    models: ModelSet, specs: list[tuple[int, PredictiveSpec]], source: str, plain: Located
+) -> ModelSet:
+    taken = {i for i, _ in specs}
+    positions = [i for i in range(len(models.models)) if i not in taken]
+    rules = [models.models[i] for i in positions]
+    by_name = {m.name: m for m in rules}
+    problems: list[str] = []
+    for i, spec in specs:
+        if spec.base_model not in by_name:
+            known = ", ".join(by_name) or "none"
+            problems.append(
+                plain.at(
+                    source,
+                    ("models", i, "base_model"),
+                    f"base_model {spec.base_model!r} is not a rules model of this file "
+                    f"(rules models: {known})",
+                )
+            )
+    if not rules:
+        problems.append(
+            f"{source}:1: models: a predictive model needs a rules model as its base_model"
+        )
+    if problems:
+        raise ModelFileError(problems)
+    out = ModelSet.model_construct(models=rules)
+    out._source = source
+    out._lines = dict(plain.lines)
+    out._predictive = [spec for _, spec in specs]
+    out._positions = positions
+    return out
 
 
 def _line_number(text: str, source: str) -> int:
@@ -834,6 +986,11 @@ def _group_warnings(models: ModelSet, m_index: int, model: ScoringModel) -> list
 
 
 def _warning(models: ModelSet, path: Path, message: str) -> str:
+    positions = models._positions
+    if positions is not None and len(path) > 1 and path[0] == "models":
+        index = path[1]
+        if isinstance(index, int) and index < len(positions):
+            path = ("models", positions[index], *path[2:])
     source = models._source
     if source is None:
         return f"{render_path(path)}: {message}"

@@ -1,0 +1,469 @@
+"""Predictive scoring: a logistic regression over a rules model's own parts.
+
+A predictive model (docs/predictive.md) reads what its ``base_model`` already
+computes for a contact: each rule's points after its caps, each behaviour rule's event
+count, and how recently and how often the contact engaged. Training (in ``scheduler``,
+with scikit-learn) writes what it learned to a JSON artifact; this module reads that
+artifact and turns features into a calibrated probability, shown as 0-100, with the
+features that pushed it up and down as reasons in the rules models' own form.
+
+Why JSON and not a pickle: loading a pickle runs code, and a user must be able to read
+what the model weighs. Why logistic regression: every coefficient is a statement a user
+can check ("a pricing view multiplies the odds by 1.8"), and its probabilities can be
+reproduced exactly here without importing scikit-learn.
+
+Pure: no I/O, no clock; the artifact's text and ``as_of`` are passed in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from scoring.model import BehaviorRule, ModelSet, PredictiveSpec, ScoringModel
+
+__all__ = [
+    "ARTIFACT_FORMAT",
+    "ARTIFACT_VERSION",
+    "Artifact",
+    "ArtifactError",
+    "Calibration",
+    "Feature",
+    "FeatureSpec",
+    "artifact_problems",
+    "attach_artifacts",
+    "feature_matrix",
+    "feature_specs",
+    "model_set",
+    "parse_artifact",
+    "predict",
+    "reasons_for",
+    "score_with_predictive",
+]
+
+ARTIFACT_FORMAT: Literal["leadsync-predictive"] = "leadsync-predictive"
+ARTIFACT_VERSION: Literal[1] = 1
+# A contact without any activity date (no event, no created_at) is treated as a year idle.
+NO_ACTIVITY_DAYS = 365.0
+# Reasons shown per side, as Dynamics 365 shows its top five positive and negative factors.
+TOP_REASONS = 5
+
+Source = Literal["points", "events", "days_since_activity", "events_total"]
+Transform = Literal["identity", "log1p"]
+
+_CONFIG = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+_US_PER_DAY = 86_400_000_000
+
+
+class FeatureSpec(BaseModel):
+    """What a feature reads, before training gives it a scale and a weight."""
+
+    model_config = _CONFIG
+
+    name: str
+    source: Source
+    rule: str | None = None
+    transform: Transform = "identity"
+
+
+class Feature(FeatureSpec):
+    """A feature as trained: ``x' = (transform(x) - mean) / scale``, weighted by ``coef``."""
+
+    mean: float
+    scale: float = Field(gt=0)
+    coef: float
+
+
+class Calibration(BaseModel):
+    """Platt scaling of the regression's log-odds ``z``: ``p = 1 / (1 + exp(-(a·z + b)))``,
+    fitted on a later period than the regression itself; ``none`` keeps ``a=1, b=0``."""
+
+    model_config = _CONFIG
+
+    method: Literal["none", "platt"] = "none"
+    a: float = 1.0
+    b: float = 0.0
+
+
+class Artifact(BaseModel):
+    """The trained model file: versioned, human-readable, checkable against its model."""
+
+    model_config = _CONFIG
+
+    format: Literal["leadsync-predictive"]
+    version: Literal[1]
+    model: str
+    base_model: str
+    base_model_hash: str
+    intercept: float
+    features: list[Feature] = Field(min_length=1)
+    calibration: Calibration = Field(default_factory=Calibration)
+    training: dict[str, Any] = Field(default_factory=dict)
+    holdout: dict[str, Any] = Field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+
+
+class ArtifactError(ValueError):
+    """An artifact that cannot be used; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def parse_artifact(text: str, source: str) -> Artifact:
+    """The artifact in ``text``; ``ArtifactError`` with ``FILE: field: problem`` lines."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError([f"{source}:{exc.lineno}: (file): not valid JSON: {exc.msg}"]) from None
+    if not isinstance(data, dict):
+        raise ArtifactError([f"{source}:1: (file): expected a JSON object"])
+    if data.get("format") != ARTIFACT_FORMAT:
+        raise ArtifactError([f"{source}: format: expected {ARTIFACT_FORMAT!r}"])
+    if data.get("version") != ARTIFACT_VERSION:
+        raise ArtifactError(
+            [
+                f"{source}: version: {data.get('version')!r} is not a version this leadsync "
+                f"reads (it reads {ARTIFACT_VERSION}); train again"
+            ]
+        )
+    try:
+        return Artifact.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "(file)"
+            lines.append(f"{source}: {where}: {error['msg']}")
+        raise ArtifactError(lines) from None
+
+
+def feature_specs(base: ScoringModel) -> list[FeatureSpec]:
+    """The features of a predictive model over ``base``: each rule's points, each
+    behaviour rule's counted events, recency and frequency of engagement. Counts and
+    days are log-transformed: the tenth visit says less than the first."""
+    out: list[FeatureSpec] = []
+    for rule in base.rules:
+        out.append(FeatureSpec(name=f"{rule.id}.points", source="points", rule=rule.id))
+        if isinstance(rule, BehaviorRule):
+            out.append(
+                FeatureSpec(
+                    name=f"{rule.id}.events", source="events", rule=rule.id, transform="log1p"
+                )
+            )
+    out.append(
+        FeatureSpec(name="recency", source="days_since_activity", transform="log1p"),
+    )
+    out.append(FeatureSpec(name="frequency", source="events_total", transform="log1p"))
+    return out
+
+
+def artifact_problems(artifact: Artifact, spec: PredictiveSpec, base: ScoringModel) -> list[str]:
+    """Why ``artifact`` cannot score for ``spec`` (empty when it can)."""
+    out: list[str] = []
+    if artifact.model != spec.name:
+        out.append(f"model: trained for {artifact.model!r}, not {spec.name!r}")
+    if artifact.base_model != spec.base_model:
+        out.append(f"base_model: trained on {artifact.base_model!r}, not {spec.base_model!r}")
+    elif artifact.base_model_hash != base.content_hash:
+        out.append(
+            f"base_model_hash: the rules of {base.name!r} changed since training; train again"
+        )
+    rules = {rule.id: rule for rule in base.rules}
+    for index, feature in enumerate(artifact.features):
+        if feature.source in ("points", "events"):
+            rule = rules.get(feature.rule or "")
+            if rule is None:
+                out.append(
+                    f"features.{index}.rule: {feature.rule!r} is not a rule of {base.name!r}"
+                )
+            elif feature.source == "events" and not isinstance(rule, BehaviorRule):
+                out.append(f"features.{index}.rule: {feature.rule!r} is not a behaviour rule")
+    return out
+
+
+def model_set(
+    rules: Sequence[ScoringModel],
+    specs: Sequence[PredictiveSpec],
+    artifacts: Mapping[str, Artifact],
+) -> ModelSet:
+    """Rules models and predictive models (with their artifacts) as one ``ModelSet``, for
+    callers holding models from several files (the sync)."""
+    out = ModelSet.model_construct(models=list(rules))
+    out._predictive = list(specs)
+    return attach_artifacts(out, artifacts)
+
+
+def attach_artifacts(models: ModelSet, artifacts: Mapping[str, Artifact]) -> ModelSet:
+    """A copy of ``models`` whose predictive models score with these artifacts; a model
+    without one (missing, refused) is left out and its base model scores as before."""
+    out = models.model_copy()
+    known = {spec.name for spec in models.predictive}
+    out._artifacts = {name: a for name, a in artifacts.items() if name in known}
+    return out
+
+
+# --- features and probabilities ---------------------------------------------------------
+
+
+def _transform(values: np.ndarray[Any, Any], how: Transform) -> np.ndarray[Any, Any]:
+    return np.log1p(np.maximum(values, 0.0)) if how == "log1p" else values
+
+
+def feature_matrix(
+    scores: pl.DataFrame,
+    reasons: pl.DataFrame,
+    specs: Sequence[FeatureSpec],
+    as_of: datetime,
+) -> np.ndarray[Any, Any]:
+    """Transformed features, one row per row of ``scores``.
+
+    ``scores``: ``contact_id, last_activity_at`` of the base model; ``reasons``:
+    ``contact_id, rule, raw_points, events`` of the same model (the engine's frames).
+    """
+    n = scores.height
+    ids = scores.select(pl.col("contact_id")).with_row_index("_r")
+    joined = reasons.join(ids, on="contact_id", how="inner")
+    rows = joined.get_column("_r").to_numpy().astype(np.int64)
+    rule_of = joined.get_column("rule").to_numpy()
+    points = joined.get_column("raw_points").to_numpy().astype(np.float64)
+    events = joined.get_column("events").fill_null(0).to_numpy().astype(np.float64)
+    last = scores.get_column("last_activity_at")
+    as_of_us = int(pl.Series([as_of]).dt.epoch("us")[0])
+    last_us = last.dt.epoch("us").to_numpy()
+    days = np.where(
+        last.is_null().to_numpy(),
+        NO_ACTIVITY_DAYS,
+        (as_of_us - np.nan_to_num(last_us.astype(np.float64))) / _US_PER_DAY,
+    )
+    total = np.bincount(rows, weights=events, minlength=n).astype(np.float64)
+    x = np.zeros((n, len(specs)), dtype=np.float64)
+    for j, spec in enumerate(specs):
+        column: np.ndarray[Any, Any]
+        if spec.source == "points":
+            mask = rule_of == spec.rule
+            column = np.bincount(rows[mask], weights=points[mask], minlength=n)
+        elif spec.source == "events":
+            mask = rule_of == spec.rule
+            column = np.bincount(rows[mask], weights=events[mask], minlength=n)
+        elif spec.source == "days_since_activity":
+            column = np.maximum(days, 0.0)
+        else:
+            column = total
+        x[:, j] = _transform(column.astype(np.float64), spec.transform)
+    return x
+
+
+def _standardised(artifact: Artifact, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    mean = np.array([f.mean for f in artifact.features])
+    scale = np.array([f.scale for f in artifact.features])
+    result: np.ndarray[Any, Any] = (x - mean) / scale
+    return result
+
+
+def _sigmoid(z: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    # scipy's expit, written out: exact in both tails without overflow warnings
+    out = np.empty_like(z)
+    pos = z >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
+    ez = np.exp(z[~pos])
+    out[~pos] = ez / (1.0 + ez)
+    return out
+
+
+def log_odds(artifact: Artifact, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """The regression's ``z`` (scikit-learn's ``decision_function``) per row of ``x``."""
+    coef = np.array([f.coef for f in artifact.features])
+    z: np.ndarray[Any, Any] = _standardised(artifact, x) @ coef + artifact.intercept
+    return z
+
+
+def predict(
+    artifact: Artifact, x: np.ndarray[Any, Any], *, calibrated: bool = True
+) -> np.ndarray[Any, Any]:
+    """Probabilities per row of ``x``; ``calibrated=False`` gives the regression's own
+    (scikit-learn's ``predict_proba[:, 1]``)."""
+    z = log_odds(artifact, x)
+    if calibrated and artifact.calibration.method == "platt":
+        z = artifact.calibration.a * z + artifact.calibration.b
+    return _sigmoid(z)
+
+
+@dataclass(frozen=True)
+class Contribution:
+    rule: str
+    kind: Literal["fit", "behavior", "decay"]
+    points: float
+    events: int | None
+
+
+def reasons_for(
+    artifact: Artifact, base: ScoringModel, x: np.ndarray[Any, Any]
+) -> list[list[Contribution]]:
+    """Per row, the top positive and top negative contributions in score points.
+
+    A feature's contribution is how much the 0-100 score would fall if that feature
+    were at its training average, the others unchanged: with a logistic model the
+    log-odds add up, the probabilities do not, so each is measured on the score itself.
+    A behaviour rule's points and events are one reason, as in a rules model.
+    """
+    if x.shape[0] == 0:
+        return []
+    kinds: dict[str, Literal["fit", "behavior", "decay"]] = {r.id: r.kind for r in base.rules}
+    coef = np.array([f.coef for f in artifact.features])
+    standard = _standardised(artifact, x)
+    terms = standard * coef  # log-odds each feature adds over its average
+    z = terms.sum(axis=1) + artifact.intercept
+    cal = artifact.calibration
+    a, b = (cal.a, cal.b) if cal.method == "platt" else (1.0, 0.0)
+    p = _sigmoid(a * z + b)
+    groups: dict[str, list[int]] = {}
+    for j, feature in enumerate(artifact.features):
+        groups.setdefault(feature.rule or feature.name, []).append(j)
+    event_cols = {
+        f.rule: j for j, f in enumerate(artifact.features) if f.source == "events" and f.rule
+    }
+    total_col = next(
+        (j for j, f in enumerate(artifact.features) if f.source == "events_total"), None
+    )
+    names = list(groups)
+    effect = np.zeros((x.shape[0], len(names)))
+    for k, name in enumerate(names):
+        without = z - terms[:, groups[name]].sum(axis=1)
+        effect[:, k] = 100.0 * (p - _sigmoid(a * without + b))
+    out: list[list[Contribution]] = []
+    for i in range(x.shape[0]):
+        row: list[Contribution] = []
+        order = np.argsort(-effect[i], kind="stable")
+        ups = [k for k in order if effect[i, k] > 0.005][:TOP_REASONS]
+        downs = [k for k in order[::-1] if effect[i, k] < -0.005][:TOP_REASONS]
+        for k in ups + downs:
+            name = names[k]
+            events: int | None = None
+            if name in event_cols:
+                events = round(math.expm1(x[i, event_cols[name]]))
+            elif name == "frequency" and total_col is not None:
+                events = round(math.expm1(x[i, total_col]))
+            row.append(Contribution(name, kinds.get(name, "behavior"), float(effect[i, k]), events))
+        out.append(row)
+    return out
+
+
+# --- the engine's hook -------------------------------------------------------------------
+
+
+def score_with_predictive(
+    models: ModelSet, contacts: pl.DataFrame, events: pl.DataFrame, *, as_of: datetime
+) -> Any:
+    """``score_columns`` for a model set with attached artifacts: the rules models as
+    always, then each predictive model on the contacts its base model scored, rows in
+    contact order then model order (rules models first, predictive ones after)."""
+    from scoring.engine import _as_utc_datetime, _round2_frame, score_columns
+
+    as_of = _as_utc_datetime(as_of)
+    columns = score_columns(list(models.models), contacts, events, as_of=as_of)
+    scores, reasons = columns.scores, columns.reasons
+    n_rules = len(models.models)
+    position = contacts.select(pl.col("id").cast(pl.String).alias("contact_id")).with_row_index(
+        "_ci"
+    )
+    model_index = {m.name: i for i, m in enumerate(models.models)}
+    score_parts = [
+        scores.with_columns(
+            pl.col("model").replace_strict(model_index, return_dtype=pl.Int64).alias("_m")
+        )
+    ]
+    reason_parts = [
+        reasons.join(
+            score_parts[0].with_row_index("row").select(pl.col("row").cast(pl.UInt32), "_m"),
+            on="row",
+        ).with_columns(pl.int_range(pl.len()).over("row").alias("_o"))
+    ]
+    artifacts = models.artifacts
+    for k, spec in enumerate(models.predictive):
+        artifact = artifacts.get(spec.name)
+        if artifact is None:
+            continue
+        base = models.get(spec.base_model)
+        base_scores = scores.filter(pl.col("model") == base.name)
+        base_reasons = reasons.filter(pl.col("model") == base.name)
+        x = feature_matrix(base_scores, base_reasons, artifact.features, as_of)
+        p = predict(artifact, x)
+        frame = base_scores.select("contact_id", "last_activity_at").with_columns(
+            pl.lit(spec.name).alias("model"),
+            pl.Series("raw", 100.0 * p, dtype=pl.Float64),
+            pl.lit(value=False).alias("immediate"),
+            pl.lit(None, dtype=pl.String).alias("immediate_type"),
+            pl.lit(None, dtype=scores.schema["immediate_at"]).alias("immediate_at"),
+            pl.lit(None, dtype=pl.String).alias("immediate_id"),
+            pl.lit(n_rules + k, dtype=pl.Int64).alias("_m"),
+        )
+        frame = _round2_frame(frame, "raw", "score")
+        frame = frame.with_columns(
+            pl.when(pl.col("score") >= spec.bands.hot)
+            .then(pl.lit("hot"))
+            .when(pl.col("score") >= spec.bands.warm)
+            .then(pl.lit("warm"))
+            .otherwise(pl.lit("cold"))
+            .alias("band")
+        )
+        score_parts.append(frame.select(*scores.columns, "_m"))
+        rows: list[dict[str, Any]] = []
+        ids = base_scores.get_column("contact_id").to_list()
+        for i, contributions in enumerate(reasons_for(artifact, base, x)):
+            for o, c in enumerate(contributions):
+                rows.append(
+                    {
+                        "contact_id": ids[i],
+                        "model": spec.name,
+                        "rule": c.rule,
+                        "kind": c.kind,
+                        "raw_points": c.points,
+                        "events": c.events,
+                        "_m": n_rules + k,
+                        "_o": o,
+                    }
+                )
+        part = pl.DataFrame(
+            rows,
+            schema={
+                "contact_id": pl.String,
+                "model": pl.String,
+                "rule": pl.String,
+                "kind": pl.String,
+                "raw_points": pl.Float64,
+                "events": pl.UInt32,
+                "_m": pl.Int64,
+                "_o": pl.Int64,
+            },
+        )
+        reason_parts.append(_round2_frame(part, "raw_points", "points"))
+    merged = (
+        pl.concat(score_parts, how="diagonal_relaxed")
+        .join(position, on="contact_id", how="left")
+        .sort(["_ci", "_m"], maintain_order=True)
+    )
+    keyed = merged.select("contact_id", "_m").with_row_index("row")
+    all_reasons = (
+        pl.concat([r.drop("row", strict=False) for r in reason_parts], how="diagonal_relaxed")
+        .join(keyed, on=["contact_id", "_m"], how="inner")
+        .sort(["row", "_o"])
+    )
+    from scoring.engine import ScoreColumns
+
+    return ScoreColumns(
+        scores=merged.select(scores.columns),
+        reasons=all_reasons.select(
+            pl.col("row").cast(pl.UInt32), *[c for c in reasons.columns if c != "row"]
+        ),
+    )

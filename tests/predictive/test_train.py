@@ -1,0 +1,105 @@
+"""Training: the time split, the too-little-data refusal, the retrain rule."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from predictive_world import OPTIONS, world
+
+from scheduler.train import (
+    TooLittleData,
+    TrainOptions,
+    TrainResult,
+    at_least_as_good,
+    plan,
+    train,
+)
+from scoring.model import ModelSet
+
+
+def test_split_is_by_time_and_no_training_label_reaches_the_holdout() -> None:
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    options = TrainOptions()
+    training, holdout = plan(end, options)
+    assert training and holdout
+    assert max(training) + options.horizon <= min(holdout)
+    assert max(holdout) + options.horizon <= end
+    assert training == sorted(training)
+
+
+def test_training_and_holdout_pairs_are_earlier_and_later(trained: TrainResult) -> None:
+    t = trained.artifact.training
+    h = trained.artifact.holdout
+    assert t["to"] < h["from"]
+    horizon = timedelta(days=t["horizon_days"])
+    last_train = datetime.fromisoformat(t["to"])
+    assert last_train + horizon <= datetime.fromisoformat(h["from"])
+
+
+def test_refusal_says_what_is_missing(model_set: ModelSet) -> None:
+    small = world("before", contacts=150)
+    with pytest.raises(TooLittleData) as caught:
+        train(small, model_set.predictive[0], model_set.get("current"), OPTIONS)
+    text = str(caught.value)
+    assert "converting contacts (needs 40" in text and "more)" in text
+
+
+def test_enough_data_at_exactly_the_minimum_trains(
+    model_set: ModelSet, trained: TrainResult, history: object
+) -> None:
+    converting = trained.artifact.training["converting_contacts"]
+    at_minimum = replace(OPTIONS, min_conversions=converting)
+    train(history, model_set.predictive[0], model_set.get("current"), at_minimum)  # type: ignore[arg-type]
+    with pytest.raises(TooLittleData):
+        over = replace(OPTIONS, min_conversions=converting + 1)
+        train(history, model_set.predictive[0], model_set.get("current"), over)  # type: ignore[arg-type]
+
+
+def test_retrain_replaces_only_when_at_least_as_good(trained: TrainResult) -> None:
+    new = trained.artifact
+    holdout = trained.holdout
+    assert at_least_as_good(new, None, holdout)
+    assert at_least_as_good(new, new, holdout)  # equal is good enough
+    # the same model blind to the meeting rule ranks worse: it never replaces the better one
+    worse = new.model_copy(
+        update={
+            "features": [
+                f.model_copy(update={"coef": 0.0 if f.rule == "meeting" else f.coef})
+                for f in new.features
+            ]
+        }
+    )
+    assert not at_least_as_good(worse, new, holdout)
+    assert at_least_as_good(new, worse, holdout)
+    assert np.isfinite(holdout.x).all()
+
+
+def test_reliability_curve_holds_the_calibration_error_bins(trained: TrainResult) -> None:
+    h = trained.artifact.holdout
+    for curve, ece in (("reliability", "ece"), ("rules_reliability", "rules_ece")):
+        bins = h[curve]
+        assert sum(b["count"] for b in bins) == h["pairs"]
+        gap = sum(b["count"] * abs(b["predicted"] - b["observed"]) for b in bins) / h["pairs"]
+        assert gap == pytest.approx(h[ece], abs=1e-12)
+    # the same bins as scikit-learn's calibration_curve(strategy="quantile")
+    from sklearn.calibration import calibration_curve
+
+    from scoring.predictive import predict
+
+    p = predict(trained.artifact, trained.holdout.x)
+    observed, predicted = calibration_curve(trained.holdout.y, p, n_bins=10, strategy="quantile")
+    assert [b["observed"] for b in h["reliability"]] == pytest.approx(list(observed), abs=1e-12)
+    assert [b["predicted"] for b in h["reliability"]] == pytest.approx(list(predicted), abs=1e-12)
+
+
+def test_retrain_is_due_every_period_after_the_artifacts_history(trained: TrainResult) -> None:
+    from scheduler.train import retrain_due
+
+    end = datetime.fromisoformat(trained.artifact.training["data_end"])
+    every = timedelta(days=10)
+    assert retrain_due(None, end, every)
+    assert not retrain_due(trained.artifact, end + every - timedelta(seconds=1), every)
+    assert retrain_due(trained.artifact, end + every, every)
