@@ -262,9 +262,10 @@ class FilesConnector:
 
     # --- writing: not possible --------------------------------------------------------
 
-    def ensure_fields(self, fields: Sequence[FieldSpec]) -> FieldCheck:
+    def ensure_fields(self, fields: Sequence[FieldSpec], *, create: bool = True) -> FieldCheck:
         """An export has no score fields to check or create: nothing is missing, so
-        ``leadsync check --config`` passes; writing scores is what fails."""
+        ``leadsync check --config`` and a dry run pass; writing scores is what fails."""
+        del create
         return FieldCheck()
 
     def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:

@@ -636,9 +636,11 @@ class SalesforceConnector:
                     )
 
     # ================================================================== set-up
-    def ensure_fields(self, fields: Sequence[FieldSpec]) -> FieldCheck:
+    def ensure_fields(self, fields: Sequence[FieldSpec], *, create: bool = True) -> FieldCheck:
         """Salesforce custom fields are created through the Metadata API, which this
-        connector does not use: it checks with ``describe`` and says what to create."""
+        connector does not use: it checks with ``describe`` and says what to create,
+        whatever ``create`` asks (a dry run and a real run say the same)."""
+        del create
         wanted: dict[str, list[tuple[str, str, bool, FieldSpec | None]]] = {}
         for obj in self.settings.objects:
             for field_spec in fields:
