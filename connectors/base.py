@@ -32,7 +32,7 @@ with ``getattr(connector, name, None)``)::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -259,12 +259,19 @@ class Connector(Protocol):
 
     def read_deal_outcomes(self, since: datetime | None) -> Iterator[DealRecord]: ...
 
-    def ensure_fields(self, fields: Sequence[FieldSpec], *, create: bool = True) -> FieldCheck:
+    def ensure_fields(
+        self,
+        fields: Sequence[FieldSpec],
+        *,
+        create: bool = True,
+        actions: Collection[str] = ("deal", "task"),
+    ) -> FieldCheck:
         """Check that each field exists and can take its values; create what the
         connector can create itself (HubSpot properties). With ``create=False`` (a dry
         run) nothing is changed: what would be created is listed in ``would_create``,
         and what a human must create is ``missing`` with its ``instructions``, as in a
-        real run."""
+        real run. ``actions``: what the write-back creates (``deal``, ``task``); the
+        key fields of deals and tasks are checked only for those."""
         ...
 
     def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult: ...

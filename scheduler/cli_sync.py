@@ -436,9 +436,13 @@ def _check_crm(config: SyncConfig, models: Sequence[Any]) -> int:
                     "active owner in the CRM; fix the e-mail or id, or add the user"
                 )
                 problems += 1
+        from scheduler.sync import actions_kw
         from scheduler.writeback import field_specs
 
-        check = connector.ensure_fields(field_specs(models, config.writeback.band_field))
+        check = connector.ensure_fields(
+            field_specs(models, config.writeback.band_field),
+            **actions_kw(connector, config.writeback),
+        )
         for name in check.present:
             _out(f"ok: field {name} exists")
         for name in check.created:

@@ -225,14 +225,14 @@ def _as_progress(progress: ProgressHook | PhaseProgress | None) -> PhaseProgress
     return _PlainHook(progress)
 
 
-def _can_check_only(ensure: Callable[..., Any]) -> bool:
-    """Whether a connector's ``ensure_fields`` takes ``create`` (a plug-in written
-    before it may not; a dry run then skips the field check rather than create)."""
+def _accepts(fn: Callable[..., Any], keyword: str) -> bool:
+    """Whether a connector's method takes ``keyword`` (a plug-in written before
+    ``ensure_fields`` had ``create`` and ``actions`` may not)."""
     try:
-        params = inspect.signature(ensure).parameters
+        params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return False
-    return "create" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+    return keyword in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
 def events_kept(models: Sequence[Any], retain: timedelta) -> timedelta | None:
@@ -443,7 +443,9 @@ class Sync:
         return {m.name: band_field_for(self.wb.band_field, m.name) for m in self.models}
 
     def _ensure_fields(self) -> None:
-        check = self.connector.ensure_fields(self._field_specs())
+        check = self.connector.ensure_fields(
+            self._field_specs(), **actions_kw(self.connector, self.wb)
+        )
         _raise_missing(check)
         with self.store.tx() as conn:
             self.store.kv_set(conn, FIELDS_KEY, self._fields_key())
@@ -452,13 +454,13 @@ class Sync:
         """A dry run's field check: what a real run would stop on stops it too (exit
         2, with what to create); what a real run would create itself is listed."""
         ensure = self.connector.ensure_fields
-        if not _can_check_only(ensure):
+        if not _accepts(ensure, "create"):
             log.info(
                 "dry run: connector %s cannot check fields without creating them",
                 self.connector.name,
             )
             return
-        check = ensure(self._field_specs(), create=False)
+        check = ensure(self._field_specs(), create=False, **actions_kw(self.connector, self.wb))
         _raise_missing(check)
         s.fields_to_create = list(getattr(check, "would_create", ()))
 
@@ -901,6 +903,16 @@ def _without_secrets(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_without_secrets(v) for v in value]
     return value
+
+
+def actions_kw(connector: Connector, wb: Any) -> dict[str, Any]:
+    """``actions=`` for ``ensure_fields``: what the write-back creates (a run that
+    creates no deals, or no tasks, needs no key field on them); nothing for a connector
+    whose ``ensure_fields`` predates the keyword."""
+    if not _accepts(connector.ensure_fields, "actions"):
+        return {}
+    on_cross = wb.on_cross
+    return {"actions": tuple(k for k, v in (("deal", on_cross.deal), ("task", on_cross.task)) if v)}
 
 
 def _raise_missing(check: Any) -> None:

@@ -12,7 +12,7 @@ property (``idProperty``), tasks by reading the contact's associated tasks.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any, Literal
@@ -649,10 +649,16 @@ class HubSpotConnector:
                     yield self._deal(raw, cid)
 
     # ---------------------------------------------------------------- writes
-    def ensure_fields(self, fields: Sequence[FieldSpec], *, create: bool = True) -> FieldCheck:
+    def ensure_fields(
+        self,
+        fields: Sequence[FieldSpec],
+        *,
+        create: bool = True,
+        actions: Collection[str] = ("deal", "task"),
+    ) -> FieldCheck:
         """Check the score (and band) properties on contacts and the key property on
-        deals and tasks; create the absent ones, or with ``create=False`` (a dry run)
-        only list them in ``would_create``."""
+        deals and tasks (those of ``actions``); create the absent ones, or with
+        ``create=False`` (a dry run) only list them in ``would_create``."""
         api = self.transport.api("crm.properties.core_api")
         present: list[str] = []
         created: list[str] = []
@@ -696,7 +702,7 @@ class HubSpotConnector:
                 created.append(name)
             else:
                 present.append(name)
-        for object_type in ("deals", "tasks"):
+        for object_type in [o for o, a in (("deals", "deal"), ("tasks", "task")) if a in actions]:
             qualified = f"{object_type}.{KEY_PROPERTY}"
             if KEY_PROPERTY in existing(object_type):
                 present.append(qualified)

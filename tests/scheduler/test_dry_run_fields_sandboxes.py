@@ -67,3 +67,23 @@ def test_salesforce_dry_run_with_every_field_present_goes_on(sf: SalesforceWorld
     s = sf.run(dry_run=True)
     assert s.exit_code == 0 and s.fields_to_create == [] and s.scores_written > 0
     assert sf.writes() == 0
+
+
+def test_a_run_without_deals_or_tasks_needs_no_key_field(hs: HubSpotWorld) -> None:
+    hs.writeback = {"on_cross": {"deal": None}}
+    s = hs.run(dry_run=True)
+    assert set(s.fields_to_create) == {"leadsync_score", "tasks.leadsync_key"}
+    check = hs.connector.ensure_fields([FieldSpec("leadsync_score")], create=False, actions=())
+    assert check.would_create == ("leadsync_score",)
+
+
+def test_salesforce_checks_the_key_field_only_where_actions_create_records(
+    sf: SalesforceWorld,
+) -> None:
+    every = sf.connector.ensure_fields([FieldSpec("leadsync_score")], create=False)
+    assert {"Opportunity.leadsync_key__c", "Task.leadsync_key__c"} <= set(every.present)
+    none = sf.connector.ensure_fields([FieldSpec("leadsync_score")], create=False, actions=())
+    assert set(none.present) == {"Lead.leadsync_score__c", "Contact.leadsync_score__c"}
+    tasks = sf.connector.ensure_fields([FieldSpec("leadsync_score")], actions=("task",))
+    assert "Task.leadsync_key__c" in tasks.present
+    assert "Opportunity.leadsync_key__c" not in tasks.present
