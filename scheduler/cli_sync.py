@@ -549,7 +549,12 @@ def register(app: typer.Typer) -> None:
     def run(
         config: str = typer.Option(..., "--config", help="leadsync.yaml"),
         dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Do everything but the CRM writes.")
+            bool,
+            typer.Option(
+                "--dry-run",
+                help="Check fields, read and score; list what would be written and done; "
+                "change nothing in the CRM.",
+            ),
         ] = False,
         full: Annotated[
             bool, typer.Option("--full", help="Read every contact, not only changes.")
