@@ -181,8 +181,6 @@ class _Pending:
 
 ProgressHook = Callable[[str, int], None]
 
-PHASES = ("read", "score", "write", "act")
-
 
 class PhaseProgress(Protocol):
     """What a run tells a progress display, phase by phase (``read``, ``score``,
