@@ -32,7 +32,7 @@ with ``getattr(connector, name, None)``)::
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -156,12 +156,14 @@ class FieldSpec:
 
 @dataclass(frozen=True, slots=True)
 class FieldCheck:
-    """Result of ``ensure_fields``: what exists, what was created, what a human must create."""
+    """Result of ``ensure_fields``: what exists, what was created, what a human must
+    create, and (when asked not to create) what the connector would create itself."""
 
     present: tuple[str, ...] = ()
     created: tuple[str, ...] = ()
     missing: tuple[str, ...] = ()
     instructions: tuple[str, ...] = ()  # one line per missing field: where, name, type
+    would_create: tuple[str, ...] = ()  # ``create=False``: absent, created by a real run
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +259,20 @@ class Connector(Protocol):
 
     def read_deal_outcomes(self, since: datetime | None) -> Iterator[DealRecord]: ...
 
-    def ensure_fields(self, fields: Sequence[FieldSpec]) -> FieldCheck: ...
+    def ensure_fields(
+        self,
+        fields: Sequence[FieldSpec],
+        *,
+        create: bool = True,
+        actions: Collection[str] = ("deal", "task"),
+    ) -> FieldCheck:
+        """Check that each field exists and can take its values; create what the
+        connector can create itself (HubSpot properties). With ``create=False`` (a dry
+        run) nothing is changed: what would be created is listed in ``would_create``,
+        and what a human must create is ``missing`` with its ``instructions``, as in a
+        real run. ``actions``: what the write-back creates (``deal``, ``task``); the
+        key fields of deals and tasks are checked only for those."""
+        ...
 
     def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult: ...
 

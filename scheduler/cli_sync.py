@@ -21,7 +21,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from connectors.base import (
@@ -114,6 +121,15 @@ def load_model_files(paths: Sequence[Path]) -> list[Any]:
     if problems:
         raise UsageError(problems)
     return models
+
+
+def check_band_fields(config: SyncConfig, models: Sequence[Any]) -> None:
+    """A ``writeback.band_field`` mapping must name models the model files define."""
+    from scheduler.writeback import band_field_problems
+
+    problems = band_field_problems(config.writeback.band_field, models, config.source)
+    if problems:
+        raise UsageError(problems)
 
 
 def make_connector(config: SyncConfig) -> Connector:
@@ -248,36 +264,83 @@ def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = Non
                 f"{s.baseline_above_threshold} contact(s) already above the threshold "
                 "(run with --act-on-baseline to act on them)."
             )
-        if s.dry_run:
-            for w in s.would_write[:20]:
-                con.print(f"would write {w}")
-            for a in s.would_act[:20]:
-                con.print(f"would act: {a}")
-    _out(cap.get())
+    text = cap.get()
+    if s.dry_run:
+        text += "\n".join(dry_run_lines(s)) + "\n"
+    _out(text)
+
+
+TEXT_LIST_MAX = 20  # lines of each kind a dry run's text output shows
+
+
+def dry_run_lines(s: RunSummary, limit: int = TEXT_LIST_MAX) -> list[str]:
+    """What a dry run would do, as totals and one JSON object per line (copied into
+    ``jq`` or a ticket as they are), each list cut at ``limit`` with "and N more"."""
+    lines = [
+        f"would create {len(s.fields_to_create)} field(s) a real run creates itself: "
+        + ", ".join(s.fields_to_create)
+    ] if s.fields_to_create else []  # fmt: skip
+    acts = len(s.would_act) + s.would_act_omitted
+    for what, items, total in (
+        ("write", s.would_write, s.scores_written),
+        ("act", s.would_act, acts),
+    ):
+        noun = "score(s)" if what == "write" else "action(s)"
+        lines.append(f"would {what} {total} {noun}" + (":" if total else ""))
+        for item in items[:limit]:
+            lines.append(f"  would {what} " + json.dumps(item, default=str, ensure_ascii=False))
+        more = total - min(limit, len(items))
+        if more > 0:
+            lines.append(f"  ... and {more} more (run --dry-run --json to list them)")
+    return lines
+
+
+# Each phase's bar: its label and what it counts.
+PHASE_LABELS = {
+    "read": ("Reading changes", "contacts"),
+    "score": ("Scoring", "contacts"),
+    "write": ("Writing scores", "records"),
+    "act": ("Creating deals and tasks", "actions"),
+}
+
+
+class RichPhases:
+    """The run's phases as Rich progress bars: a bar per phase, with its total where
+    the run knows it (``n/total``), indeterminate where not (reading: ``n/?``)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def _task(self, phase: str) -> TaskID:
+        if phase not in self.tasks:
+            label, unit = PHASE_LABELS.get(phase, (phase, "items"))
+            self.tasks[phase] = self.progress.add_task(label, total=None, unit=unit)
+        return self.tasks[phase]
+
+    def start(self, phase: str, total: int | None) -> None:
+        self.progress.update(self._task(phase), total=total)
+
+    def advance(self, phase: str, n: int) -> None:
+        self.progress.advance(self._task(phase), n)
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Any]:
+def _progress(enabled: bool, console: Console | None = None) -> Iterator[RichPhases | None]:
     if not enabled:
         yield None
         return
     progress = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed} contacts"),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[unit]}"),
         TimeElapsedColumn(),
         transient=True,
+        console=console,
     )
     with progress:
-        tasks: dict[str, Any] = {}
-
-        def hook(stage: str, n: int) -> None:
-            if stage not in tasks:
-                label = "Reading changes" if stage == "read" else "Scoring"
-                tasks[stage] = progress.add_task(label, total=None)
-            progress.advance(tasks[stage], n)
-
-        yield hook
+        yield RichPhases(progress)
 
 
 def execute_run(
@@ -298,6 +361,7 @@ def execute_run(
     own_store = store is None
     own_conn = connector is None
     models = list(models) if models is not None else load_model_files(config.model_paths())
+    check_band_fields(config, models)
     store = store or open_store(config)
     try:
         connector = connector or make_connector(config)
@@ -327,6 +391,7 @@ def check_config(config_path: str) -> int:
     try:
         config = _load(config_path)
         models = load_model_files(config.model_paths())
+        check_band_fields(config, models)
     except UsageError as exc:
         for line in exc.lines:
             _err(line)
@@ -371,12 +436,13 @@ def _check_crm(config: SyncConfig, models: Sequence[Any]) -> int:
                     "active owner in the CRM; fix the e-mail or id, or add the user"
                 )
                 problems += 1
-        from connectors.base import FieldSpec
+        from scheduler.sync import actions_kw
+        from scheduler.writeback import field_specs
 
-        specs = [FieldSpec(m.score_field, "number", f"{m.name} score") for m in models]
-        if config.writeback.band_field:
-            specs.append(FieldSpec(config.writeback.band_field, "text", "leadsync band"))
-        check = connector.ensure_fields(specs)
+        check = connector.ensure_fields(
+            field_specs(models, config.writeback.band_field),
+            **actions_kw(connector, config.writeback),
+        )
         for name in check.present:
             _out(f"ok: field {name} exists")
         for name in check.created:
@@ -483,7 +549,12 @@ def register(app: typer.Typer) -> None:
     def run(
         config: str = typer.Option(..., "--config", help="leadsync.yaml"),
         dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Do everything but the CRM writes.")
+            bool,
+            typer.Option(
+                "--dry-run",
+                help="Check fields, read and score; list what would be written and done; "
+                "change nothing in the CRM.",
+            ),
         ] = False,
         full: Annotated[
             bool, typer.Option("--full", help="Read every contact, not only changes.")
@@ -518,7 +589,7 @@ def register(app: typer.Typer) -> None:
         setup_logging(logging.INFO)
         with _guard():
             cfg = _load(config)
-            load_model_files(cfg.model_paths())  # fail now, not at the first fire time
+            check_band_fields(cfg, load_model_files(cfg.model_paths()))  # fail now, not later
 
             def once() -> int:
                 fresh = _load(config)

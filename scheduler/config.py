@@ -176,12 +176,33 @@ class OnCrossConfig(_Strict):
 
 class WritebackConfig(_Strict):
     min_change: float = Field(default=1.0, ge=0)
-    band_field: str | None = None
+    # One field for every model's band, or ``{model: field}`` (models left out write no
+    # band). Kept out of the models' content hashes: changing it re-writes the bands to
+    # the new field but is no model change (no baseline).
+    band_field: str | dict[str, str] | None = None
     max_actions_per_run: int = Field(default=100, ge=0)
     skip_if_open_deal: Literal["any", "ours"] = "any"
     write_batch: int = Field(default=1000, ge=1)  # handed to the connector, which splits per API
     max_rejected_share: float = Field(default=0.5, gt=0, le=1)  # of writes refused for one reason
     on_cross: OnCrossConfig = Field(default_factory=OnCrossConfig)
+
+    @field_validator("band_field")
+    @classmethod
+    def _band_fields(cls, value: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        names = [value] if isinstance(value, str) else list((value or {}).values())
+        for name in names:
+            if not name.strip() or " " in name:
+                raise ValueError(f"band field {name!r} must be a field name without spaces")
+        if isinstance(value, dict):
+            seen: dict[str, str] = {}
+            for model, name in value.items():
+                if name in seen:
+                    raise ValueError(
+                        f"models {seen[name]!r} and {model!r} both write their band to "
+                        f"{name!r}; each would overwrite the other's"
+                    )
+                seen[name] = model
+        return value
 
 
 class ScheduleConfig(_Strict):

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import logging
 import re
@@ -50,9 +51,11 @@ from scheduler.writeback import (
     Action,
     OwnerPool,
     TooManyRejected,
+    band_field_for,
     crashpoint,
     event_token,
     execute_entry,
+    field_specs,
     needs_write,
     plan_entries,
     reason_kind,
@@ -68,6 +71,15 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ATTEMPTS = 5  # CRM calls of one ledger entry before it is given up
 # Fields the write-back itself needs besides what the models read (templates, routing).
 BASE_FIELDS = frozenset({"owner_id", "first_name", "last_name", "email", "company", "created_at"})
+# A dry run lists at most this many writes and actions in its summary (and says how
+# many it left out): a baseline of 100,000 contacts would otherwise be one huge object.
+DRY_RUN_LIST_MAX = 1000
+# The state store's record of each model's band field, so that a changed band field
+# re-writes that model's bands to the new field (without being a model change).
+BAND_FIELDS_KEY = "band_fields"
+# The digest of the fields last ensured: a real run checks (and creates) fields on a
+# baseline and whenever the set of fields it writes changed.
+FIELDS_KEY = "fields_ensured"
 
 
 class Scorer(Protocol):
@@ -132,8 +144,13 @@ class RunSummary:
     budget: dict[str, Any] = field(default_factory=dict)
     cursor_committed: bool = False
     seconds: float = 0.0
+    # A dry run's decisions: at most DRY_RUN_LIST_MAX of each, and how many were left out.
     would_write: list[dict[str, Any]] = field(default_factory=list)
+    would_write_omitted: int = 0
     would_act: list[dict[str, Any]] = field(default_factory=list)
+    would_act_omitted: int = 0
+    # Fields absent from the CRM that a real run would create (a dry run creates none).
+    fields_to_create: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,6 +182,57 @@ class _Pending:
 ProgressHook = Callable[[str, int], None]
 
 
+class PhaseProgress(Protocol):
+    """What a run tells a progress display, phase by phase (``read``, ``score``,
+    ``write``, ``act``). ``start`` gives a phase's total as far as it is known (None:
+    unknown, as for reading, whose size the CRM does not tell in advance) and is
+    called again when it grows (writes and actions are decided chunk by chunk);
+    ``advance`` counts work done. A dry run has no ``write`` or ``act`` phase."""
+
+    def start(self, phase: str, total: int | None) -> None: ...
+
+    def advance(self, phase: str, n: int) -> None: ...
+
+
+class _PlainHook:
+    """A bare ``(phase, n)`` callable as a :class:`PhaseProgress` (totals ignored)."""
+
+    def __init__(self, hook: ProgressHook) -> None:
+        self.hook = hook
+
+    def start(self, phase: str, total: int | None) -> None:
+        return None
+
+    def advance(self, phase: str, n: int) -> None:
+        self.hook(phase, n)
+
+
+class _NoProgress:
+    def start(self, phase: str, total: int | None) -> None:
+        return None
+
+    def advance(self, phase: str, n: int) -> None:
+        return None
+
+
+def _as_progress(progress: ProgressHook | PhaseProgress | None) -> PhaseProgress:
+    if progress is None:
+        return _NoProgress()
+    if hasattr(progress, "start") and hasattr(progress, "advance"):
+        return progress
+    return _PlainHook(progress)
+
+
+def _accepts(fn: Callable[..., Any], keyword: str) -> bool:
+    """Whether a connector's method takes ``keyword`` (a plug-in written before
+    ``ensure_fields`` had ``create`` and ``actions`` may not)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return keyword in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def events_kept(models: Sequence[Any], retain: timedelta) -> timedelta | None:
     """How far back the local copy keeps events: what the models read (the longest
     window plus the decay horizon), and at least ``state.retain_events``, so that a
@@ -191,7 +259,7 @@ class Sync:
         scorer: Scorer | None = None,
         now: Callable[[], datetime] | None = None,
         chunk_size: int = 5000,
-        progress: ProgressHook | None = None,
+        progress: ProgressHook | PhaseProgress | None = None,
         heartbeat: bool = True,
     ) -> None:
         self.config = config
@@ -205,7 +273,7 @@ class Sync:
         self.scorer = scorer
         self.now = now or (lambda: datetime.now(UTC))
         self.chunk_size = chunk_size
-        self.progress = progress
+        self.progress = _as_progress(progress)
         self.heartbeat = heartbeat
         self.wb = config.writeback
         self.pipeline = config.pipeline
@@ -241,6 +309,7 @@ class Sync:
         self._read_ids: set[str] = set()
         self._attempts = 0  # score writes sent this run
         self._refusals: Counter[str] = Counter()  # by reason_kind
+        self._totals: dict[str, int] = {}  # write and act: decided so far
         self._first_refusal: dict[str, tuple[str, str, bool]] = {}
         s = RunSummary(
             run_id=uuid.uuid4().hex[:16],
@@ -310,7 +379,9 @@ class Sync:
         hashes = self.store.model_hashes()
         baseline = {m.name for m in self.models if hashes.get(m.name) != m.content_hash}
         s.baseline_models = sorted(baseline)
-        if baseline and not opts.dry_run:
+        if opts.dry_run:
+            self._check_fields(s)
+        elif baseline or self.store.kv_get(FIELDS_KEY) != self._fields_key():
             self._ensure_fields()
         if not opts.dry_run:
             self._resume_pending(s)
@@ -347,19 +418,49 @@ class Sync:
             for m in self.models:
                 if m.name in baseline:
                     self.store.set_model_hash(conn, m.name, m.content_hash)
+            self.store.kv_set(conn, BAND_FIELDS_KEY, self._band_fields())
             if hist is not None:
                 self.store.prune_events(conn, started - hist)
 
+    def _field_specs(self) -> list[FieldSpec]:
+        return field_specs(self.models, self.wb.band_field)
+
+    def _fields_key(self) -> str:
+        payload = json.dumps(
+            [
+                self.config.crm.type,
+                _without_secrets(self.config.crm.settings()),
+                sorted((f.name, f.type) for f in self._field_specs()),
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def _band_fields(self) -> dict[str, str | None]:
+        return {m.name: band_field_for(self.wb.band_field, m.name) for m in self.models}
+
     def _ensure_fields(self) -> None:
-        specs: dict[str, FieldSpec] = {}
-        for m in self.models:
-            specs[m.score_field] = FieldSpec(m.score_field, "number", f"{m.name} score")
-        if self.wb.band_field:
-            specs[self.wb.band_field] = FieldSpec(self.wb.band_field, "text", "leadsync band")
-        check = self.connector.ensure_fields(list(specs.values()))
-        if check.missing:
-            lines = list(check.instructions) or [f"missing field {f}" for f in check.missing]
-            raise ConnectorConfigError("; ".join(lines))
+        check = self.connector.ensure_fields(
+            self._field_specs(), **actions_kw(self.connector, self.wb)
+        )
+        _raise_missing(check)
+        with self.store.tx() as conn:
+            self.store.kv_set(conn, FIELDS_KEY, self._fields_key())
+
+    def _check_fields(self, s: RunSummary) -> None:
+        """A dry run's field check: what a real run would stop on stops it too (exit
+        2, with what to create); what a real run would create itself is listed."""
+        ensure = self.connector.ensure_fields
+        if not _accepts(ensure, "create"):
+            log.info(
+                "dry run: connector %s cannot check fields without creating them",
+                self.connector.name,
+            )
+            return
+        check = ensure(self._field_specs(), create=False, **actions_kw(self.connector, self.wb))
+        _raise_missing(check)
+        s.fields_to_create = list(getattr(check, "would_create", ()))
 
     # ----------------------------------------------------------------- reading
     def _read(self, cursor: Any, started: datetime, events_since: datetime, s: RunSummary) -> Any:
@@ -371,13 +472,13 @@ class Sync:
         exhausted, so connectors without them are unaffected; each bad row counts as a
         rejected record, so the run exits 1 while the good rows are still scored."""
         new_cursor: Any = None
+        self.progress.start("read", None)  # the CRM does not say how many changed
         for batch in self.connector.read_changes(cursor, until=started, events_since=events_since):
             self._apply(batch, s)
             crashpoint("after_read_batch")
             if batch.cursor is not None:
                 new_cursor = batch.cursor
-            if self.progress:
-                self.progress("read", len(batch.contacts))
+            self.progress.advance("read", len(batch.contacts))
         bad_rows = [str(line) for line in getattr(self.connector, "rejected", ())]
         s.bad_rows.extend(bad_rows)
         s.rejected += len(bad_rows)
@@ -433,6 +534,8 @@ class Sync:
         pool = OwnerPool(self.wb.on_cross.owners.pool, self.connector.list_owners)
         waiting = self._rejected_waiting(as_of, opts)
         waited: set[str] = set()
+        rewrite = self._band_fields_changed()
+        self.progress.start("score", self.store.count_contacts())
         for contacts, events in self.store.iter_chunks(self.chunk_size):
             self.store.renew(self.pipeline, ttl=self.config.lock_ttl.total_seconds())
             by_id = {c.id: c for c in contacts}
@@ -491,7 +594,12 @@ class Sync:
                         candidates.append((act, st, crossing, token))
                 if old is None or _state_key(st) != _state_key(old):
                     changed[(r.contact_id, r.model)] = st
-                if needs_write(old, float(r.score), str(r.band), self.wb.min_change):
+                if needs_write(
+                    None if r.model in rewrite else old,
+                    float(r.score),
+                    str(r.band),
+                    self.wb.min_change,
+                ):
                     if c.id in waiting:
                         waited.add(c.id)  # refused before: waits for its back-off
                     else:
@@ -506,25 +614,41 @@ class Sync:
                         self.store.kv_set(conn, "owner_rr", self._rr_next)
                 if groups:
                     crashpoint("after_intents")
+                    self._grow("act", len(groups))
                 for entries, _ in groups:
                     self._execute(entries, s)
+                    self.progress.advance("act", 1)
             else:
                 for entries, act in groups:
-                    s.would_act.append(
-                        {
-                            "contact_id": act.contact_id,
-                            "model": act.model,
-                            "kind": act.kind,
-                            "score": act.score,
-                            "actions": [e.kind for e in entries],
-                        }
-                    )
+                    if len(s.would_act) < DRY_RUN_LIST_MAX:
+                        s.would_act.append(_would_act(act, entries, pool))
+                    else:
+                        s.would_act_omitted += 1
+            if not opts.dry_run:
+                self._grow("write", self._attempts + len(pending) - self._totals.get("write", 0))
             if len(pending) >= self.wb.write_batch:
                 self._flush(pending, s, opts)
-            if self.progress:
-                self.progress("score", len(contacts))
+            self.progress.advance("score", len(contacts))
         self._flush(pending, s, opts)
         s.rejected_waiting = len(waited)
+
+    def _grow(self, phase: str, n: int) -> None:
+        """Raise a phase's known total by ``n`` (writes and actions are decided chunk
+        by chunk, so their totals grow as the scoring goes on)."""
+        if n <= 0:
+            return
+        self._totals[phase] = self._totals.get(phase, 0) + n
+        self.progress.start(phase, self._totals[phase])
+
+    def _band_fields_changed(self) -> set[str]:
+        """Models whose band field changed since the last committed run: their bands
+        are written again, to the new field. Not a model change: no baseline, no
+        action held back. A store that never recorded band fields re-writes nothing."""
+        stored = self.store.kv_get(BAND_FIELDS_KEY)
+        if not isinstance(stored, dict):
+            return set()
+        now = self._band_fields()
+        return {m for m, f in now.items() if f and m in stored and stored[m] != f}
 
     def _rejected_waiting(self, as_of: datetime, opts: RunOptions) -> set[str]:
         """Refused records not to write this run: their back-off has not ended, and
@@ -674,9 +798,11 @@ class Sync:
         groups: dict[str, list[LedgerEntry]] = {}
         for e in self.store.pending_actions():
             groups.setdefault(e.group_key, []).append(e)
+        s.actions_resumed += len(groups)
+        self._grow("act", len(groups))
         for entries in groups.values():
-            s.actions_resumed += 1
             self._execute(entries, s)
+            self.progress.advance("act", 1)
 
     # ------------------------------------------------------------------ writes
     def _queue_write(
@@ -685,8 +811,9 @@ class Sync:
         upd = pending.updates.get(c.id)
         values: dict[str, Any] = dict(upd.values) if upd else {}
         values[model.score_field] = score
-        if self.wb.band_field:
-            values[self.wb.band_field] = band
+        band_field = band_field_for(self.wb.band_field, model.name)
+        if band_field:
+            values[band_field] = band
         pending.updates[c.id] = ScoreUpdate(c.id, values, kind=c.kind)  # type: ignore[arg-type]
         pending.written.setdefault(c.id, []).append((c.id, model.name, score, band))
 
@@ -698,8 +825,10 @@ class Sync:
         pending.updates, pending.written = {}, {}
         if opts.dry_run:
             s.scores_written += len(updates)
-            for u in updates[: max(0, 50 - len(s.would_write))]:
+            room = max(0, DRY_RUN_LIST_MAX - len(s.would_write))
+            for u in updates[:room]:
                 s.would_write.append({"contact_id": u.contact_id, **dict(u.values)})
+            s.would_write_omitted += max(0, len(updates) - room)
             return
         start = 0
         while start < len(updates):
@@ -752,6 +881,7 @@ class Sync:
             for cid, reason in failed.items():
                 self.store.reject(conn, cid, redact(reason)[:500], backoff=retry_delay)
         self._attempts += len(updates)
+        self.progress.advance("write", len(updates))
         for cid, reason in failed.items():
             kind, set_up = reason_kind(reason)
             self._refusals[kind] += 1
@@ -771,6 +901,56 @@ def _without_secrets(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_without_secrets(v) for v in value]
     return value
+
+
+def actions_kw(connector: Connector, wb: Any) -> dict[str, Any]:
+    """``actions=`` for ``ensure_fields``: what the write-back creates (a run that
+    creates no deals, or no tasks, needs no key field on them); nothing for a connector
+    whose ``ensure_fields`` predates the keyword."""
+    if not _accepts(connector.ensure_fields, "actions"):
+        return {}
+    on_cross = wb.on_cross
+    return {"actions": tuple(k for k, v in (("deal", on_cross.deal), ("task", on_cross.task)) if v)}
+
+
+def _raise_missing(check: Any) -> None:
+    """Stop the run (exit 2) with what a human must create or fix in the CRM."""
+    if check.missing:
+        lines = list(check.instructions) or [f"missing field {f}" for f in check.missing]
+        raise ConnectorConfigError("; ".join(lines))
+
+
+def _would_act(act: Action, entries: Sequence[LedgerEntry], pool: OwnerPool) -> dict[str, Any]:
+    """A dry run's action as the rep would see it: the deal (or Lead status) with its
+    rendered name, the owner, the task's subject."""
+    out: dict[str, Any] = {
+        "contact_id": act.contact_id,
+        "model": act.model,
+        "kind": act.kind,
+        "score": act.score,
+        "band": act.band,
+        "actions": [e.kind for e in entries],
+    }
+    if act.kind == "immediate":
+        out["event"] = act.token[2:]
+    owner_id: str | None = None
+    for e in entries:
+        spec = e.spec or {}
+        owner_id = spec.get("owner_id") or owner_id
+        if e.kind == "owner":
+            out["assign_owner"] = True
+        elif e.kind == "deal" and spec.get("contact_kind") == "lead":
+            out["lead_status"] = spec.get("lead_status")
+        elif e.kind == "deal":
+            out["deal"] = spec.get("name")
+        elif e.kind == "task":
+            out["task"] = spec.get("subject")
+    out["owner_id"] = owner_id
+    try:
+        out["owner"] = pool.label(owner_id)
+    except Exception:  # a name is a nicety: a dry run never fails for want of one
+        out["owner"] = owner_id
+    return out
 
 
 def _state_key(st: ModelState) -> tuple[Any, ...]:

@@ -25,6 +25,7 @@ from connectors.base import (
     ConnectorError,
     CRMResponseError,
     DealSpec,
+    FieldSpec,
     Owner,
     TaskSpec,
 )
@@ -137,6 +138,80 @@ class TooManyRejected(Exception):
     def __init__(self, message: str, *, config: bool) -> None:
         super().__init__(message)
         self.config = config
+
+
+def band_field_for(band_field: str | Mapping[str, str] | None, model: str) -> str | None:
+    """The field a model writes its band to: the one ``writeback.band_field`` names for
+    every model, or the model's own entry of a ``{model: field}`` mapping."""
+    if band_field is None or isinstance(band_field, str):
+        return band_field
+    return band_field.get(model)
+
+
+def field_specs(
+    models: Sequence[Any], band_field: str | Mapping[str, str] | None
+) -> list[FieldSpec]:
+    """Every field the write-back writes: each model's score field and band field."""
+    specs: dict[str, FieldSpec] = {}
+    for m in models:
+        specs[m.score_field] = FieldSpec(m.score_field, "number", f"{m.name} score")
+    for m in models:
+        band = band_field_for(band_field, m.name)
+        if band and band not in specs:
+            label = "leadsync band" if isinstance(band_field, str) else f"{m.name} band"
+            specs[band] = FieldSpec(band, "text", label)
+    return list(specs.values())
+
+
+def band_field_problems(
+    band_field: str | Mapping[str, str] | None, models: Sequence[Any], source: str
+) -> list[str]:
+    """``FILE:LINE: writeback.band_field...: problem`` for a mapping that names a model
+    no model file defines, or a band field that is also a score field."""
+    names = {m.name for m in models}
+    scores = {m.score_field: m.name for m in models}
+    problems: list[str] = []
+    entries = (
+        [] if band_field is None else
+        [(None, band_field)] if isinstance(band_field, str) else list(band_field.items())
+    )  # fmt: skip
+    for model, field_name in entries:
+        path = "writeback.band_field" + (f".{model}" if model else "")
+        where = f"{source}:{_line_of(source, model)}: {path}"
+        if model is not None and model not in names:
+            problems.append(
+                f"{where}: no model named {model!r}{_suggest(model, names)} "
+                f"(models: {', '.join(sorted(names))})"
+            )
+        elif field_name in scores:
+            problems.append(
+                f"{where}: {field_name!r} is the score field of model {scores[field_name]!r}; "
+                "a band field needs a field of its own"
+            )
+    return problems
+
+
+def _suggest(name: str, names: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(name, sorted(names), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _line_of(source: str, model: str | None) -> int:
+    """The line of ``writeback.band_field`` (or of its entry for ``model``) in the
+    configuration file; 1 when the file cannot be read again."""
+    try:
+        from ruamel.yaml import YAML
+
+        with open(source, encoding="utf-8") as fh:
+            doc = YAML(typ="rt").load(fh)
+        wb = doc["writeback"]
+        if model is None:
+            return int(wb.lc.key("band_field")[0]) + 1
+        return int(wb["band_field"].lc.key(model)[0]) + 1
+    except Exception:  # the line is a help, never a reason to fail
+        return 1
 
 
 def needs_write(state: ModelState | None, score: float, band: str, min_change: float) -> bool:
@@ -349,6 +424,16 @@ class OwnerPool:
                     )
                 self._resolved = out
         return self._resolved
+
+    def label(self, owner_id: str | None) -> str | None:
+        """The owner's name or e-mail as the CRM lists them, for a dry run's report;
+        the id when the CRM does not list them."""
+        if not owner_id:
+            return None
+        for o in self._all():
+            if o.id == owner_id:
+                return o.name or o.email or owner_id
+        return owner_id
 
     def pick(self, position: int) -> str | None:
         ids = self.resolved()

@@ -37,7 +37,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, NoReturn
@@ -262,9 +262,16 @@ class FilesConnector:
 
     # --- writing: not possible --------------------------------------------------------
 
-    def ensure_fields(self, fields: Sequence[FieldSpec]) -> FieldCheck:
+    def ensure_fields(
+        self,
+        fields: Sequence[FieldSpec],
+        *,
+        create: bool = True,
+        actions: Collection[str] = ("deal", "task"),
+    ) -> FieldCheck:
         """An export has no score fields to check or create: nothing is missing, so
-        ``leadsync check --config`` passes; writing scores is what fails."""
+        ``leadsync check --config`` and a dry run pass; writing scores is what fails."""
+        del create, actions
         return FieldCheck()
 
     def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:

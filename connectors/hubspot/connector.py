@@ -12,7 +12,7 @@ property (``idProperty``), tasks by reading the contact's associated tasks.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any, Literal
@@ -649,12 +649,22 @@ class HubSpotConnector:
                     yield self._deal(raw, cid)
 
     # ---------------------------------------------------------------- writes
-    def ensure_fields(self, fields: Sequence[FieldSpec]) -> FieldCheck:
+    def ensure_fields(
+        self,
+        fields: Sequence[FieldSpec],
+        *,
+        create: bool = True,
+        actions: Collection[str] = ("deal", "task"),
+    ) -> FieldCheck:
+        """Check the score (and band) properties on contacts and the key property on
+        deals and tasks (those of ``actions``); create the absent ones, or with
+        ``create=False`` (a dry run) only list them in ``would_create``."""
         api = self.transport.api("crm.properties.core_api")
         present: list[str] = []
         created: list[str] = []
         missing: list[str] = []
         instructions: list[str] = []
+        would_create: list[str] = []
 
         def existing(object_type: str) -> dict[str, Raw]:
             reply = self.transport.call(f"{object_type} properties", api.get_all, object_type)
@@ -684,14 +694,21 @@ class HubSpotConnector:
                     "(lowercase letters, digits, underscores); set score_fields to one that is"
                 )
                 continue
-            if self._create_property("contacts", name, spec.label or name, spec.type, unique=False):
+            if not create:
+                would_create.append(name)
+            elif self._create_property(
+                "contacts", name, spec.label or name, spec.type, unique=False
+            ):
                 created.append(name)
             else:
                 present.append(name)
-        for object_type in ("deals", "tasks"):
+        for object_type in [o for o, a in (("deals", "deal"), ("tasks", "task")) if a in actions]:
             qualified = f"{object_type}.{KEY_PROPERTY}"
             if KEY_PROPERTY in existing(object_type):
                 present.append(qualified)
+            elif not create:
+                would_create.append(qualified)
+                continue  # still to create: the first action's own check does it
             elif self._create_property(
                 object_type, KEY_PROPERTY, "leadsync key", "text", unique=True
             ):
@@ -699,7 +716,13 @@ class HubSpotConnector:
             else:
                 present.append(qualified)
             self._key_checked.add(object_type)
-        return FieldCheck(tuple(present), tuple(created), tuple(missing), tuple(instructions))
+        return FieldCheck(
+            tuple(present),
+            tuple(created),
+            tuple(missing),
+            tuple(instructions),
+            tuple(dict.fromkeys(would_create)),
+        )
 
     def _create_property(
         self, object_type: str, name: str, label: str, kind: str, *, unique: bool

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -636,9 +636,18 @@ class SalesforceConnector:
                     )
 
     # ================================================================== set-up
-    def ensure_fields(self, fields: Sequence[FieldSpec]) -> FieldCheck:
+    def ensure_fields(
+        self,
+        fields: Sequence[FieldSpec],
+        *,
+        create: bool = True,
+        actions: Collection[str] = ("deal", "task"),
+    ) -> FieldCheck:
         """Salesforce custom fields are created through the Metadata API, which this
-        connector does not use: it checks with ``describe`` and says what to create."""
+        connector does not use: it checks with ``describe`` and says what to create,
+        whatever ``create`` asks (a dry run and a real run say the same). The key
+        field is wanted on Opportunity and Task only when deals and tasks are created."""
+        del create
         wanted: dict[str, list[tuple[str, str, bool, FieldSpec | None]]] = {}
         for obj in self.settings.objects:
             for field_spec in fields:
@@ -646,8 +655,9 @@ class SalesforceConnector:
                 wanted.setdefault(obj, []).append(
                     (self.settings.score_field(field_spec.name), type_text, False, field_spec)
                 )
-        for obj in ("Opportunity", "Task"):
-            wanted.setdefault(obj, []).append((self.settings.key_field, "Text(80)", True, None))
+        for obj, action in (("Opportunity", "deal"), ("Task", "task")):
+            if action in actions:
+                wanted.setdefault(obj, []).append((self.settings.key_field, "Text(80)", True, None))
         present: list[str] = []
         missing: list[str] = []
         instructions: list[str] = []
