@@ -204,6 +204,8 @@ def print_summary(s: RunSummary, *, as_json: bool, console: Console | None = Non
     ``FILE:LINE: field: problem``, one per line, so that ``--json`` stays one object."""
     for line in s.bad_rows:
         _err(line)
+    if s.outcomes_error:
+        _err(f"warning: deal outcomes not read (the backtest's history waits): {s.outcomes_error}")
     if s.orphan_events:
         _err(
             f"note: {s.orphan_events} event(s) name a contact that is not in the contacts "
@@ -360,7 +362,19 @@ def execute_run(
     Parts can be passed in (tests, the demo); otherwise they come from the config."""
     own_store = store is None
     own_conn = connector is None
-    models = list(models) if models is not None else load_model_files(config.model_paths())
+    if models is not None:
+        models = list(models)
+    else:
+        models = load_model_files(config.model_paths())
+        if scorer is None:
+            # Predictive models score beside their rules models when their artifact
+            # fits; one that does not is left out with a warning, and its rules model
+            # keeps scoring (docs/predictive.md).
+            from scheduler.cli_train import run_models
+
+            models, scorer, notes = run_models(config.model_paths(), models)
+            for note in notes:
+                _err(f"warning: {note}")
     check_band_fields(config, models)
     store = store or open_store(config)
     try:

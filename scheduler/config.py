@@ -78,6 +78,9 @@ def redact(text: str) -> str:
 # ----------------------------------------------------------------------- durations
 
 
+_MAX_DURATION = timedelta(days=36_500)  # a century: anything longer is a typo
+
+
 def parse_duration(value: Any) -> timedelta:
     """``30d``, ``15m``, ``1.5h``, ``45s``, ``2w``; a bare number means seconds."""
     if isinstance(value, timedelta):
@@ -87,11 +90,16 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
+        if value > _MAX_DURATION.total_seconds():
+            raise ValueError(f"{value!r} seconds is longer than {_MAX_DURATION.days} days")
         return timedelta(seconds=float(value))
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m:
-            return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+            seconds = float(m.group(1)) * _UNITS[m.group(2)]
+            if seconds > _MAX_DURATION.total_seconds():
+                raise ValueError(f"{value!r} is longer than {_MAX_DURATION.days} days")
+            return timedelta(seconds=seconds)
     raise ValueError(f"expected a duration such as 15m, 1d or 30d, got {value!r}")
 
 

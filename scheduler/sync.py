@@ -139,7 +139,10 @@ class RunSummary:
     # counted in ``rejected``, printed on stderr, kept out of the JSON summary.
     bad_rows: list[str] = field(default_factory=list)
     orphan_events: int = 0
-    outcomes_read: int = 0  # deals and Lead conversions read into the outcome tables
+    outcomes_read: int = 0
+    outcomes_error: str | None = (
+        None  # the outcome read failed; the run went on  # deals and Lead conversions read into the outcome tables
+    )
     api_calls: int = 0
     budget: dict[str, Any] = field(default_factory=dict)
     cursor_committed: bool = False
@@ -164,7 +167,7 @@ class RunSummary:
             and not self.dry_run
             and not self.act_on_baseline
             and self.exit_code in (EXIT_OK, EXIT_REJECTED)
-            and self.contacts_scored
+            and self.scores_written
         )
 
 
@@ -398,10 +401,18 @@ class Sync:
             # `outcomes_every` and an idle run stays at its two or three calls.
             from scheduler.outcomes import sync_outcomes
 
-            read = sync_outcomes(
-                self.store, self.connector, pipeline=self.pipeline, started=started
-            )
-            s.outcomes_read = read.deals + read.conversions
+            try:
+                read = sync_outcomes(
+                    self.store, self.connector, pipeline=self.pipeline, started=started
+                )
+                s.outcomes_read = read.deals + read.conversions
+            except (AuthError, QuotaExhausted):
+                raise
+            except ConnectorError as exc:
+                # Scoring and acting do not depend on outcomes: a deal query the
+                # integration user may not run (field security, a missing scope) is
+                # said once and read again at the next due run, from the same cursor.
+                s.outcomes_error = redact(str(exc))
 
         # 3-6: re-score locally, write back, act -------------------------------
         acting_baseline = set() if opts.act_on_baseline else baseline
