@@ -478,30 +478,42 @@ class StateStore:
         )
 
     # ------------------------------------------------------------- local copy
-    def upsert_contacts(self, conn: Connection, rows: Sequence[StoredContact]) -> None:
+    def upsert_contacts(self, conn: Connection, rows: Sequence[StoredContact]) -> set[str]:
+        """Keep the rows; returns the ids that are new or whose kept fields changed (a
+        record read again unchanged, say after a stopped run, is not a change)."""
         if not rows:
-            return
+            return set()
         now = self.clock()
-        _upsert(
-            conn,
-            self.t["contacts"],
-            [
-                {
-                    "contact_id": r.id,
-                    "kind": r.kind,
-                    "converted": r.converted,
-                    "fields": dumps(r.fields),
-                    "updated_at": now,
-                }
-                for r in rows
-            ],
-            ["contact_id"],
-        )
+        records: list[dict[str, Any]] = [
+            {
+                "contact_id": r.id,
+                "kind": r.kind,
+                "converted": r.converted,
+                "fields": dumps(r.fields),
+                "updated_at": now,
+            }
+            for r in rows
+        ]
+        ct = self.t["contacts"]
+        before: dict[str, str] = {}
+        for chunk in _chunks([r.id for r in rows], 500):
+            query = sa.select(ct.c.contact_id, ct.c.fields).where(ct.c.contact_id.in_(chunk))
+            before.update({str(cid): str(fields) for cid, fields in conn.execute(query)})
+        _upsert(conn, ct, records, ["contact_id"])
+        return {
+            str(r["contact_id"]) for r in records if before.get(str(r["contact_id"])) != r["fields"]
+        }
 
-    def upsert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        """Rows: ``event_id, contact_id, type, occurred_at (datetime), attributes``."""
+    def upsert_events(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Rows: ``event_id, contact_id, type, occurred_at (datetime), attributes``.
+        Returns the contacts that got an event the store did not hold."""
         if not rows:
-            return
+            return set()
+        ev = self.t["events"]
+        known: set[str] = set()
+        for chunk in _chunks([str(r["event_id"]) for r in rows], 500):
+            query = sa.select(ev.c.event_id).where(ev.c.event_id.in_(chunk))
+            known.update(str(x) for x in conn.execute(query).scalars())
         _upsert(
             conn,
             self.t["events"],
@@ -517,6 +529,7 @@ class StateStore:
             ],
             ["event_id"],
         )
+        return {str(r["contact_id"]) for r in rows if str(r["event_id"]) not in known}
 
     def merge_contact(self, conn: Connection, merged_id: str, into_id: str) -> None:
         """The merged record's events now belong to the survivor, and so does what was

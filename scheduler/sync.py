@@ -62,7 +62,7 @@ from scheduler.writeback import (
     retry_delay,
     safe_error,
 )
-from scoring.vocabulary import STAGE_DATE_FIELDS
+from scoring.vocabulary import STAGE_DATE_FIELDS, UPDATED_AT
 
 log = logging.getLogger("leadsync.sync")
 
@@ -309,7 +309,7 @@ class Sync:
     def run(self, options: RunOptions | None = None) -> RunSummary:
         opts = options or RunOptions()
         self._actions_taken = 0
-        self._read_ids: set[str] = set()
+        self._changed_ids: set[str] = set()  # new or changed in the CRM this run
         self._attempts = 0  # score writes sent this run
         self._refusals: Counter[str] = Counter()  # by reason_kind
         self._totals: dict[str, int] = {}  # write and act: decided so far
@@ -505,7 +505,10 @@ class Sync:
                 converted=c.converted,
                 fields={
                     k: v for k, v in c.fields.items() if k in self.keep_fields and v is not None
-                },
+                }
+                # The CRM's modification stamp, kept so that a record read again
+                # unchanged (after a stopped run, or by --full) is told from a changed one.
+                | ({UPDATED_AT: c.updated_at} if c.updated_at is not None else {}),
             )
             for c in batch.contacts
         ]
@@ -528,9 +531,11 @@ class Sync:
                         self.store.merge_contact(conn, old, c.id)
             for cid in batch.deletions:
                 self.store.purge_contact(conn, cid)
-            self.store.upsert_contacts(conn, contacts)
-            self.store.upsert_events(conn, events)
-        self._read_ids.update(c.id for c in batch.contacts)
+            changed = self.store.upsert_contacts(conn, contacts)
+            changed |= self.store.upsert_events(conn, events)
+        # A change in the CRM ends a refused record's back-off; a record read again
+        # unchanged waits it out.
+        self._changed_ids.update(changed)
         s.contacts_read += len(contacts)
         s.events_read += len(events)
         s.merges += len(batch.merges)
@@ -663,7 +668,7 @@ class Sync:
 
     def _rejected_waiting(self, as_of: datetime, opts: RunOptions) -> set[str]:
         """Refused records not to write this run: their back-off has not ended, and
-        this run did not read them changed. A changed write target (connector
+        this run did not find them changed (a new modification stamp or event). A changed write target (connector
         settings, score or band field, a model) ends every back-off at once: the
         user may just have fixed what the CRM refused."""
         target = self._write_target()
@@ -673,7 +678,7 @@ class Sync:
                     self.store.clear_backoff(conn)
                     self.store.kv_set(conn, "write_target", target)
             return set()
-        return self.store.rejected_waiting(as_of.timestamp()) - self._read_ids
+        return self.store.rejected_waiting(as_of.timestamp()) - self._changed_ids
 
     def _write_target(self) -> str:
         """A digest of what decides where and how scores are written (secrets left

@@ -250,6 +250,8 @@ class FakeCRM:
                 ContactRecord(
                     cid,
                     dict(self.contacts[cid]["fields"]),
+                    # The CRM's modification stamp: moves with every change.
+                    updated_at=T0 + timedelta(microseconds=self.contacts[cid]["seq"]),
                     kind=self.contacts[cid]["kind"],
                     converted=self.contacts[cid]["converted"],
                 )

@@ -159,3 +159,18 @@ def test_a_stopped_run_says_why_on_one_line(tmp_path: Path, capsys) -> None:
     assert code == 2 and out == ""
     last = err.splitlines()[-1]
     assert last.startswith("error: ") and "INVALID_OPTION ls_score" in last
+
+
+def test_a_record_read_again_unchanged_waits_out_its_back_off(h) -> None:
+    """A stopped run commits no cursor, so the next one reads the same records again;
+    so does --full. Read again without a change in the CRM, a refused record is not
+    retried before its back-off ends (that would spend the quota on every run)."""
+    _crowd(h, 5)
+    h.crm.reject["c0001"] = "FIELD_CUSTOM_VALIDATION_EXCEPTION: Phone is required"
+    assert h.run().rejected == 1
+    writes = len(h.crm.score_writes)
+    h.clock.advance(minutes=30)
+    s = h.run(full=True)  # every record read again, none changed
+    assert s.contacts_read == 5
+    assert s.rejected == 0 and s.rejected_waiting == 1
+    assert len(h.crm.score_writes) == writes
