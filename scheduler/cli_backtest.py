@@ -26,8 +26,17 @@ from scheduler.backtest import (
     run_backtest,
 )
 from scheduler.cli_common import EXIT_OK, EXIT_REJECTED
-from scheduler.cli_sync import UsageError, _err, _guard, _load, _out, load_model_files
-from scheduler.config import SyncConfig, parse_duration
+from scheduler.cli_sync import (
+    UsageError,
+    _err,
+    _guard,
+    _load,
+    _out,
+    load_model_files,
+    option_duration,
+    read_model_files,
+)
+from scheduler.config import SyncConfig
 from scoring.model import ScoringModel
 from scoring.timeutil import parse_timestamp
 
@@ -37,24 +46,7 @@ __all__ = ["load_history", "named_models", "register"]
 def named_models(paths: Sequence[Path]) -> list[tuple[str, ScoringModel]]:
     """Every model of every file, named by its own name, or ``FILE-STEM/NAME`` when two
     files share a name (a current and a candidate version of one model)."""
-    from scoring.model import ModelFileError, load_models
-
-    loaded: list[tuple[Path, ScoringModel]] = []
-    problems: list[str] = []
-    for path in paths:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            problems.append(f"{path}:1: (file): cannot read model file: {exc.strerror}")
-            continue
-        try:
-            models = load_models(text, str(path))
-        except ModelFileError as exc:
-            problems.extend(exc.problems)
-            continue
-        loaded.extend((path, m) for m in models.models)
-    if problems:
-        raise UsageError(problems)
+    loaded = [(path, m) for path, ms in read_model_files(paths) for m in ms.models]
     names = [m.name for _, m in loaded]
     out: list[tuple[str, ScoringModel]] = []
     for path, model in loaded:
@@ -122,16 +114,6 @@ def _date(value: str | None, option: str) -> datetime | None:
         return parse_timestamp(value)
     except ValueError:
         raise UsageError([f"{option}: expected a date such as 2026-01-31, got {value!r}"]) from None
-
-
-def _duration(value: str, option: str) -> timedelta:
-    try:
-        out = parse_duration(value)
-    except ValueError as exc:
-        raise UsageError([f"{option}: {exc}"]) from None
-    if out <= timedelta(0):
-        raise UsageError([f"{option}: must be positive, got {value!r}"])
-    return out
 
 
 def _print_text(result: BacktestResult) -> None:
@@ -237,8 +219,8 @@ def execute_backtest(
     options = BacktestOptions(
         start=_date(start, "--from"),
         end=_date(end, "--to"),
-        every=_duration(every, "--every"),
-        horizon=_duration(horizon, "--horizon"),
+        every=option_duration(every, "--every"),
+        horizon=option_duration(horizon, "--horizon"),
         milestone=milestone,
         capacity=capacity,
     )

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,9 +36,17 @@ from connectors.base import (
     RuntimeContext,
 )
 from scheduler.cli_common import label_for, stop_for
-from scheduler.config import ConfigError, DealConfig, SyncConfig, load_config, redact
+from scheduler.config import (
+    ConfigError,
+    DealConfig,
+    SyncConfig,
+    load_config,
+    parse_duration,
+    redact,
+)
 from scheduler.state import StateError, StateStore
 from scheduler.sync import RunOptions, RunSummary, Sync
+from scoring.model import ModelSet
 
 EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_STOPPED, EXIT_LOCKED = 0, 1, 2, 3, 4
 log = logging.getLogger("leadsync")
@@ -82,17 +90,13 @@ def setup_logging(level: int = logging.WARNING) -> None:
 # ------------------------------------------------------------------- pipeline
 
 
-def load_model_files(paths: Sequence[Path]) -> list[Any]:
-    """Every model of every file. Names must be unique across files, and so must score
-    fields: two models writing one CRM field would overwrite each other's score on
-    every run (``load_models`` catches both within one file; this catches them across
-    files)."""
+def read_model_files(paths: Sequence[Path]) -> list[tuple[Path, ModelSet]]:
+    """Each file's models; every problem of every file is collected (one line each,
+    ``FILE:LINE: path: message``) and raised together as a :class:`UsageError`."""
     from scoring.model import ModelFileError, load_models
 
-    models: list[Any] = []
+    out: list[tuple[Path, ModelSet]] = []
     problems: list[str] = []
-    seen: dict[str, str] = {}
-    fields: dict[str, tuple[str, str]] = {}
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
@@ -100,10 +104,35 @@ def load_model_files(paths: Sequence[Path]) -> list[Any]:
             problems.append(f"{path}:1: (file): cannot read model file: {exc.strerror}")
             continue
         try:
-            ms = load_models(text, str(path))
+            out.append((path, load_models(text, str(path))))
         except ModelFileError as exc:
             problems.extend(exc.problems)
-            continue
+    if problems:
+        raise UsageError(problems)
+    return out
+
+
+def option_duration(value: str, option: str) -> timedelta:
+    """A positive duration given on the command line (``7d``, ``90d``)."""
+    try:
+        out = parse_duration(value)
+    except ValueError as exc:
+        raise UsageError([f"{option}: {exc}"]) from None
+    if out <= timedelta(0):
+        raise UsageError([f"{option}: must be positive, got {value!r}"])
+    return out
+
+
+def load_model_files(paths: Sequence[Path]) -> list[Any]:
+    """Every model of every file. Names must be unique across files, and so must score
+    fields: two models writing one CRM field would overwrite each other's score on
+    every run (``load_models`` catches both within one file; this catches them across
+    files)."""
+    models: list[Any] = []
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    fields: dict[str, tuple[str, str]] = {}
+    for path, ms in read_model_files(paths):
         for m in ms.models:
             if m.name in seen:
                 problems.append(

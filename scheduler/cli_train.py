@@ -12,14 +12,14 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 
 from scheduler.cli_common import EXIT_OK, EXIT_REJECTED
-from scheduler.cli_sync import UsageError, _err, _guard, _load, _out
+from scheduler.cli_sync import UsageError, _err, _guard, _load, _out, option_duration
 from scoring.model import Bands, ModelSet, PredictiveSpec, ScoringModel
 from scoring.predictive import (
     Artifact,
@@ -192,18 +192,6 @@ def run_models(paths: Sequence[Path], models: Sequence[Any]) -> tuple[list[Any],
     return [*models, *extra], scorer, warnings
 
 
-def _duration(value: str, option: str) -> timedelta:
-    from scheduler.config import parse_duration
-
-    try:
-        out = parse_duration(value)
-    except ValueError as exc:
-        raise UsageError([f"{option}: {exc}"]) from None
-    if out <= timedelta(0):
-        raise UsageError([f"{option}: must be positive, got {value!r}"])
-    return out
-
-
 def _write_atomically(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -238,8 +226,8 @@ def execute_train(
     model_file, models, spec = find_predictive(config.model_paths(), model)
     base = models.get(spec.base_model)
     options = TrainOptions(
-        every=_duration(every, "--every"),
-        horizon=_duration(horizon, "--horizon"),
+        every=option_duration(every, "--every"),
+        horizon=option_duration(horizon, "--horizon"),
         milestone=milestone,
     )
     data, rejected = load_history(config, [base])
