@@ -127,6 +127,7 @@ def run_demo(
     exit. ``inspect`` is called before the sandbox stops, so that tests can check what the
     CRM holds through its API."""
     import importlib.resources
+    import importlib.util
     import tempfile
 
     from connectors import registry
@@ -136,6 +137,15 @@ def run_demo(
 
     if crm not in ("hubspot", "salesforce"):
         raise UsageError([f"--crm: expected hubspot or salesforce, got {crm!r}"])
+    if crm == "salesforce" and importlib.util.find_spec("trustme") is None:
+        # The sandbox serves Salesforce over TLS only; its throw-away authority is
+        # trustme, which a plain `pip install leadsync` leaves out.
+        raise UsageError(
+            [
+                "--crm salesforce: the sandbox serves Salesforce over TLS, which needs "
+                "the sandbox extra: pip install 'leadsync[sandbox]'"
+            ]
+        )
     begin = (start or datetime.now(UTC)).astimezone(UTC)
     clock = ManualClock(begin)
     tmp = tempfile.TemporaryDirectory(prefix="leadsync-demo-")
