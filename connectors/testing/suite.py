@@ -83,6 +83,14 @@ class ConnectorSuite:
     """Subclass as ``Test<YourCRM>`` and provide a ``harness`` fixture."""
 
     @pytest.fixture
+    def harness(self) -> Harness:
+        """Replaced by the subclass's own ``harness`` fixture."""
+        pytest.fail(
+            f"{type(self).__name__}: define a `harness` fixture that returns your "
+            "connectors.testing.Harness (see docs/connectors.md, 'Write your own connector')"
+        )
+
+    @pytest.fixture
     def connector(self, harness: Harness) -> Iterator[Connector]:
         connector = harness.connector()
         try:
