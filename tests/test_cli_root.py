@@ -45,3 +45,18 @@ def test_demo_on_salesforce_without_the_sandbox_extra_says_what_to_install(
     assert "pip install 'leadsync[sandbox]'" in result.output
     assert "Traceback" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_the_hubspot_demo_needs_no_test_or_sandbox_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pip install .`` (no extras) is enough for ``leadsync demo``: the HubSpot
+    sandbox is plain HTTP, so neither trustme nor the test-only responses is imported."""
+    import json
+    import sys
+
+    for module in ("trustme", "responses"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    args = ["demo", "--contacts", "60", "--days", "30", "--simulated-days", "1"]
+    result = CliRunner().invoke(app, [*args, "--no-report", "--json"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.output.strip().splitlines()[-1])["runs"]
+    assert [r["exit_code"] for r in runs] == [0, 0, 0]
