@@ -80,6 +80,12 @@ class Harness(abc.ABC):
         """Let the backend catch up with what was just seeded (a search index's lag,
         say) by moving the clock; the default does nothing."""
 
+    def seed_unreadable(self) -> None:
+        """Put one record the connector cannot read into the backend (a malformed row
+        of an export, say), stamped now. Only for connectors that report what they skip
+        (``rejected``); the default says the backend cannot hold such a record."""
+        raise NotImplementedError
+
     # -- writes (not called for read-only connectors) --------------------------------
 
     def action_contact(self) -> str:

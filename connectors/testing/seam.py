@@ -23,6 +23,7 @@ __all__ = [
     "has_checkpoint",
     "load_state",
     "reads_contacts",
+    "reports_rejected",
     "state_of",
     "state_to_json",
 ]
@@ -89,3 +90,14 @@ def reads_contacts(connector: Connector) -> bool:
     except ImportError:
         return callable(getattr(connector, "read_contacts", None))
     return isinstance(connector, ReadsContacts)
+
+
+def reports_rejected(connector: Connector) -> bool:
+    """Whether the connector lists the input it skipped (``rejected``) after a read.
+
+    seam: ``return isinstance(connector, ReportsRejected)`` (from ``connectors.base``)"""
+    try:
+        from connectors.base import ReportsRejected  # type: ignore[attr-defined]
+    except ImportError:
+        return hasattr(connector, "rejected")
+    return isinstance(connector, ReportsRejected)

@@ -185,6 +185,24 @@ class ConnectorSuite:
         assert sorted(c.id for c in batch.contacts) == wanted
         assert seam.state_of(batch) is None, "a read by id is no resume point"
 
+    def test_unreadable_input_is_reported_and_the_rest_delivered(
+        self, harness: Harness, connector: Connector
+    ) -> None:
+        if not seam.reports_rejected(connector):
+            pytest.skip("optional capability: the connector does not report skipped input")
+        stored = self._baseline(harness, connector)
+        assert list(connector.rejected) == [], "nothing was skipped yet"  # type: ignore[attr-defined]
+        harness.advance(3600)
+        try:
+            harness.seed_unreadable()
+        except NotImplementedError:
+            pytest.skip("the harness's backend cannot hold an unreadable record")
+        seeded = self._seed_later(harness, 3)
+        ids = contact_ids(read(connector, seam.load_state(connector, stored), harness.now()))
+        assert seeded <= set(ids), "an unreadable record stopped the others"
+        rejected = list(connector.rejected)  # type: ignore[attr-defined]
+        assert len(rejected) == 1 and str(rejected[0]).strip(), rejected
+
     # ------------------------------------------------------------------ writes
 
     def _writer(self, harness: Harness) -> None:

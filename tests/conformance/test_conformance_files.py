@@ -57,6 +57,12 @@ class FilesHarness(Harness):
         self._write()
         return ids
 
+    def seed_unreadable(self) -> None:
+        """A second row for an id already in the export: which one to score is the
+        export's question, so the connector skips it and says where it is."""
+        self.rows.append(self.rows[0])
+        self._write()
+
 
 class TestFilesConformance(ConnectorSuite):
     @pytest.fixture
