@@ -127,15 +127,24 @@ def run_demo(
     exit. ``inspect`` is called before the sandbox stops, so that tests can check what the
     CRM holds through its API."""
     import importlib.resources
+    import importlib.util
     import tempfile
 
     from connectors import registry
-    from connectors.sandbox import ManualClock, SandboxApp, generate_world, serve
+    from connectors.sandbox import ManualClock, generate_world
     from connectors.sandbox.world import DEFAULT_DAYS
-    from scheduler.config import config_from_mapping, secret_values
 
     if crm not in ("hubspot", "salesforce"):
         raise UsageError([f"--crm: expected hubspot or salesforce, got {crm!r}"])
+    if crm == "salesforce" and importlib.util.find_spec("trustme") is None:
+        # The sandbox serves Salesforce over TLS only; its throw-away authority is
+        # trustme, which a plain `pip install leadsync` leaves out.
+        raise UsageError(
+            [
+                "--crm salesforce: the sandbox serves Salesforce over TLS, which needs "
+                "the sandbox extra: pip install 'leadsync[sandbox]'"
+            ]
+        )
     begin = (start or datetime.now(UTC)).astimezone(UTC)
     clock = ManualClock(begin)
     tmp = tempfile.TemporaryDirectory(prefix="leadsync-demo-")
@@ -150,76 +159,11 @@ def run_demo(
         # By default the world's history is long enough for the report's backtest: a
         # year of weekly snapshots, their horizon, and the starter model's windows.
         world = generate_world(contacts, seed=seed, now=begin, days=days or DEFAULT_DAYS)
-        if crm == "hubspot":
-            from connectors.sandbox import HubSpotSandbox
-
-            sandbox: Any = HubSpotSandbox(
-                world=world, seed=seed, clock=clock, search_lag_seconds=0.0
-            )
-            server = stack.enter_context(serve(SandboxApp(sandbox, sleep=clock.sleep), port=0))
-            secret_values(["sandbox-token"])
-            crm_section: dict[str, Any] = {
-                "type": "hubspot",
-                "hubspot": {
-                    "access_token": "sandbox-token",
-                    "base_url": server.base_url,
-                    "tier": "pro",
-                },
-            }
-        else:
-            from connectors.sandbox import SalesforceSandbox
-
-            # The org as an admin prepared it: score fields and the idempotency key.
-            score_fields = [{"name": f"{m.score_field}__c", "type": "double"} for m in models]
-            key = {"name": "leadsync_key__c", "type": "string", "externalId": True, "unique": True}
-            sandbox = SalesforceSandbox(
-                world=world,
-                seed=seed,
-                clock=clock,
-                custom_fields={
-                    "Lead": score_fields,
-                    "Contact": score_fields,
-                    "Opportunity": [key],
-                    "Task": [key],
-                },
-            )
-            ca_path = Path(tmp.name) / "sandbox-ca.pem"
-            server = stack.enter_context(
-                serve(SandboxApp(sandbox, sleep=clock.sleep), port=0, tls=True, ca_out=ca_path)
-            )
-            secret_values(["sandbox-secret", "sandbox-refresh"])
-            crm_section = {
-                "type": "salesforce",
-                "salesforce": {
-                    "login_url": server.base_url,
-                    "instance_url": server.base_url,
-                    "ca_bundle": str(ca_path),
-                    "refresh_token": {
-                        "client_id": "sandbox-client",
-                        "client_secret": "sandbox-secret",
-                        "refresh_token": "sandbox-refresh",
-                    },
-                },
-            }
+        crm_end = _start_sandbox(crm, world, models, seed, clock, stack, Path(tmp.name))
         context = RuntimeContext(now=clock.datetime, sleep=clock.sleep)
-        connector = registry.create(crm, crm_section[crm], context=context)
+        connector = registry.create(crm, crm_end.section[crm], context=context)
         stack.callback(connector.close)
-        # Contacts without an owner go round robin to the sandbox's first three reps.
-        pool = [o.email or o.id for o in connector.list_owners() if o.kind == "person"][:3]
-        config = config_from_mapping(
-            {
-                "crm": crm_section,
-                "models": [str(starter)],
-                # Keep the world's whole history, so that the report's backtest can
-                # replay a year of weekly snapshots with the starter model's windows.
-                "state": {
-                    "url": f"sqlite:///{Path(tmp.name) / 'demo.db'}",
-                    "retain_events": f"{world.days}d",
-                },
-                # Room for every action of a day, so that the final run has none left.
-                "writeback": {"max_actions_per_run": 500, "on_cross": {"owners": {"pool": pool}}},
-            }
-        )
+        config = _demo_config(crm_end.section, starter, Path(tmp.name), world.days, connector)
         # The store keeps time on the simulated clock too: run and ledger times then
         # read as the simulated days they belong to.
         store = StateStore(config.state_url(), clock=clock.now)
@@ -227,7 +171,7 @@ def run_demo(
         stack.callback(store.close)
         say = (lambda _text: None) if quiet else _out
         say(
-            f"Sandbox {crm} CRM with {contacts} people at {server.base_url}, "
+            f"Sandbox {crm} CRM with {contacts} people at {crm_end.base_url}, "
             f"{world.days} days of history up to {begin:%Y-%m-%d %H:%M} UTC."
         )
         for m in models:
@@ -236,58 +180,9 @@ def run_demo(
                 f"warm from {m.bands.warm:g}; acts again only after falling below "
                 f"{m.rearm_below:g})."
             )
-        runs: list[RunSummary] = []
-        labels: list[str] = []
-        paths: list[dict[tuple[str, str], float]] = []
-
-        def sync_run(label: str) -> None:
-            summary = Sync(config, connector, store, models, now=clock.datetime).run(RunOptions())
-            runs.append(summary)
-            labels.append(label)
-            paths.append(_written(store))
-            say(_run_line(label, summary, crm))
-
-        sync_run("baseline")
-        seen: set[str] = set()
-        activations = 0
-        for day in range(1, simulated_days + 1):
-            # Activity during the day, the run at its end; a different seed each day,
-            # so that new people show up, not the same ones.
-            clock.advance(DAY / 2)
-            ids = sandbox.simulate_activity(active, seed=seed + day)
-            seen.update(str(i) for i in ids)
-            activations += len(ids)
-            clock.advance(DAY / 2)
-            sync_run(f"day {day}")
-        clock.advance(3600)
-        sync_run("final")
-        run_index = {r.run_id: i for i, r in enumerate(runs)}
-        hottest = lead_rows(store, models, as_of=clock.datetime(), limit=10)
-        owners = {o.id: o.name or o.email or o.id for o in connector.list_owners()}
-        actions = _actions(store, owners, run_index, labels)
-        score_paths = _score_paths(paths, actions)
-        result = DemoResult(
-            crm=crm,
-            started_at=begin,
-            models={
-                m.name: {
-                    "threshold": m.threshold,
-                    "rearm_below": m.rearm_below,
-                    "bands": {"hot": m.bands.hot, "warm": m.bands.warm},
-                }
-                for m in models
-            },
-            runs=runs,
-            labels=labels,
-            hottest=hottest,
-            actions=actions,
-            simulated_days=simulated_days,
-            active_people=len(seen),
-            activations=activations,
-            contacts=contacts,
-            history_days=world.days,
-            score_paths=score_paths,
-        )
+        story = _DemoStory(crm, config, connector, store, models, clock, say)
+        story.play(crm_end.sandbox, active=active, days=simulated_days, seed=seed)
+        result = story.result(begin, contacts=contacts, history_days=world.days)
         if report is not None:
             from scheduler.cli_backtest import store_report
 
@@ -297,13 +192,190 @@ def run_demo(
         if not quiet:
             print_demo(result)
         if inspect is not None:
-            if crm == "hubspot":
-                auth = {"Authorization": "Bearer sandbox-token"}
-                inspect(DemoCRM(crm, server.base_url, auth, None, clock.advance, result))
-            else:
-                auth = {"Authorization": "Bearer " + sandbox.issue_session()}
-                inspect(DemoCRM(crm, server.base_url, auth, ca_path, clock.advance, result))
+            inspect(crm_end.inspection(clock.advance, result))
         return result
+
+
+@dataclass(frozen=True)
+class _DemoSandbox:
+    """The running sandbox CRM and the ``crm`` section that reaches it."""
+
+    crm: str
+    sandbox: Any
+    base_url: str
+    section: dict[str, Any]
+    ca_path: Path | None
+
+    def inspection(self, advance: Callable[[float], None], result: DemoResult) -> DemoCRM:
+        if self.crm == "hubspot":
+            auth = {"Authorization": "Bearer sandbox-token"}
+        else:
+            auth = {"Authorization": "Bearer " + self.sandbox.issue_session()}
+        return DemoCRM(self.crm, self.base_url, auth, self.ca_path, advance, result)
+
+
+def _start_sandbox(
+    crm: str,
+    world: Any,
+    models: Sequence[Any],
+    seed: int,
+    clock: Any,
+    stack: contextlib.ExitStack,
+    folder: Path,
+) -> _DemoSandbox:
+    """Serve the sandbox CRM on loopback until ``stack`` closes (Salesforce over TLS,
+    its org prepared as an admin would: score fields and the idempotency key)."""
+    from connectors.sandbox import SandboxApp, serve
+    from scheduler.config import secret_values
+
+    if crm == "hubspot":
+        from connectors.sandbox import HubSpotSandbox
+
+        sandbox: Any = HubSpotSandbox(world=world, seed=seed, clock=clock, search_lag_seconds=0.0)
+        server = stack.enter_context(serve(SandboxApp(sandbox, sleep=clock.sleep), port=0))
+        secret_values(["sandbox-token"])
+        settings = {"access_token": "sandbox-token", "base_url": server.base_url, "tier": "pro"}
+        section = {"type": "hubspot", "hubspot": settings}
+        return _DemoSandbox(crm, sandbox, server.base_url, section, None)
+    from connectors.sandbox import SalesforceSandbox
+
+    score_fields = [{"name": f"{m.score_field}__c", "type": "double"} for m in models]
+    key = {"name": "leadsync_key__c", "type": "string", "externalId": True, "unique": True}
+    sandbox = SalesforceSandbox(
+        world=world,
+        seed=seed,
+        clock=clock,
+        custom_fields={
+            "Lead": score_fields,
+            "Contact": score_fields,
+            "Opportunity": [key],
+            "Task": [key],
+        },
+    )
+    ca_path = folder / "sandbox-ca.pem"
+    server = stack.enter_context(
+        serve(SandboxApp(sandbox, sleep=clock.sleep), port=0, tls=True, ca_out=ca_path)
+    )
+    secret_values(["sandbox-secret", "sandbox-refresh"])
+    section = {
+        "type": "salesforce",
+        "salesforce": {
+            "login_url": server.base_url,
+            "instance_url": server.base_url,
+            "ca_bundle": str(ca_path),
+            "refresh_token": {
+                "client_id": "sandbox-client",
+                "client_secret": "sandbox-secret",
+                "refresh_token": "sandbox-refresh",
+            },
+        },
+    }
+    return _DemoSandbox(crm, sandbox, server.base_url, section, ca_path)
+
+
+def _demo_config(
+    section: Mapping[str, Any], starter: Path, folder: Path, history_days: int, connector: Any
+) -> Any:
+    """The demo's configuration: the starter model, a temporary store that keeps the
+    world's whole history, and room for every action of a day."""
+    from scheduler.config import config_from_mapping
+
+    # Contacts without an owner go round robin to the sandbox's first three reps.
+    pool = [o.email or o.id for o in connector.list_owners() if o.kind == "person"][:3]
+    return config_from_mapping(
+        {
+            "crm": dict(section),
+            "models": [str(starter)],
+            # Keep the world's whole history, so that the report's backtest can
+            # replay a year of weekly snapshots with the starter model's windows.
+            "state": {
+                "url": f"sqlite:///{folder / 'demo.db'}",
+                "retain_events": f"{history_days}d",
+            },
+            # Room for every action of a day, so that the final run has none left.
+            "writeback": {"max_actions_per_run": 500, "on_cross": {"owners": {"pool": pool}}},
+        }
+    )
+
+
+class _DemoStory:
+    """The demo's runs: a baseline, one run at the end of each simulated day of
+    activity, and a final run; what each wrote is kept for the score paths."""
+
+    def __init__(
+        self,
+        crm: str,
+        config: Any,
+        connector: Any,
+        store: StateStore,
+        models: Sequence[Any],
+        clock: Any,
+        say: Callable[[str], None],
+    ) -> None:
+        self.crm = crm
+        self.config = config
+        self.connector = connector
+        self.store = store
+        self.models = list(models)
+        self.clock = clock
+        self.say = say
+        self.runs: list[RunSummary] = []
+        self.labels: list[str] = []
+        self.paths: list[dict[tuple[str, str], float]] = []
+        self.seen: set[str] = set()
+        self.activations = 0
+        self.days = 0
+
+    def sync_run(self, label: str) -> None:
+        sync = Sync(self.config, self.connector, self.store, self.models, now=self.clock.datetime)
+        summary = sync.run(RunOptions())
+        self.runs.append(summary)
+        self.labels.append(label)
+        self.paths.append(_written(self.store))
+        self.say(_run_line(label, summary, self.crm))
+
+    def play(self, sandbox: Any, *, active: int, days: int, seed: int) -> None:
+        self.days = days
+        self.sync_run("baseline")
+        for day in range(1, days + 1):
+            # Activity during the day, the run at its end; a different seed each day,
+            # so that new people show up, not the same ones.
+            self.clock.advance(DAY / 2)
+            ids = sandbox.simulate_activity(active, seed=seed + day)
+            self.seen.update(str(i) for i in ids)
+            self.activations += len(ids)
+            self.clock.advance(DAY / 2)
+            self.sync_run(f"day {day}")
+        self.clock.advance(3600)
+        self.sync_run("final")
+
+    def result(self, begin: datetime, *, contacts: int, history_days: int) -> DemoResult:
+        run_index = {r.run_id: i for i, r in enumerate(self.runs)}
+        hottest = lead_rows(self.store, self.models, as_of=self.clock.datetime(), limit=10)
+        owners = {o.id: o.name or o.email or o.id for o in self.connector.list_owners()}
+        actions = _actions(self.store, owners, run_index, self.labels)
+        return DemoResult(
+            crm=self.crm,
+            started_at=begin,
+            models={
+                m.name: {
+                    "threshold": m.threshold,
+                    "rearm_below": m.rearm_below,
+                    "bands": {"hot": m.bands.hot, "warm": m.bands.warm},
+                }
+                for m in self.models
+            },
+            runs=self.runs,
+            labels=self.labels,
+            hottest=hottest,
+            actions=actions,
+            simulated_days=self.days,
+            active_people=len(self.seen),
+            activations=self.activations,
+            contacts=contacts,
+            history_days=history_days,
+            score_paths=_score_paths(self.paths, actions),
+        )
 
 
 def _run_line(label: str, s: RunSummary, crm: str) -> str:

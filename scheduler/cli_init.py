@@ -214,35 +214,48 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
     ) -> None:
         """Write a commented leadsync.yaml and models/starter.yaml to start from."""
-        if crm not in CRMS:
-            fail(f"--crm: expected hubspot or salesforce, got {crm!r}", EXIT_USAGE)
-        if sandbox_url is not None and not sandbox:
-            fail("--sandbox-url: only with --sandbox", EXIT_USAGE)
+        plan = init_plan(crm, sandbox=sandbox, sandbox_url=sandbox_url, ca_bundle=ca_bundle)
         if not folder.is_dir():
             fail(f"--dir: {folder} is not a directory", EXIT_USAGE)
-        url = (sandbox_url or SANDBOX_URLS[crm]).rstrip("/") if sandbox else None
-        if url is not None and not url.startswith(("http://", "https://")):
-            fail(f"--sandbox-url: expected an http(s) URL, got {url!r}", EXIT_USAGE)
-        plan = InitPlan(
-            crm=crm,
-            sandbox_url=url,
-            # The connector reads the CA from the directory it runs in: an absolute path
-            # keeps the file usable from anywhere.
-            ca_bundle=str(ca_bundle.expanduser().resolve()) if sandbox else None,
-            pool=sandbox_pool() if sandbox else (),
-        )
         written = write_files(folder, plan, force=force)
         for path in written:
             typer.echo(f"wrote {path}")
-        config = written[0]
-        if sandbox:
-            var, value = SANDBOX_ENV[crm]
-            typer.echo(f"\nStart the sandbox (if not running): leadsync sandbox --crm {crm}"
-                       + (" --leadsync-fields --ca-out ca.pem" if crm == "salesforce" else ""))  # fmt: skip
-            typer.echo("Then export the sandbox's credentials:")
-            typer.echo(f"export {var}={value}")
-        else:
-            var = SANDBOX_ENV[crm][0] if crm == "hubspot" else "SF_CLIENT_ID"
-            typer.echo(f"\nEdit {config}, then export your credentials ({var}, see the file).")
-        typer.echo(f"Next: leadsync check --config {config}")
-        typer.echo(f"      leadsync run --config {config}")
+        typer.echo(next_steps(plan, written[0]))
+
+
+def init_plan(crm: str, *, sandbox: bool, sandbox_url: str | None, ca_bundle: Path) -> InitPlan:
+    """What ``init`` writes, from its options; a bad option ends the command (exit 2)."""
+    if crm not in CRMS:
+        fail(f"--crm: expected hubspot or salesforce, got {crm!r}", EXIT_USAGE)
+    if sandbox_url is not None and not sandbox:
+        fail("--sandbox-url: only with --sandbox", EXIT_USAGE)
+    url = (sandbox_url or SANDBOX_URLS[crm]).rstrip("/") if sandbox else None
+    if url is not None and not url.startswith(("http://", "https://")):
+        fail(f"--sandbox-url: expected an http(s) URL, got {url!r}", EXIT_USAGE)
+    return InitPlan(
+        crm=crm,
+        sandbox_url=url,
+        # The connector reads the CA from the directory it runs in: an absolute path
+        # keeps the file usable from anywhere.
+        ca_bundle=str(ca_bundle.expanduser().resolve()) if sandbox else None,
+        pool=sandbox_pool() if sandbox else (),
+    )
+
+
+def next_steps(plan: InitPlan, config: Path) -> str:
+    """What to do after ``init``: start the sandbox and export its credentials, or
+    edit the file and export your own; then check and run."""
+    crm = plan.crm
+    lines: list[str] = []
+    if plan.sandbox_url is not None:
+        var, value = SANDBOX_ENV[crm]
+        fields = " --leadsync-fields --ca-out ca.pem" if crm == "salesforce" else ""
+        lines.append(f"\nStart the sandbox (if not running): leadsync sandbox --crm {crm}{fields}")
+        lines.append("Then export the sandbox's credentials:")
+        lines.append(f"export {var}={value}")
+    else:
+        var = SANDBOX_ENV[crm][0] if crm == "hubspot" else "SF_CLIENT_ID"
+        lines.append(f"\nEdit {config}, then export your credentials ({var}, see the file).")
+    lines.append(f"Next: leadsync check --config {config}")
+    lines.append(f"      leadsync run --config {config}")
+    return "\n".join(lines)

@@ -13,7 +13,7 @@ only per-value Python work is ``regex`` (Python's ``re`` on the *distinct* value
 column, so that a pattern means what ``scoring.model`` validated, not what the Rust
 regex crate would read) and rounding ties.
 
-Choices the issue leaves open, made the same way here and in the reference:
+Choices the written semantics leave open, made the same way here and in the reference:
 
 * An event type matches a rule's ``event`` exactly (case-sensitive).
 * ``glob``: ``*`` is any run of characters, ``?`` one character, all else literal.
@@ -632,6 +632,36 @@ def _counted_rows(part: pl.DataFrame, per_day: int) -> pl.DataFrame:
     return pl.concat([keep_short, crowded]).sort(["_ci", "_day"])
 
 
+@dataclass(frozen=True)
+class _ModelRun:
+    """What every step of scoring one model reads: the model, its contacts in scope,
+    rule positions (for reason order and group slots) and the reference time."""
+
+    model: ScoringModel
+    index: int
+    contacts: pl.DataFrame
+    scope: pl.Series
+    scope_np: np.ndarray[Any, Any]
+    free: frozenset[str]
+    order_of: Mapping[str, int]
+    as_of: datetime
+    as_of_us: int
+
+    @property
+    def n(self) -> int:
+        return self.contacts.height
+
+
+@dataclass
+class _Behaviour:
+    """Step 4's results: points split by sign, per-rule reasons, immediate candidates."""
+
+    positive: np.ndarray[Any, Any]
+    negative: np.ndarray[Any, Any]
+    reasons: list[pl.DataFrame]
+    immediate_parts: list[pl.DataFrame]
+
+
 def _score_model(
     model: ScoringModel,
     index: int,
@@ -640,26 +670,57 @@ def _score_model(
     events: pl.DataFrame,
     as_of: datetime,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    free = _free_domains(model)
-    rules = list(model.rules)
-    order_of = {rule.id: i for i, rule in enumerate(rules)}
-    n = contacts.height
-    scope_np = scope.to_numpy()
-    as_of_us = int((as_of - _EPOCH) // timedelta(microseconds=1))
-    reason_parts: list[pl.DataFrame] = []
+    """One model's scores and reasons, step by step as docs/scoring.md numbers them in
+    "How a score is computed" (step 1, applies_to, is ``scope``, from the caller)."""
+    run = _ModelRun(
+        model=model,
+        index=index,
+        contacts=contacts,
+        scope=scope,
+        scope_np=scope.to_numpy(),
+        free=_free_domains(model),
+        order_of={rule.id: i for i, rule in enumerate(model.rules)},
+        as_of=as_of,
+        as_of_us=int((as_of - _EPOCH) // timedelta(microseconds=1)),
+    )
+    fit, fit_reasons = _fit_points(run)
+    ev, matched, belongs_first = _behaviour_events(run, events)
+    last_us = _last_activity(run, ev, matched)
+    behaviour = _behaviour_points(run, ev, belongs_first)
+    immediate = _immediate(behaviour.immediate_parts)
+    frame = _final_scores(run, fit, behaviour, last_us, immediate)
+    scores = frame.select(
+        "_ci",
+        "_model",
+        "raw",
+        "score",
+        "band",
+        "immediate",
+        "immediate_type",
+        "immediate_at",
+        "immediate_id",
+        "last_activity_at",
+    )
+    reasons = _reasons(run, frame, [*fit_reasons, *behaviour.reasons])
+    return scores, reasons
 
-    # 3. Fit rules, all rules reading one field matched together; first match per group.
-    fit_rules = [r for r in rules if isinstance(r, FitRule)]
+
+def _fit_points(run: _ModelRun) -> tuple[np.ndarray[Any, Any], list[pl.DataFrame]]:
+    """Step 2, fit rules: all rules reading one field matched together; first match per
+    group."""
+    n = run.n
+    scope_np = run.scope_np
+    fit_rules = [r for r in run.model.rules if isinstance(r, FitRule)]
     # Only contacts in scope are matched: a second product line's model reads few.
     in_scope = np.flatnonzero(scope_np)
     every_contact = len(in_scope) == n
     hits: dict[str, np.ndarray[Any, Any]] = {}
     for field in dict.fromkeys(r.field for r in fit_rules):
         same = [r for r in fit_rules if r.field == field]
-        values = _field(contacts, field)
+        values = _field(run.contacts, field)
         if not every_contact:
             values = values.gather(in_scope)
-        found = _match_many(values, [r.match for r in same], free)
+        found = _match_many(values, [r.match for r in same], run.free)
         for frule, hit in zip(same, found, strict=True):
             if every_contact:
                 hits[frule.id] = hit.to_numpy()
@@ -669,6 +730,7 @@ def _score_model(
                 hits[frule.id] = full
     fit = np.zeros(n, dtype=np.float64)
     taken: dict[str, np.ndarray[Any, Any]] = {}
+    reasons: list[pl.DataFrame] = []
     for frule in fit_rules:
         hit = hits[frule.id] & scope_np
         if frule.group is not None:
@@ -681,26 +743,32 @@ def _score_model(
         # Summed in file order, as a person adding up the reasons would.
         fit = fit + np.where(hit, float(frule.points), 0.0)
         where = np.flatnonzero(hit)
-        reason_parts.append(
-            _reason_frame(where, order_of[frule.id], frule.id, "fit", float(frule.points), None)
+        reasons.append(
+            _reason_frame(where, run.order_of[frule.id], frule.id, "fit", float(frule.points), None)
         )
+    return fit, reasons
 
-    # 4. Behaviour rules on this model's contacts' events.
+
+def _behaviour_events(
+    run: _ModelRun, events: pl.DataFrame
+) -> tuple[pl.DataFrame, dict[str, pl.Expr], Any]:
+    """Step 3 (set-up): this model's contacts' events, what each behaviour rule matches,
+    and which rule of its group each event belongs to (the first it matches)."""
     ev = events
-    if not bool(scope_np.all()):
-        ev = ev.filter(scope.gather(ev.get_column("_ci")))
-    behaviour = [r for r in rules if isinstance(r, BehaviorRule)]
+    if not bool(run.scope_np.all()):
+        ev = ev.filter(run.scope.gather(ev.get_column("_ci")))
+    behaviour = [r for r in run.model.rules if isinstance(r, BehaviorRule)]
     matched: dict[str, pl.Expr] = {}
     for rule in behaviour:
         expr = pl.col("type") == rule.event
         for key, match in rule.match.items():
-            expr = expr & _match_column_expr(ev, key, match, free)
+            expr = expr & _match_column_expr(ev, key, match, run.free)
         matched[rule.id] = expr
 
     def belongs(rule: BehaviorRule) -> pl.Expr:
         expr = matched[rule.id]
         if rule.window_days is not None:
-            expr = expr & (pl.col("occurred_at") > as_of - timedelta(days=rule.window_days))
+            expr = expr & (pl.col("occurred_at") > run.as_of - timedelta(days=rule.window_days))
         return expr
 
     # An event belongs to the first rule of its group it belongs to. Each group with
@@ -710,13 +778,13 @@ def _score_model(
     for rule in behaviour:
         if rule.group is not None:
             slots.setdefault(rule.group, []).append(rule)
-    position_type = pl.UInt16 if len(rules) < 65_535 else pl.UInt32
+    position_type = pl.UInt16 if len(run.model.rules) < 65_535 else pl.UInt32
     slot_exprs: list[pl.Expr] = []
     for group, members in slots.items():
         chain: Any = None
         for rule in members:
             start = pl.when if chain is None else chain.when
-            chain = start(belongs(rule)).then(pl.lit(order_of[rule.id], dtype=position_type))
+            chain = start(belongs(rule)).then(pl.lit(run.order_of[rule.id], dtype=position_type))
         slot_exprs.append(chain.otherwise(None).alias(f"_group:{group}"))
     if slot_exprs:
         ev = ev.with_columns(slot_exprs)
@@ -724,14 +792,21 @@ def _score_model(
     def belongs_first(rule: BehaviorRule) -> pl.Expr:
         if rule.group is None:
             return belongs(rule)
-        return pl.col(f"_group:{rule.group}") == order_of[rule.id]
+        return pl.col(f"_group:{rule.group}") == run.order_of[rule.id]
 
-    # 5 (first half). Last activity: newest matching event, windows and caps aside.
+    return ev, matched, belongs_first
+
+
+def _last_activity(
+    run: _ModelRun, ev: pl.DataFrame, matched: Mapping[str, pl.Expr]
+) -> np.ndarray[Any, Any]:
+    """Step 4 (first half), last activity: the newest matching event, windows and caps
+    aside."""
     activity: pl.Expr = pl.lit(value=False)
-    for rule in behaviour:
-        if rule.points > 0 or rule.immediate:
+    for rule in run.model.rules:
+        if isinstance(rule, BehaviorRule) and (rule.points > 0 or rule.immediate):
             activity = activity | matched[rule.id]
-    last_us = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+    last_us = np.full(run.n, np.iinfo(np.int64).min, dtype=np.int64)
     active = (
         ev.lazy()
         .filter(activity)
@@ -740,15 +815,21 @@ def _score_model(
         .collect()
     )
     last_us[active.get_column("_ci").to_numpy()] = active.get_column("t").to_numpy()
+    return last_us
 
-    positive = np.zeros(n, dtype=np.float64)
-    negative = np.zeros(n, dtype=np.float64)
-    immediate_parts: list[pl.DataFrame] = []
-    for rule in behaviour:
-        idx = order_of[rule.id]
+
+def _behaviour_points(run: _ModelRun, ev: pl.DataFrame, belongs_first: Any) -> _Behaviour:
+    """Step 3, behaviour rules: each rule's events after the daily cap, decayed by age,
+    summed and capped per contact; immediate rules' events kept for step 6."""
+    n = run.n
+    out = _Behaviour(np.zeros(n, dtype=np.float64), np.zeros(n, dtype=np.float64), [], [])
+    for rule in run.model.rules:
+        if not isinstance(rule, BehaviorRule):
+            continue
+        idx = run.order_of[rule.id]
         chosen = ev.lazy().filter(belongs_first(rule))
         if rule.immediate:
-            immediate_parts.append(
+            out.immediate_parts.append(
                 chosen.select(
                     "_ci",
                     "occurred_at",
@@ -769,7 +850,9 @@ def _score_model(
             # A column, not a literal: the sum of a literal is the literal itself.
             contribution: pl.Expr = pl.when(pl.col("_ci").is_not_null()).then(float(rule.points))
         else:
-            age = _div_exact(pl.lit(as_of_us) - pl.col("occurred_at").dt.epoch("us"), _US_PER_DAY)
+            age = _div_exact(
+                pl.lit(run.as_of_us) - pl.col("occurred_at").dt.epoch("us"), _US_PER_DAY
+            )
             contribution = float(rule.points) * _pow_half(_div_exact(age, rule.half_life_days))
         totals = (
             part.with_columns(pl.col("_ci").set_sorted())
@@ -782,10 +865,10 @@ def _score_model(
         who = totals.get_column("_ci").to_numpy()
         amount = totals.get_column("total").to_numpy()
         if rule.points > 0:
-            positive = positive + np.bincount(who, weights=amount, minlength=n)
+            out.positive = out.positive + np.bincount(who, weights=amount, minlength=n)
         elif rule.points < 0:
-            negative = negative + np.bincount(who, weights=amount, minlength=n)
-        reason_parts.append(
+            out.negative = out.negative + np.bincount(who, weights=amount, minlength=n)
+        out.reasons.append(
             totals.select(
                 "_ci",
                 pl.lit(idx, dtype=pl.UInt32).alias("_order"),
@@ -795,47 +878,86 @@ def _score_model(
                 pl.col("events").cast(pl.UInt32),
             )
         )
+    return out
 
-    # 7. Immediate: the newest (occurred_at, id, input order) event of an immediate rule.
-    immediate = pl.DataFrame(
-        schema={
-            "_ci": pl.UInt32,
-            "immediate_type": pl.String,
-            "immediate_at": _UTC_DT,
-            "immediate_id": pl.String,
-        }
-    )
-    if immediate_parts:
-        immediate = (
-            pl.concat(immediate_parts)
-            .sort(["_ci", "occurred_at", "id", "_seq"], nulls_last=False)
-            .group_by("_ci", maintain_order=True)
-            .agg(
-                pl.col("type").last().alias("immediate_type"),
-                pl.col("occurred_at").last().alias("immediate_at"),
-                pl.col("id").last().alias("immediate_id"),
-            )
+
+def _immediate(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """Step 6, immediate: the newest (occurred_at, id, input order) event of an immediate
+    rule."""
+    if not parts:
+        return pl.DataFrame(
+            schema={
+                "_ci": pl.UInt32,
+                "immediate_type": pl.String,
+                "immediate_at": _UTC_DT,
+                "immediate_id": pl.String,
+            }
         )
+    return (
+        pl.concat(parts)
+        .sort(["_ci", "occurred_at", "id", "_seq"], nulls_last=False)
+        .group_by("_ci", maintain_order=True)
+        .agg(
+            pl.col("type").last().alias("immediate_type"),
+            pl.col("occurred_at").last().alias("immediate_at"),
+            pl.col("id").last().alias("immediate_id"),
+        )
+    )
 
-    # 5. Decay, 6. clip, round, band: one row per contact in scope, dense by position.
-    created = contacts.get_column("_created").dt.epoch("us").to_numpy()
+
+def _final_scores(
+    run: _ModelRun,
+    fit: np.ndarray[Any, Any],
+    behaviour: _Behaviour,
+    last_us: np.ndarray[Any, Any],
+    immediate: pl.DataFrame,
+) -> pl.DataFrame:
+    """Steps 4 and 5, decay, then clip, round and band: one row per contact in scope,
+    dense by position."""
+    model = run.model
     frame = pl.DataFrame(
         {
-            "_ci": np.arange(n, dtype=np.uint32),
+            "_ci": np.arange(run.n, dtype=np.uint32),
             "fit": fit,
-            "_pos": positive,
-            "_neg": negative,
+            "_pos": behaviour.positive,
+            "_neg": behaviour.negative,
             "_last_event": last_us,
-            "_created": contacts.get_column("_created").dt.epoch("us"),
+            "_created": run.contacts.get_column("_created").dt.epoch("us"),
         }
-    ).filter(scope)
-    del created
+    ).filter(run.scope)
     frame = frame.with_columns(
         pl.when(pl.col("_last_event") == np.iinfo(np.int64).min)
         .then(pl.col("_created"))
         .otherwise(pl.col("_last_event"))
         .alias("_last_us")
     )
+    frame = _with_decay(frame, model, run.as_of_us)
+    frame = frame.with_columns(
+        pl.max_horizontal(pl.lit(0.0), pl.col("_pos") + pl.col("_decay")).alias("_engaged")
+    )
+    frame = frame.with_columns(
+        ((pl.col("fit") + pl.col("_engaged")) + pl.col("_neg"))
+        .clip(float(model.scale.min), float(model.scale.max))
+        .alias("raw")
+    )
+    frame = _round2_frame(frame, "raw", "score")
+    frame = frame.join(immediate, on="_ci", how="left", maintain_order="left")
+    return frame.with_columns(
+        pl.when(pl.col("score") >= model.bands.hot)
+        .then(pl.lit("hot"))
+        .when(pl.col("score") >= model.bands.warm)
+        .then(pl.lit("warm"))
+        .otherwise(pl.lit("cold"))
+        .alias("band"),
+        pl.col("immediate_at").is_not_null().alias("immediate"),
+        pl.lit(run.index, dtype=pl.UInt32).alias("_model"),
+        pl.col("_last_us").cast(_UTC_DT).alias("last_activity_at"),
+    )
+
+
+def _with_decay(frame: pl.DataFrame, model: ScoringModel, as_of_us: int) -> pl.DataFrame:
+    """Step 4: the decay step each contact reached (the longest inactivity that applies):
+    its points (``_decay``) and its position in the model (``_step``, for reasons)."""
     inactive = _div_exact(pl.lit(as_of_us) - pl.col("_last_us"), _US_PER_DAY)
     steps = sorted(enumerate(model.decay), key=lambda p: (-p[1].inactive_days, -p[0]))
     decay_points: Any = None
@@ -849,51 +971,21 @@ def _score_model(
     points_expr = pl.lit(0.0) if decay_points is None else decay_points.otherwise(0.0)
     step_expr = pl.lit(None, dtype=pl.Int64) if decay_step is None else decay_step.otherwise(None)
     no_last = pl.col("_last_us").is_null()
-    frame = frame.with_columns(
+    return frame.with_columns(
         pl.when(no_last).then(0.0).otherwise(points_expr).alias("_decay"),
         pl.when(no_last).then(None).otherwise(step_expr).alias("_step"),
     )
-    frame = frame.with_columns(
-        pl.max_horizontal(pl.lit(0.0), pl.col("_pos") + pl.col("_decay")).alias("_engaged")
-    )
-    frame = frame.with_columns(
-        ((pl.col("fit") + pl.col("_engaged")) + pl.col("_neg"))
-        .clip(float(model.scale.min), float(model.scale.max))
-        .alias("raw")
-    )
-    frame = _round2_frame(frame, "raw", "score")
-    frame = frame.join(immediate, on="_ci", how="left", maintain_order="left")
-    frame = frame.with_columns(
-        pl.when(pl.col("score") >= model.bands.hot)
-        .then(pl.lit("hot"))
-        .when(pl.col("score") >= model.bands.warm)
-        .then(pl.lit("warm"))
-        .otherwise(pl.lit("cold"))
-        .alias("band"),
-        pl.col("immediate_at").is_not_null().alias("immediate"),
-        pl.lit(index, dtype=pl.UInt32).alias("_model"),
-        pl.col("_last_us").cast(_UTC_DT).alias("last_activity_at"),
-    )
-    scores = frame.select(
-        "_ci",
-        "_model",
-        "raw",
-        "score",
-        "band",
-        "immediate",
-        "immediate_type",
-        "immediate_at",
-        "immediate_id",
-        "last_activity_at",
-    )
 
-    # 8. Reasons: fit, behaviour after caps, and the decay actually removed.
+
+def _reasons(run: _ModelRun, frame: pl.DataFrame, reason_parts: list[pl.DataFrame]) -> pl.DataFrame:
+    """Step 7, reasons: fit, behaviour after caps, and the decay actually removed."""
+    model = run.model
     decay_names = [decay_rule_name(s.inactive_days) for s in model.decay]
     decay_rows = frame.filter(pl.col("_step").is_not_null())
     reason_parts.append(
         decay_rows.select(
             "_ci",
-            pl.lit(len(rules), dtype=pl.UInt32).alias("_order"),
+            pl.lit(len(model.rules), dtype=pl.UInt32).alias("_order"),
             pl.col("_step")
             .replace_strict(list(range(len(decay_names))), decay_names, return_dtype=pl.String)
             .alias("rule"),
@@ -904,10 +996,9 @@ def _score_model(
     )
     parts = [p.select([pl.col(c).cast(t) for c, t in _REASON_SCHEMA.items()]) for p in reason_parts]
     reasons = pl.concat(parts, how="vertical") if parts else pl.DataFrame(schema=_REASON_SCHEMA)
-    reasons = _round2_frame(reasons, "raw_points", "points").with_columns(
-        pl.lit(index, dtype=pl.UInt32).alias("_model")
+    return _round2_frame(reasons, "raw_points", "points").with_columns(
+        pl.lit(run.index, dtype=pl.UInt32).alias("_model")
     )
-    return scores, reasons
 
 
 _REASON_SCHEMA: dict[str, Any] = {

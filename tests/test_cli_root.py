@@ -1,3 +1,4 @@
+import pytest
 from typer.testing import CliRunner
 
 from scheduler.cli import app
@@ -29,3 +30,33 @@ def test_no_help_text_shows_a_flag_as_taking_a_bool() -> None:
         assert result.exit_code == 0, (path, result.output)
         assert "<bool>" not in result.output, (path, result.output)
         assert "--help" in result.output
+
+
+def test_demo_on_salesforce_without_the_sandbox_extra_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """trustme (the sandbox's TLS authority) is in the ``sandbox`` extra, not a runtime
+    dependency: without it, the Salesforce demo says how to get it, in one line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "trustme", None)  # as if not installed
+    result = CliRunner().invoke(app, ["demo", "--crm", "salesforce", "--no-report"])
+    assert result.exit_code == 2, result.output
+    assert "pip install 'leadsync[sandbox]'" in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_the_hubspot_demo_needs_no_test_or_sandbox_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pip install .`` (no extras) is enough for ``leadsync demo``: the HubSpot
+    sandbox is plain HTTP, so neither trustme nor the test-only responses is imported."""
+    import json
+    import sys
+
+    for module in ("trustme", "responses"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    args = ["demo", "--contacts", "60", "--days", "30", "--simulated-days", "1"]
+    result = CliRunner().invoke(app, [*args, "--no-report", "--json"])
+    assert result.exit_code == 0, result.output
+    runs = json.loads(result.output.strip().splitlines()[-1])["runs"]
+    assert [r["exit_code"] for r in runs] == [0, 0, 0]

@@ -3,25 +3,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+from model_texts import one_model
 from typer.testing import CliRunner
 
 from scheduler.cli import app
 from scoring import vocabulary
 from scoring.model import load_models, name_warnings
 
-MODEL = """\
-models:
-  - name: m
-    score_field: s
-    bands: {hot: 70, warm: 40}
-    rules:
-      - {id: title, kind: fit, field: job_titel, match: {contains: vp}, points: 10}
-      - {id: region, kind: fit, field: sales_region, match: emea, points: 5}
-      - {id: pages, kind: behavior, event: page_veiw, points: 1, max_points: 5}
-      - {id: trial, kind: behavior, event: trial_started, points: 1, max_points: 5}
+MODEL = one_model(
+    """\
+- {id: title, kind: fit, field: job_titel, match: {contains: vp}, points: 10}
+- {id: region, kind: fit, field: sales_region, match: emea, points: 5}
+- {id: pages, kind: behavior, event: page_veiw, points: 1, max_points: 5}
+- {id: trial, kind: behavior, event: trial_started, points: 1, max_points: 5}
 """
+)
 
 
 def test_edit_distance_counts_a_swap_once() -> None:
@@ -42,9 +41,10 @@ def test_near_misses_are_warned_with_file_and_line() -> None:
     ]
 
 
-def test_check_model_prints_the_warnings_and_still_passes(tmp_path: Path) -> None:
-    path = tmp_path / "m.yaml"
-    path.write_text(MODEL)
+def test_check_model_prints_the_warnings_and_still_passes(
+    model_file: Callable[[str], Path],
+) -> None:
+    path = model_file(MODEL)
     result = CliRunner().invoke(app, ["check", "--model", str(path)])
     assert result.exit_code == 0
     assert f"warning: {path}:6: models[0].rules[0].field: field 'job_titel'" in result.stderr

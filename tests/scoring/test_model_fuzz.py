@@ -10,40 +10,12 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from model_texts import PLATFORM_MODEL
 
 from scoring.model import ModelFileError, ModelSet, load_models
 
-VALID = """\
-models:
-  - name: platform
-    score_field: leadsync_score
-    applies_to:
-      - {field: lifecycle_stage, match: {in: [subscriber, lead]}}
-    bands: {hot: 70, warm: 40}
-    rules:
-      - id: title-vp-sales
-        kind: fit
-        group: title
-        field: job_title
-        match: {contains: "vp of sales"}
-        points: 10
-      - id: pricing-page
-        kind: behavior
-        event: page_view
-        match: {url: {glob: "*/pricing*"}, campaign: spring}
-        points: 9
-        max_per_day: 1
-        window_days: 90
-      - id: demo-request
-        kind: behavior
-        event: form_submit
-        match: {form: demo-request}
-        points: 0
-        immediate: true
-    decay:
-      - {inactive_days: 30, points: -15}
-      - {inactive_days: 60, points: -30}
-"""
+# Mutations start from a model that uses every rule option.
+VALID = PLATFORM_MODEL
 
 PROBLEM_LINE = re.compile(r"^fuzz\.yaml:\d+: \S[^\n]*: [^\n]+$")
 

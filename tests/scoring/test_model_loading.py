@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from model_texts import PLATFORM_MODEL, one_model
 
 from scoring.model import (
     BehaviorRule,
@@ -17,49 +18,7 @@ from scoring.model import (
     load_models,
 )
 
-VALID = textwrap.dedent(
-    """\
-    models:
-      - name: platform
-        score_field: leadsync_score
-        applies_to:
-          - {field: lifecycle_stage, match: {in: [subscriber, lead]}}
-        scale: {min: 0, max: 100}
-        bands: {hot: 70, warm: 40}
-        rules:
-          - id: title-vp-sales
-            kind: fit
-            group: title
-            field: job_title
-            match: {contains: "vp of sales"}
-            points: 10
-          - id: country-no
-            kind: fit
-            field: country
-            match: NO
-            points: 1
-          - id: pricing-page
-            kind: behavior
-            group: pages
-            event: page_view
-            match: {url: {glob: "*/pricing*"}}
-            points: 9
-            max_per_day: 1
-            max_points: 27
-            window_days: 90
-            half_life_days: 30
-          - id: demo-request
-            kind: behavior
-            event: form_submit
-            match: {form: demo-request}
-            points: 0
-            immediate: true
-            window_days: 30
-        decay:
-          - {inactive_days: 30, points: -15}
-          - {inactive_days: 60, points: -30}
-    """
-)
+VALID = PLATFORM_MODEL
 
 
 def problems_of(text: str, source: str = "m.yaml") -> list[str]:
@@ -72,17 +31,7 @@ def problems_of(text: str, source: str = "m.yaml") -> list[str]:
 
 def with_rule(rule_yaml: str, *, extra_model: str = "") -> str:
     """A minimal valid model around one rule given as YAML lines (indented 6)."""
-    base = textwrap.dedent(
-        """\
-        models:
-          - name: m
-            score_field: s
-            bands: {hot: 70, warm: 40}
-        """
-    )
-    return (
-        base + extra_model + "    rules:\n" + textwrap.indent(textwrap.dedent(rule_yaml), "      ")
-    )
+    return one_model(rule_yaml, extra=extra_model)
 
 
 def test_valid_file_gives_typed_models_with_defaults_resolved() -> None:
