@@ -117,6 +117,8 @@ def plan_alerts(
         owner = book.get(ev.owner_id)
         body = {
             "trigger": ev.kind,
+            "model": ev.model,
+            "contact_id": ev.contact_id,
             "token": ev.token,
             "name": display_name(ev.fields, ev.contact_id),
             "email": str(ev.fields.get("email") or "") or None,

@@ -91,10 +91,12 @@ def smtp_server(ca: trustme.CA) -> Iterator[SmtpServer]:
     mailbox = Mailbox()
 
     def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-        assert isinstance(auth_data, LoginPassword)
+        if not isinstance(auth_data, LoginPassword):
+            return AuthResult(success=False, handled=False)
         user, password = auth_data.login.decode(), auth_data.password.decode()
         mailbox.logins.append((user, password))
-        return AuthResult(success=(user, password) == ("rep-bot", "s3cret-smtp-pass"))
+        ok = (user, password) == ("rep-bot", "s3cret-smtp-pass")
+        return AuthResult(success=ok, handled=False)
 
     with socket.socket() as probe:  # aiosmtpd's controller needs the port up front
         probe.bind(("127.0.0.1", 0))
