@@ -8,7 +8,14 @@ after the run's CRM actions by :func:`deliver`.
 from scheduler.alerts.config import AlertsConfig, load_alerts, validate_alerts
 from scheduler.alerts.deliver import DeliveryReport, deliver, given_up_alerts, pending_alerts
 from scheduler.alerts.links import record_links
-from scheduler.alerts.plan import ALERT, AlertEvent, Owners, event_from_action, is_alert, plan_alerts
+from scheduler.alerts.plan import (
+    ALERT,
+    AlertEvent,
+    Owners,
+    event_from_action,
+    is_alert,
+    plan_alerts,
+)
 
 __all__ = [
     "ALERT",

@@ -40,6 +40,7 @@ Trigger = Literal["crossing", "immediate", "digest"]
 _REF_ONLY = re.compile(r"^\s*\$\{[^}]+\}\s*$")
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 _NAME = r"^[A-Za-z0-9_.-]{1,40}$"
+_DEFAULT_ON: tuple[Trigger, ...] = ("crossing", "immediate")
 
 
 class _Strict(BaseModel):
@@ -75,7 +76,7 @@ class _Destination(_Strict):
     # The destination's identity in the ledger's keys: renaming it (not editing its
     # URL) is what makes an alert already sent count as not sent to it.
     name: str | None = Field(default=None, pattern=_NAME)
-    on: list[Trigger] = Field(default_factory=lambda: ["crossing", "immediate"], min_length=1)
+    on: list[Trigger] = Field(default_factory=lambda: list(_DEFAULT_ON), min_length=1)
     # Alerts a minute beyond which the rest are folded into one digest (with ``digest``
     # in ``on``), or wait for the next minute (without).
     max_per_minute: int = Field(default=20, ge=1, le=600)
@@ -91,7 +92,7 @@ class _Destination(_Strict):
 
     @property
     def id(self) -> str:
-        return self.name or self.type  # type: ignore[attr-defined, no-any-return]
+        return self.name or str(self.type)  # type: ignore[attr-defined]
 
     def wants(self, trigger: str, model: str) -> bool:
         return trigger in self.on and (self.models is None or model in self.models)
@@ -105,7 +106,9 @@ def _https_or_local(value: str) -> str:
     v = value.strip()
     if not v:
         raise ValueError("is empty")
-    if not (v.startswith("https://") or v.startswith("http://127.") or v.startswith("http://localhost")):
+    if not (
+        v.startswith("https://") or v.startswith("http://127.") or v.startswith("http://localhost")
+    ):
         # Never echo the value: it is a secret.
         raise ValueError("must be an https:// URL (http:// only for a local test server)")
     return v
@@ -220,12 +223,12 @@ def _secret_paths(item: Any, index: int) -> list[YamlPath]:
 
 def _lookup(data: Any, path: YamlPath) -> Any:
     for part in path:
-        if isinstance(part, int) and isinstance(data, list) and part < len(data):
+        if isinstance(data, list) and isinstance(part, int) and part < len(data):
             data = data[part]
-        elif isinstance(data, Mapping) and part in data:
-            data = data[part]
-        else:
+            continue
+        if not (isinstance(data, Mapping) and part in data):
             return None
+        data = data[part]
     return data
 
 
@@ -245,9 +248,7 @@ def _read_file(source: str) -> tuple[Any, Located] | None:
     return located.convert(doc).get("alerts"), located
 
 
-def validate_alerts(
-    raw: Any, source_file: str, *, located: Located | None = None
-) -> AlertsConfig:
+def validate_alerts(raw: Any, source_file: str, *, located: Located | None = None) -> AlertsConfig:
     """Check the ``alerts`` value (``${...}`` already substituted) and build it.
 
     ``source_file`` is read again, without substitution, to check that every secret
@@ -260,9 +261,7 @@ def validate_alerts(
     if raw is None:
         return AlertsConfig()
     if not isinstance(raw, list):
-        raise ConfigError(
-            [lines.at(source_file, ("alerts",), "expected a list of destinations")]
-        )
+        raise ConfigError([lines.at(source_file, ("alerts",), "expected a list of destinations")])
     if written is not None:
         as_written = written[0] if isinstance(written[0], list) else []
         for index, item in enumerate(as_written):

@@ -132,7 +132,9 @@ def given_up_alerts(store: StateStore) -> list[LedgerEntry]:
     led = store.t["ledger"]
     with store.tx() as conn:
         rows = conn.execute(
-            sa.select(led.c.key, led.c.contact_id, led.c.model, led.c.spec, led.c.error, led.c.attempts)
+            sa.select(
+                led.c.key, led.c.contact_id, led.c.model, led.c.spec, led.c.error, led.c.attempts
+            )
             .where(led.c.kind == ALERT, led.c.status == "gave_up")
             .order_by(led.c.updated_at)
         ).all()
@@ -287,9 +289,9 @@ def _deliver_to(
     for e in folded:
         groups.setdefault(tuple((e.spec or {}).get("to") or ()), []).append(e)
     for to, group in groups.items():
-        digest_key = "digest:" + hashlib.sha256(
-            "\n".join(e.key for e in group).encode()
-        ).hexdigest()[:16]
+        digest_key = (
+            "digest:" + hashlib.sha256("\n".join(e.key for e in group).encode()).hexdigest()[:16]
+        )
         message = Message(
             kind="digest",
             key=digest_key,

@@ -43,9 +43,7 @@ def record_links(connector: Any) -> Link | None:
         from connectors.hubspot.connector import HubSpotConnector
 
         if isinstance(connector, HubSpotConnector):
-            reply = connector.transport.legacy_get(
-                "account info", "/account-info/v3/details", {}
-            )
+            reply = connector.transport.legacy_get("account info", "/account-info/v3/details", {})
             data = reply.data if isinstance(reply.data, dict) else {}
             portal = data.get("portalId")
             return hubspot_link(portal) if portal else None

@@ -115,7 +115,7 @@ def plan_alerts(
         if not wanting:
             continue
         owner = book.get(ev.owner_id)
-        body = {
+        body: dict[str, Any] = {
             "trigger": ev.kind,
             "model": ev.model,
             "contact_id": ev.contact_id,

@@ -139,8 +139,13 @@ def slack_payload(message: Message) -> dict[str, Any]:
         if more > 0:
             lines.append(f"… and {more} more")
         text = "\n".join(lines) or "No alerts."
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SLACK_MAX_TEXT)}})
-    return {"text": _clip(fallback_text(message), SLACK_MAX_TEXT), "blocks": blocks[:SLACK_MAX_BLOCKS]}
+        blocks.append(
+            {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, SLACK_MAX_TEXT)}}
+        )
+    return {
+        "text": _clip(fallback_text(message), SLACK_MAX_TEXT),
+        "blocks": blocks[:SLACK_MAX_BLOCKS],
+    }
 
 
 def fallback_text(message: Message) -> str:
@@ -156,7 +161,13 @@ def fallback_text(message: Message) -> str:
 def teams_payload(message: Message) -> dict[str, Any]:
     """The Workflows webhook envelope: a ``message`` with one Adaptive Card attachment."""
     body: list[dict[str, Any]] = [
-        {"type": "TextBlock", "text": title_of(message), "weight": "Bolder", "size": "Medium", "wrap": True}
+        {
+            "type": "TextBlock",
+            "text": title_of(message),
+            "weight": "Bolder",
+            "size": "Medium",
+            "wrap": True,
+        }
     ]
     actions: list[dict[str, Any]] = []
     if message.kind == "alert":
@@ -178,12 +189,17 @@ def teams_payload(message: Message) -> dict[str, Any]:
             body.append(
                 {"type": "TextBlock", "text": "Top reasons", "weight": "Bolder", "wrap": True}
             )
-            body.append({"type": "TextBlock", "text": "\n".join(f"- {r}" for r in reasons), "wrap": True})
+            body.append(
+                {"type": "TextBlock", "text": "\n".join(f"- {r}" for r in reasons), "wrap": True}
+            )
         if spec.get("link"):
             actions.append({"type": "Action.OpenUrl", "title": "Open in CRM", "url": spec["link"]})
     else:
         facts = [
-            {"title": str(s.get("name")), "value": f"{_score(s.get('score', 0))} ({s.get('band')}), {owner_text(s)}"}
+            {
+                "title": str(s.get("name")),
+                "value": f"{_score(s.get('score', 0))} ({s.get('band')}), {owner_text(s)}",
+            }
             for s in message.alerts[:DIGEST_LINES]
         ]
         body.append({"type": "FactSet", "facts": facts})
@@ -254,7 +270,9 @@ def card_problems(payload: Any) -> list[str]:
     return out
 
 
-def _element_problems(where: str, element: Any, kinds: Mapping[str, Mapping[str, type]]) -> list[str]:
+def _element_problems(
+    where: str, element: Any, kinds: Mapping[str, Mapping[str, type]]
+) -> list[str]:
     if not isinstance(element, Mapping):
         return [f"{where}: must be an object"]
     kind = element.get("type")

@@ -186,7 +186,9 @@ class EmailSender:
             with smtplib.SMTP(smtp.host, smtp.port, timeout=smtp.timeout_seconds) as client:
                 client.ehlo()
                 if not client.has_extn("starttls"):
-                    raise Permanent(f"{where}: {smtp.host} does not offer STARTTLS; not sent in clear")
+                    raise Permanent(
+                        f"{where}: {smtp.host} does not offer STARTTLS; not sent in clear"
+                    )
                 client.starttls(context=self._ssl)
                 client.ehlo()
                 if smtp.username and smtp.password:
@@ -202,7 +204,8 @@ class EmailSender:
             raise cls(f"{where}: every recipient refused ({', '.join(map(str, codes))})") from None
         except smtplib.SMTPResponseException as exc:
             cls = Transient if 400 <= exc.smtp_code < 500 else Permanent
-            text = exc.smtp_error.decode("utf-8", "replace")[:200]
+            raw = exc.smtp_error
+            text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw))[:200]
             raise cls(self._redact(f"{where}: {exc.smtp_code} {text}")) from None
         except (smtplib.SMTPException, OSError) as exc:
             raise Transient(self._redact(f"{where}: {type(exc).__name__}: {exc}")) from None

@@ -62,7 +62,7 @@ class Mailbox:
     logins: list[tuple[str, str]] = field(default_factory=list)
     starttls: list[bool] = field(default_factory=list)
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.envelopes.append(envelope)
         self.starttls.append(bool(session.ssl))
         return "250 OK"
@@ -90,7 +90,9 @@ def smtp_server(ca: trustme.CA) -> Iterator[SmtpServer]:
     ca.configure_trust(client_ctx)
     mailbox = Mailbox()
 
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+    def authenticate(
+        server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
         if not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
         user, password = auth_data.login.decode(), auth_data.password.decode()

@@ -42,7 +42,10 @@ def _problems(path, env):
 
 def test_a_good_section_and_its_secrets_are_masked(tmp_path) -> None:
     path = _write(tmp_path, GOOD, teams_url="https://prod.logic.azure.test/wf?sig=TEAMSSIG123\n")
-    env = {"SLACK_URL": "https://hooks.slack.test/services/T1/B1/SLACKSECRET9", "SMTP_PASSWORD": "pw-ABCDEFG"}
+    env = {
+        "SLACK_URL": "https://hooks.slack.test/services/T1/B1/SLACKSECRET9",
+        "SMTP_PASSWORD": "pw-ABCDEFG",
+    }
     config = load_alerts(path, env=env)
     slack, teams, mail = config.destinations
     assert (slack.id, teams.id, mail.id) == ("slack", "teams", "email")

@@ -58,7 +58,10 @@ def test_killed_between_the_2xx_and_the_ledger_write_sends_that_alert_once_more(
     assert [e.status for e in store.ledger_for("c2")] == ["intent"]
     assert [e.status for e in store.ledger_for("c3")] == ["intent"]
     names = [b["blocks"][1]["text"]["text"] for b in catcher.bodies()]
-    assert names == ["*<https://crm.test/contact/c1|Lee Number1>*", "*<https://crm.test/contact/c2|Lee Number2>*"]
+    assert names == [
+        "*<https://crm.test/contact/c1|Lee Number1>*",
+        "*<https://crm.test/contact/c2|Lee Number2>*",
+    ]
 
     report = deliver(store, None, config=config, now=clock.now, sleep=clock.sleep)
     assert report.sent == 2

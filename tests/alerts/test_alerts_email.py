@@ -36,7 +36,9 @@ def _senders(config, server):
     return {dest.id: EmailSender(dest, redactor=Redactor(), ssl_context=server.client_context)}
 
 
-def test_owner_email_over_starttls_with_the_ledger_key_as_message_id(store, clock, smtp_server) -> None:
+def test_owner_email_over_starttls_with_the_ledger_key_as_message_id(
+    store, clock, smtp_server
+) -> None:
     config = _config(smtp_server)
     plan_and_store(store, config, [event(1)], clock.now())
     report = deliver(
@@ -65,7 +67,14 @@ def test_owner_email_over_starttls_with_the_ledger_key_as_message_id(store, cloc
 def test_fixed_addresses(store, clock, smtp_server) -> None:
     config = _config(smtp_server, to=["sales@acme.test", "lead@acme.test"])
     plan_and_store(store, config, [event(2, owner=None)], clock.now())
-    deliver(store, None, config=config, now=clock.now, sleep=clock.sleep, senders=_senders(config, smtp_server))
+    deliver(
+        store,
+        None,
+        config=config,
+        now=clock.now,
+        sleep=clock.sleep,
+        senders=_senders(config, smtp_server),
+    )
     [env] = smtp_server.mailbox.envelopes
     assert env.rcpt_tos == ["sales@acme.test", "lead@acme.test"]
 
@@ -75,14 +84,15 @@ def test_wrong_password_is_given_up_and_never_shown(store, clock, smtp_server) -
     smtp = config.destinations[0].smtp.model_copy(update={"password": "wrong-pass-XYZ"})
     dest = config.destinations[0].model_copy(update={"smtp": smtp})
     from connectors.runtime import Redactor
-
     from scheduler.alerts.config import AlertsConfig
 
     config = AlertsConfig(destinations=(dest,))
     plan_and_store(store, config, [event(1)], clock.now())
     sender = EmailSender(dest, redactor=Redactor(), ssl_context=smtp_server.client_context)
     assert "wrong-pass-XYZ" not in repr(sender)
-    report = deliver(store, None, config=config, now=clock.now, sleep=clock.sleep, senders={dest.id: sender})
+    report = deliver(
+        store, None, config=config, now=clock.now, sleep=clock.sleep, senders={dest.id: sender}
+    )
     assert report.gave_up == 1
     [entry] = store.ledger_for("c1")
     assert "login refused (535)" in (entry.error or "")
@@ -93,7 +103,9 @@ def test_wrong_password_is_given_up_and_never_shown(store, clock, smtp_server) -
 def test_a_server_the_client_does_not_trust_is_not_sent_to(store, clock, smtp_server) -> None:
     config = _config(smtp_server)
     plan_and_store(store, config, [event(1)], clock.now())
-    report = deliver(store, None, config=config, now=clock.now, sleep=clock.sleep)  # system CAs only
+    report = deliver(
+        store, None, config=config, now=clock.now, sleep=clock.sleep
+    )  # system CAs only
     assert report.failed == 1
     assert "SSLCertVerificationError" in store.ledger_for("c1")[0].error
     assert smtp_server.mailbox.envelopes == []

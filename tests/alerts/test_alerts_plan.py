@@ -12,7 +12,13 @@ def test_one_entry_per_event_and_destination(store, clock) -> None:
     config = alerts(
         {"type": "slack", "url": "https://hooks.test/a", "on": ["crossing"]},
         {"type": "teams", "url": "https://hooks.test/b", "on": ["immediate"]},
-        {"type": "email", "name": "mail", "smtp": {"host": "smtp.test"}, "from": "ls@x.test", "to": "owner"},
+        {
+            "type": "email",
+            "name": "mail",
+            "smtp": {"host": "smtp.test"},
+            "from": "ls@x.test",
+            "to": "owner",
+        },
     )
     entries = plan_and_store(store, config, [event(1), event(2, kind="immediate")], clock.now())
     keys = sorted(e.key for e in entries)
@@ -47,7 +53,10 @@ def test_owner_email_destination_skips_an_owner_without_email(store, clock) -> N
     config = alerts(
         {"type": "email", "smtp": {"host": "smtp.test"}, "from": "ls@x.test", "to": "owner"}
     )
-    assert plan_and_store(store, config, [event(1, owner="o2"), event(2, owner=None)], clock.now()) == []
+    assert (
+        plan_and_store(store, config, [event(1, owner="o2"), event(2, owner=None)], clock.now())
+        == []
+    )
 
 
 def test_models_filter_and_triggers(store, clock) -> None:

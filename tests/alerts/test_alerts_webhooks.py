@@ -7,7 +7,7 @@ from alert_helpers import alerts, event, plan_and_store
 
 from scheduler.alerts.catcher import Reply
 from scheduler.alerts.deliver import deliver, given_up_alerts, pending_alerts
-from scheduler.alerts.render import card_problems, teams_payload, Message
+from scheduler.alerts.render import Message, card_problems, teams_payload
 
 
 def _slack(catcher, **kw):
@@ -35,7 +35,12 @@ def test_slack_block_kit_payload(store, clock, catcher) -> None:
 def test_slack_paced_one_a_second_and_retry_after_honoured(store, clock, catcher) -> None:
     config = _slack(catcher)
     plan_and_store(store, config, [event(1), event(2), event(3)], clock.now())
-    catcher.script = [Reply(200), Reply(429, "rate_limited", {"Retry-After": "7"}), Reply(200), Reply(200)]
+    catcher.script = [
+        Reply(200),
+        Reply(429, "rate_limited", {"Retry-After": "7"}),
+        Reply(200),
+        Reply(200),
+    ]
     report = deliver(store, None, config=config, now=clock.now, sleep=clock.sleep)
     assert report.sent == 3 and report.failed == 0
     assert len(catcher.requests) == 4
@@ -45,7 +50,9 @@ def test_slack_paced_one_a_second_and_retry_after_honoured(store, clock, catcher
     assert all(e.status == "done" for n in (1, 2, 3) for e in store.ledger_for(f"c{n}"))
 
 
-def test_transient_failures_back_off_then_give_up_after_bounded_passes(store, clock, catcher) -> None:
+def test_transient_failures_back_off_then_give_up_after_bounded_passes(
+    store, clock, catcher
+) -> None:
     config = _slack(catcher)
     plan_and_store(store, config, [event(1), event(2)], clock.now())
     catcher.default = Reply(503, "unavailable")
@@ -54,7 +61,7 @@ def test_transient_failures_back_off_then_give_up_after_bounded_passes(store, cl
         assert report.failed == 1  # the second waits: the destination is failing
         [entry] = store.ledger_for("c1")
         assert (entry.status, entry.attempts) == ("failed", n)
-    assert [1.0, 2.0] == [s for s in clock.slept[:2]]  # exponential back-off in a pass
+    assert [s for s in clock.slept[:2]] == [1.0, 2.0]  # exponential back-off in a pass
     report = deliver(store, None, config=config, now=clock.now, sleep=clock.sleep)
     assert report.gave_up == 1
     [given] = given_up_alerts(store)
@@ -69,7 +76,9 @@ def test_transient_failures_back_off_then_give_up_after_bounded_passes(store, cl
     assert store.ledger_for("c2")[0].status == "done"
 
 
-def test_a_deleted_webhook_is_given_up_at_once_and_the_url_never_shows(store, clock, catcher) -> None:
+def test_a_deleted_webhook_is_given_up_at_once_and_the_url_never_shows(
+    store, clock, catcher
+) -> None:
     secret_url = catcher.url("/services/T000/B000/XXXXsecretXXXX")
     config = alerts({"type": "slack", "url": secret_url})
     plan_and_store(store, config, [event(1)], clock.now())
@@ -131,8 +140,16 @@ def test_teams_adaptive_card_accepted_with_202(store, clock, catcher) -> None:
     assert (card["type"], card["version"]) == ("AdaptiveCard", "1.4")
     assert [b["type"] for b in card["body"]] == ["TextBlock", "FactSet", "TextBlock", "TextBlock"]
     facts = {f["title"]: f["value"] for f in card["body"][1]["facts"]}
-    assert facts == {"Lead": "Lee Number1", "Score": "81", "Band": "hot", "Model": "fit", "Owner": "Ana Reyes"}
-    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open in CRM", "url": "https://crm.test/contact/c1"}]
+    assert facts == {
+        "Lead": "Lee Number1",
+        "Score": "81",
+        "Band": "hot",
+        "Model": "fit",
+        "Owner": "Ana Reyes",
+    }
+    assert card["actions"] == [
+        {"type": "Action.OpenUrl", "title": "Open in CRM", "url": "https://crm.test/contact/c1"}
+    ]
     assert card_problems(body) == []
 
 
