@@ -395,3 +395,22 @@ def alerts_done_since(store: StateStore, dest_id: str, since: datetime) -> list[
         ).all()
     specs = (loads(r[0]) for r in rows)
     return [s for s in specs if isinstance(s, dict) and s.get("destination") == dest_id]
+
+
+def alerts_status(store: StateStore, *, limit: int = 10) -> dict[str, Any]:
+    """What ``leadsync status`` shows of alerts: how many are still owed, and the
+    given-up ones (newest last) with their destination and the last error."""
+    given = given_up_alerts(store)
+    return {
+        "owed": len(pending_alerts(store)),
+        "given_up": len(given),
+        "given_up_recent": [
+            {
+                "key": e.key,
+                "destination": (e.spec or {}).get("destination"),
+                "attempts": e.attempts,
+                "error": e.error,
+            }
+            for e in given[-limit:]
+        ],
+    }

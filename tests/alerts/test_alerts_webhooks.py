@@ -188,3 +188,24 @@ def test_an_invalid_card_is_never_posted(store, clock, catcher, monkeypatch) -> 
     assert report.gave_up == 1
     assert catcher.requests == []
     assert "card.body: must be a non-empty list" in (store.ledger_for("c1")[0].error or "")
+
+
+def test_status_shows_owed_and_given_up_alerts(store, clock, catcher) -> None:
+    from scheduler.alerts.deliver import alerts_status
+
+    config = _slack(catcher)
+    plan_and_store(store, config, [event(1), event(2)], clock.now())
+    catcher.script = [Reply(400, "invalid_blocks")]
+    deliver(store, None, config=config, now=clock.now, sleep=clock.sleep)
+    assert alerts_status(store) == {
+        "owed": 0,
+        "given_up": 1,
+        "given_up_recent": [
+            {
+                "key": "fit:c1:c1:alert:slack",
+                "destination": "slack",
+                "attempts": 1,
+                "error": "slack slack: HTTP 400 invalid_blocks",
+            }
+        ],
+    }
