@@ -56,7 +56,7 @@ class AlertsHook:
     def _links(self) -> Link | None:
         if self._link is _UNSET:
             self._link = record_links(self.connector)  # one account read, on first need
-        return self._link  # type: ignore[no-any-return]
+        return self._link
 
     def plan(
         self, groups: Sequence[tuple[Sequence[LedgerEntry], Any]], *, now: datetime

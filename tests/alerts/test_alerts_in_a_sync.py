@@ -12,13 +12,13 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
 
-from alert_helpers import alerts  # noqa: E402
-from sync_fakes import fake_score, models  # noqa: E402
+from alert_helpers import alerts
+from sync_fakes import fake_score, models
 
-from scheduler.alerts.hook import AlertsHook  # noqa: E402
-from scheduler.config import config_from_mapping  # noqa: E402
-from scheduler.state import StateStore  # noqa: E402
-from scheduler.sync import RunOptions, Sync  # noqa: E402
+from scheduler.alerts.hook import AlertsHook
+from scheduler.config import config_from_mapping
+from scheduler.state import StateStore
+from scheduler.sync import RunOptions, Sync
 
 
 class WiredSync(Sync):
@@ -53,7 +53,7 @@ class WiredSync(Sync):
 
 @pytest.fixture
 def world(tmp_path, catcher):
-    from sync_fakes import FakeCRM, T0
+    from sync_fakes import T0, FakeCRM
 
     store = StateStore(f"sqlite:///{tmp_path / 'state.db'}")
     store.migrate()
