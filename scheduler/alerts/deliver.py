@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity import Retrying, retry_if_exception, stop_after_attempt
 
 from connectors.runtime import Redactor
 from scheduler.alerts.config import AlertsConfig, EmailDestination
@@ -231,7 +231,7 @@ def _attempt(
     for attempt in Retrying(
         stop=stop_after_attempt(max(1, tries)),
         wait=wait,
-        retry=retry_if_exception_type(Transient),
+        retry=retry_if_exception(lambda exc: isinstance(exc, Transient) and not exc.later),
         sleep=sleep,
         reraise=True,
     ):

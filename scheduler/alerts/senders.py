@@ -31,7 +31,7 @@ from scheduler.alerts.render import (
     teams_payload,
 )
 
-MAX_RETRY_AFTER = 300.0  # a longer Retry-After is not waited for in a run
+MAX_RETRY_AFTER = 300.0  # a longer Retry-After is not waited for: the next run tries
 
 
 class DeliveryError(Exception):
@@ -39,9 +39,13 @@ class DeliveryError(Exception):
 
 
 class Transient(DeliveryError):
+    """Worth another attempt: after ``retry_after`` seconds when the destination said
+    so; not in this run (``later``) when it asked for longer than a run should wait."""
+
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.later = retry_after is not None and retry_after > MAX_RETRY_AFTER
+        self.retry_after = None if self.later else retry_after
 
 
 class Permanent(DeliveryError):
@@ -61,7 +65,7 @@ class Sender(Protocol):
 
 def _retry_after(value: str | None) -> float | None:
     try:
-        return min(MAX_RETRY_AFTER, max(0.0, float(value))) if value else None
+        return max(0.0, float(value)) if value else None
     except ValueError:
         return None
 

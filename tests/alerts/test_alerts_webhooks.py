@@ -209,3 +209,15 @@ def test_status_shows_owed_and_given_up_alerts(store, clock, catcher) -> None:
             }
         ],
     }
+
+
+def test_a_retry_after_longer_than_a_run_should_wait_leaves_it_to_the_next_run(
+    store, clock, catcher
+) -> None:
+    config = _slack(catcher)
+    plan_and_store(store, config, [event(1)], clock.now())
+    catcher.script = [Reply(429, "rate_limited", {"Retry-After": "3600"})]
+    report = deliver(store, None, config=config, now=clock.now, sleep=clock.sleep)
+    assert report.failed == 1
+    assert len(catcher.requests) == 1 and clock.slept == []
+    assert deliver(store, None, config=config, now=clock.now, sleep=clock.sleep).sent == 1
