@@ -14,41 +14,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
 
 from alert_helpers import alerts
 from sync_fakes import fake_score, models
+from wired_sync import WiredSync
 
 from scheduler.alerts.hook import AlertsHook
 from scheduler.config import config_from_mapping
 from scheduler.state import StateStore
-from scheduler.sync import RunOptions, Sync
-
-
-class WiredSync(Sync):
-    """``Sync`` with the three calls of the wiring, applied around its methods."""
-
-    alerts: AlertsHook
-
-    def _decide(
-        self, candidates: Any, contacts: Any, changed: Any, pool: Any, as_of: Any, s: Any, opts: Any
-    ) -> Any:
-        groups = super()._decide(candidates, contacts, changed, pool, as_of, s, opts)
-        if not opts.dry_run:
-            planned = self.alerts.plan(groups, now=as_of)
-            with self.store.tx() as conn:  # (wired: in the transaction of the groups)
-                self.store.add_intents(conn, planned, s.run_id)
-        return groups
-
-    def _resume_pending(self, s: Any) -> None:
-        real = self.store.pending_actions
-        self.store.pending_actions = lambda: [e for e in real() if not self.alerts.owns(e)]  # type: ignore[method-assign]
-        try:
-            super()._resume_pending(s)
-        finally:
-            self.store.pending_actions = real  # type: ignore[method-assign]
-
-    def run(self, options: RunOptions | None = None) -> Any:
-        summary = super().run(options)
-        if not (options and options.dry_run):
-            self.report = self.alerts.deliver(self.store)
-        return summary
+from scheduler.sync import RunOptions
 
 
 @pytest.fixture
