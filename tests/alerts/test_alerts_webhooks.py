@@ -77,7 +77,7 @@ def test_transient_failures_back_off_then_give_up_after_bounded_passes(
 
 
 def test_a_deleted_webhook_is_given_up_at_once_and_the_url_never_shows(
-    store, clock, catcher
+    store, clock, catcher, caplog
 ) -> None:
     secret_url = catcher.url("/services/T000/B000/XXXXsecretXXXX")
     config = alerts({"type": "slack", "url": secret_url})
@@ -91,6 +91,11 @@ def test_a_deleted_webhook_is_given_up_at_once_and_the_url_never_shows(
     assert "XXXXsecretXXXX" not in (entry.error or "")
     assert "XXXXsecretXXXX" not in " ".join(report.errors)
     assert "XXXXsecretXXXX" not in repr(config)
+    assert "HTTP 404" in caplog.text and "XXXXsecretXXXX" not in caplog.text
+    from connectors.runtime import Redactor
+    from scheduler.alerts.senders import SlackSender
+
+    assert "XXXXsecretXXXX" not in repr(SlackSender("slack", secret_url, redactor=Redactor()))
 
 
 def test_unreachable_webhook_error_has_no_url(store, clock) -> None:

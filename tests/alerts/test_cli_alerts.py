@@ -24,8 +24,11 @@ def _app() -> typer.Typer:
 
 def test_alerts_test_sends_a_sample_to_each_destination(tmp_path, catcher, monkeypatch) -> None:
     (tmp_path / "leadsync.yaml").write_text(
+        # (the rest of the file is not this command's business: an unset token is fine)
+        "crm: {type: hubspot, hubspot: {access_token: '${UNSET_TOKEN}'}}\n"
         "alerts:\n  - {type: slack, url: '${SLACK_URL}'}\n  - {type: teams, url: '${TEAMS_URL}'}\n"
     )
+    monkeypatch.delenv("UNSET_TOKEN", raising=False)
     monkeypatch.setenv("SLACK_URL", catcher.url("/slack/T1/B1/SLACKTOKEN42"))
     monkeypatch.setenv("TEAMS_URL", catcher.url("/teams?sig=TEAMSIG42"))
     catcher.script = [Reply(200), Reply(202, "")]
