@@ -40,7 +40,7 @@ from scheduler.alerts.config import AlertsConfig, EmailDestination
 from scheduler.alerts.plan import ALERT, is_alert
 from scheduler.alerts.render import Message
 from scheduler.alerts.senders import DeliveryError, Permanent, Sender, Transient, build_sender
-from scheduler.state import LedgerEntry, StateStore, loads
+from scheduler.state import LedgerEntry, LockHeld, StateStore, loads
 
 log = logging.getLogger("leadsync.alerts")
 
@@ -64,6 +64,7 @@ class DeliveryReport:
     failed: int = 0  # alerts to try again on the next pass
     gave_up: int = 0
     summaries: int = 0
+    locked: bool = False  # another process was delivering: nothing sent by this one
     errors: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +75,7 @@ class DeliveryReport:
             "failed": self.failed,
             "gave_up": self.gave_up,
             "summaries": self.summaries,
+            "locked": self.locked,
         }
 
 
@@ -160,10 +162,28 @@ def deliver(
     crash: Callable[[str], None] = no_crash,
     max_attempts: int = MAX_ATTEMPTS,
     attempts_per_pass: int = ATTEMPTS_PER_PASS,
+    lock: str | None = None,
+    lock_ttl: float = 120.0,
+    heartbeat: bool = True,
 ) -> DeliveryReport:
     """Send the owed alerts (``entries``' keys, or every owed alert when None), then
     any daily summary that is due. Never raises for a destination's failure: it is
-    recorded in the ledger and counted in the report."""
+    recorded in the ledger and counted in the report.
+
+    ``lock`` names a store lock held while delivering: two processes sharing a store
+    (a scheduled run and real-time processing) would otherwise both send an alert
+    that both found owed. When another holds it, nothing is sent (``locked``): the
+    holder sends what is owed."""
+    if lock is not None:
+        try:
+            with store.run_lock(lock, ttl=lock_ttl, heartbeat=heartbeat):
+                return deliver(
+                    store, entries, config=config, now=now, sleep=sleep, redactor=redactor,
+                    senders=senders, crash=crash, max_attempts=max_attempts,
+                    attempts_per_pass=attempts_per_pass,
+                )  # fmt: skip
+        except LockHeld:
+            return DeliveryReport(locked=True)
     redact = redactor or Redactor()
     for secret in config.secrets():
         redact.add(secret)

@@ -38,8 +38,12 @@ class AlertsHook:
         redactor: Redactor | None = None,
         crash: Callable[[str], None] = no_crash,
         link: Link | None = _UNSET,
+        pipeline: str = "default",
+        heartbeat: bool = True,
     ) -> None:
         self.config = config
+        self.pipeline = pipeline
+        self.heartbeat = heartbeat
         self.connector = connector
         self.now = now
         self.sleep = sleep
@@ -83,7 +87,8 @@ class AlertsHook:
         return is_alert(entry)
 
     def deliver(self, store: StateStore) -> DeliveryReport:
-        """Every alert still owed (this run's, and any an earlier run left)."""
+        """Every alert still owed (this run's, and any an earlier run left), under
+        the pipeline's alerts lock (one deliverer at a time per store)."""
         return deliver(
             store,
             None,
@@ -92,4 +97,6 @@ class AlertsHook:
             sleep=self.sleep,
             redactor=self.redactor,
             crash=self.crash,
+            lock=f"{self.pipeline}:alerts",
+            heartbeat=self.heartbeat,
         )

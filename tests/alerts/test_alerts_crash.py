@@ -86,3 +86,37 @@ def test_a_retry_after_a_failure_does_not_resend_what_was_delivered(store, clock
     bodies = [b["text"] for b in catcher.bodies()]
     assert sum("Number1" in t for t in bodies) == 1
     assert sum("Number2" in t for t in bodies) == 4  # three refused, one delivered
+
+
+def test_while_another_process_delivers_nothing_is_sent_twice(store, clock, catcher) -> None:
+    from scheduler.state import StateStore
+
+    config = alerts({"type": "slack", "url": catcher.url("/slack")})
+    plan_and_store(store, config, [event(1)], clock.now())
+    other = StateStore(store.url, clock=lambda: clock.now().timestamp())
+    other.acquire("default:alerts", ttl=60)  # a real-time process, mid-delivery
+    try:
+        report = deliver(
+            store,
+            None,
+            config=config,
+            now=clock.now,
+            sleep=clock.sleep,
+            lock="default:alerts",
+            heartbeat=False,
+        )
+        assert report.locked and report.sent == 0
+        assert catcher.requests == []
+    finally:
+        other.release("default:alerts")
+        other.close()
+    report = deliver(
+        store,
+        None,
+        config=config,
+        now=clock.now,
+        sleep=clock.sleep,
+        lock="default:alerts",
+        heartbeat=False,
+    )
+    assert (report.locked, report.sent) == (False, 1)

@@ -25,7 +25,10 @@ def _run(w: HubSpotWorld, url: str) -> WiredSync:
         w.config(), w.connector, w.store, models, now=w.clock.datetime, heartbeat=False
     )
     sync.alerts = AlertsHook(
-        alerts({"type": "slack", "url": url}), connector=w.connector, sleep=w.clock.sleep
+        alerts({"type": "slack", "url": url}),
+        connector=w.connector,
+        sleep=w.clock.sleep,
+        heartbeat=False,
     )
     summary = sync.run(RunOptions())
     assert summary.exit_code == 0, summary.error

@@ -45,7 +45,11 @@ def world(tmp_path, catcher):
             config, crm, store, models(), scorer=fake_score, now=lambda: T0, heartbeat=False
         )
         sync.alerts = AlertsHook(
-            dest, connector=crm, sleep=lambda s: None, link=lambda c, k: f"https://crm.test/{c}"
+            dest,
+            connector=crm,
+            sleep=lambda s: None,
+            link=lambda c, k: f"https://crm.test/{c}",
+            heartbeat=False,
         )
         sync.run(RunOptions(**opts))
         return sync
