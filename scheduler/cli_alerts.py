@@ -8,9 +8,10 @@ depends on it. Nothing is written to the state store.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperOption
 
 from connectors.runtime import Redactor
 from scheduler.alerts.config import AlertsConfig, EmailDestination, load_alerts
@@ -66,11 +67,27 @@ def send_samples(
     return out
 
 
+class _Command(TyperCommand):
+    """Flags shown without a value in help (``--help``, not ``--help <bool>``), as the
+    root app shows its own commands' (see ``scheduler/cli.py``)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        for param in params:
+            if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+                param.metavar = ""
+        return params
+
+
 def register(app: typer.Typer) -> None:
     """Add ``alerts test`` to the ``leadsync`` app."""
-    alerts_app = typer.Typer(help="Alerts to reps: Slack, Teams, e-mail.", no_args_is_help=True)
+    alerts_app = typer.Typer(
+        cls=app.info.cls,  # the root's group class: its help shows flags the same way
+        help="Alerts to reps: Slack, Teams, e-mail.",
+        no_args_is_help=True,
+    )
 
-    @alerts_app.command("test")
+    @alerts_app.command("test", cls=_Command)
     def test(
         config: Annotated[str, typer.Option("--config", help="leadsync.yaml")],
         owner_email: Annotated[
