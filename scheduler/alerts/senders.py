@@ -13,9 +13,10 @@ from __future__ import annotations
 import smtplib
 import ssl
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
-import httpx
+import requests
 
 from connectors.runtime import Redactor
 from scheduler.alerts.config import (
@@ -83,25 +84,34 @@ class _Webhook:
         *,
         redactor: Redactor,
         timeout: float = 10.0,
-        transport: httpx.BaseTransport | None = None,
+        session: requests.Session | None = None,
     ) -> None:
         self.destination = destination
         self._url = url
         self._redact = redactor
-        redactor.add(url)
-        self._client = httpx.Client(timeout=timeout, transport=transport, follow_redirects=False)
+        # The whole URL, and its path and query on their own: HTTP clients quote
+        # those alone in their errors ("... with url: /services/T.../B.../...").
+        parts = urlsplit(url)
+        for secret in (url, parts.path, parts.query):
+            if len(secret) >= 8:
+                redactor.add(secret)
+        self._timeout = timeout
+        self._session = session or requests.Session()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.destination!r})"
 
-    def _post(self, payload: object) -> httpx.Response:
+    def _post(self, payload: dict[str, Any]) -> requests.Response:
         where = f"{self.kind} {self.destination}"
         try:
-            resp = self._client.post(self._url, json=payload)
-        except httpx.TimeoutException:
+            resp = self._session.post(
+                self._url, json=payload, timeout=self._timeout, allow_redirects=False
+            )
+        except requests.Timeout:
             raise Transient(f"{where}: timed out") from None
-        except httpx.HTTPError as exc:
-            raise Transient(self._redact(f"{where}: {type(exc).__name__}: {exc}")) from None
+        except requests.RequestException as exc:
+            # The exception's text quotes the URL: only its kind is told.
+            raise Transient(f"{where}: {type(exc).__name__} (no answer)") from None
         if resp.status_code in self.ok_statuses:
             return resp
         body = self._redact(resp.text.strip()[:200])
@@ -113,7 +123,7 @@ class _Webhook:
         raise Permanent(text)
 
     def close(self) -> None:
-        self._client.close()
+        self._session.close()
 
 
 class SlackSender(_Webhook):
