@@ -37,6 +37,17 @@ class Clock:
         self.t += timedelta(seconds=seconds)
 
 
+@pytest.fixture(autouse=True)
+def _forget_secrets() -> Iterator[None]:
+    """The webhook URLs these tests register stay out of other tests' redaction."""
+    from scheduler import config
+
+    before = set(config.SECRETS)
+    yield
+    with config._secrets_lock:
+        config.SECRETS.intersection_update(before)
+
+
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
