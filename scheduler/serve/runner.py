@@ -36,15 +36,23 @@ def _utcnow() -> datetime:
 
 
 class RedactingFilter(logging.Filter):
-    """Formats a record and scrubs secrets from it before any handler sees it."""
+    """Scrubs secrets from a record's message and text arguments before any handler
+    sees it (the arguments stay arguments: uvicorn's access formatter unpacks them)."""
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
         self.redactor = redactor
 
+    def _clean(self, value: object) -> object:
+        return self.redactor(value) if isinstance(value, str) else value
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = self.redactor(record.getMessage())
-        record.args = ()
+        if isinstance(record.msg, str):
+            record.msg = self.redactor(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._clean(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: self._clean(v) for k, v in record.args.items()}
         return True
 
 
@@ -103,8 +111,7 @@ class _Server(uvicorn.Server):
 
 
 def _config(service: Service, host: str, port: int, log_level: str) -> uvicorn.Config:
-    redact_uvicorn_logs(service.redactor)
-    return uvicorn.Config(
+    config = uvicorn.Config(
         create_app(service),
         host=host,
         port=port,
@@ -115,6 +122,8 @@ def _config(service: Service, host: str, port: int, log_level: str) -> uvicorn.C
         timeout_keep_alive=5,
         proxy_headers=False,
     )
+    redact_uvicorn_logs(service.redactor)  # after uvicorn configured its loggers
+    return config
 
 
 def run_service(

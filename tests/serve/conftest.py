@@ -132,7 +132,13 @@ def hs_event(event_id: int, contact: int, *, at: datetime = T0, **extra: Any) ->
     return item
 
 
-def start_live(tmp_path: Path, *, config: ServeConfig | None = None, worker: bool = False) -> Live:
+def start_live(
+    tmp_path: Path,
+    *,
+    config: ServeConfig | None = None,
+    worker: bool = False,
+    log_level: str = "warning",
+) -> Live:
     clock = Clock()
     inbox = Inbox(f"sqlite:///{tmp_path / 'state.db'}", now=clock)
     inbox.create()
@@ -147,7 +153,7 @@ def start_live(tmp_path: Path, *, config: ServeConfig | None = None, worker: boo
         Redactor(),
         drainer=drainer if worker else None,
     )
-    running = start_in_thread(service)
+    running = start_in_thread(service, log_level=log_level)
     return Live(running, clock, inbox, processor, drainer, httpx.Client(timeout=10))
 
 
