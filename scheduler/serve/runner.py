@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from scheduler.serve.metrics import Metrics
 from scheduler.serve.settings import ServeConfig
 from scheduler.serve.worker import Drainer, Processor, RecordingProcessor
 
-__all__ = ["RedactingFilter", "RunningService", "build_service", "run_service", "start_in_thread"]
+__all__ = ["RedactingFilter", "RunningService", "build_service", "serve_on", "start_in_thread"]
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
@@ -126,17 +127,18 @@ def _config(service: Service, host: str, port: int, log_level: str) -> uvicorn.C
     return config
 
 
-def run_service(
+def serve_on(
     service: Service,
+    sock: socket.socket,
     *,
-    host: str,
-    port: int,
     on_start: Callable[[str, int], None],
     log_level: str = "info",
 ) -> None:
-    """Serve in the foreground until SIGINT/SIGTERM (uvicorn's own handling)."""
-    server = _Server(_config(service, host, port, log_level), on_start)
-    server.run()
+    """Serve on a bound socket in the foreground until SIGINT/SIGTERM (uvicorn's own
+    handling). Binding first lets the caller report a taken port in one line."""
+    host, port = sock.getsockname()[:2]
+    server = _Server(_config(service, str(host), int(port), log_level), on_start)
+    server.run(sockets=[sock])
 
 
 @dataclass
