@@ -214,12 +214,7 @@ class Inbox:
         contacts = {r[0] for r in rows if r[0]}
         emails = {r[1] for r in rows if r[1] and not r[0]}
         same = sa.or_(t.c.contact_id.in_(contacts), t.c.email.in_(emails))
-        more = (
-            sa.select(t.c.id)
-            .where(due, same, t.c.id.not_in(ids))
-            .order_by(t.c.id)
-            .limit(limit)
-        )
+        more = sa.select(t.c.id).where(due, same, t.c.id.not_in(ids)).order_by(t.c.id).limit(limit)
         if self.dialect == "postgresql":
             more = more.with_for_update(skip_locked=True)
         return ids + [r[0] for r in conn.execute(more)]
@@ -275,8 +270,13 @@ class Inbox:
                     elif now >= expires:
                         values = {"status": EXPIRED, "done_at": now}
                     else:
-                        values = {"status": WAITING, "due_at": min(now + recheck.total_seconds(), expires)}
-                    conn.execute(t.update().where(t.c.id == row_id).values(claimed_by=None, **values))
+                        values = {
+                            "status": WAITING,
+                            "due_at": min(now + recheck.total_seconds(), expires),
+                        }
+                    conn.execute(
+                        t.update().where(t.c.id == row_id).values(claimed_by=None, **values)
+                    )
         except sa.exc.SQLAlchemyError as exc:
             raise InboxError(f"inbox: cannot park items: {_short(exc)}") from None
 
@@ -323,7 +323,7 @@ class Inbox:
             return [_item(row) for row in conn.execute(stmt.order_by(t.c.id)).mappings()]
 
 
-def _item(row: Mapping[str, Any]) -> InboxItem:
+def _item(row: Any) -> InboxItem:
     return InboxItem(
         id=int(row["id"]),
         key=row["key"],

@@ -60,7 +60,9 @@ class RecordingProcessor:
     """The default processor until the sync is wired in: it records what would be
     processed (in memory, in the log, and as JSON lines in ``record_to`` if given)."""
 
-    def __init__(self, *, record_to: Path | None = None, log: RedactingLogger | None = None) -> None:
+    def __init__(
+        self, *, record_to: Path | None = None, log: RedactingLogger | None = None
+    ) -> None:
         self.record_to = record_to
         self.log = log or RedactingLogger(logging.getLogger("leadsync.serve"), Redactor())
         self.seen: list[InboxItem] = []

@@ -7,9 +7,7 @@ from xml.sax.saxutils import escape
 from conftest import SF_ORG
 
 
-def envelope(
-    notifications: list[tuple[str, str, dict[str, str]]], *, org: str = SF_ORG
-) -> bytes:
+def envelope(notifications: list[tuple[str, str, dict[str, str]]], *, org: str = SF_ORG) -> bytes:
     """``notifications``: (notification id, sObject type, fields)."""
     notes = "".join(
         f"<Notification><Id>{nid}</Id>"

@@ -139,16 +139,33 @@ def test_no_secret_reaches_a_log_line(chatty: tuple[Live, _Lines]) -> None:
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(
-            ["eventId", "objectId", "occurredAt", "subscriptionType", "propertyName",
-             "mergedObjectIds", "primaryObjectId", "id", "email", "contact_id", "type",
-             "occurred_at", "attributes", "name", "portalId", "objectTypeId"]
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "eventId",
+                    "objectId",
+                    "occurredAt",
+                    "subscriptionType",
+                    "propertyName",
+                    "mergedObjectIds",
+                    "primaryObjectId",
+                    "id",
+                    "email",
+                    "contact_id",
+                    "type",
+                    "occurred_at",
+                    "attributes",
+                    "name",
+                    "portalId",
+                    "objectTypeId",
+                ]
+            )
+            | st.text(max_size=8),
+            inner,
+            max_size=6,
         )
-        | st.text(max_size=8),
-        inner,
-        max_size=6,
     ),
     max_leaves=20,
 )
@@ -178,16 +195,25 @@ def test_fuzzed_bodies_never_give_a_5xx(
 ) -> None:
     live = fuzz_target
     if route == "hubspot":
-        answer = live.hubspot(body) if signed else live.client.post(
-            live.url + "/webhooks/hubspot", content=body
+        answer = (
+            live.hubspot(body)
+            if signed
+            else live.client.post(live.url + "/webhooks/hubspot", content=body)
         )
     elif route == "events":
         if lines:
             body = body + b"\n" + body
-        answer = live.events(body) if signed else live.client.post(
-            live.url + "/v1/events",
-            content=body,
-            headers={"X-Leadsync-Timestamp": "1", "X-Leadsync-Signature": event_signature("x", "1", body)},
+        answer = (
+            live.events(body)
+            if signed
+            else live.client.post(
+                live.url + "/v1/events",
+                content=body,
+                headers={
+                    "X-Leadsync-Timestamp": "1",
+                    "X-Leadsync-Signature": event_signature("x", "1", body),
+                },
+            )
         )
     else:
         answer = live.salesforce(body)

@@ -140,7 +140,7 @@ def test_a_failed_batch_is_retried_with_back_off_then_kept_as_failed(
     assert drainer.run_once() == 2  # succeeds
     assert box.counts() == {"done": 2}
     assert failing.calls == [["a", "b"]] * 3
-    assert 'leadsync_process_failures_total 2.0' in metrics.render().decode()
+    assert "leadsync_process_failures_total 2.0" in metrics.render().decode()
 
     box.add([_in("c", "3")])
     hopeless = _drainer(box, clock, Failing(times=99), max_attempts=3)

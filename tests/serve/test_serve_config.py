@@ -66,8 +66,11 @@ def test_a_secret_written_in_the_file_is_refused_with_its_line(tmp_path: Path) -
     [
         ("  public_url: ftp://x\n", "serve.public_url"),
         ("  public_url: https://x.example\n  max_body: 10GiB\n", "serve.max_body"),
-        ("  public_url: https://x.example\n  salesforce: {organization_id: 001abc, "
-         "path_token: '${SF_TOKEN}'}\n", "serve.salesforce.organization_id"),
+        (
+            "  public_url: https://x.example\n  salesforce: {organization_id: 001abc, "
+            "path_token: '${SF_TOKEN}'}\n",
+            "serve.salesforce.organization_id",
+        ),
         ("  public_url: https://x.example\n  event: {}\n", "serve.event"),
     ],
 )

@@ -49,7 +49,16 @@ class Proc:
     def __init__(self, config: Path, *args: str) -> None:
         env = {**os.environ, "HS_SECRET": HS_SECRET, "PYTHONPATH": str(ROOT)}
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "scheduler.serve", "--config", str(config), "--port", "0", *args],
+            [
+                sys.executable,
+                "-m",
+                "scheduler.serve",
+                "--config",
+                str(config),
+                "--port",
+                "0",
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env,
@@ -71,7 +80,9 @@ class Proc:
         self.reader.start()
         if not got.wait(30) or not found:
             self.popen.kill()
-            raise AssertionError(f"serve did not start: {self.popen.stderr.read() if self.popen.stderr else ''}")
+            raise AssertionError(
+                f"serve did not start: {self.popen.stderr.read() if self.popen.stderr else ''}"
+            )
         self.url = found[0]
 
     def post_hubspot(self, events: list[dict[str, object]]) -> httpx.Response:
@@ -152,7 +163,9 @@ def _cli() -> typer.Typer:
 def test_a_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     path = tmp_path / "leadsync.yaml"
     path.write_text(CONFIG.replace("'${HS_SECRET}'", "written-in-the-file"))
-    result = CliRunner().invoke(_cli(), ["serve", "--config", str(path)], env={"HS_SECRET": "x" * 10})
+    result = CliRunner().invoke(
+        _cli(), ["serve", "--config", str(path)], env={"HS_SECRET": "x" * 10}
+    )
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert lines == [
