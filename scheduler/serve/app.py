@@ -14,13 +14,14 @@ Client input never yields a 5xx: the only 5xx is 503, when the database is down.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -57,6 +58,44 @@ class _Refused(Exception):
         self.detail = detail
 
 
+class GroupCommit:
+    """Commits the items of concurrent requests together: one transaction (one disk
+    sync) for every request that arrived while the previous commit ran. Each request
+    still waits for its own items to be committed before it is answered."""
+
+    def __init__(self, inbox: Inbox, keep_unknown: timedelta | None, max_items: int = 2000):
+        self.inbox = inbox
+        self.keep_unknown = keep_unknown
+        self.max_items = max_items
+        self.queue: asyncio.Queue[tuple[Sequence[Incoming], asyncio.Future[tuple[int, int]]]]
+        self.queue = asyncio.Queue()
+
+    async def submit(self, items: Sequence[Incoming]) -> tuple[int, int]:
+        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        await self.queue.put((items, future))
+        return await future
+
+    async def run(self) -> None:
+        while True:
+            batch = [await self.queue.get()]
+            size = len(batch[0][0])
+            while not self.queue.empty() and size < self.max_items:
+                batch.append(self.queue.get_nowait())
+                size += len(batch[-1][0])
+            try:
+                results = await run_in_threadpool(
+                    self.inbox.add_groups, [b[0] for b in batch], keep_unknown=self.keep_unknown
+                )
+            except InboxError as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():  # its client may have gone
+                    future.set_result(result)
+
+
 @dataclass
 class Service:
     """What the routes share. ``now`` is injected (aware UTC) for signature windows."""
@@ -72,6 +111,7 @@ class Service:
         for secret in self.config.secrets():
             self.redactor.add(secret)
         self.log = RedactingLogger(logging.getLogger("leadsync.serve"), self.redactor)
+        self.committer: GroupCommit | None = None  # set while the app runs
 
     # ------------------------------------------------------------------ helpers
     async def body(self, request: Request) -> bytes:
@@ -100,8 +140,11 @@ class Service:
         return _Refused(status, refusal.reason, refusal.detail)
 
     async def store(self, items: Sequence[Incoming], source: str) -> tuple[int, int]:
-        keep = self.config.events.keep_unknown if self.config.events is not None else None
-        new, duplicates = await run_in_threadpool(self.inbox.add, items, keep_unknown=keep)
+        if self.committer is not None:
+            new, duplicates = await self.committer.submit(items)
+        else:
+            keep = self.config.events.keep_unknown if self.config.events is not None else None
+            new, duplicates = await run_in_threadpool(self.inbox.add, items, keep_unknown=keep)
         if new:
             self.metrics.received.labels(source).inc(new)
         if duplicates:
@@ -244,6 +287,9 @@ def create_app(service: Service) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         stop = threading.Event()
+        keep = service.config.events.keep_unknown if service.config.events is not None else None
+        service.committer = GroupCommit(service.inbox, keep)
+        writer = asyncio.create_task(service.committer.run())
         thread: threading.Thread | None = None
         if service.drainer is not None:
             drainer = service.drainer
@@ -254,6 +300,10 @@ def create_app(service: Service) -> Starlette:
         try:
             yield
         finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await writer
+            service.committer = None
             stop.set()
             if thread is not None:
                 await run_in_threadpool(thread.join, 30)

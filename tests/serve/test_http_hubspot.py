@@ -162,3 +162,32 @@ def test_agrees_with_hubspots_client_library(
         now=now,
     )
     assert wrong is not None and wrong.reason == "bad_signature"
+
+
+def test_concurrent_requests_are_all_stored_and_redeliveries_counted_once(live: Live) -> None:
+    import asyncio
+    import json as _json
+
+    import httpx
+
+    async def send_all() -> list[dict[str, int]]:
+        async with httpx.AsyncClient(timeout=30) as client:
+
+            async def one(n: int) -> dict[str, int]:
+                body = _json.dumps([hs_event(n % 40, 100 + n % 40)]).encode()
+                ts = str(int(T0.timestamp() * 1000))
+                sig = hubspot_signature(HS_SECRET, "POST", PUBLIC + "/webhooks/hubspot", body, ts)
+                answer = await client.post(
+                    live.url + "/webhooks/hubspot",
+                    content=body,
+                    headers={"X-HubSpot-Signature-v3": sig, "X-HubSpot-Request-Timestamp": ts},
+                )
+                assert answer.status_code == 200
+                return answer.json()  # type: ignore[no-any-return]
+
+            return await asyncio.gather(*(one(n) for n in range(120)))
+
+    answers = asyncio.run(send_all())
+    assert sum(a["accepted"] for a in answers) == 40
+    assert sum(a["duplicates"] for a in answers) == 80
+    assert live.inbox.counts() == {"pending": 40}

@@ -209,3 +209,11 @@ def test_time_to_score_is_measured_from_receipt(inbox: tuple[Inbox, Clock]) -> N
     text = metrics.render().decode()
     assert 'leadsync_event_to_score_seconds_bucket{le="1.0"} 0.0' in text
     assert 'leadsync_event_to_score_seconds_bucket{le="2.0"} 1.0' in text
+
+
+def test_group_commit_counts_each_key_once_across_requests(inbox: tuple[Inbox, Clock]) -> None:
+    box, _ = inbox
+    box.add([_in("a", "1")])
+    got = box.add_groups([[_in("a", "1"), _in("b", "2")], [_in("b", "2"), _in("c", "3")], []])
+    assert got == [(1, 1), (1, 1), (0, 0)]
+    assert box.counts() == {"pending": 3}
