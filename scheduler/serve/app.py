@@ -175,7 +175,9 @@ async def hubspot(request: Request) -> Response:
         return JSONResponse({"error": "not_configured"}, status_code=404)
     try:
         body = await service.body(request)
-        uri = service.config.public_url + request.scope.get("raw_path", b"").decode("latin-1")
+        # The path as sent (escapes intact): HubSpot signs it so, bar its own decoding.
+        raw_path = request.scope.get("raw_path") or request.url.path.encode()
+        uri = service.config.public_url + raw_path.decode("latin-1")
         query = request.scope.get("query_string", b"")
         if query:
             uri += "?" + query.decode("latin-1")

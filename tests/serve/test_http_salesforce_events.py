@@ -141,3 +141,14 @@ def test_metrics_count_refusals_by_reason(live: Live) -> None:
     assert "leadsync_inbox_depth 0.0" in text
     assert "leadsync_event_to_score_seconds_bucket" in text
     assert live.client.get(live.url + "/healthz").json() == {"status": "ok", "inbox_depth": 0}
+
+
+def test_a_database_failure_is_503_never_a_2xx(live: Live) -> None:
+    with live.inbox.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE leadsync_inbox")
+    answer = live.events([_event("e1")])
+    soap = live.salesforce(envelope([_lead("04l000000000001AAA", "00Q1")]))
+    assert answer.status_code == 503 and answer.json() == {"error": "unavailable"}
+    assert soap.status_code == 503 and ACK not in soap.text
+    assert live.client.get(live.url + "/healthz").status_code == 503
+    assert "leadsync_inbox_depth NaN" in live.client.get(live.url + "/metrics").text

@@ -179,3 +179,13 @@ def test_a_lost_ack_redelivers_the_same_notification_ids(live: Live) -> None:
     clock.advance(timedelta(seconds=15).total_seconds())
     assert [d.outcome for d in sender.flush()] == ["delivered"]
     assert live.inbox.counts() == {"pending": 1}
+
+
+def test_only_subscribed_properties_are_sent(live: Live) -> None:
+    sender = hubspot_sender(live, subscribed=frozenset({"jobtitle", "recent_conversion_date"}))
+    sender.property_changed(1, "leadsync_score", "87")  # our own write: no webhook, no loop
+    sender.property_changed(1, "jobtitle", "CTO")
+    assert sender.pending() == 1
+    sender.flush()
+    live.drainer.run_once()
+    assert [i.payload["propertyName"] for i in live.processor.seen] == ["jobtitle"]

@@ -105,6 +105,9 @@ class WebhookSender:
     app_id: int = 54321
     subscription_id: int = 12345
     post: Post = requests_post
+    # The properties with a ``contact.propertyChange`` subscription (HubSpot has no
+    # wildcard); None: every property, which only a test wants.
+    subscribed: frozenset[str] | None = None
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     attempts: list[Attempt] = field(default_factory=list)
     _queue: list[_Batch] = field(default_factory=list)
@@ -133,6 +136,9 @@ class WebhookSender:
         self._event("contact.creation", contact_id, changeFlag="NEW")
 
     def property_changed(self, contact_id: int | str, name: str, value: str | None) -> None:
+        """Queue a change of a subscribed property (others send nothing, as in HubSpot)."""
+        if self.subscribed is not None and name not in self.subscribed:
+            return
         self._event("contact.propertyChange", contact_id, propertyName=name, propertyValue=value)
 
     def contact_deleted(self, contact_id: int | str) -> None:
