@@ -10,9 +10,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import EV_SECRET, HS_SECRET, SF_TOKEN, Live, hs_event, start_live
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from serve_helpers import EV_SECRET, HS_SECRET, SF_TOKEN, Live, hs_event, start_live
 
 from scheduler.serve.signatures import event_signature
 
@@ -80,7 +80,7 @@ def test_unknown_routes_and_methods_are_4xx(live: Live) -> None:
 
 
 def test_a_source_left_out_of_the_config_has_no_endpoint(tmp_path: Path) -> None:
-    from conftest import serve_config
+    from serve_helpers import serve_config
 
     service = start_live(tmp_path, config=serve_config(hubspot=None, salesforce=None))
     try:
@@ -120,7 +120,7 @@ def chatty(tmp_path: Path) -> Iterator[tuple[Live, _Lines]]:
 
 def test_no_secret_reaches_a_log_line(chatty: tuple[Live, _Lines]) -> None:
     live, logs = chatty
-    from soap import envelope
+    from serve_soap import envelope
 
     live.salesforce(envelope([("04l1", "Lead", {"Id": "00Q1"})]))  # the token is in the path
     live.salesforce(b"<bad", token=SF_TOKEN)

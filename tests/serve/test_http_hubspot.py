@@ -8,10 +8,10 @@ import hmac
 import string
 from datetime import timedelta
 
-from conftest import HS_SECRET, PUBLIC, T0, Live, hs_event
 from hubspot.utils.signature import Signature
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from serve_helpers import HS_SECRET, PUBLIC, T0, Live, hs_event
 
 from scheduler.serve.signatures import hubspot_signature, verify_hubspot
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from conftest import SF_ORG, T0, Live
-from soap import envelope
+from serve_helpers import SF_ORG, T0, Live
+from serve_soap import envelope
 
 ACK = "<Ack>true</Ack>"
 

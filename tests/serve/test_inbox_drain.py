@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import T0, Clock
+from serve_helpers import T0, Clock
 
 from scheduler.serve.inbox import Inbox, InboxItem
 from scheduler.serve.intake import Incoming

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from conftest import T0
+from serve_helpers import T0
 
 from scheduler.serve.inbox import InboxItem
 from scheduler.serve.plan import plan

@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 from datetime import timedelta
 
-from conftest import HS_SECRET, PUBLIC, SF_ORG, SF_TOKEN, Live
+from serve_helpers import HS_SECRET, PUBLIC, SF_ORG, SF_TOKEN, Live
 
 from connectors.sandbox.hubspot import webhooks
 from connectors.sandbox.hubspot.webhooks import RETRY_DELAYS, WebhookSender

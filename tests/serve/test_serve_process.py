@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import typer
-from conftest import HS_SECRET, PUBLIC, hs_event
+from serve_helpers import HS_SECRET, PUBLIC, hs_event
 from typer.testing import CliRunner
 
 from scheduler import cli_serve

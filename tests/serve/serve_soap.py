@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.sax.saxutils import escape
 
-from conftest import SF_ORG
+from serve_helpers import SF_ORG
 
 
 def envelope(notifications: list[tuple[str, str, dict[str, str]]], *, org: str = SF_ORG) -> bytes:
