@@ -86,7 +86,7 @@ class GroupCommit:
                 results = await run_in_threadpool(
                     self.inbox.add_groups, [b[0] for b in batch], keep_unknown=self.keep_unknown
                 )
-            except InboxError as exc:
+            except Exception as exc:  # the requests fail (503 or, for a bug, 500), not the writer
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
