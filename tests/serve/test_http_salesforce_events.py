@@ -152,3 +152,6 @@ def test_a_database_failure_is_503_never_a_2xx(live: Live) -> None:
     assert soap.status_code == 503 and ACK not in soap.text
     assert live.client.get(live.url + "/healthz").status_code == 503
     assert "leadsync_inbox_depth NaN" in live.client.get(live.url + "/metrics").text
+    live.inbox.create()  # the database is back: the service takes requests again
+    assert live.events([_event("e1")]).status_code == 202
+    assert live.inbox.counts() == {"pending": 1}
