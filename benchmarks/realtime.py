@@ -1,0 +1,296 @@
+"""How fast does ``leadsync serve`` answer, and does a burst lose anything?
+
+    python benchmarks/realtime.py [--rate 200] [--seconds 10] [--burst 5000]
+
+The service runs as ``python -m scheduler.serve`` in its own process (SQLite inbox in a
+temporary folder, the recording processor as its worker); this process is an
+open-loop load generator: request ``i`` is due at ``start + i / rate`` whatever
+happened to the earlier ones, and its latency counts from that due time, so that a
+stalled service cannot hide its stall by slowing the generator (coordinated omission).
+
+1. Steady load: signed product events (one per request) at ``--rate`` requests/s for
+   ``--seconds``; prints the answer time p50/p99 and any non-2xx answers.
+   Target: p99 under 200 ms at 200 requests/s.
+2. Burst: ``--burst`` events sent as fast as 64 connections allow, then waits until the
+   worker has drained the inbox; checks every event is recorded exactly once.
+
+The machine's load (load average, CPUs, the service's CPU time) is printed with the
+figures: on a shared machine the numbers mean little without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "benchmark-event-secret-0123456789"  # noqa: S105  (a throw-away local secret)
+
+
+def _sign(body: bytes) -> dict[str, str]:
+    from scheduler.serve.signatures import event_signature
+
+    ts = str(int(time.time()))
+    return {
+        "X-Leadsync-Timestamp": ts,
+        "X-Leadsync-Signature": event_signature(SECRET, ts, body),
+        "Content-Type": "application/json",
+    }
+
+
+def _event(n: int, tag: str) -> bytes:
+    return json.dumps(
+        {
+            "id": f"{tag}-{n}",
+            "email": f"person{n % 997}@example.com",
+            "name": "Project Created",
+            "occurred_at": datetime.now(UTC).isoformat(),
+            "attributes": {"n": n},
+        }
+    ).encode()
+
+
+class Service:
+    """``python -m scheduler.serve`` in a subprocess, on a free port."""
+
+    def __init__(self, folder: Path) -> None:
+        config = folder / "leadsync.yaml"
+        config.write_text(
+            "crm: {type: files, files: {contacts: c.csv}}\n"
+            "models: m.yaml\n"
+            "state: sqlite:///state.db\n"
+            "serve:\n"
+            "  public_url: https://leads.example.com\n"
+            "  events: {secret: '${BENCH_SECRET}'}\n"
+            "  worker: {batch_size: 500, idle: 0.05s}\n"
+        )
+        self.record = folder / "processed.jsonl"
+        self.db = folder / "state.db"
+        env = {**os.environ, "BENCH_SECRET": SECRET, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scheduler.serve",
+                "--config",
+                str(config),
+                "--port",
+                "0",
+                "--record-to",
+                str(self.record),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+        )
+        found: list[str] = []
+        ready = threading.Event()
+
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                if "listening on" in line:
+                    found.append(line.split()[-1])
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=read, daemon=True).start()
+        ready.wait(60)
+        if not found:
+            self.proc.kill()
+            raise SystemExit("the service did not start")
+        self.url = found[0]
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def counts(self) -> dict[str, int]:
+        from scheduler.serve.inbox import Inbox
+
+        inbox = Inbox(f"sqlite:///{self.db}", now=lambda: datetime.now(UTC))
+        try:
+            return inbox.counts()
+        finally:
+            inbox.close()
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Pool:
+    """Keep-alive HTTP/1.1 connections on raw asyncio streams: a generator this thin
+    spends its CPU on sending, not on a client library, and so measures the service."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.opened = 0
+
+    async def send(self, request: bytes) -> int:
+        """One request; returns the status (0: no answer), retrying once on a fresh
+        connection when a kept-alive one was closed under it."""
+        for _ in range(2):
+            if self.idle:
+                reader, writer = self.idle.pop()
+            else:
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                self.opened += 1
+            try:
+                writer.write(request)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line.lower().startswith(b"content-length:"):
+                        length = int(line.split(b":", 1)[1])
+                await reader.readexactly(length)
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                writer.close()
+                continue
+            self.idle.append((reader, writer))
+            return int(head.split(b" ", 2)[1])
+        return 0
+
+    def close(self) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+
+def _request(n: int, tag: str) -> bytes:
+    body = _event(n, tag)
+    headers = _sign(body)
+    lines = [
+        "POST /v1/events HTTP/1.1",
+        "Host: leads.example.com",
+        f"Content-Length: {len(body)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def steady(url: str, rate: float, seconds: float) -> dict[str, Any]:
+    total = int(rate * seconds)
+    requests = [_request(i, "steady") for i in range(total)]  # signed before the clock starts
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    pool = Pool(url)
+    cpu0 = time.process_time()
+    start = time.perf_counter() + 0.2
+
+    async def one(i: int) -> None:
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        status = await pool.send(requests[i])
+        latencies.append(time.perf_counter() - due)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    await asyncio.gather(*(one(i) for i in range(total)))
+    elapsed = time.perf_counter() - start
+    pool.close()
+    return {
+        "requests": total,
+        "achieved_rps": round(total / elapsed, 1),
+        "p50_ms": round(_pct(latencies, 0.50) * 1000, 1),
+        "p99_ms": round(_pct(latencies, 0.99) * 1000, 1),
+        "max_ms": round(max(latencies) * 1000, 1),
+        "statuses": statuses,
+        "connections": pool.opened,
+        "generator_cpu_s": round(time.process_time() - cpu0, 2),
+    }
+
+
+async def burst(url: str, count: int) -> dict[str, Any]:
+    """Everything at once over 64 connections; an unanswered request is sent again
+    (as a real sender would), so "lost" means answered 2xx yet never processed."""
+    requests = [_request(i, "burst") for i in range(count)]
+    statuses: dict[int, int] = {}
+    pool = Pool(url)
+    gate = asyncio.Semaphore(64)
+    start = time.perf_counter()
+
+    async def one(i: int) -> None:
+        async with gate:
+            status = 0
+            for _ in range(5):
+                status = await pool.send(requests[i])
+                if status:
+                    break
+            statuses[status] = statuses.get(status, 0) + 1
+
+    await asyncio.gather(*(one(i) for i in range(count)))
+    pool.close()
+    return {
+        "events": count,
+        "sent_in_s": round(time.perf_counter() - start, 2),
+        "statuses": statuses,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--burst", type=int, default=5000)
+    args = parser.parse_args()
+
+    print(f"machine: {os.cpu_count()} CPUs, load average before {os.getloadavg()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        service = Service(Path(tmp))
+        try:
+            cpu0 = service.cpu_seconds()
+            result = asyncio.run(steady(service.url, args.rate, args.seconds))
+            print("steady:", json.dumps(result))
+            print(f"  service CPU during steady load: {service.cpu_seconds() - cpu0:.1f} s")
+            print(f"  load average {os.getloadavg()}")
+
+            expected = int(args.rate * args.seconds) + args.burst
+            sent = asyncio.run(burst(service.url, args.burst))
+            print("burst:", json.dumps(sent))
+            start = time.perf_counter()
+            counts: dict[str, int] = {}
+            while time.perf_counter() - start < 600:
+                counts = service.counts()
+                if counts.get("done", 0) + counts.get("waiting", 0) >= expected:
+                    break
+                time.sleep(0.2)
+            drained = time.perf_counter() - start
+            keys = [json.loads(line)["key"] for line in service.record.read_text().splitlines()]
+            burst_keys = {k for k in keys if k.startswith("events:burst-")}
+            print(
+                f"  drained {sum(counts.values())} rows in {drained:.1f} s after the burst: "
+                f"{counts}; burst events processed {len(burst_keys)}/{args.burst}, "
+                f"processed twice {len(keys) - len(set(keys))}"
+            )
+            lost = args.burst - len(burst_keys)
+            print(f"  lost: {lost}")
+            print(f"load average after {os.getloadavg()}")
+        finally:
+            service.stop()
+
+
+if __name__ == "__main__":
+    main()
