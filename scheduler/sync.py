@@ -38,6 +38,7 @@ from connectors.base import (
     Connector,
     ConnectorConfigError,
     ConnectorError,
+    ConnectorState,
     FieldSpec,
     QuotaExhausted,
     ReadBatch,
@@ -390,10 +391,11 @@ class Sync:
             self._resume_pending(s)
 
         # 1-2: read changes into the local copy --------------------------------
-        cursor = None if opts.full else self.store.get_cursor(self.pipeline)
+        stored = None if opts.full else self.store.get_cursor(self.pipeline)
+        state = self.connector.load_state(stored)
         hist = self.history()
         events_since = EPOCH if hist is None else started - hist
-        new_cursor = self._read(cursor, started, events_since, s)
+        read_state = self._read(state, started, events_since, s)
         if not opts.dry_run and self._outcomes_due(started):
             # Won and lost deals (and Lead conversions) feed the backtest and report; an
             # incremental read of its own, with its own cursor (docs/backtest.md). They
@@ -422,9 +424,12 @@ class Sync:
         if opts.dry_run:
             return
         crashpoint("before_cursor")
+        # The state after the writes: the connector's own writes are in it, so that
+        # the next read does not take them for changes.
+        new_state = None if read_state is None else (self.connector.checkpoint() or read_state)
         with self.store.tx() as conn:
-            if new_cursor is not None:
-                self.store.set_cursor(conn, self.pipeline, new_cursor)
+            if new_state is not None:
+                self.store.set_cursor(conn, self.pipeline, new_state.to_json())
                 s.cursor_committed = True
             for m in self.models:
                 if m.name in baseline:
@@ -474,7 +479,13 @@ class Sync:
         s.fields_to_create = list(getattr(check, "would_create", ()))
 
     # ----------------------------------------------------------------- reading
-    def _read(self, cursor: Any, started: datetime, events_since: datetime, s: RunSummary) -> Any:
+    def _read(
+        self,
+        state: ConnectorState | None,
+        started: datetime,
+        events_since: datetime,
+        s: RunSummary,
+    ) -> ConnectorState | None:
         """Apply every batch to the local copy; then collect the rows the connector
         skipped. A connector that reads files (``files``) cannot stop at a bad row: it
         skips it, keeps the others and lists it in ``connector.rejected`` as
@@ -482,20 +493,20 @@ class Sync:
         ``connector.orphan_events``). Both are read with ``getattr`` once the reading is
         exhausted, so connectors without them are unaffected; each bad row counts as a
         rejected record, so the run exits 1 while the good rows are still scored."""
-        new_cursor: Any = None
+        new_state: ConnectorState | None = None
         self.progress.start("read", None)  # the CRM does not say how many changed
-        for batch in self.connector.read_changes(cursor, until=started, events_since=events_since):
+        for batch in self.connector.read_changes(state, until=started, events_since=events_since):
             self._apply(batch, s)
             crashpoint("after_read_batch")
-            if batch.cursor is not None:
-                new_cursor = batch.cursor
+            if batch.state is not None:
+                new_state = batch.state
             self.progress.advance("read", len(batch.contacts))
         bad_rows = [str(line) for line in getattr(self.connector, "rejected", ())]
         s.bad_rows.extend(bad_rows)
         s.rejected += len(bad_rows)
         orphans = getattr(self.connector, "orphan_events", 0)
         s.orphan_events += orphans if isinstance(orphans, int) else 0
-        return new_cursor
+        return new_state
 
     def _apply(self, batch: ReadBatch, s: RunSummary) -> None:
         contacts = [
@@ -524,11 +535,8 @@ class Sync:
         ]
         with self.store.tx() as conn:
             for m in batch.merges:
-                self.store.merge_contact(conn, m.merged_id, m.into_id)
-            for c in batch.contacts:
-                for old in c.merged_ids:
-                    if old != c.id:
-                        self.store.merge_contact(conn, old, c.id)
+                if m.merged_id != m.into_id:
+                    self.store.merge_contact(conn, m.merged_id, m.into_id)
             for cid in batch.deletions:
                 self.store.purge_contact(conn, cid)
             changed = self.store.upsert_contacts(conn, contacts)

@@ -2,7 +2,7 @@
 
 All calls go through :class:`~connectors.hubspot.transport.HubSpotTransport` (auth,
 pacing, retries, quota, redaction); change reads live in ``reads.py``. Score writes
-are remembered in the cursor (``own_writes.py``) so that the next read does not take
+are remembered in the state (``own_writes.py``, ``state.py``) so that the next read does not take
 them for changes and, when nobody else changed anything, costs one count. Writes are
 idempotent under the caller's key without ever using search (its index lags writes
 by seconds): deals are found again by a read on the unique-valued ``leadsync_key``
@@ -24,7 +24,6 @@ from connectors.base import (
     ContactKind,
     ContactRecord,
     CRMResponseError,
-    Cursor,
     DealRecord,
     DealSpec,
     EventRecord,
@@ -36,14 +35,17 @@ from connectors.base import (
     RecordFailure,
     RuntimeContext,
     ScoreUpdate,
+    StoredState,
     TaskSpec,
     WriteResult,
+    bucket_of,
 )
 from connectors.fieldcheck import hubspot_property_problem
 from connectors.hubspot import reads
 from connectors.hubspot.own_writes import OwnWrites, fields_digest
 from connectors.hubspot.reads import Raw, SourceUnavailable
 from connectors.hubspot.settings import HubSpotSettingsModel
+from connectors.hubspot.state import HubSpotState
 from connectors.hubspot.transport import HubSpotTransport, OAuthCredentials
 from connectors.hubspot.values import (
     ANALYTICS_PROPERTIES,
@@ -78,11 +80,6 @@ PRIORITY = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
 TASK_TYPE = {"call": "CALL", "email": "EMAIL", "todo": "TODO"}
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _SETUP_PROBLEM = re.compile(r"PROPERTY_DOESNT_EXIST|READ_ONLY_VALUE|does not exist|read only")
-CURSOR_VERSION = 1
-# Contacts delivered inside the next run's look-back window, kept in the cursor so
-# that the next run does not deliver them again (grouped by stamp: ~11 bytes an id).
-# Beyond this many the map is dropped and they are re-delivered (at-least-once).
-MAX_BOUNDARY = 50_000
 
 
 @dataclass(frozen=True)
@@ -146,6 +143,10 @@ class HubSpotConnector:
     def __init__(self, settings: Settings, *, context: RuntimeContext) -> None:
         self.settings = settings
         self.context = context
+        # The API budget: the account, named by a digest of its credentials (never
+        # the secret itself).
+        identity = settings.access_token or (settings.oauth.client_id if settings.oauth else "")
+        self.bucket = bucket_of("hubspot", identity)
         self.transport = HubSpotTransport(
             base_url=settings.base_url,
             access_token=settings.access_token,
@@ -157,14 +158,16 @@ class HubSpotConnector:
             sleep=context.sleep,
             max_attempts=settings.max_attempts,
             timeout=settings.timeout_seconds,
+            redactor=context.redactor,
+            reserve=lambda: context.reserve(self.bucket),
         )
         self.log = self.transport.log
         self._sources_off: set[str] = set()
         self._stages: dict[str, tuple[bool, bool | None]] | None = None  # id -> (open, won)
         self._key_checked: set[str] = set()
-        # Our own writes (see own_writes.py): those after a read go into that read's
-        # cursor (shared with the sync until it stores it after the writes); those
-        # made before any read wait here for the next one.
+        # Our own writes (see own_writes.py): those after a read are remembered with
+        # that read and go into ``checkpoint()``; those made before any read wait
+        # here for the next one.
         self._read: _ReadState | None = None
         self._read_hash: dict[str, str] = {}
         self._unattached = OwnWrites()
@@ -194,20 +197,34 @@ class HubSpotConnector:
             if value is not None:
                 fields.setdefault(logical, value)
         updated = to_datetime(props.get("lastmodifieddate")) or to_datetime(raw.get("updatedAt"))
-        return ContactRecord(
-            id=cid, fields=fields, updated_at=updated, merged_ids=merged_ids(props, cid)
-        )
+        return ContactRecord(id=cid, fields=fields, updated_at=updated)
+
+    # -------------------------------------------------------------------- state
+    def load_state(self, data: StoredState | None) -> HubSpotState | None:
+        """A stored state (the format has not changed since the first release)."""
+        return None if data is None else HubSpotState.from_json(data)
+
+    def checkpoint(self) -> HubSpotState | None:
+        """The last complete read's state with the score writes made since: a new
+        value each time (the one the read yielded stays as it was)."""
+        read = self._read
+        return read.snapshot() if read is not None and read.done else None
 
     # -------------------------------------------------------------------- reads
     def read_changes(
-        self, cursor: Cursor | None, *, until: datetime, events_since: datetime
+        self,
+        state: HubSpotState | StoredState | None,
+        *,
+        until: datetime,
+        events_since: datetime,
     ) -> Iterator[ReadBatch]:
-        """Contacts changed since ``cursor`` (see docs/connectors.md, "Reading changes").
+        """Contacts changed since ``state`` (see docs/connectors.md, "Reading changes").
 
-        The cursor this yields is also where ``write_scores`` records our own writes
-        (``own``, ``own_dirty_until``): the sync stores the cursor mapping only after
-        the run's writes, so the writes that follow a read land in the cursor that the
-        next read gets, as with the Salesforce connector."""
+        Score writes that follow the read are remembered with it and go into
+        ``checkpoint()``, so that the next read does not take them for changes.
+        A stored (JSON) state is accepted too and loaded first."""
+        if state is not None and not isinstance(state, HubSpotState):
+            state = HubSpotState.from_json(state)
         until = _aware(until, "until")
         events_since = _aware(events_since, "events_since")
         props = self._contact_properties()
@@ -218,15 +235,20 @@ class HubSpotConnector:
         deleted: tuple[str, ...] = ()
         window_since = events_since
         if self._read is not None:
-            # writes after the previous read whose cursor the caller may have stored
+            # writes after the previous read whose state the caller may have stored
             # before them (say, retries before this read): remembered, but dirty
             self._unattached.absorb(self._read.own)
         self._read = None
         self._read_hash = {}
-        if cursor is None:
+        if state is None:
             pages: Iterator[list[Raw]] = reads.list_all(self.transport, "contacts", props)
         else:
-            since, boundary, own, checked = _parse_cursor(cursor)
+            since = datetime.fromtimestamp(state.since_ms / 1000, tz=UTC)
+            boundary, own, checked = (
+                dict(state.boundary),
+                state.own_writes(),
+                state.boundary_checked,
+            )
             start = reads.look_back(since, lookback)
             # time-window sources: only what is new since the previous read
             window_since = max(events_since, start)
@@ -252,11 +274,8 @@ class HubSpotConnector:
         until_ms = int(to_epoch_ms(until))
         boundary_from = int(to_epoch_ms(reads.look_back(until, lookback)))
         # writes made from here on (between batches, or after the read) belong to
-        # the cursor this read yields
-        new_cursor: dict[str, Any] = {}
-        read = _ReadState(
-            new_cursor, until_ms, boundary_from, new_boundary, own.expire(boundary_from)
-        )
+        # the state of this read
+        read = _ReadState(until_ms, boundary_from, new_boundary, own.expire(boundary_from))
         self._read = read
         buffer: list[Raw] = []
         for page in pages:
@@ -294,20 +313,13 @@ class HubSpotConnector:
             # writes came between batches, after a check that saw only part of the
             # read: look again now that the boundary map is complete
             self._recheck(read)
-        new_cursor.update(
-            {
-                "version": CURSOR_VERSION,
-                "since": to_epoch_ms(until),
-                "boundary": _pack_boundary(new_boundary),
-            }
-        )
-        read.update_cursor()
+        read.done = True
         yield ReadBatch(
             contacts=last.contacts,
             events=last.events,
             merges=last.merges,
             deletions=tuple(d for d in deleted if d not in seen),
-            cursor=new_cursor,
+            state=read.snapshot(),
         )
 
     def _digest(self, raw: Raw) -> str:
@@ -416,7 +428,11 @@ class HubSpotConnector:
 
     def _batch(self, raws: Sequence[Raw], ctx: _EventContext) -> ReadBatch:
         contacts = [self._contact(r) for r in raws]
-        merges = tuple(Merge(m, c.id) for c in contacts for m in c.merged_ids)
+        merges = tuple(
+            Merge(m, c.id)
+            for c, r in zip(contacts, raws, strict=True)
+            for m in merged_ids(r.get("properties") or {}, c.id)
+        )
         events = self._events(raws, contacts, ctx)
         return ReadBatch(contacts=tuple(contacts), events=tuple(events), merges=merges)
 
@@ -769,8 +785,8 @@ class HubSpotConnector:
         self._key_checked.add(object_type)
 
     def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:
-        """Batch updates of 100. Each write's stamp (from the answer) is recorded in
-        the cursor of the read before it (see ``read_changes``) so that the next read
+        """Batch updates of 100. Each write's stamp (from the answer) is remembered
+        with the read before it and goes into ``checkpoint()``, so that the next read
         does not take the write for a change."""
         succeeded: list[str] = []
         failed: list[RecordFailure] = []
@@ -797,7 +813,6 @@ class HubSpotConnector:
             if stamps:
                 low = min(stamps.values())
                 read.first_write_ms = min(low, read.first_write_ms or low)
-            read.update_cursor()
         return WriteResult(tuple(succeeded), tuple(failed))
 
     def _update_batch(
@@ -1045,21 +1060,10 @@ def _stamp_ms(raw: Raw) -> int | None:
     return None if when is None else int(to_epoch_ms(when))
 
 
-def _pack_boundary(boundary: Mapping[str, int]) -> dict[str, str]:
-    """``{stamp ms: "id,id,..."}``: compact, since many contacts share a stamp."""
-    if len(boundary) > MAX_BOUNDARY:
-        return {}
-    grouped: dict[int, list[str]] = {}
-    for cid, stamp in boundary.items():
-        grouped.setdefault(stamp, []).append(cid)
-    return {str(stamp): ",".join(sorted(ids)) for stamp, ids in sorted(grouped.items())}
-
-
 @dataclass
 class _ReadState:
     """What ``write_scores`` needs from the read before it."""
 
-    cursor: dict[str, Any]  # the mapping that read yielded; our writes are added to it
     until_ms: int
     horizon_ms: int  # the next read's look-back start
     boundary: dict[str, int]  # id -> stamp the read saw, for stamps since the horizon
@@ -1072,22 +1076,24 @@ class _ReadState:
     written: dict[str, int] = field(default_factory=dict)  # this run's writes
     first_write_ms: int | None = None  # the earliest stamp among them
     unexplained: int | None = None  # a recheck's count did not match: dirty up to here
+    done: bool = False  # the read yielded its state
 
-    def update_cursor(self) -> None:
-        """Our writes into the cursor. A contact changed after the read saw it, and
-        not read again since, turns the count shortcut off while its stamp is in
-        the window: if we wrote it, our stamp hides that change; if not, a
-        contact of ours merged or deleted at the same time could balance the count.
-        The next read then compares fields (``OwnWrites.is_echo``)."""
-        packed = self.own.pack()
+    def snapshot(self) -> HubSpotState:
+        """The state as of now: the read's boundary and our writes so far. A contact
+        changed after the read saw it, and not read again since, turns the count
+        shortcut off while its stamp is in the window: if we wrote it, our stamp
+        hides that change; if not, a contact of ours merged or deleted at the same
+        time could balance the count. The next read then compares fields
+        (``OwnWrites.is_echo``)."""
         marks = [*(self.suspects or {}).values(), self.unexplained, self.own.dirty_until]
         stamps = [m for m in marks if m is not None]
-        if stamps:
-            packed["own_dirty_until"] = str(max(stamps))
-        self.cursor.pop("own_dirty_until", None)
-        self.cursor.update(packed)
-        if self.checked:
-            self.cursor["boundary_checked"] = True
+        return HubSpotState(
+            since_ms=self.until_ms,
+            boundary=self.boundary,
+            boundary_checked=self.checked,
+            own=self.own.stamps,
+            own_dirty_until=max(stamps) if stamps else None,
+        )
 
 
 def _latest(*maps: Mapping[str, int]) -> dict[str, int]:
@@ -1098,28 +1104,6 @@ def _latest(*maps: Mapping[str, int]) -> dict[str, int]:
             if stamp > out.get(cid, stamp - 1):
                 out[cid] = stamp
     return out
-
-
-def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int], OwnWrites, bool]:
-    try:
-        version = cursor.get("version")
-        since = cursor["since"]
-        packed = cursor.get("boundary") or {}
-        if version != CURSOR_VERSION:
-            raise ValueError(f"unsupported cursor version {version!r}")
-        moment = datetime.fromtimestamp(int(since) / 1000, tz=UTC)
-        boundary = {
-            cid: int(stamp)
-            for stamp, ids in dict(packed).items()
-            for cid in str(ids).split(",")
-            if cid
-        }
-        checked = cursor.get("boundary_checked") is True
-        return moment, boundary, OwnWrites.unpack(cursor), checked
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ConnectorConfigError(
-            f"hubspot cursor: unreadable ({exc}); run a full sync to reset it"
-        ) from None
 
 
 def _match_by_id_or_label(items: Sequence[Raw], wanted: str) -> Raw | None:
