@@ -234,11 +234,13 @@ class DealSpec:
     name: str
     owner_id: str | None
     stage: str
-    pipeline: str | None
     close_date: date
     amount: float | None = None
     contact_kind: ContactKind = "contact"
-    lead_status: str | None = None  # Salesforce Lead: the status to set instead of a deal
+    # What only some CRMs understand, by name (``pipeline`` for HubSpot; for Salesforce
+    # ``lead_status``, set on a Lead instead of creating a deal); a connector ignores
+    # the names it does not know and fills the ones missing from its own settings.
+    crm_options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ property (``idProperty``), tasks by reading the contact's associated tasks.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any, Literal
@@ -30,6 +30,7 @@ from connectors.base import (
     FieldCheck,
     FieldSpec,
     Merge,
+    NotRetried,
     Owner,
     ReadBatch,
     RecordFailure,
@@ -884,7 +885,7 @@ class HubSpotConnector:
         props: dict[str, Any] = {
             "dealname": spec.name,
             "dealstage": spec.stage,
-            "pipeline": spec.pipeline or self.settings.deal_pipeline,
+            "pipeline": spec.crm_options.get("pipeline") or self.settings.deal_pipeline,
             "closedate": to_epoch_ms(datetime.combine(spec.close_date, time(), tzinfo=UTC)),
             KEY_PROPERTY: spec.key,
         }
@@ -914,7 +915,12 @@ class HubSpotConnector:
         return str(data.get("id")) if data.get("id") is not None else None
 
     def _create_once(
-        self, object_type: str, key: str, body: Mapping[str, Any], *, find: Any
+        self,
+        object_type: str,
+        key: str,
+        body: Mapping[str, Any],
+        *,
+        find: Callable[[], str | None],
     ) -> ActionResult:
         """A plain create is never re-sent blindly: after an unclear failure (a dropped
         answer, a 5xx) we read by key first, and create again only if nothing is there."""
@@ -936,9 +942,7 @@ class HubSpotConnector:
                     if found is not None:
                         return ActionResult(key, found, created=False, note="already existed")
                 raise
-            except CRMResponseError as exc:
-                if "not idempotent" not in str(exc):
-                    raise
+            except NotRetried as exc:  # may have been applied: look before creating again
                 last_error = exc
                 found = find()
                 if found is not None:

@@ -876,10 +876,11 @@ class SalesforceConnector:
         self.api.call("link opportunity to contact", attempt, idempotent=True)
 
     def _lead_status(self, spec: DealSpec) -> ActionResult:
-        if not spec.lead_status:
+        status = spec.crm_options.get("lead_status")
+        if not status:
             raise ConnectorConfigError(
                 "salesforce create_deal: a Lead gets a status change instead of an "
-                "Opportunity; DealSpec.lead_status is required"
+                "Opportunity; DealSpec.crm_options['lead_status'] is required"
             )
         rows = self._query_one(
             format_soql("SELECT Id, Status FROM Lead WHERE Id = {}", spec.contact_id),
@@ -887,15 +888,15 @@ class SalesforceConnector:
         )
         if not rows:
             raise CRMResponseError(f"salesforce create_deal: no Lead {spec.contact_id}")
-        if rows[0].get("Status") == spec.lead_status:
+        if rows[0].get("Status") == status:
             return ActionResult(spec.key, spec.contact_id, created=False, note="status already set")
         self._one(
             "PATCH",
-            {"attributes": {"type": "Lead"}, "id": spec.contact_id, "Status": spec.lead_status},
+            {"attributes": {"type": "Lead"}, "id": spec.contact_id, "Status": status},
             what="update lead status",
         )
         return ActionResult(
-            spec.key, spec.contact_id, created=True, note=f"Lead status set to {spec.lead_status}"
+            spec.key, spec.contact_id, created=True, note=f"Lead status set to {status}"
         )
 
     def create_task(self, spec: TaskSpec) -> ActionResult:

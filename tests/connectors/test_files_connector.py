@@ -248,7 +248,7 @@ def test_read_side_extras_and_read_only_writes(tmp_path: Path) -> None:
     calls = [
         lambda: conn.write_scores([ScoreUpdate("c1", {"leadsync_score": 50})]),
         lambda: conn.create_deal(
-            DealSpec("k", "c1", "Deal", None, "new", None, datetime(2026, 7, 1).date())
+            DealSpec("k", "c1", "Deal", None, "new", datetime(2026, 7, 1).date())
         ),
         lambda: conn.create_task(
             TaskSpec("k", "c1", None, "Call", "Call them", datetime(2026, 7, 1, tzinfo=UTC))

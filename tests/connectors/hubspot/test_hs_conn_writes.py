@@ -111,7 +111,7 @@ def _deal(contact: str, key: str = "deal-key-1") -> DealSpec:
         name="Inbound: hot lead",
         owner_id=None,
         stage="appointmentscheduled",
-        pipeline="default",
+        crm_options={"pipeline": "default"},
         close_date=date(2026, 7, 31),
         amount=1200.0,
     )

@@ -68,7 +68,11 @@ def test_a_version_1_cursor_of_an_earlier_release_keeps_working(org: Org) -> Non
 
 @pytest.mark.parametrize(
     "stored",
-    [{"v": 7, "objects": {}}, {"version": 3, "objects": {}}, {"version": 2, "objects": {"Lead": {}}}],
+    [
+        {"v": 7, "objects": {}},
+        {"version": 3, "objects": {}},
+        {"version": 2, "objects": {"Lead": {}}},
+    ],
 )
 def test_a_state_it_cannot_read_is_one_config_error(org: Org, stored: dict[str, Any]) -> None:
     with pytest.raises(ConnectorConfigError, match=r"salesforce: .*(full sync|until)"):
