@@ -323,6 +323,20 @@ class HubSpotConnector:
             state=read.snapshot(),
         )
 
+    def read_contacts(self, ids: Sequence[str], *, events_since: datetime) -> ReadBatch:
+        """Given contacts (batch reads of 100) with their engagement since
+        ``events_since``; unknown ids are left out. The portal-wide time-window
+        sources (marketing e-mail events, form submissions) are not read for a few
+        contacts: the contact's summary properties stand in for them. The state of
+        change reads is not touched."""
+        events_since = _aware(events_since, "events_since")
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        if not wanted:
+            return ReadBatch()
+        raws = reads.batch_read(self.transport, "contacts", wanted, self._contact_properties())
+        now = self.context.now()
+        return self._batch(raws, _EventContext(events_since, now, events_since, portal=False))
+
     def _digest(self, raw: Raw) -> str:
         skip = [self._crm_field(f) for f in self.settings.score_fields]
         return fields_digest(raw.get("properties") or {}, skip)
@@ -476,7 +490,7 @@ class HubSpotConnector:
         open, click or form submission also updates the contact's own properties,
         so its contact is among the changed ones, and older events were delivered
         with the read that found them."""
-        if not getattr(self.settings, name) or name in self._sources_off:
+        if not ctx.portal or not getattr(self.settings, name) or name in self._sources_off:
             return False
         try:
             if name == "email_events" and ctx.email is None:
@@ -638,11 +652,11 @@ class HubSpotConnector:
         return out
 
     def read_deal_outcomes(
-        self, since: datetime | None, *, include_open: bool = False
+        self, since: datetime | None, *, include_open: bool = True
     ) -> Iterator[DealRecord]:
-        """Closed deals (open ones too with ``include_open``) changed since ``since``,
-        one record per associated contact; won or lost from the pipeline's stage
-        metadata."""
+        """Every deal (closed ones only with ``include_open=False``) changed since
+        ``since``, with its creation date, one record per associated contact; won or
+        lost from the pipeline's stage metadata."""
         if since is None:
             pages: Iterator[list[Raw]] = reads.list_all(self.transport, "deals", DEAL_PROPERTIES)
         else:
@@ -1013,6 +1027,7 @@ class _EventContext:
     events_since: datetime
     until: datetime
     window_since: datetime  # where the time-window sources start reading
+    portal: bool = True  # read the portal-wide time-window sources at all
     email: reads.EmailEvents | None = None
     forms: reads.FormSubmissions | None = None
 

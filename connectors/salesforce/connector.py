@@ -66,6 +66,7 @@ from connectors.salesforce.state import ObjectState, SalesforceState
 
 MAX_SEEN = 100_000  # ids remembered for de-duplication inside the look-back window
 OBJECT_OF: Mapping[ContactKind, str] = {"lead": "Lead", "contact": "Contact"}
+KEY_PREFIX: Mapping[str, str] = {"Lead": "00Q", "Contact": "003"}  # of record ids
 PRIORITY = {"high": "High", "medium": "Normal", "low": "Low"}
 TASK_TYPE = {"call": "Call", "email": "Email", "todo": "Other"}
 TASK_SUBTYPE = {"call": "Call", "email": "Email", "todo": "Task"}
@@ -318,6 +319,30 @@ class SalesforceConnector:
             deletions=tuple(deletions),
             state=SalesforceState(objects=new_objects, own_writes=self._own_writes),
         )
+
+    def read_contacts(self, ids: Sequence[str], *, events_since: datetime) -> ReadBatch:
+        """Given Leads and Contacts (SOQL ``Id IN`` per object, as many ids a query as
+        the URL allows) with their activities since ``events_since``; unknown ids are
+        left out, a converted Lead comes as a merge into its Contact. The state of
+        change reads is not touched."""
+        if events_since.tzinfo is None:
+            raise ValueError("read_contacts needs an aware datetime")
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        items: list[tuple[str, dict[str, Any]]] = []
+        for obj in self.settings.objects:
+            # Ids carry their object's key prefix: ask each object only for its own.
+            mine = [
+                i for i in wanted if i[:3] not in KEY_PREFIX.values() or KEY_PREFIX[obj] == i[:3]
+            ]
+            if not mine:
+                continue
+            fields, _where = self._select(obj, full=False)
+            select = ", ".join(dict.fromkeys(["Id", "SystemModstamp", *fields]))
+            template = f"SELECT {select} FROM {obj} WHERE Id IN {{ids}}"
+            for soql, _chunk in chunk_ids(mine, template):
+                for page in self.api.query_pages(soql, what=f"read {obj} by id"):
+                    items.extend((obj, rec) for rec in page)
+        return self._batch(items, events_since.replace(microsecond=0))
 
     def _is_own_echo(
         self, rec: Mapping[str, Any], digest: str, written: tuple[str, str] | None
@@ -583,11 +608,11 @@ class SalesforceConnector:
         return out
 
     def read_deal_outcomes(
-        self, since: datetime | None, *, include_open: bool = False
+        self, since: datetime | None, *, include_open: bool = True
     ) -> Iterator[DealRecord]:
-        """Closed Opportunities (open ones too with ``include_open``: a contact with an
-        open one is no longer a lead to score) changed since ``since``, one record per
-        contact role."""
+        """Every Opportunity (closed ones only with ``include_open=False``; an open one
+        tells that a contact is no longer a lead to score) changed since ``since``,
+        with its creation date, one record per contact role."""
         clauses = [] if include_open else ["IsClosed = true"]
         if since is not None:
             clauses.append(f"SystemModstamp >= {soql_datetime(since)}")
