@@ -518,6 +518,18 @@ class ReadsContacts(Protocol):
 
 
 @runtime_checkable
+class ReadsConversions(Protocol):
+    """A CRM whose leads convert into contacts (Salesforce): outcomes for backtests."""
+
+    def read_conversions(
+        self, since: datetime | None
+    ) -> Iterator[tuple[str, str, datetime, str | None]]:
+        """``(lead id, contact id, converted at, opportunity id)`` of the leads
+        converted (changed) since ``since``, all of them when ``None``. Read only."""
+        ...
+
+
+@runtime_checkable
 class ChecksDealSettings(Protocol):
     """Checks the deal settings of ``writeback.on_cross.deal`` (``leadsync check``)."""
 

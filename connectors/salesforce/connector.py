@@ -654,6 +654,14 @@ class SalesforceConnector:
                         ),
                     )
 
+    def read_conversions(
+        self, since: datetime | None
+    ) -> Iterator[tuple[str, str, datetime, str | None]]:
+        """Converted Leads (``ReadsConversions``): lead, contact, when, opportunity."""
+        from connectors.salesforce.outcomes import read_conversions
+
+        return read_conversions(self, since)
+
     # ================================================================== set-up
     def ensure_fields(
         self,
