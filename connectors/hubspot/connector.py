@@ -43,7 +43,13 @@ from connectors.base import (
 )
 from connectors.fieldcheck import hubspot_property_problem
 from connectors.hubspot import reads
-from connectors.hubspot.own_writes import OwnWrites, fields_digest
+from connectors.hubspot.own_writes import (
+    OwnWriteChecks,
+    OwnWrites,
+    ReadWrites,
+    fields_digest,
+    stamp_ms,
+)
 from connectors.hubspot.reads import Raw, SourceUnavailable
 from connectors.hubspot.settings import HubSpotSettingsModel
 from connectors.hubspot.state import HubSpotState
@@ -163,13 +169,17 @@ class HubSpotConnector:
             reserve=lambda: context.reserve(self.bucket),
         )
         self.log = self.transport.log
+        # our own writes told from other clients' changes (own_writes.py)
+        self.checks = OwnWriteChecks(
+            self.transport, properties=self._contact_properties, digest=self._digest
+        )
         self._sources_off: set[str] = set()
         self._stages: dict[str, tuple[bool, bool | None]] | None = None  # id -> (open, won)
         self._key_checked: set[str] = set()
         # Our own writes (see own_writes.py): those after a read are remembered with
         # that read and go into ``checkpoint()``; those made before any read wait
         # here for the next one.
-        self._read: _ReadState | None = None
+        self._read: ReadWrites | None = None
         self._read_hash: dict[str, str] = {}
         self._unattached = OwnWrites()
         self.echoes_skipped = 0  # contacts not delivered: only our write changed them
@@ -256,7 +266,7 @@ class HubSpotConnector:
             own.absorb(self._unattached.missing_from(own))
             deleted = self._deleted_since(start)
             vouched = boundary if checked else {}
-            if self._unchanged_since(own, vouched, start, deleted):
+            if self.checks.unchanged_since(own, vouched, start, deleted):
                 self.fast_reads += 1
                 pages = iter(())
             else:
@@ -276,7 +286,7 @@ class HubSpotConnector:
         boundary_from = int(to_epoch_ms(reads.look_back(until, lookback)))
         # writes made from here on (between batches, or after the read) belong to
         # the state of this read
-        read = _ReadState(until_ms, boundary_from, new_boundary, own.expire(boundary_from))
+        read = ReadWrites(until_ms, boundary_from, new_boundary, own.expire(boundary_from))
         self._read = read
         buffer: list[Raw] = []
         for page in pages:
@@ -285,7 +295,7 @@ class HubSpotConnector:
                 if cid in seen:
                     continue
                 seen.add(cid)
-                stamp = _stamp_ms(raw)
+                stamp = stamp_ms(raw)
                 if stamp is not None and boundary_from <= stamp <= until_ms:
                     new_boundary[cid] = stamp
                 if (
@@ -313,7 +323,7 @@ class HubSpotConnector:
         if read.suspects is not None:
             # writes came between batches, after a check that saw only part of the
             # read: look again now that the boundary map is complete
-            self._recheck(read)
+            self.checks.recheck(read)
         read.done = True
         yield ReadBatch(
             contacts=last.contacts,
@@ -340,106 +350,6 @@ class HubSpotConnector:
     def _digest(self, raw: Raw) -> str:
         skip = [self._crm_field(f) for f in self.settings.score_fields]
         return fields_digest(raw.get("properties") or {}, skip)
-
-    def _unchanged_since(
-        self,
-        own: OwnWrites,
-        delivered: Mapping[str, int],
-        start: datetime,
-        deleted: Sequence[str],
-    ) -> bool:
-        """True when nobody but us changed a contact since ``start``: one search call.
-
-        ``lastmodifieddate`` never decreases, so every contact we wrote at or after
-        ``start`` is in the search set ``lastmodifieddate >= start`` once the index
-        has our writes, and so is every contact the previous read delivered with a
-        stamp since ``start`` (``delivered``: its boundary map, passed only when the
-        check before that run's first write vouched for it). If the set is exactly
-        as large as those contacts (less those deleted since) and its newest stamp
-        is the newest we know of, the set is those contacts and nobody changed one
-        after our last write. A lagging index either lacks our latest write (the
-        newest stamp differs) or lacks others (the count differs): both fall back
-        to the full windowed read, never to a miss (see docs/connectors.md for the
-        race that remains)."""
-        start_ms = int(to_epoch_ms(start))
-        mine = own.in_range(start_ms)
-        if not mine or own.dirty_since(start_ms):
-            return False
-        known = _latest(mine, {c: s for c, s in delivered.items() if s >= start_ms})
-        expected = len(known.keys() - set(deleted))
-        total, rows = reads.newest(
-            self.transport,
-            "contacts",
-            modified_prop="lastmodifieddate",
-            since=start,
-            properties=self._contact_properties(),
-            limit=reads.SEARCH_PAGE,
-        )
-        if total != expected or not rows or _stamp_ms(rows[0]) != max(known.values()):
-            return False
-        # The newest contacts come back whole: a change stamped in the same
-        # millisecond as our write of that contact shows in its fields.
-        for raw in rows:
-            cid, stamp = str(raw.get("id")), _stamp_ms(raw)
-            if stamp is None or known.get(cid) != stamp:
-                return False
-            digest = own.digest(cid) if mine.get(cid) == stamp else ""
-            if digest and digest != self._digest(raw):
-                return False
-        return True
-
-    def _recheck(self, read: _ReadState) -> None:
-        """The check again, at the end of a read that had writes between its
-        batches: page through what changed before our first write of the run, and
-        count what changed since, which should be our writes of this run only (so
-        that paging through them is not needed). The index may not have our last
-        writes yet: it is taken to be complete up to the newest stamp it shows,
-        which must be one of ours, with exactly our writes up to there."""
-        cut = read.first_write_ms
-        read.suspects = self._changed_after_read(read, before=cut)
-        read.checked = True
-        if cut is None or not read.written:
-            return
-        since = datetime.fromtimestamp(cut / 1000, tz=UTC)
-        total, rows = reads.newest(
-            self.transport, "contacts", modified_prop="lastmodifieddate", since=since
-        )
-        newest = _stamp_ms(rows[0]) if rows else None
-        ours = sorted(read.written.values())
-        indexed = sum(1 for w in ours if newest is not None and w <= newest)
-        if total != indexed or (newest is not None and newest not in read.written.values()):
-            read.unexplained = max(newest or cut, ours[-1])
-
-    def _changed_after_read(self, read: _ReadState, *, before: int | None = None) -> dict[str, int]:
-        """Before the first write after a read started (and again at the end of a read
-        that had writes between its batches): the contacts whose indexed
-        stamp (since the next read's look-back start) is not the version the read
-        saw nor one of our earlier writes, ``id → stamp``. Usually one search page.
-
-        A contact that someone changed after we read it and that we then write keeps
-        only our write's stamp: the next read could not tell it from an echo of our
-        write without comparing its fields. Writing one of these marks the run's
-        writes dirty, so that the next read compares fields instead of trusting the
-        count (``_unchanged_since``)."""
-        mine = read.own.in_range(read.horizon_ms)
-        changed: dict[str, int] = {}
-        horizon = datetime.fromtimestamp(read.horizon_ms / 1000, tz=UTC)
-        until = None if before is None else datetime.fromtimestamp((before - 1) / 1000, tz=UTC)
-        for page in reads.search_window(
-            self.transport,
-            "contacts",
-            modified_prop="lastmodifieddate",
-            since=horizon,
-            until=until,
-            properties=["lastmodifieddate"],
-        ):
-            for raw in page:
-                cid, stamp = str(raw.get("id")), _stamp_ms(raw)
-                # the version the read saw, or our own write (the index may not have
-                # a write of ours yet, or the read came from the list endpoint)
-                if stamp is not None and stamp not in (mine.get(cid), read.boundary.get(cid)):
-                    changed[cid] = stamp
-        return changed
 
     def _batch(self, raws: Sequence[Raw], ctx: _EventContext) -> ReadBatch:
         contacts = [self._contact(r) for r in raws]
@@ -813,7 +723,7 @@ class HubSpotConnector:
             return WriteResult()
         read = self._read
         if read is not None and read.suspects is None:
-            read.suspects = self._changed_after_read(read)
+            read.suspects = self.checks.changed_after_read(read)
             read.checked = read.complete
         stamps: dict[str, int] = {}
         for start in range(0, len(inputs), reads.BATCH_READ):
@@ -867,7 +777,7 @@ class HubSpotConnector:
         # input answers as its survivor)
         for result in data.get("results") or []:
             if isinstance(result, Mapping) and result.get("id") is not None:
-                stamp = _stamp_ms(result)
+                stamp = stamp_ms(result)
                 if stamp is not None:
                     stamps[str(result["id"])] = stamp
         reasons: dict[str, tuple[str, bool]] = {}
@@ -1071,58 +981,6 @@ def _aware(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{name} must be an aware datetime (UTC)")
     return moment.astimezone(UTC)
-
-
-def _stamp_ms(raw: Raw) -> int | None:
-    props = raw.get("properties") or {}
-    when = to_datetime(props.get("lastmodifieddate")) or to_datetime(raw.get("updatedAt"))
-    return None if when is None else int(to_epoch_ms(when))
-
-
-@dataclass
-class _ReadState:
-    """What ``write_scores`` needs from the read before it."""
-
-    until_ms: int
-    horizon_ms: int  # the next read's look-back start
-    boundary: dict[str, int]  # id -> stamp the read saw, for stamps since the horizon
-    own: OwnWrites
-    # contacts changed after the read saw them (id -> stamp), from the check before
-    # the first write; None until then
-    suspects: dict[str, int] | None = None
-    complete: bool = False  # the read has seen all its pages
-    checked: bool = False  # a check ran after the read was complete
-    written: dict[str, int] = field(default_factory=dict)  # this run's writes
-    first_write_ms: int | None = None  # the earliest stamp among them
-    unexplained: int | None = None  # a recheck's count did not match: dirty up to here
-    done: bool = False  # the read yielded its state
-
-    def snapshot(self) -> HubSpotState:
-        """The state as of now: the read's boundary and our writes so far. A contact
-        changed after the read saw it, and not read again since, turns the count
-        shortcut off while its stamp is in the window: if we wrote it, our stamp
-        hides that change; if not, a contact of ours merged or deleted at the same
-        time could balance the count. The next read then compares fields
-        (``OwnWrites.is_echo``)."""
-        marks = [*(self.suspects or {}).values(), self.unexplained, self.own.dirty_until]
-        stamps = [m for m in marks if m is not None]
-        return HubSpotState(
-            since_ms=self.until_ms,
-            boundary=self.boundary,
-            boundary_checked=self.checked,
-            own=self.own.stamps,
-            own_dirty_until=max(stamps) if stamps else None,
-        )
-
-
-def _latest(*maps: Mapping[str, int]) -> dict[str, int]:
-    """``id → stamp`` over several maps, keeping each id's latest stamp."""
-    out: dict[str, int] = {}
-    for m in maps:
-        for cid, stamp in m.items():
-            if stamp > out.get(cid, stamp - 1):
-                out[cid] = stamp
-    return out
 
 
 def _match_by_id_or_label(items: Sequence[Raw], wanted: str) -> Raw | None:
