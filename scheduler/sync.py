@@ -1,7 +1,7 @@
 """One sync run: read changes, keep the local copy, re-score, write back, act, commit.
 
 The order of the steps is what makes a run safe to kill at any point; they are
-numbered once, in ``docs/sync.md`` ("The steps of a run"), with the reasoning behind
+numbered once, in ``docs/sync.md`` (section "One run"), with the reasoning behind
 each rule. The step numbers in this module's comments refer to that list.
 """
 
@@ -449,14 +449,17 @@ class Sync:
         hashes = self.store.model_hashes()
         baseline = {m.name for m in self.models if hashes.get(m.name) != m.content_hash}
         s.baseline_models = sorted(baseline)
+        # Steps as numbered in docs/sync.md, "One run" (1, the lock, is taken by run()).
+        # 2: check (and create) the fields written
         if opts.dry_run:
             self._check_fields(s)
         elif baseline or self.store.kv_get(FIELDS_KEY) != self._fields_key():
             self._ensure_fields()
+        # 3: finish what an earlier run began
         if not opts.dry_run:
             self._resume_pending(s)
 
-        # 1-2: read changes into the local copy --------------------------------
+        # 4: read changes into the local copy ----------------------------------
         stored = None if opts.full else self.store.get_cursor(self.pipeline)
         state = self.connector.load_state(stored)
         hist = self.history()
@@ -482,11 +485,11 @@ class Sync:
                 # said once and read again at the next due run, from the same cursor.
                 s.outcomes_error = self._redact(str(exc))
 
-        # 3-6: re-score locally, write back, act -------------------------------
+        # 5-8: re-score locally, decide, act, write back ----------------------
         acting_baseline = set() if opts.act_on_baseline else baseline
         self._rescore(started, acting_baseline, opts, s)
 
-        # 7: commit the cursor and the model hashes, now that the writes are done
+        # 9: commit the state and the model hashes, now that the writes are done
         if opts.dry_run:
             return
         self.crash("before_cursor")
