@@ -74,7 +74,8 @@ def stop_for(exc: BaseException) -> Stop | None:
 
 def label_for(code: int) -> str:
     """The prefix of the one error line of a command that ended with ``code``."""
-    return {EXIT_USAGE: "error", EXIT_STOPPED: "stopped", EXIT_LOCKED: "locked"}.get(code, "error")
+    labels: dict[int, str] = {EXIT_USAGE: "error", EXIT_STOPPED: "stopped", EXIT_LOCKED: "locked"}
+    return labels.get(code, "error")
 
 
 class _Console(Console):

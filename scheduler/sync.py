@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from connectors.base import (
     AuthError,
@@ -1001,7 +1001,11 @@ def _without_secrets(value: Any) -> Any:
     return value
 
 
-def actions_kw(connector: Connector, wb: WritebackConfig) -> dict[str, tuple[str, ...]]:
+class _ActionsKw(TypedDict, total=False):
+    actions: tuple[str, ...]
+
+
+def actions_kw(connector: Connector, wb: WritebackConfig) -> _ActionsKw:
     """``actions=`` for ``ensure_fields``: what the write-back creates (a run that
     creates no deals, or no tasks, needs no key field on them); nothing for a connector
     whose ``ensure_fields`` predates the keyword."""
