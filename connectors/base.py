@@ -13,33 +13,41 @@ Exception tree (callers branch on the class, never on message text)::
     ├── AuthError              credentials refused after a refresh attempt; stop the run
     ├── QuotaExhausted         the run's share of the daily allowance is spent; stop cleanly
     └── CRMResponseError       the CRM answered something unusable after bounded retries
+        └── NotRetried         a non-idempotent request got no clean answer; not re-sent
 
-Messages never contain secrets: connectors redact tokens before raising.
+Messages never contain secrets: connectors add theirs to the host's
+``RuntimeContext.redactor`` and redact before raising.
 
-Optional methods (not members of ``Connector``, so that connectors without them, such
-as ``files`` and third-party ones, keep satisfying the protocol; callers look them up
-with ``getattr(connector, name, None)``)::
+How the sync drives a connector, once per run (``docs/sync.md`` numbers the steps)::
 
-    check_deal_settings(self, *, pipeline: str | None, stage: str,
-                        lead_status: str | None) -> tuple[str, ...]
+    state = connector.load_state(stored)            # None on a first run or --full
+    for batch in connector.read_changes(state, until=..., events_since=...):
+        ...                                         # applied to the local copy
+    connector.write_scores(...); connector.create_deal(...); ...
+    stored = connector.checkpoint().to_json()       # only after the writes
 
-        Used by ``leadsync check`` with ``writeback.on_cross.deal``: whether deals can be
-        created in ``pipeline`` (``None``: the connector's default) at ``stage``, and
-        whether ``lead_status`` can be set on a lead. Returns one line per problem, each
-        saying what is wrong and how to fix it; empty when everything is fine. Values
-        that mean nothing to the CRM (a pipeline in Salesforce) are ignored.
+Optional capabilities are small runtime-checkable protocols (``ReadsContacts``,
+``ChecksDealSettings``, ``ReportsRejected``, ``CountsOrphanEvents``): the host asks
+``isinstance(connector, ReadsContacts)``, so connectors without them (``files``,
+third-party ones) keep satisfying ``Connector``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import hashlib
+import re
+import threading
+import time
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
-# A connector's resume point: a small JSON-serialisable mapping whose content only the
-# connector understands. The sync stores it and hands it back unchanged.
-Cursor = Mapping[str, Any]
+# The stored form of a connector's state: a small JSON object whose content only the
+# connector understands (``ConnectorState.to_json``). Kept under its old name for
+# connectors written before typed state.
+StoredState = Mapping[str, object]
+Cursor = StoredState
 
 ContactKind = Literal["contact", "lead"]
 
@@ -64,6 +72,27 @@ class CRMResponseError(ConnectorError):
     """The CRM kept failing or answered with something that cannot be used."""
 
 
+class NotRetried(CRMResponseError):
+    """A non-idempotent request (a plain create) got no clean answer and was not sent
+    again: it may or may not have been applied. The caller reads before it creates
+    again (a keyed create looks the key up), never re-sends blindly."""
+
+
+@runtime_checkable
+class ConnectorState(Protocol):
+    """A connector's resume point: frozen, versioned, JSON round trip.
+
+    Only the connector understands its content; the host stores ``to_json()`` and
+    hands back ``connector.load_state(stored)``. A value is never changed after it
+    was handed out: a newer resume point is a new value (``Connector.checkpoint``).
+    """
+
+    @property
+    def version(self) -> int: ...
+
+    def to_json(self) -> dict[str, object]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ContactRecord:
     """A person as the scoring core sees them, plus what the sync needs to route writes.
@@ -74,10 +103,11 @@ class ContactRecord:
 
     id: str
     fields: Mapping[str, Any]
+    # The CRM's modification stamp: the sync keeps it to tell a record read again
+    # unchanged (after a stopped run, or by --full) from a changed one.
     updated_at: datetime | None = None
     kind: ContactKind = "contact"
     converted: bool = False
-    merged_ids: tuple[str, ...] = ()  # ids that were merged into this one
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,20 +133,28 @@ class Merge:
 class ReadBatch:
     """One slice of a change read, small enough to score and write before the next.
 
-    Only the last batch of a read carries ``cursor``: the resume point that is valid
-    once every batch of the read has been applied. A read that stops early yields no
-    cursor, so the sync keeps the old one and re-reads (at-least-once).
+    Only the last batch of a complete read carries ``state``: the resume point that
+    is valid once every batch of the read has been applied. A read that stops early
+    yields no state, so the sync keeps the old one and re-reads (at-least-once).
 
-    The sync stores the cursor only after the run's writes, and a connector may add to
-    the mapping it yielded until then: both CRM connectors record their own score
-    writes there, so that the next read does not mistake those writes for changes.
+    ``state`` is a frozen value: writes that follow the read do not change it. The
+    sync stores ``connector.checkpoint()`` after its writes instead, which also
+    remembers the connector's own writes (so that the next read does not mistake
+    them for changes).
+
+    Merges are reported here only (each ``Merge`` once), never on the contact.
     """
 
     contacts: tuple[ContactRecord, ...] = ()
     events: tuple[EventRecord, ...] = ()
     merges: tuple[Merge, ...] = ()
     deletions: tuple[str, ...] = ()
-    cursor: Cursor | None = None
+    state: ConnectorState | None = None
+
+    @property
+    def cursor(self) -> dict[str, object] | None:
+        """``state`` in its stored (JSON) form; for logs, tests and older callers."""
+        return None if self.state is None else self.state.to_json()
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,11 +235,13 @@ class DealSpec:
     name: str
     owner_id: str | None
     stage: str
-    pipeline: str | None
     close_date: date
     amount: float | None = None
     contact_kind: ContactKind = "contact"
-    lead_status: str | None = None  # Salesforce Lead: the status to set instead of a deal
+    # What only some CRMs understand, by name (``pipeline`` for HubSpot; for Salesforce
+    # ``lead_status``, set on a Lead instead of creating a deal); a connector ignores
+    # the names it does not know and fills the ones missing from its own settings.
+    crm_options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,26 +278,179 @@ class Budget:
     daily_limit: int | None = None
 
 
-@runtime_checkable
-class Connector(Protocol):
-    """The operations the sync needs from a CRM. Read-only connectors raise
-    ``ConnectorConfigError`` from the write methods."""
+# ------------------------------------------------------------------ host services
 
-    name: str
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-!]{6,}"), r"\1 ***"),
+    # Salesforce session ids / access tokens: 00D<org id>!<opaque>
+    (re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._\-]+"), "***"),
+    # key=value and "key": "value" forms of well-known secret names
+    (
+        re.compile(
+            r"(?i)([\"']?(?:access_token|refresh_token|client_secret|session_?id|sid|"
+            r"private_key|password|assertion|authorization)[\"']?\s*[=:]\s*[\"']?)"
+            r"([^\"'&\s,}]{4,})"
+        ),
+        r"\1***",
+    ),
+    (
+        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
+        "***",
+    ),
+)
 
-    def read_changes(
-        self, cursor: Cursor | None, *, until: datetime, events_since: datetime
-    ) -> Iterator[ReadBatch]:
-        """Contacts changed since ``cursor`` (all of them when ``None``), with their
-        events newer than ``events_since``, merges and deletions. Changes after
-        ``until`` (the sync's start) may be returned but the cursor never passes it."""
+
+class Redactor:
+    """Removes registered secrets (and token-shaped strings) from text.
+
+    Registered secrets are matched literally, also in their URL-encoded form, because
+    clients put tokens in query strings and form bodies. Thread-safe.
+    """
+
+    MASK = "***"
+
+    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | bytes | None) -> None:
+        if secret is None:
+            return
+        text = secret.decode("utf-8", "replace") if isinstance(secret, bytes) else str(secret)
+        if len(text) < 4:  # too short to mask without destroying the message
+            return
+        from urllib.parse import quote, quote_plus
+
+        with self._lock:
+            self._secrets.update({text, quote(text, safe=""), quote_plus(text)})
+            if "\n" in text:  # PEM keys: also mask each long line on its own
+                self._secrets.update(ln for ln in text.splitlines() if len(ln) >= 16)
+
+    def __call__(self, text: object) -> str:
+        out = str(text)
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            if secret in out:
+                out = out.replace(secret, self.MASK)
+        for pattern, replacement in _PATTERNS:
+            out = pattern.sub(replacement, out)
+        return out
+
+
+class CallLimiter(Protocol):
+    """A shared API budget (say, in Redis) that several processes spend together.
+
+    Connectors call ``reserve(bucket)`` before every HTTP request when the host gave
+    them one (``RuntimeContext.limiter``), and sleep ``context.sleep(wait)`` while it
+    answers more than zero.
+    """
+
+    def reserve(self, bucket: str) -> float:
+        """Count one call under ``bucket`` and return 0.0, or return the seconds to
+        wait before asking again (nothing counted). Never raises for a full bucket."""
         ...
 
-    def list_owners(self) -> Sequence[Owner]: ...
 
-    def open_deals(self, contact_ids: Sequence[str]) -> Mapping[str, Sequence[DealRecord]]: ...
+def _now_utc() -> datetime:
+    return datetime.now(UTC)
 
-    def read_deal_outcomes(self, since: datetime | None) -> Iterator[DealRecord]: ...
+
+def _sleep(seconds: float) -> None:
+    time.sleep(seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeContext:
+    """What a connector gets from its host instead of reaching for globals: time and
+    sleep are injected so that tests never wait for real; the redactor is the host's,
+    so that the secrets a connector adds to it are masked in the host's messages too;
+    the limiter, when set, is a budget shared with other processes."""
+
+    now: Callable[[], datetime] = _now_utc  # aware UTC
+    sleep: Callable[[float], None] = _sleep
+    redactor: Redactor = field(default_factory=Redactor)
+    limiter: CallLimiter | None = None
+
+    def reserve(self, bucket: str) -> None:
+        """Wait, through ``sleep``, until the limiter (if any) grants one call."""
+        if self.limiter is None:
+            return
+        while (wait := self.limiter.reserve(bucket)) > 0:
+            self.sleep(wait)
+
+
+def bucket_of(crm: str, identity: str) -> str:
+    """``"<crm>:<16 hex>"``: a budget name from an account identity that may be a
+    secret (a token): only a digest of it goes into the name."""
+    return f"{crm}:{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+
+
+# ----------------------------------------------------------------------- protocol
+@runtime_checkable
+class Connector(Protocol):
+    """The operations the sync needs from a CRM.
+
+    Every method may raise the ``ConnectorError`` subclasses of the module's tree
+    (and nothing else on purpose); the sync maps them to exit codes: a config error
+    stops the run with exit 2, auth and quota errors stop it with exit 3 keeping what
+    was done, a ``CRMResponseError`` from a write fails that one action, which is
+    retried on a later run. Read-only connectors raise ``ConnectorConfigError`` from
+    the write methods.
+    """
+
+    name: str
+    # The API budget this connector spends: ``"<crm>:<account identity>"`` (a HubSpot
+    # token's digest, a Salesforce org id, ``files:local``); never a secret. Processes
+    # with the same bucket share one ``CallLimiter`` budget.
+    bucket: str
+
+    def load_state(self, data: StoredState | None) -> ConnectorState | None:
+        """The state stored by an earlier run (``to_json()`` of a state this connector
+        handed out), or ``None`` for none. Accepts every format an earlier release
+        stored (migration); raises ``ConnectorConfigError`` for one it cannot read,
+        saying that a ``--full`` run replaces it. No API calls."""
+        ...
+
+    def read_changes(
+        self, state: ConnectorState | None, *, until: datetime, events_since: datetime
+    ) -> Iterator[ReadBatch]:
+        """Contacts changed since ``state`` (all of them when ``None``), with their
+        events newer than ``events_since``, merges and deletions.
+
+        Changes after ``until`` (the sync's start) may be returned, but the state never
+        passes it. Only the last batch of a complete read carries ``state``. A read may
+        deliver a record twice (at-least-once); it never skips a change. The sync
+        applies each batch before pulling the next, so a connector may read lazily.
+        Nothing is written to the CRM. Raises on a failure that stops the read; the
+        sync then keeps its old state and the next run reads again."""
+        ...
+
+    def checkpoint(self) -> ConnectorState | None:
+        """The resume point after the run's writes: a new value, equal to the state
+        the last complete read yielded plus what the connector remembers of its own
+        writes since (so that the next read does not take them for changes). The
+        value the read yielded is never changed. ``None`` when no read completed.
+        No API calls; never raises."""
+        ...
+
+    def list_owners(self) -> Sequence[Owner]:
+        """Every user (active or not) and queue a record can be assigned to. Read only;
+        the sync calls it at most once a run, when a crossing needs an owner."""
+        ...
+
+    def open_deals(self, contact_ids: Sequence[str]) -> Mapping[str, Sequence[DealRecord]]:
+        """The open deals of each contact (``key`` set on those leadsync created); a
+        contact without any may be missing from the answer. Read only."""
+        ...
+
+    def read_deal_outcomes(self, since: datetime | None) -> Iterator[DealRecord]:
+        """Every deal changed since ``since`` (all of them when ``None``), open ones
+        included, with ``created_at``, one record per linked contact. The host treats
+        only closed ones (``is_open`` false) as outcomes. Read only; at-least-once."""
+        ...
 
     def ensure_fields(
         self,
@@ -271,31 +464,97 @@ class Connector(Protocol):
         run) nothing is changed: what would be created is listed in ``would_create``,
         and what a human must create is ``missing`` with its ``instructions``, as in a
         real run. ``actions``: what the write-back creates (``deal``, ``task``); the
-        key fields of deals and tasks are checked only for those."""
+        key fields of deals and tasks are checked only for those. Idempotent."""
         ...
 
-    def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult: ...
+    def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:
+        """Set the given fields on each record; every update is either in
+        ``succeeded`` or in ``failed`` with the CRM's reason (a refused record never
+        fails the call). Idempotent: writing the same values again is harmless, so the
+        sync re-sends a batch whose answer it lost. Raises ``ConnectorConfigError``
+        when the fields cannot be written at all (a set-up problem, not a record's)."""
+        ...
 
-    def create_deal(self, spec: DealSpec) -> ActionResult: ...
+    def create_deal(self, spec: DealSpec) -> ActionResult:
+        """Create the deal (or, for a lead, what the CRM does instead) exactly once
+        under ``spec.key``: a second call with the same key, after a lost answer or a
+        crash, finds the first deal and returns it with ``created=False``. Raises
+        ``CRMResponseError`` (``NotRetried`` when the create may have been applied) on
+        failure; the sync retries under the same key on a later run."""
+        ...
 
-    def create_task(self, spec: TaskSpec) -> ActionResult: ...
+    def create_task(self, spec: TaskSpec) -> ActionResult:
+        """Create the follow-up task exactly once under ``spec.key``, as ``create_deal``."""
+        ...
 
-    def set_owner(
-        self, contact_id: str, owner_id: str, *, kind: ContactKind = "contact"
-    ) -> None: ...
+    def set_owner(self, contact_id: str, owner_id: str, *, kind: ContactKind = "contact") -> None:
+        """Assign the record to ``owner_id``. Idempotent (setting the same owner again
+        changes nothing)."""
+        ...
 
-    def budget(self) -> Budget: ...
+    def budget(self) -> Budget:
+        """API calls made so far and the limits as last seen. No API calls; never
+        raises (the sync reports it only)."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release connections. Idempotent."""
+        ...
 
 
-@dataclass(frozen=True, slots=True)
-class RuntimeContext:
-    """What a connector gets from its host instead of reaching for globals: time and
-    sleep are injected so that tests never wait for real."""
+# ------------------------------------------------------------ optional capabilities
 
-    now: Any  # Callable[[], datetime], aware UTC
-    sleep: Any  # Callable[[float], None]
+
+@runtime_checkable
+class ReadsContacts(Protocol):
+    """Reads given contacts by id, for real-time scoring of a webhook's contacts."""
+
+    def read_contacts(self, ids: Sequence[str], *, events_since: datetime) -> ReadBatch:
+        """The contacts among ``ids`` that exist, with their events newer than
+        ``events_since``; ids unknown to the CRM are left out (not an error). Carries
+        no state and changes no resume point. Read only."""
+        ...
+
+
+@runtime_checkable
+class ReadsConversions(Protocol):
+    """A CRM whose leads convert into contacts (Salesforce): outcomes for backtests."""
+
+    def read_conversions(
+        self, since: datetime | None
+    ) -> Iterator[tuple[str, str, datetime, str | None]]:
+        """``(lead id, contact id, converted at, opportunity id)`` of the leads
+        converted (changed) since ``since``, all of them when ``None``. Read only."""
+        ...
+
+
+@runtime_checkable
+class ChecksDealSettings(Protocol):
+    """Checks the deal settings of ``writeback.on_cross.deal`` (``leadsync check``)."""
+
+    def check_deal_settings(
+        self, *, pipeline: str | None, stage: str, lead_status: str | None
+    ) -> tuple[str, ...]:
+        """Whether deals can be created in ``pipeline`` (``None``: the connector's
+        default) at ``stage``, and whether ``lead_status`` can be set on a lead. One
+        line per problem, each saying what is wrong and how to fix it; empty when all
+        is fine. Values that mean nothing to the CRM are ignored. Read only."""
+        ...
+
+
+@runtime_checkable
+class ReportsRejected(Protocol):
+    """A connector that skips unreadable rows (file exports) instead of stopping."""
+
+    # The rows the last read skipped, one ``FILE:LINE: field: problem`` line each.
+    rejected: Sequence[object]
+
+
+@runtime_checkable
+class CountsOrphanEvents(Protocol):
+    """A connector that can read events of contacts it never saw (file exports)."""
+
+    orphan_events: int  # such events in the last read
 
 
 class ConnectorFactory(Protocol):

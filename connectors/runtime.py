@@ -23,7 +23,7 @@ import random
 import re
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -37,7 +37,9 @@ from connectors.base import (
     Budget,
     ConnectorConfigError,
     CRMResponseError,
+    NotRetried,
     QuotaExhausted,
+    Redactor,
 )
 
 __all__ = [
@@ -312,65 +314,6 @@ def _cause_text(chain: Sequence[BaseException]) -> str:
 
 # ----------------------------------------------------------------------- redaction
 
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-!]{6,}"), r"\1 ***"),
-    # Salesforce session ids / access tokens: 00D<org id>!<opaque>
-    (re.compile(r"\b00D[A-Za-z0-9]{12,15}![A-Za-z0-9._\-]+"), "***"),
-    # key=value and "key": "value" forms of well-known secret names
-    (
-        re.compile(
-            r"(?i)([\"']?(?:access_token|refresh_token|client_secret|session_?id|sid|"
-            r"private_key|password|assertion|authorization)[\"']?\s*[=:]\s*[\"']?)"
-            r"([^\"'&\s,}]{4,})"
-        ),
-        r"\1***",
-    ),
-    (
-        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S),
-        "***",
-    ),
-)
-
-
-class Redactor:
-    """Removes registered secrets (and token-shaped strings) from text.
-
-    Registered secrets are matched literally, also in their URL-encoded form, because
-    clients put tokens in query strings and form bodies. Thread-safe.
-    """
-
-    MASK = "***"
-
-    def __init__(self, secrets: Iterable[str | None] = ()) -> None:
-        self._secrets: set[str] = set()
-        self._lock = threading.Lock()
-        for secret in secrets:
-            self.add(secret)
-
-    def add(self, secret: str | bytes | None) -> None:
-        if secret is None:
-            return
-        text = secret.decode("utf-8", "replace") if isinstance(secret, bytes) else str(secret)
-        if len(text) < 4:  # too short to mask without destroying the message
-            return
-        from urllib.parse import quote, quote_plus
-
-        with self._lock:
-            self._secrets.update({text, quote(text, safe=""), quote_plus(text)})
-            if "\n" in text:  # PEM keys: also mask each long line on its own
-                self._secrets.update(ln for ln in text.splitlines() if len(ln) >= 16)
-
-    def __call__(self, text: object) -> str:
-        out = str(text)
-        with self._lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for secret in secrets:
-            if secret in out:
-                out = out.replace(secret, self.MASK)
-        for pattern, replacement in _PATTERNS:
-            out = pattern.sub(replacement, out)
-        return out
-
 
 class RedactingLogger:
     """A logger front that formats first and redacts the result, so that secrets in
@@ -487,7 +430,7 @@ def call_with_policy(
             if action is Action.FAIL_SETUP:
                 raise ConnectorConfigError(f"{what}: {reason}") from None
             if not idempotent:
-                raise CRMResponseError(
+                raise NotRetried(
                     f"{what}: {reason} (not retried: the write is not idempotent)"
                 ) from None
             if outcome.retry_after is not None and outcome.retry_after > max_retry_after:

@@ -19,7 +19,7 @@ import pathlib
 import types
 import typing
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import ErrorDetails
@@ -45,10 +45,10 @@ def _direct(error: ErrorDetails, path: Path) -> str | None:
 
 def parse_settings_model(
     model: type[M],
-    config: Mapping[str, Any],
+    config: Mapping[str, object],
     *,
     prefix: str,
-    context: Mapping[str, Any] | None = None,
+    context: Mapping[str, object] | None = None,
 ) -> M:
     """Validate ``config``; the first problem as one ``prefix.path: message`` line.
 
@@ -73,11 +73,14 @@ def parse_settings_model(
         raise ConnectorConfigError(f"{where}: {text}") from None
 
 
-def path_fields(model: type[BaseModel]) -> dict[str, Any]:
+PathFields = dict[str, "bool | PathFields"]
+
+
+def path_fields(model: type[BaseModel]) -> PathFields:
     """The fields typed ``pathlib.Path``: ``name -> True``, or ``name -> {nested}``
     for a nested model that has some (how ``scheduler/config.py`` finds the paths
     to resolve from the configuration file's folder)."""
-    out: dict[str, Any] = {}
+    out: PathFields = {}
     for name, info in model.model_fields.items():
         key = info.alias or name
         if _mentions_path(info.annotation):
@@ -90,19 +93,19 @@ def path_fields(model: type[BaseModel]) -> dict[str, Any]:
     return out
 
 
-def _args(annotation: Any) -> tuple[Any, ...]:
+def _args(annotation: object) -> tuple[object, ...]:
     if typing.get_origin(annotation) is None and not isinstance(annotation, types.UnionType):
         return ()
     return typing.get_args(annotation)
 
 
-def _mentions_path(annotation: Any) -> bool:
+def _mentions_path(annotation: object) -> bool:
     if isinstance(annotation, type) and issubclass(annotation, pathlib.PurePath):
         return True
     return any(_mentions_path(arg) for arg in _args(annotation))
 
 
-def _models(annotation: Any) -> list[type[BaseModel]]:
+def _models(annotation: object) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     return [m for arg in _args(annotation) for m in _models(arg)]

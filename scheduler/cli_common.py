@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any, NoReturn
 
 import typer
@@ -14,19 +15,33 @@ from connectors.base import AuthError, ConnectorConfigError, ConnectorError, Quo
 from scheduler.state import LeaseLost, LockHeld, StateError
 from scheduler.writeback import TooManyRejected
 
-# Exit statuses (documented in the README; scripts rely on them).
-EXIT_OK = 0
-EXIT_REJECTED = 1  # done, but some input rows or CRM records were rejected
-EXIT_USAGE = 2  # configuration, model file or usage error
-EXIT_STOPPED = 3  # stopped early: quota, auth, the CRM failing
-EXIT_LOCKED = 4  # another run holds the lock
+
+class ExitCode(IntEnum):
+    """Exit statuses, defined once (documented in the README; scripts rely on them).
+    The second name of each value is the one the run summary's ``status`` suggests."""
+
+    OK = 0
+    REJECTED = 1  # done, but some input rows or CRM records were rejected
+    FAILED = 1
+    USAGE = 2  # configuration, model file or usage error
+    CONFIG = 2
+    STOPPED = 3  # stopped early, progress saved: quota, auth, the CRM failing
+    PARTIAL = 3
+    LOCKED = 4  # another run holds the lock
+
+
+EXIT_OK = ExitCode.OK
+EXIT_REJECTED = ExitCode.REJECTED
+EXIT_USAGE = ExitCode.USAGE
+EXIT_STOPPED = ExitCode.STOPPED
+EXIT_LOCKED = ExitCode.LOCKED
 
 
 @dataclass(frozen=True, slots=True)
 class Stop:
     """How a command ends on an error the user can act on."""
 
-    code: int
+    code: ExitCode
     status: str  # the run summary's ``status``: config | stopped | locked
     label: str  # the one line's prefix: error | stopped | locked
 
@@ -59,7 +74,8 @@ def stop_for(exc: BaseException) -> Stop | None:
 
 def label_for(code: int) -> str:
     """The prefix of the one error line of a command that ended with ``code``."""
-    return {EXIT_USAGE: "error", EXIT_STOPPED: "stopped", EXIT_LOCKED: "locked"}.get(code, "error")
+    labels: dict[int, str] = {EXIT_USAGE: "error", EXIT_STOPPED: "stopped", EXIT_LOCKED: "locked"}
+    return labels.get(code, "error")
 
 
 class _Console(Console):

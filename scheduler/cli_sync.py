@@ -14,7 +14,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,10 +32,13 @@ from rich.progress import (
 from rich.table import Table
 
 from connectors.base import (
+    CallLimiter,
+    ChecksDealSettings,
     Connector,
+    Redactor,
     RuntimeContext,
 )
-from scheduler.cli_common import label_for, stop_for
+from scheduler.cli_common import ExitCode, label_for, stop_for
 from scheduler.config import (
     ConfigError,
     DealConfig,
@@ -45,10 +48,17 @@ from scheduler.config import (
     redact,
 )
 from scheduler.state import StateError, StateStore
-from scheduler.sync import RunOptions, RunSummary, Sync
+from scheduler.sync import RunOptions, RunSummary, Scorer, Sync, SyncModel
+from scheduler.writeback import CrashHook, crash_from_env, no_crash
 from scoring.model import ModelSet
 
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_STOPPED, EXIT_LOCKED = 0, 1, 2, 3, 4
+EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_STOPPED, EXIT_LOCKED = (
+    ExitCode.OK,
+    ExitCode.REJECTED,
+    ExitCode.USAGE,
+    ExitCode.STOPPED,
+    ExitCode.LOCKED,
+)
 log = logging.getLogger("leadsync")
 
 
@@ -161,10 +171,26 @@ def check_band_fields(config: SyncConfig, models: Sequence[Any]) -> None:
         raise UsageError(problems)
 
 
-def make_connector(config: SyncConfig) -> Connector:
+def host_redactor(config: SyncConfig) -> Redactor:
+    """The run's redactor, owned by the host: the configuration's secrets, to which
+    the connector adds the tokens it obtains."""
+    return Redactor(config.secrets())
+
+
+def make_connector(
+    config: SyncConfig,
+    *,
+    redactor: Redactor | None = None,
+    limiter: CallLimiter | None = None,
+) -> Connector:
     from connectors import registry
 
-    context = RuntimeContext(now=lambda: datetime.now(UTC), sleep=time.sleep)
+    context = RuntimeContext(
+        now=lambda: datetime.now(UTC),
+        sleep=time.sleep,
+        redactor=redactor if redactor is not None else host_redactor(config),
+        limiter=limiter,
+    )
     settings = config.crm.settings()
     if config.crm.type == "files" and "base_dir" not in settings:
         # Export paths are relative to the config file, like model and SQLite paths,
@@ -381,36 +407,56 @@ def execute_run(
     as_json: bool = False,
     connector: Connector | None = None,
     store: StateStore | None = None,
-    models: Sequence[Any] | None = None,
-    now: Any = None,
-    scorer: Any = None,
+    models: Sequence[SyncModel] | None = None,
+    now: Callable[[], datetime] | None = None,
+    scorer: Scorer | None = None,
     progress: bool = False,
+    redactor: Redactor | None = None,
+    crash: CrashHook | None = None,
+    limiter: CallLimiter | None = None,
 ) -> tuple[int, RunSummary]:
-    """What ``leadsync run`` does once the config is loaded; returns (exit code, summary).
+    """Perform one run for a loaded configuration (``leadsync run``, ``leadsync
+    schedule``, workers); returns (exit code, summary).
 
-    Parts can be passed in (tests, the demo); otherwise they come from the config."""
+    Parts can be passed in (tests, the demo); otherwise they come from the config.
+    ``redactor``: the host's (one is built from the configuration's secrets);
+    ``crash``: the crash-safety tests' hook (none by default); ``limiter``: an API
+    budget shared with other processes, handed to the connector it builds."""
+    redactor = redactor if redactor is not None else host_redactor(config)
     own_store = store is None
     own_conn = connector is None
+    run_models_: list[SyncModel]
     if models is not None:
-        models = list(models)
+        run_models_ = list(models)
     else:
-        models = load_model_files(config.model_paths())
+        loaded: list[Any] = load_model_files(config.model_paths())
         if scorer is None:
             # Predictive models score beside their rules models when their artifact
             # fits; one that does not is left out with a warning, and its rules model
             # keeps scoring (docs/predictive.md).
             from scheduler.cli_train import run_models
 
-            models, scorer, notes = run_models(config.model_paths(), models)
+            loaded, scorer, notes = run_models(config.model_paths(), loaded)
             for note in notes:
                 _err(f"warning: {note}")
-    check_band_fields(config, models)
+        run_models_ = loaded
+    check_band_fields(config, run_models_)
     store = store or open_store(config)
     try:
-        connector = connector or make_connector(config)
+        connector = connector or make_connector(config, redactor=redactor, limiter=limiter)
         try:
             with _progress(progress) as hook:
-                sync = Sync(config, connector, store, models, now=now, scorer=scorer, progress=hook)
+                sync = Sync(
+                    config,
+                    connector,
+                    store,
+                    run_models_,
+                    now=now,
+                    scorer=scorer,
+                    progress=hook,
+                    crash=crash or no_crash,
+                    redactor=redactor,
+                )
                 summary = sync.run(options)
         finally:
             if own_conn:
@@ -507,10 +553,11 @@ def _check_deal_settings(connector: Connector, deal: DealConfig | None) -> int:
     """Print the connector's view of the deal pipeline, stage and Lead status; the
     number of problems. Connectors without the optional check, and configurations
     that create no deals, are skipped."""
-    check = getattr(connector, "check_deal_settings", None)
-    if deal is None or check is None:
+    if deal is None or not isinstance(connector, ChecksDealSettings):
         return 0
-    lines = tuple(check(pipeline=deal.pipeline, stage=deal.stage, lead_status=deal.lead_status))
+    lines = connector.check_deal_settings(
+        pipeline=deal.pipeline, stage=deal.stage, lead_status=deal.lead_status
+    )
     for line in lines:
         _err(f"missing: {line}")
     if not lines:
@@ -621,6 +668,8 @@ def register(app: typer.Typer) -> None:
                 RunOptions(dry_run=dry_run, full=full, act_on_baseline=act_on_baseline),
                 as_json=as_json,
                 progress=sys.stdout.isatty() and not as_json,
+                # the crash-safety tests kill a run at a named point; nobody else does
+                crash=crash_from_env(),
             )
         raise typer.Exit(code)
 

@@ -18,7 +18,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -131,7 +139,8 @@ def _check_template(value: str) -> str:
 class DealConfig(_Strict):
     name: str = "{first_name} {last_name} - {model}"
     stage: str = "appointmentscheduled"
-    pipeline: str | None = "default"
+    # HubSpot's deal pipeline; unset, the connector's own default (``deal_pipeline``).
+    pipeline: str | None = None
     close_in: timedelta = timedelta(days=30)
     amount: float | None = None
     # Salesforce Leads cannot have Opportunities: they get this status instead.
@@ -284,6 +293,12 @@ class SyncConfig(_Strict):
     # Set by the loader, not by the user: where relative paths start.
     base_dir: str = "."
     source: str = "<config>"
+    # The values read from ${VAR} (secret keys) and ${file:...}: for the host's redactor.
+    _secrets: tuple[str, ...] = PrivateAttr(default=())
+
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials this configuration read (to register with a redactor)."""
+        return self._secrets
 
     @model_validator(mode="before")
     @classmethod
@@ -356,6 +371,7 @@ class _Loader:
         self.located = Located(text=self.substitute, opaque=str)
         self.problems: list[str] = []
         self.unfilled: set[str] = set()  # where a ${...} could not be filled
+        self.secrets: list[str] = []  # values read for secret keys, and from files
 
     def problem(self, path: YamlPath, message: str, *, key: bool = False) -> None:
         self.problems.append(self.located.at(self.source, path, message, key=key))
@@ -392,6 +408,7 @@ class _Loader:
                         path, f"cannot read secret file {fpath}: {exc.strerror}"
                     )
                 register_secret(text)
+                self.secrets.append(text)
                 return text
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", ref):
                 return self.unfilled_at(
@@ -402,6 +419,7 @@ class _Loader:
             got = self.env[ref]
             if secret:
                 register_secret(got)
+                self.secrets.append(got)
             return got
 
         return _REF.sub(repl, value)
@@ -594,6 +612,7 @@ def _validate(loader: _Loader, data: dict[str, Any], base_dir: Path) -> SyncConf
     if loader.problems:
         raise ConfigError(loader.problems)
     assert config is not None
+    config._secrets = tuple(dict.fromkeys(loader.secrets))
     return config
 
 

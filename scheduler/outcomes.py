@@ -28,7 +28,7 @@ from typing import Any
 import polars as pl
 import sqlalchemy as sa
 
-from connectors.base import Connector, DealRecord
+from connectors.base import Connector, DealRecord, ReadsConversions
 from scheduler.backtest import (
     DEALS_SCHEMA,
     HistoryData,
@@ -230,18 +230,17 @@ def sync_outcomes(
 def _conversion_reader(
     connector: Connector,
 ) -> Callable[[datetime | None], Iterable[Conversion]] | None:
-    """Lead conversions exist on Salesforce only; a connector may also offer its own."""
-    own = getattr(connector, "read_conversions", None)
-    if own is not None:
-        return own  # type: ignore[no-any-return]
-    if getattr(connector, "name", None) == "salesforce":
-        from connectors.salesforce.outcomes import read_conversions
+    """Lead conversions, from connectors whose CRM has them (``ReadsConversions``)."""
+    if not isinstance(connector, ReadsConversions):
+        return None
+    reads = connector
 
-        def read(since: datetime | None) -> Iterable[Conversion]:
-            return (Conversion(*row) for row in read_conversions(connector, since))
+    def read(since: datetime | None) -> Iterable[Conversion]:
+        for row in reads.read_conversions(since):
+            # a tuple (the protocol), or already a Conversion (an in-process reader)
+            yield row if isinstance(row, Conversion) else Conversion(*row)
 
-        return read
-    return None
+    return read
 
 
 def _read_deals(connector: Connector, since: datetime | None) -> list[DealRecord]:

@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -148,8 +149,8 @@ def _tables(md: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("contact_id", sa.String(100), nullable=False, index=True),
         sa.Column("model", sa.String(100), nullable=False),
-        sa.Column("kind", sa.String(20), nullable=False),  # owner | deal | task
-        sa.Column("status", sa.String(20), nullable=False, index=True),  # intent|done|failed
+        sa.Column("kind", sa.String(20), nullable=False),  # LedgerKind
+        sa.Column("status", sa.String(20), nullable=False, index=True),  # LedgerStatus
         sa.Column("spec", sa.Text, nullable=True),
         sa.Column("result_id", sa.String(200), nullable=True),
         sa.Column("error", sa.Text, nullable=True),
@@ -275,6 +276,35 @@ class ModelState:
     baseline_hot: bool = False
 
 
+class LedgerKind(StrEnum):
+    """What a ledger entry does in the CRM (or, for alerts, outside it)."""
+
+    OWNER = "owner"
+    DEAL = "deal"
+    TASK = "task"
+    ALERT = "alert"
+
+
+class LedgerStatus(StrEnum):
+    """Where an entry stands. ``intent`` is written before the call, in the same
+    transaction as the state change that consumes the crossing; ``failed`` is tried
+    again on a later run under the same key, ``gave_up`` no more (after too many
+    attempts, or because an earlier entry of its group was given up); ``purged``: the
+    contact was erased before the intent ran."""
+
+    INTENT = "intent"
+    DONE = "done"
+    FAILED = "failed"
+    GAVE_UP = "gave_up"
+    PURGED = "purged"
+
+
+# A ledger entry's details as stored (JSON, with dates and datetimes kept as such):
+# the fields of a DealSpec or TaskSpec other than the key and contact, or an owner.
+SpecValue = str | int | float | bool | date | datetime | None
+LedgerSpec = Mapping[str, SpecValue]
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
     key: str
@@ -282,9 +312,9 @@ class LedgerEntry:
     seq: int
     contact_id: str
     model: str
-    kind: str
-    status: str
-    spec: dict[str, Any] | None
+    kind: str  # a LedgerKind (a str, so that comparisons with text keep working)
+    status: str  # a LedgerStatus
+    spec: LedgerSpec | None
     result_id: str | None
     error: str | None
     attempts: int
@@ -578,14 +608,18 @@ class StateStore:
         led = t["ledger"]
         res = conn.execute(
             led.update()
-            .where(led.c.contact_id == contact_id, led.c.status != "intent", led.c.spec.isnot(None))
+            .where(
+                led.c.contact_id == contact_id,
+                led.c.status != LedgerStatus.INTENT.value,
+                led.c.spec.isnot(None),
+            )
             .values(spec=None)
         )
         found += int(res.rowcount or 0)
         res = conn.execute(
             led.update()
-            .where(led.c.contact_id == contact_id, led.c.status == "intent")
-            .values(status="purged", spec=None, updated_at=self.clock())
+            .where(led.c.contact_id == contact_id, led.c.status == LedgerStatus.INTENT.value)
+            .values(status=LedgerStatus.PURGED.value, spec=None, updated_at=self.clock())
         )
         return found + int(res.rowcount or 0) > 0
 
@@ -748,8 +782,8 @@ class StateStore:
                     contact_id=e.contact_id,
                     model=e.model,
                     kind=e.kind,
-                    status="intent",
-                    spec=None if e.spec is None else dumps(e.spec),
+                    status=LedgerStatus.INTENT.value,
+                    spec=None if e.spec is None else dumps(dict(e.spec)),
                     attempts=0,
                     created_at=now,
                     updated_at=now,
@@ -761,7 +795,7 @@ class StateStore:
         with self.tx() as conn:
             rows = conn.execute(
                 sa.select(led)
-                .where(led.c.status.in_(("intent", "failed")))
+                .where(led.c.status.in_((LedgerStatus.INTENT.value, LedgerStatus.FAILED.value)))
                 .order_by(led.c.created_at, led.c.group_key, led.c.seq)
             ).all()
         return [_ledger(r) for r in rows]
@@ -785,7 +819,12 @@ class StateStore:
         return [_ledger(r) for r in rows]
 
     def record_outcome(
-        self, key: str, *, status: str, result_id: str | None = None, error: str | None = None
+        self,
+        key: str,
+        *,
+        status: LedgerStatus | str,
+        result_id: str | None = None,
+        error: str | None = None,
     ) -> None:
         led = self.t["ledger"]
         with self.tx() as conn:
@@ -793,7 +832,7 @@ class StateStore:
                 led.update()
                 .where(led.c.key == key)
                 .values(
-                    status=status,
+                    status=str(LedgerStatus(status)),
                     result_id=result_id,
                     error=error,
                     attempts=led.c.attempts + 1,
@@ -927,13 +966,21 @@ def _ledger(r: Any) -> LedgerEntry:
         seq=r.seq,
         contact_id=r.contact_id,
         model=r.model,
-        kind=r.kind,
-        status=r.status,
+        kind=_as(LedgerKind, r.kind),
+        status=_as(LedgerStatus, r.status),
         spec=loads(r.spec),
         result_id=r.result_id,
         error=r.error,
         attempts=int(r.attempts),
     )
+
+
+def _as(enum: type[LedgerKind] | type[LedgerStatus], value: str) -> str:
+    """The enum member for a stored value; an unknown one (a newer release's) as is."""
+    try:
+        return enum(value)
+    except ValueError:
+        return str(value)
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:

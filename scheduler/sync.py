@@ -1,20 +1,8 @@
 """One sync run: read changes, keep the local copy, re-score, write back, act, commit.
 
-The order of the steps is what makes a run safe to kill at any point:
-
-1. read changed contacts, events, merges and deletions since the saved cursor and
-   apply them to the local copy (idempotent upserts; the cursor is held in memory);
-2. finish actions a previous run recorded as intents but did not complete;
-3. re-score every contact in the local copy, chunk by chunk (time alone moves scores:
-   windows and decay), decide writes and actions against the last written state;
-4. record each action's intent together with the state change that consumes the
-   crossing, then call the CRM under the action's deterministic key, then record the
-   outcome;
-5. write changed scores in full batches and record what the CRM accepted; refused
-   records go to the rejected table and are written again next run;
-6. only then store the new cursor and model hashes.
-
-See ``docs/sync.md`` for the reasoning behind each rule.
+The order of the steps is what makes a run safe to kill at any point; they are
+numbered once, in ``docs/sync.md`` (section "One run"), with the reasoning behind
+each rule. The step numbers in this module's comments refer to that list.
 """
 
 from __future__ import annotations
@@ -31,32 +19,46 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from connectors.base import (
     AuthError,
     Connector,
     ConnectorConfigError,
     ConnectorError,
+    ConnectorState,
+    CountsOrphanEvents,
+    FieldCheck,
     FieldSpec,
     QuotaExhausted,
     ReadBatch,
+    Redactor,
+    ReportsRejected,
     ScoreUpdate,
 )
-from scheduler.cli_common import stop_for
-from scheduler.config import SyncConfig, redact
-from scheduler.state import LedgerEntry, LockHeld, ModelState, StateStore, StoredContact
+from scheduler.cli_common import ExitCode, stop_for
+from scheduler.config import SyncConfig, WritebackConfig, redact
+from scheduler.state import (
+    LedgerEntry,
+    LedgerKind,
+    LedgerStatus,
+    LockHeld,
+    ModelState,
+    StateStore,
+    StoredContact,
+)
 from scheduler.writeback import (
     JUDGED_AFTER,
     Action,
+    CrashHook,
     OwnerPool,
     TooManyRejected,
     band_field_for,
-    crashpoint,
     event_token,
     execute_entry,
     field_specs,
     needs_write,
+    no_crash,
     plan_entries,
     reason_kind,
     retry_delay,
@@ -66,7 +68,6 @@ from scoring.vocabulary import STAGE_DATE_FIELDS, UPDATED_AT
 
 log = logging.getLogger("leadsync.sync")
 
-EXIT_OK, EXIT_REJECTED, EXIT_USAGE, EXIT_STOPPED, EXIT_LOCKED = 0, 1, 2, 3, 4
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_ATTEMPTS = 5  # CRM calls of one ledger entry before it is given up
 # Fields the write-back itself needs besides what the models read (templates, routing).
@@ -82,7 +83,48 @@ BAND_FIELDS_KEY = "band_fields"
 FIELDS_KEY = "fields_ensured"
 
 
+class SyncModel(Protocol):
+    """What the sync needs of a model: ``scoring.model.ScoringModel`` and the
+    predictive models beside it (``scheduler.cli_train.RunModel``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def score_field(self) -> str: ...
+    @property
+    def threshold(self) -> float: ...
+    @property
+    def rearm_below(self) -> float: ...
+    @property
+    def content_hash(self) -> str: ...
+    @property
+    def fields_used(self) -> frozenset[str]: ...
+    @property
+    def history_days(self) -> float | None: ...
+
+
+class ScoredRow(Protocol):
+    """What the sync reads of a score (``scoring.engine.ScoreResult``)."""
+
+    @property
+    def contact_id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def band(self) -> str: ...
+    @property
+    def immediate(self) -> bool: ...
+    @property
+    def immediate_event(self) -> object | None: ...
+    @property
+    def reasons(self) -> Sequence[object]: ...
+
+
 class Scorer(Protocol):
+    """``scoring.engine.score`` or one with its signature (with predictive models)."""
+
     def __call__(
         self,
         models: Any,
@@ -90,7 +132,7 @@ class Scorer(Protocol):
         events: Iterable[Mapping[str, Any]],
         *,
         as_of: datetime,
-    ) -> list[Any]: ...
+    ) -> Sequence[ScoredRow]: ...
 
 
 @dataclass
@@ -105,7 +147,7 @@ class RunSummary:
     """What the run did; printed as a table or, with ``--json``, as one object."""
 
     run_id: str = ""
-    exit_code: int = EXIT_OK
+    exit_code: int = ExitCode.OK
     status: str = "ok"
     error: str | None = None
     dry_run: bool = False
@@ -166,9 +208,18 @@ class RunSummary:
             self.baseline_models
             and not self.dry_run
             and not self.act_on_baseline
-            and self.exit_code in (EXIT_OK, EXIT_REJECTED)
+            and self.exit_code in (ExitCode.OK, ExitCode.REJECTED)
             and self.scores_written
         )
+
+
+@dataclass(frozen=True, slots=True)
+class _Decided:
+    """What ``_decide`` made of one chunk's candidates."""
+
+    groups: list[tuple[list[LedgerEntry], Action]]  # each action's ledger entries
+    taken: int  # actions taken this run so far, these included
+    rr_next: int | None  # the owner rotation's next position, when it moved
 
 
 @dataclass
@@ -236,7 +287,7 @@ def _accepts(fn: Callable[..., Any], keyword: str) -> bool:
     return keyword in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def events_kept(models: Sequence[Any], retain: timedelta) -> timedelta | None:
+def events_kept(models: Sequence[SyncModel], retain: timedelta) -> timedelta | None:
     """How far back the local copy keeps events: what the models read (the longest
     window plus the decay horizon), and at least ``state.retain_events``, so that a
     backtest can replay past snapshots. ``None`` when a model reads all of history."""
@@ -257,15 +308,23 @@ class Sync:
         config: SyncConfig,
         connector: Connector,
         store: StateStore,
-        models: Sequence[Any],
+        models: Sequence[SyncModel],
         *,
         scorer: Scorer | None = None,
         now: Callable[[], datetime] | None = None,
         chunk_size: int = 5000,
         progress: ProgressHook | PhaseProgress | None = None,
         heartbeat: bool = True,
+        crash: CrashHook = no_crash,
+        redactor: Redactor | None = None,
     ) -> None:
+        """``crash``: called at each point where a kill is worth testing (the crash
+        tests pass one that kills the process); ``redactor``: the host's, which masks
+        the configuration's secrets in errors the run records (one is built from the
+        configuration when none is given)."""
         self.config = config
+        self.crash = crash
+        self.redactor = redactor if redactor is not None else Redactor(config.secrets())
         self.connector = connector
         self.store = store
         self.models = list(models)
@@ -287,6 +346,11 @@ class Sync:
         self.keep_fields |= STAGE_DATE_FIELDS  # the backtest's lifecycle history
 
     # ---------------------------------------------------------------- helpers
+    def _redact(self, text: str) -> str:
+        """The host's redactor, then the secrets registered process-wide by callers
+        that have not moved to a host-owned redactor yet."""
+        return redact(self.redactor(text))
+
     def history(self) -> timedelta | None:
         """How far back events are read and kept (``None``: all of them)."""
         return events_kept(self.models, self.config.retain_events)
@@ -308,7 +372,6 @@ class Sync:
     # -------------------------------------------------------------------- run
     def run(self, options: RunOptions | None = None) -> RunSummary:
         opts = options or RunOptions()
-        self._actions_taken = 0
         self._changed_ids: set[str] = set()  # new or changed in the CRM this run
         self._attempts = 0  # score writes sent this run
         self._refusals: Counter[str] = Counter()  # by reason_kind
@@ -332,7 +395,11 @@ class Sync:
                     stop = stop_for(exc)
                     if stop is None:
                         raise  # a bug: the command reports it
-                    s.exit_code, s.status, s.error = stop.code, stop.status, safe_error(exc)
+                    s.exit_code, s.status, s.error = (
+                        stop.code,
+                        stop.status,
+                        safe_error(exc, self._redact),
+                    )
                 s.rejected_reasons = [
                     [kind, n, *self._first_refusal[kind][:2]]
                     for kind, n in self._refusals.most_common(3)
@@ -349,8 +416,8 @@ class Sync:
                     }
                 except Exception:
                     s.budget = {}
-                if s.exit_code == EXIT_OK and s.rejected:
-                    s.exit_code, s.status = EXIT_REJECTED, "rejected"
+                if s.exit_code == ExitCode.OK and s.rejected:
+                    s.exit_code, s.status = ExitCode.REJECTED, "rejected"
                 s.seconds = round(time.monotonic() - t0, 3)
                 summary = s.to_dict()
                 summary.pop("would_write", None)
@@ -359,12 +426,12 @@ class Sync:
                 summary.pop("rejected_reasons", None)
                 self.store.finish_run(s.run_id, s.exit_code, summary)
         except LockHeld as exc:
-            s.exit_code, s.status, s.error = EXIT_LOCKED, "locked", str(exc)
+            s.exit_code, s.status, s.error = ExitCode.LOCKED, "locked", str(exc)
         s.seconds = round(time.monotonic() - t0, 3)
         if s.error:
             # The command prints the error (once, on one line); the log has it for
             # the scheduler, whose level shows INFO.
-            log.info("run %s: %s", s.run_id, redact(s.error))
+            log.info("run %s: %s", s.run_id, self._redact(s.error))
         log.info(
             "run %s: exit %s, read %s, written %s, deals %s, tasks %s, calls %s",
             s.run_id,
@@ -382,18 +449,22 @@ class Sync:
         hashes = self.store.model_hashes()
         baseline = {m.name for m in self.models if hashes.get(m.name) != m.content_hash}
         s.baseline_models = sorted(baseline)
+        # Steps as numbered in docs/sync.md, "One run" (1, the lock, is taken by run()).
+        # 2: check (and create) the fields written
         if opts.dry_run:
             self._check_fields(s)
         elif baseline or self.store.kv_get(FIELDS_KEY) != self._fields_key():
             self._ensure_fields()
+        # 3: finish what an earlier run began
         if not opts.dry_run:
             self._resume_pending(s)
 
-        # 1-2: read changes into the local copy --------------------------------
-        cursor = None if opts.full else self.store.get_cursor(self.pipeline)
+        # 4: read changes into the local copy ----------------------------------
+        stored = None if opts.full else self.store.get_cursor(self.pipeline)
+        state = self.connector.load_state(stored)
         hist = self.history()
         events_since = EPOCH if hist is None else started - hist
-        new_cursor = self._read(cursor, started, events_since, s)
+        read_state = self._read(state, started, events_since, s)
         if not opts.dry_run and self._outcomes_due(started):
             # Won and lost deals (and Lead conversions) feed the backtest and report; an
             # incremental read of its own, with its own cursor (docs/backtest.md). They
@@ -412,19 +483,22 @@ class Sync:
                 # Scoring and acting do not depend on outcomes: a deal query the
                 # integration user may not run (field security, a missing scope) is
                 # said once and read again at the next due run, from the same cursor.
-                s.outcomes_error = redact(str(exc))
+                s.outcomes_error = self._redact(str(exc))
 
-        # 3-6: re-score locally, write back, act -------------------------------
+        # 5-8: re-score locally, decide, act, write back ----------------------
         acting_baseline = set() if opts.act_on_baseline else baseline
         self._rescore(started, acting_baseline, opts, s)
 
-        # 7: commit the cursor and the model hashes, now that the writes are done
+        # 9: commit the state and the model hashes, now that the writes are done
         if opts.dry_run:
             return
-        crashpoint("before_cursor")
+        self.crash("before_cursor")
+        # The state after the writes: the connector's own writes are in it, so that
+        # the next read does not take them for changes.
+        new_state = None if read_state is None else (self.connector.checkpoint() or read_state)
         with self.store.tx() as conn:
-            if new_cursor is not None:
-                self.store.set_cursor(conn, self.pipeline, new_cursor)
+            if new_state is not None:
+                self.store.set_cursor(conn, self.pipeline, new_state.to_json())
                 s.cursor_committed = True
             for m in self.models:
                 if m.name in baseline:
@@ -471,31 +545,38 @@ class Sync:
             return
         check = ensure(self._field_specs(), create=False, **actions_kw(self.connector, self.wb))
         _raise_missing(check)
-        s.fields_to_create = list(getattr(check, "would_create", ()))
+        s.fields_to_create = list(check.would_create)
 
     # ----------------------------------------------------------------- reading
-    def _read(self, cursor: Any, started: datetime, events_since: datetime, s: RunSummary) -> Any:
+    def _read(
+        self,
+        state: ConnectorState | None,
+        started: datetime,
+        events_since: datetime,
+        s: RunSummary,
+    ) -> ConnectorState | None:
         """Apply every batch to the local copy; then collect the rows the connector
         skipped. A connector that reads files (``files``) cannot stop at a bad row: it
         skips it, keeps the others and lists it in ``connector.rejected`` as
-        ``FILE:LINE: field: problem`` (and counts events of contacts it never saw in
-        ``connector.orphan_events``). Both are read with ``getattr`` once the reading is
-        exhausted, so connectors without them are unaffected; each bad row counts as a
+        ``FILE:LINE: field: problem`` (``ReportsRejected``; and counts events of
+        contacts it never saw, ``CountsOrphanEvents``). Both are read once the reading
+        is exhausted, from connectors that have them; each bad row counts as a
         rejected record, so the run exits 1 while the good rows are still scored."""
-        new_cursor: Any = None
+        new_state: ConnectorState | None = None
         self.progress.start("read", None)  # the CRM does not say how many changed
-        for batch in self.connector.read_changes(cursor, until=started, events_since=events_since):
+        for batch in self.connector.read_changes(state, until=started, events_since=events_since):
             self._apply(batch, s)
-            crashpoint("after_read_batch")
-            if batch.cursor is not None:
-                new_cursor = batch.cursor
+            self.crash("after_read_batch")
+            if batch.state is not None:
+                new_state = batch.state
             self.progress.advance("read", len(batch.contacts))
-        bad_rows = [str(line) for line in getattr(self.connector, "rejected", ())]
-        s.bad_rows.extend(bad_rows)
-        s.rejected += len(bad_rows)
-        orphans = getattr(self.connector, "orphan_events", 0)
-        s.orphan_events += orphans if isinstance(orphans, int) else 0
-        return new_cursor
+        if isinstance(self.connector, ReportsRejected):
+            bad_rows = [str(line) for line in self.connector.rejected]
+            s.bad_rows.extend(bad_rows)
+            s.rejected += len(bad_rows)
+        if isinstance(self.connector, CountsOrphanEvents):
+            s.orphan_events += self.connector.orphan_events
+        return new_state
 
     def _apply(self, batch: ReadBatch, s: RunSummary) -> None:
         contacts = [
@@ -524,11 +605,8 @@ class Sync:
         ]
         with self.store.tx() as conn:
             for m in batch.merges:
-                self.store.merge_contact(conn, m.merged_id, m.into_id)
-            for c in batch.contacts:
-                for old in c.merged_ids:
-                    if old != c.id:
-                        self.store.merge_contact(conn, old, c.id)
+                if m.merged_id != m.into_id:
+                    self.store.merge_contact(conn, m.merged_id, m.into_id)
             for cid in batch.deletions:
                 self.store.purge_contact(conn, cid)
             changed = self.store.upsert_contacts(conn, contacts)
@@ -551,6 +629,7 @@ class Sync:
         waiting = self._rejected_waiting(as_of, opts)
         waited: set[str] = set()
         rewrite = self._band_fields_changed()
+        taken = 0  # actions taken this run, against writeback.max_actions_per_run
         self.progress.start("score", self.store.count_contacts())
         for contacts, events in self.store.iter_chunks(self.chunk_size):
             self.store.renew(self.pipeline, ttl=self.config.lock_ttl.total_seconds())
@@ -620,16 +699,17 @@ class Sync:
                         waited.add(c.id)  # refused before: waits for its back-off
                     else:
                         self._queue_write(pending, c, model, float(r.score), str(r.band))
-            groups = self._decide(candidates, by_id, changed, pool, as_of, s, opts)
+            decided = self._decide(candidates, by_id, changed, pool, as_of, s, taken)
+            groups, taken = decided.groups, decided.taken
             if not opts.dry_run:
                 with self.store.tx() as conn:
                     self.store.put_model_states(conn, changed.values())
                     for entries, _ in groups:
                         self.store.add_intents(conn, entries, s.run_id)
-                    if groups and self._rr_next is not None:
-                        self.store.kv_set(conn, "owner_rr", self._rr_next)
+                    if groups and decided.rr_next is not None:
+                        self.store.kv_set(conn, "owner_rr", decided.rr_next)
                 if groups:
-                    crashpoint("after_intents")
+                    self.crash("after_intents")
                     self._grow("act", len(groups))
                 for entries, _ in groups:
                     self._execute(entries, s)
@@ -695,8 +775,6 @@ class Sync:
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
-    _rr_next: int | None = None
-
     def _decide(
         self,
         candidates: list[tuple[Action, ModelState, bool, str | None]],
@@ -705,13 +783,14 @@ class Sync:
         pool: OwnerPool,
         as_of: datetime,
         s: RunSummary,
-        opts: RunOptions,
-    ) -> list[tuple[list[LedgerEntry], Action]]:
+        taken: int,
+    ) -> _Decided:
         """Which candidate crossings become actions: converted leads and contacts with
-        an open deal are consumed without action; beyond the run's budget they wait."""
-        self._rr_next = None
+        an open deal are consumed without action; beyond the run's budget (``taken``
+        actions so far) they wait."""
+        rr_next: int | None = None
         if not candidates:
-            return []
+            return _Decided([], taken, None)
         open_ids: set[str] = set()
         live = [a.contact_id for a, *_ in candidates if not contacts[a.contact_id].converted]
         if live:
@@ -741,10 +820,10 @@ class Sync:
                 changed[(act.contact_id, act.model)] = consumed
                 s.skipped_open_deal += 1
                 continue
-            if self._actions_taken >= self.wb.max_actions_per_run:
+            if taken >= self.wb.max_actions_per_run:
                 s.actions_waiting += 1
                 continue  # state untouched: the crossing is found again next run
-            self._actions_taken += 1
+            taken += 1
             crossings = st.crossings + (1 if crossing else 0)
             tok = f"c{crossings}" if crossing else (token or "")
             act = _action_with(act, tok)
@@ -756,7 +835,7 @@ class Sync:
                 if picked is not None:
                     owner = picked
                     rr += 1
-                    self._rr_next = rr
+                    rr_next = rr
                     assign = True
             entries = plan_entries(
                 act,
@@ -771,9 +850,7 @@ class Sync:
                 s.crossings += 1
             else:
                 s.immediate += 1
-        return groups
-
-    _actions_taken: int = 0
+        return _Decided(groups, taken, rr_next)
 
     # ---------------------------------------------------------------- actions
     def _execute(self, entries: Sequence[LedgerEntry], s: RunSummary) -> bool:
@@ -788,24 +865,29 @@ class Sync:
             except ConnectorError as exc:
                 # Retried on later runs under the same key; after MAX_ATTEMPTS it stays
                 # in the ledger as given up (``leadsync status`` shows it).
-                status = "gave_up" if entry.attempts + 1 >= MAX_ATTEMPTS else "failed"
-                self.store.record_outcome(entry.key, status=status, error=safe_error(exc))
-                if status == "gave_up":
+                gave_up = entry.attempts + 1 >= MAX_ATTEMPTS
+                status = LedgerStatus.GAVE_UP if gave_up else LedgerStatus.FAILED
+                self.store.record_outcome(
+                    entry.key, status=status, error=safe_error(exc, self._redact)
+                )
+                if gave_up:
                     for later in ordered[i + 1 :]:
                         self.store.record_outcome(
-                            later.key, status="gave_up", error=f"{entry.kind} was given up"
+                            later.key,
+                            status=LedgerStatus.GAVE_UP,
+                            error=f"{entry.kind} was given up",
                         )
                 s.actions_failed += 1
-                log.warning("action %s failed: %s", entry.key, safe_error(exc))
+                log.warning("action %s failed: %s", entry.key, safe_error(exc, self._redact))
                 return False
-            crashpoint("after_crm_write")
+            self.crash("after_crm_write")
             self.store.record_outcome(entry.key, status=status, result_id=result_id)
-            crashpoint("after_ledger")
-            if entry.kind == "deal":
+            self.crash("after_ledger")
+            if entry.kind == LedgerKind.DEAL:
                 s.deals += 1
-            elif entry.kind == "task":
+            elif entry.kind == LedgerKind.TASK:
                 s.tasks += 1
-            elif entry.kind == "owner":
+            elif entry.kind == LedgerKind.OWNER:
                 s.owners_assigned += 1
         return True
 
@@ -883,9 +965,9 @@ class Sync:
         written: Mapping[str, list[tuple[str, str, float, str]]],
         s: RunSummary,
     ) -> None:
-        crashpoint("before_score_write")
+        self.crash("before_score_write")
         result = self.connector.write_scores(updates)
-        crashpoint("after_score_write")
+        self.crash("after_score_write")
         ok = set(result.succeeded)
         failed = {f.id: f.reason for f in result.failed}
         for u in updates:
@@ -895,13 +977,13 @@ class Sync:
             self.store.set_written(conn, [w for cid in ok for w in written.get(cid, [])])
             self.store.clear_rejected(conn, sorted(ok))
             for cid, reason in failed.items():
-                self.store.reject(conn, cid, redact(reason)[:500], backoff=retry_delay)
+                self.store.reject(conn, cid, self._redact(reason)[:500], backoff=retry_delay)
         self._attempts += len(updates)
         self.progress.advance("write", len(updates))
         for cid, reason in failed.items():
             kind, set_up = reason_kind(reason)
             self._refusals[kind] += 1
-            self._first_refusal.setdefault(kind, (cid, redact(reason)[:300], set_up))
+            self._first_refusal.setdefault(kind, (cid, self._redact(reason)[:300], set_up))
         s.scores_written += len(ok)
         s.rejected += len(failed)
 
@@ -919,7 +1001,11 @@ def _without_secrets(value: Any) -> Any:
     return value
 
 
-def actions_kw(connector: Connector, wb: Any) -> dict[str, Any]:
+class _ActionsKw(TypedDict, total=False):
+    actions: tuple[str, ...]
+
+
+def actions_kw(connector: Connector, wb: WritebackConfig) -> _ActionsKw:
     """``actions=`` for ``ensure_fields``: what the write-back creates (a run that
     creates no deals, or no tasks, needs no key field on them); nothing for a connector
     whose ``ensure_fields`` predates the keyword."""
@@ -929,7 +1015,7 @@ def actions_kw(connector: Connector, wb: Any) -> dict[str, Any]:
     return {"actions": tuple(k for k, v in (("deal", on_cross.deal), ("task", on_cross.task)) if v)}
 
 
-def _raise_missing(check: Any) -> None:
+def _raise_missing(check: FieldCheck) -> None:
     """Stop the run (exit 2) with what a human must create or fix in the CRM."""
     if check.missing:
         lines = list(check.instructions) or [f"missing field {f}" for f in check.missing]
@@ -945,21 +1031,22 @@ def _would_act(act: Action, entries: Sequence[LedgerEntry], pool: OwnerPool) -> 
         "kind": act.kind,
         "score": act.score,
         "band": act.band,
-        "actions": [e.kind for e in entries],
+        "actions": [str(e.kind) for e in entries],
     }
     if act.kind == "immediate":
         out["event"] = act.token[2:]
     owner_id: str | None = None
     for e in entries:
         spec = e.spec or {}
-        owner_id = spec.get("owner_id") or owner_id
-        if e.kind == "owner":
+        owner = spec.get("owner_id")
+        owner_id = str(owner) if owner else owner_id
+        if e.kind == LedgerKind.OWNER:
             out["assign_owner"] = True
-        elif e.kind == "deal" and spec.get("contact_kind") == "lead":
+        elif e.kind == LedgerKind.DEAL and spec.get("contact_kind") == "lead":
             out["lead_status"] = spec.get("lead_status")
-        elif e.kind == "deal":
+        elif e.kind == LedgerKind.DEAL:
             out["deal"] = spec.get("name")
-        elif e.kind == "task":
+        elif e.kind == LedgerKind.TASK:
             out["task"] = spec.get("subject")
     out["owner_id"] = owner_id
     try:

@@ -19,10 +19,12 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Literal, cast
 
 from connectors.base import (
+    Connector,
     ConnectorError,
+    ContactKind,
     CRMResponseError,
     DealSpec,
     FieldSpec,
@@ -30,9 +32,12 @@ from connectors.base import (
     TaskSpec,
 )
 from scheduler.config import DealConfig, OnCrossConfig, TaskConfig, redact
-from scheduler.state import LedgerEntry, ModelState
+from scheduler.state import LedgerEntry, LedgerKind, LedgerSpec, LedgerStatus, ModelState
 
 CRASH_ENV = "LEADSYNC_CRASH_AT"
+# Where a run may be killed on purpose (``name`` or ``name:N``, the N-th time): only
+# the crash-safety tests do, through ``leadsync run`` with ``LEADSYNC_CRASH_AT`` set.
+CrashHook = Callable[[str], None]
 
 
 CRASH_POINTS = (
@@ -46,24 +51,35 @@ CRASH_POINTS = (
 )
 
 
-def crashpoint(name: str) -> None:
-    """Die here, as SIGKILL would, when ``LEADSYNC_CRASH_AT`` names this point.
+def no_crash(point: str) -> None:
+    """The crash hook of every run but the crash-safety tests': does nothing."""
+    del point
 
-    ``name`` or ``name:N`` (the N-th time the point is reached) — used only by the
-    crash-safety tests, which cannot otherwise hit a window a few microseconds wide.
-    """
-    target = os.environ.get(CRASH_ENV)
+
+def crash_at(target: str | None) -> CrashHook:
+    """A hook that kills the process, as SIGKILL would, at ``target`` (``name`` or
+    ``name:N``, the N-th time the point is reached): the crash-safety tests cannot
+    otherwise hit a window a few microseconds wide. ``None`` or empty: no crash."""
     if not target:
-        return
+        return no_crash
     point, _, nth = target.partition(":")
-    if point != name:
-        return
-    _hits[name] = _hits.get(name, 0) + 1
-    if _hits[name] >= int(nth or 1):
-        os.kill(os.getpid(), signal.SIGKILL)
+    times = int(nth or 1)
+    hits = 0
+
+    def crash(name: str) -> None:
+        nonlocal hits
+        if name != point:
+            return
+        hits += 1
+        if hits >= times:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return crash
 
 
-_hits: dict[str, int] = {}
+def crash_from_env() -> CrashHook:
+    """The hook ``LEADSYNC_CRASH_AT`` asks for; read only by the ``leadsync run`` entry."""
+    return crash_at(os.environ.get(CRASH_ENV))
 
 
 # ------------------------------------------------------------------ score writes
@@ -306,7 +322,7 @@ def plan_entries(
     )
     entries: list[LedgerEntry] = []
 
-    def entry(seq: int, kind: str, spec: dict[str, Any]) -> LedgerEntry:
+    def entry(seq: int, kind: LedgerKind, spec: LedgerSpec) -> LedgerEntry:
         return LedgerEntry(
             key=f"{g}:{kind}",
             group_key=g,
@@ -314,35 +330,33 @@ def plan_entries(
             contact_id=action.contact_id,
             model=action.model,
             kind=kind,
-            status="intent",
+            status=LedgerStatus.INTENT,
             spec=spec,
             result_id=None,
             error=None,
             attempts=0,
         )
 
+    contact_kind = _contact_kind(action.contact_kind)
     if assign_owner and owner_id:
         entries.append(
-            entry(0, "owner", {"owner_id": owner_id, "contact_kind": action.contact_kind})
+            entry(0, LedgerKind.OWNER, {"owner_id": owner_id, "contact_kind": contact_kind})
         )
     deal: DealConfig | None = on_cross.deal
     if deal is not None:
-        entries.append(
-            entry(
-                1,
-                "deal",
-                {
-                    "name": render(deal.name, values)[:250] or action.contact_id,
-                    "owner_id": owner_id,
-                    "stage": deal.stage,
-                    "pipeline": deal.pipeline,
-                    "close_date": (now + deal.close_in).date(),
-                    "amount": deal.amount,
-                    "contact_kind": action.contact_kind,
-                    "lead_status": deal.lead_status,
-                },
-            )
+        options = {"pipeline": deal.pipeline, "lead_status": deal.lead_status}
+        spec = DealSpec(
+            key=f"{g}:{LedgerKind.DEAL}",
+            contact_id=action.contact_id,
+            name=render(deal.name, values)[:250] or action.contact_id,
+            owner_id=owner_id,
+            stage=deal.stage,
+            close_date=(now + deal.close_in).date(),
+            amount=deal.amount,
+            contact_kind=contact_kind,
+            crm_options={k: v for k, v in options.items() if v is not None},
         )
+        entries.append(entry(1, LedgerKind.DEAL, deal_to_ledger(spec)))
     task: TaskConfig | None = on_cross.task
     if task is not None:
         why = "immediate: " + action.token[2:] if action.kind == "immediate" else "crossed"
@@ -350,22 +364,100 @@ def plan_entries(
             f"{action.model} score {_score_text(action.score)} ({action.band}, {why}).\n"
             f"Top reasons:\n{reasons_text(action.reasons)}"
         )
-        entries.append(
-            entry(
-                2,
-                "task",
-                {
-                    "owner_id": owner_id,
-                    "subject": render(task.subject, values)[:250],
-                    "body": body,
-                    "due_at": now + task.due_in,
-                    "priority": task.priority,
-                    "type": task.type,
-                    "contact_kind": action.contact_kind,
-                },
-            )
+        task_spec = TaskSpec(
+            key=f"{g}:{LedgerKind.TASK}",
+            contact_id=action.contact_id,
+            owner_id=owner_id,
+            subject=render(task.subject, values)[:250],
+            body=body,
+            due_at=now + task.due_in,
+            priority=task.priority,
+            type=task.type,
+            contact_kind=contact_kind,
         )
+        entries.append(entry(2, LedgerKind.TASK, task_to_ledger(task_spec)))
     return entries
+
+
+def _contact_kind(value: str) -> ContactKind:
+    return "lead" if value == "lead" else "contact"
+
+
+# The ledger keeps a DealSpec or TaskSpec without its key and contact (the entry has
+# them), under the field names of the spec; a DealSpec's ``crm_options`` are kept
+# beside its fields (``pipeline``, ``lead_status``), as earlier releases stored them.
+_DEAL_FIELDS = ("name", "owner_id", "stage", "close_date", "amount", "contact_kind")
+
+
+def deal_to_ledger(spec: DealSpec) -> LedgerSpec:
+    out: dict[str, str | float | date | None] = {
+        "name": spec.name,
+        "owner_id": spec.owner_id,
+        "stage": spec.stage,
+        "close_date": spec.close_date,
+        "amount": spec.amount,
+        "contact_kind": spec.contact_kind,
+    }
+    for option, value in spec.crm_options.items():
+        out.setdefault(option, value)
+    return out
+
+
+def deal_from_ledger(entry: LedgerEntry) -> DealSpec:
+    spec = entry.spec or {}
+    close = spec["close_date"]
+    if isinstance(close, datetime):
+        close = close.date()
+    amount = spec.get("amount")
+    owner = spec.get("owner_id")
+    return DealSpec(
+        key=entry.key,
+        contact_id=entry.contact_id,
+        name=str(spec["name"]),
+        owner_id=None if owner is None else str(owner),
+        stage=str(spec["stage"]),
+        close_date=close if isinstance(close, date) else date.fromisoformat(str(close)),
+        amount=float(amount) if isinstance(amount, int | float) else None,
+        contact_kind=_contact_kind(str(spec.get("contact_kind", "contact"))),
+        crm_options={k: str(v) for k, v in spec.items() if k not in _DEAL_FIELDS and v is not None},
+    )
+
+
+def task_to_ledger(spec: TaskSpec) -> LedgerSpec:
+    return {
+        "owner_id": spec.owner_id,
+        "subject": spec.subject,
+        "body": spec.body,
+        "due_at": spec.due_at,
+        "priority": spec.priority,
+        "type": spec.type,
+        "contact_kind": spec.contact_kind,
+    }
+
+
+def task_from_ledger(entry: LedgerEntry) -> TaskSpec:
+    spec = entry.spec or {}
+    due = spec["due_at"]
+    if not isinstance(due, datetime):
+        due = datetime.fromisoformat(str(due))
+    owner = spec.get("owner_id")
+    priority = str(spec.get("priority", "high"))
+    kind = str(spec.get("type", "call"))
+    return TaskSpec(
+        key=entry.key,
+        contact_id=entry.contact_id,
+        owner_id=None if owner is None else str(owner),
+        subject=str(spec["subject"]),
+        body=str(spec["body"]),
+        due_at=due,
+        priority=cast(Literal["low", "medium", "high"], priority)
+        if priority in ("low", "medium", "high")
+        else "high",
+        type=cast(Literal["call", "email", "todo"], kind)
+        if kind in ("call", "email", "todo")
+        else "call",
+        contact_kind=_contact_kind(str(spec.get("contact_kind", "contact"))),
+    )
 
 
 def _score_text(score: float) -> str:
@@ -440,51 +532,23 @@ class OwnerPool:
         return ids[position % len(ids)] if ids else None
 
 
-def execute_entry(connector: Any, entry: LedgerEntry) -> tuple[str, str | None]:
+def execute_entry(connector: Connector, entry: LedgerEntry) -> tuple[LedgerStatus, str | None]:
     """Run one ledger entry against the CRM; returns (status, result id)."""
     spec = entry.spec or {}
-    if entry.kind == "owner":
+    if entry.kind == LedgerKind.OWNER:
+        owner = str(spec["owner_id"])
         connector.set_owner(
-            entry.contact_id, spec["owner_id"], kind=spec.get("contact_kind", "contact")
+            entry.contact_id, owner, kind=_contact_kind(str(spec.get("contact_kind")))
         )
-        return "done", spec["owner_id"]
-    if entry.kind == "deal":
-        close = spec["close_date"]
-        if isinstance(close, datetime):
-            close = close.date()
-        result = connector.create_deal(
-            DealSpec(
-                key=entry.key,
-                contact_id=entry.contact_id,
-                name=spec["name"],
-                owner_id=spec.get("owner_id"),
-                stage=spec["stage"],
-                pipeline=spec.get("pipeline"),
-                close_date=close if isinstance(close, date) else date.fromisoformat(str(close)),
-                amount=spec.get("amount"),
-                contact_kind=spec.get("contact_kind", "contact"),
-                lead_status=spec.get("lead_status"),
-            )
-        )
-        return "done", result.id
-    if entry.kind == "task":
-        result = connector.create_task(
-            TaskSpec(
-                key=entry.key,
-                contact_id=entry.contact_id,
-                owner_id=spec.get("owner_id"),
-                subject=spec["subject"],
-                body=spec["body"],
-                due_at=spec["due_at"],
-                priority=spec.get("priority", "high"),
-                type=spec.get("type", "call"),
-                contact_kind=spec.get("contact_kind", "contact"),
-            )
-        )
-        return "done", result.id
+        return LedgerStatus.DONE, owner
+    if entry.kind == LedgerKind.DEAL:
+        return LedgerStatus.DONE, connector.create_deal(deal_from_ledger(entry)).id
+    if entry.kind == LedgerKind.TASK:
+        return LedgerStatus.DONE, connector.create_task(task_from_ledger(entry)).id
     raise ValueError(f"unknown ledger entry kind {entry.kind!r}")
 
 
-def safe_error(exc: BaseException) -> str:
+def safe_error(exc: BaseException, redactor: Callable[[str], str] = redact) -> str:
+    """One line, secrets masked (by the host's redactor when given), at most 500 chars."""
     text = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ConnectorError) else str(exc)
-    return redact(text.splitlines()[0] if text else type(exc).__name__)[:500]
+    return redactor(text.splitlines()[0] if text else type(exc).__name__)[:500]

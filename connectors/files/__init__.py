@@ -17,9 +17,10 @@ Configuration (the ``files:`` section of the sync configuration)::
         base_dir: /path/for/relative/paths # optional; set by the sync, default: cwd
 
 Incremental reads: an export is a snapshot, so every read that sees a changed file
-returns all of it. The cursor is the content fingerprint of the files (size, mtime,
-sha256); an unchanged export yields nothing. Contacts that disappear from an export
-are not reported as deletions: that would need every id in the cursor. Rows that
+returns all of it. The state (:class:`FilesState`) is the content fingerprint of the
+files (size, mtime, sha256); an unchanged export yields nothing. Contacts that
+disappear from an export are not reported as deletions: that would need every id in
+the state. Rows that
 cannot be read are skipped and listed in :attr:`FilesConnector.rejected` as
 ``FILE:LINE: field: problem``, for the sync to report (exit status 1).
 
@@ -38,8 +39,10 @@ import json
 import math
 import os
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import IO, Any, NoReturn
 
 from connectors.base import (
@@ -48,7 +51,6 @@ from connectors.base import (
     ConnectorConfigError,
     ContactKind,
     ContactRecord,
-    Cursor,
     DealRecord,
     DealSpec,
     EventRecord,
@@ -58,13 +60,14 @@ from connectors.base import (
     ReadBatch,
     RuntimeContext,
     ScoreUpdate,
+    StoredState,
     TaskSpec,
     WriteResult,
 )
 from scoring.readers import RowError, format_for, read_contacts, read_events
 from scoring.timeutil import parse_timestamp, to_iso
 
-__all__ = ["FilesConnector"]
+__all__ = ["FilesConnector", "FilesState", "Fingerprint"]
 
 _KNOWN_SETTINGS = ("contacts", "events", "outcomes", "batch_size", "base_dir")
 OUTCOME_COLUMNS = ("contact_id", "deal_id", "created_at", "closed_at", "outcome", "amount")
@@ -81,11 +84,58 @@ class _Unreadable(Exception):
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    """Enough to tell that an export changed: its content's hash decides."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"size": self.size, "mtime_ns": self.mtime_ns, "sha256": self.sha256}
+
+
+@dataclass(frozen=True, slots=True)
+class FilesState:
+    """The fingerprints of the exports last read (``contacts``, and ``events`` when
+    configured). Stored as ``{"version": 1, "files": {"contacts": {...}}}``; the
+    unversioned ``{"contacts": {...}, "events": {...}}`` of earlier releases loads too."""
+
+    files: Mapping[str, Fingerprint] = field(default_factory=dict)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "files", MappingProxyType(dict(self.files)))
+
+    def to_json(self) -> dict[str, object]:
+        return {"version": self.version, "files": {k: f.to_json() for k, f in self.files.items()}}
+
+    @classmethod
+    def from_json(cls, data: StoredState) -> FilesState:
+        """Unreadable entries are dropped: that only costs one full read of the export."""
+        version = data.get("version")
+        if version not in (None, 1):
+            raise ConnectorConfigError(
+                f"files cursor: unsupported version {version!r}; run a full sync to reset it"
+            )
+        files = data.get("files") if version == 1 else data
+        out: dict[str, Fingerprint] = {}
+        for key, value in files.items() if isinstance(files, Mapping) else ():
+            if not isinstance(value, Mapping):
+                continue
+            size, mtime, digest = value.get("size"), value.get("mtime_ns"), value.get("sha256")
+            if isinstance(size, int) and isinstance(mtime, int) and isinstance(digest, str):
+                out[str(key)] = Fingerprint(size, mtime, digest)
+        return cls(out)
+
+
 class FilesConnector:
     """Reads ``contacts`` and ``events`` exports; every write (scores, deals, tasks,
     owners) raises ``ConnectorConfigError``."""
 
     name = "files"
+    bucket = "files:local"  # no API: nothing to share
 
     def __init__(
         self,
@@ -107,6 +157,7 @@ class FilesConnector:
         self.rejected: list[str] = []
         # Events whose contact is not in the contacts export (last read).
         self.orphan_events = 0
+        self._state: FilesState | None = None  # the last complete read's
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], *, context: RuntimeContext) -> FilesConnector:
@@ -132,23 +183,35 @@ class FilesConnector:
 
     # --- reading ----------------------------------------------------------------------
 
-    def fingerprint(self) -> dict[str, Any]:
-        """What the cursor stores: enough to tell that an export changed."""
-        out: dict[str, Any] = {"contacts": _fingerprint(self.contacts_path, "contacts", None)}
-        if self.events_path is not None:
-            out["events"] = _fingerprint(self.events_path, "events", None)
-        return out
+    def fingerprint(self) -> FilesState:
+        """The exports' fingerprints as they are now (each file hashed)."""
+        return self._current_fingerprint(None)
+
+    def load_state(self, data: StoredState | None) -> FilesState | None:
+        return None if data is None else FilesState.from_json(data)
+
+    def checkpoint(self) -> FilesState | None:
+        """Nothing is written to an export: the last complete read's state."""
+        return self._state
 
     def read_changes(
-        self, cursor: Cursor | None, *, until: datetime, events_since: datetime
+        self,
+        state: FilesState | StoredState | None,
+        *,
+        until: datetime,
+        events_since: datetime,
     ) -> Iterator[ReadBatch]:
         """All contacts with their events newer than ``events_since`` when the export
-        changed since ``cursor``; nothing when it did not. ``until`` does not bound a
-        snapshot: the fingerprint cursor never refers to a time."""
+        changed since ``state``; nothing when it did not. ``until`` does not bound a
+        snapshot: the fingerprint never refers to a time."""
+        if state is not None and not isinstance(state, FilesState):
+            state = FilesState.from_json(state)
         self.rejected = []
         self.orphan_events = 0
-        current = self._current_fingerprint(cursor)
-        if cursor is not None and _same(cursor, current):
+        self._state = None
+        current = self._current_fingerprint(state)
+        if state is not None and _same(state, current):
+            self._state = current  # same content; newer stamps spare the next hashing
             return
         events_by_contact = self._events_by_contact(events_since)
         batch: list[ContactRecord] = []
@@ -163,21 +226,20 @@ class FilesConnector:
                 pending = ReadBatch(contacts=tuple(batch), events=tuple(batch_events))
                 batch, batch_events = [], []
         self.orphan_events = sum(len(events) for events in events_by_contact.values())
+        self._state = current
         if batch or pending is None:
             if pending is not None:
                 yield pending
-            yield ReadBatch(contacts=tuple(batch), events=tuple(batch_events), cursor=current)
+            yield ReadBatch(contacts=tuple(batch), events=tuple(batch_events), state=current)
         else:
-            yield ReadBatch(contacts=pending.contacts, events=pending.events, cursor=current)
+            yield ReadBatch(contacts=pending.contacts, events=pending.events, state=current)
 
-    def _current_fingerprint(self, cursor: Cursor | None) -> dict[str, Any]:
-        previous = cursor if isinstance(cursor, Mapping) else {}
-        out: dict[str, Any] = {
-            "contacts": _fingerprint(self.contacts_path, "contacts", previous.get("contacts"))
-        }
+    def _current_fingerprint(self, previous: FilesState | None) -> FilesState:
+        known = previous.files if previous is not None else {}
+        out = {"contacts": _fingerprint(self.contacts_path, "contacts", known.get("contacts"))}
         if self.events_path is not None:
-            out["events"] = _fingerprint(self.events_path, "events", previous.get("events"))
-        return out
+            out["events"] = _fingerprint(self.events_path, "events", known.get("events"))
+        return FilesState(out)
 
     def _contacts(self) -> Iterator[ContactRecord]:
         path = self.contacts_path
@@ -339,23 +401,21 @@ def _lines(handle: IO[str], path: Path, key: str) -> Iterator[str]:
         ) from None
 
 
-def _fingerprint(path: Path, key: str, previous: Any) -> dict[str, Any]:
+def _fingerprint(path: Path, key: str, previous: Fingerprint | None) -> Fingerprint:
     try:
         stat = path.stat()
     except OSError as exc:
         raise ConnectorConfigError(
             f"files.{key}: {path}: cannot read: {exc.strerror or exc}"
         ) from None
-    quick = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
     if (
-        isinstance(previous, Mapping)
-        and previous.get("size") == quick["size"]
-        and previous.get("mtime_ns") == quick["mtime_ns"]
-        and isinstance(previous.get("sha256"), str)
+        previous is not None
+        and previous.size == stat.st_size
+        and previous.mtime_ns == stat.st_mtime_ns
     ):
         # Same size and modification time: trust the stored hash rather than re-read
         # a large export on every scheduled run.
-        return {**quick, "sha256": previous["sha256"]}
+        return previous
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:
@@ -365,18 +425,14 @@ def _fingerprint(path: Path, key: str, previous: Any) -> dict[str, Any]:
         raise ConnectorConfigError(
             f"files.{key}: {path}: cannot read: {exc.strerror or exc}"
         ) from None
-    return {**quick, "sha256": digest.hexdigest()}
+    return Fingerprint(stat.st_size, stat.st_mtime_ns, digest.hexdigest())
 
 
-def _same(cursor: Cursor, current: Mapping[str, Any]) -> bool:
+def _same(before: FilesState, current: FilesState) -> bool:
     """Content decides: a touched but identical export is unchanged."""
-    if set(cursor) != set(current):
+    if set(before.files) != set(current.files):
         return False
-    for key, now in current.items():
-        before = cursor.get(key)
-        if not isinstance(before, Mapping) or before.get("sha256") != now["sha256"]:
-            return False
-    return True
+    return all(before.files[k].sha256 == f.sha256 for k, f in current.files.items())
 
 
 def _contact_record(row: dict[str, Any]) -> ContactRecord:

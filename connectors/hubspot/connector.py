@@ -2,7 +2,7 @@
 
 All calls go through :class:`~connectors.hubspot.transport.HubSpotTransport` (auth,
 pacing, retries, quota, redaction); change reads live in ``reads.py``. Score writes
-are remembered in the cursor (``own_writes.py``) so that the next read does not take
+are remembered in the state (``own_writes.py``, ``state.py``) so that the next read does not take
 them for changes and, when nobody else changed anything, costs one count. Writes are
 idempotent under the caller's key without ever using search (its index lags writes
 by seconds): deals are found again by a read on the unique-valued ``leadsync_key``
@@ -12,7 +12,7 @@ property (``idProperty``), tasks by reading the contact's associated tasks.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any, Literal
@@ -24,26 +24,35 @@ from connectors.base import (
     ContactKind,
     ContactRecord,
     CRMResponseError,
-    Cursor,
     DealRecord,
     DealSpec,
     EventRecord,
     FieldCheck,
     FieldSpec,
     Merge,
+    NotRetried,
     Owner,
     ReadBatch,
     RecordFailure,
     RuntimeContext,
     ScoreUpdate,
+    StoredState,
     TaskSpec,
     WriteResult,
+    bucket_of,
 )
 from connectors.fieldcheck import hubspot_property_problem
 from connectors.hubspot import reads
-from connectors.hubspot.own_writes import OwnWrites, fields_digest
+from connectors.hubspot.own_writes import (
+    OwnWriteChecks,
+    OwnWrites,
+    ReadWrites,
+    fields_digest,
+    stamp_ms,
+)
 from connectors.hubspot.reads import Raw, SourceUnavailable
 from connectors.hubspot.settings import HubSpotSettingsModel
+from connectors.hubspot.state import HubSpotState
 from connectors.hubspot.transport import HubSpotTransport, OAuthCredentials
 from connectors.hubspot.values import (
     ANALYTICS_PROPERTIES,
@@ -78,11 +87,6 @@ PRIORITY = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
 TASK_TYPE = {"call": "CALL", "email": "EMAIL", "todo": "TODO"}
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _SETUP_PROBLEM = re.compile(r"PROPERTY_DOESNT_EXIST|READ_ONLY_VALUE|does not exist|read only")
-CURSOR_VERSION = 1
-# Contacts delivered inside the next run's look-back window, kept in the cursor so
-# that the next run does not deliver them again (grouped by stamp: ~11 bytes an id).
-# Beyond this many the map is dropped and they are re-delivered (at-least-once).
-MAX_BOUNDARY = 50_000
 
 
 @dataclass(frozen=True)
@@ -146,6 +150,10 @@ class HubSpotConnector:
     def __init__(self, settings: Settings, *, context: RuntimeContext) -> None:
         self.settings = settings
         self.context = context
+        # The API budget: the account, named by a digest of its credentials (never
+        # the secret itself).
+        identity = settings.access_token or (settings.oauth.client_id if settings.oauth else "")
+        self.bucket = bucket_of("hubspot", identity)
         self.transport = HubSpotTransport(
             base_url=settings.base_url,
             access_token=settings.access_token,
@@ -157,15 +165,21 @@ class HubSpotConnector:
             sleep=context.sleep,
             max_attempts=settings.max_attempts,
             timeout=settings.timeout_seconds,
+            redactor=context.redactor,
+            reserve=lambda: context.reserve(self.bucket),
         )
         self.log = self.transport.log
+        # our own writes told from other clients' changes (own_writes.py)
+        self.checks = OwnWriteChecks(
+            self.transport, properties=self._contact_properties, digest=self._digest
+        )
         self._sources_off: set[str] = set()
         self._stages: dict[str, tuple[bool, bool | None]] | None = None  # id -> (open, won)
         self._key_checked: set[str] = set()
-        # Our own writes (see own_writes.py): those after a read go into that read's
-        # cursor (shared with the sync until it stores it after the writes); those
-        # made before any read wait here for the next one.
-        self._read: _ReadState | None = None
+        # Our own writes (see own_writes.py): those after a read are remembered with
+        # that read and go into ``checkpoint()``; those made before any read wait
+        # here for the next one.
+        self._read: ReadWrites | None = None
         self._read_hash: dict[str, str] = {}
         self._unattached = OwnWrites()
         self.echoes_skipped = 0  # contacts not delivered: only our write changed them
@@ -194,20 +208,34 @@ class HubSpotConnector:
             if value is not None:
                 fields.setdefault(logical, value)
         updated = to_datetime(props.get("lastmodifieddate")) or to_datetime(raw.get("updatedAt"))
-        return ContactRecord(
-            id=cid, fields=fields, updated_at=updated, merged_ids=merged_ids(props, cid)
-        )
+        return ContactRecord(id=cid, fields=fields, updated_at=updated)
+
+    # -------------------------------------------------------------------- state
+    def load_state(self, data: StoredState | None) -> HubSpotState | None:
+        """A stored state (the format has not changed since the first release)."""
+        return None if data is None else HubSpotState.from_json(data)
+
+    def checkpoint(self) -> HubSpotState | None:
+        """The last complete read's state with the score writes made since: a new
+        value each time (the one the read yielded stays as it was)."""
+        read = self._read
+        return read.snapshot() if read is not None and read.done else None
 
     # -------------------------------------------------------------------- reads
     def read_changes(
-        self, cursor: Cursor | None, *, until: datetime, events_since: datetime
+        self,
+        state: HubSpotState | StoredState | None,
+        *,
+        until: datetime,
+        events_since: datetime,
     ) -> Iterator[ReadBatch]:
-        """Contacts changed since ``cursor`` (see docs/connectors.md, "Reading changes").
+        """Contacts changed since ``state`` (see docs/connectors.md, "Reading changes").
 
-        The cursor this yields is also where ``write_scores`` records our own writes
-        (``own``, ``own_dirty_until``): the sync stores the cursor mapping only after
-        the run's writes, so the writes that follow a read land in the cursor that the
-        next read gets, as with the Salesforce connector."""
+        Score writes that follow the read are remembered with it and go into
+        ``checkpoint()``, so that the next read does not take them for changes.
+        A stored (JSON) state is accepted too and loaded first."""
+        if state is not None and not isinstance(state, HubSpotState):
+            state = HubSpotState.from_json(state)
         until = _aware(until, "until")
         events_since = _aware(events_since, "events_since")
         props = self._contact_properties()
@@ -218,22 +246,27 @@ class HubSpotConnector:
         deleted: tuple[str, ...] = ()
         window_since = events_since
         if self._read is not None:
-            # writes after the previous read whose cursor the caller may have stored
+            # writes after the previous read whose state the caller may have stored
             # before them (say, retries before this read): remembered, but dirty
             self._unattached.absorb(self._read.own)
         self._read = None
         self._read_hash = {}
-        if cursor is None:
+        if state is None:
             pages: Iterator[list[Raw]] = reads.list_all(self.transport, "contacts", props)
         else:
-            since, boundary, own, checked = _parse_cursor(cursor)
+            since = datetime.fromtimestamp(state.since_ms / 1000, tz=UTC)
+            boundary, own, checked = (
+                dict(state.boundary),
+                state.own_writes(),
+                state.boundary_checked,
+            )
             start = reads.look_back(since, lookback)
             # time-window sources: only what is new since the previous read
             window_since = max(events_since, start)
             own.absorb(self._unattached.missing_from(own))
             deleted = self._deleted_since(start)
             vouched = boundary if checked else {}
-            if self._unchanged_since(own, vouched, start, deleted):
+            if self.checks.unchanged_since(own, vouched, start, deleted):
                 self.fast_reads += 1
                 pages = iter(())
             else:
@@ -252,11 +285,8 @@ class HubSpotConnector:
         until_ms = int(to_epoch_ms(until))
         boundary_from = int(to_epoch_ms(reads.look_back(until, lookback)))
         # writes made from here on (between batches, or after the read) belong to
-        # the cursor this read yields
-        new_cursor: dict[str, Any] = {}
-        read = _ReadState(
-            new_cursor, until_ms, boundary_from, new_boundary, own.expire(boundary_from)
-        )
+        # the state of this read
+        read = ReadWrites(until_ms, boundary_from, new_boundary, own.expire(boundary_from))
         self._read = read
         buffer: list[Raw] = []
         for page in pages:
@@ -265,7 +295,7 @@ class HubSpotConnector:
                 if cid in seen:
                     continue
                 seen.add(cid)
-                stamp = _stamp_ms(raw)
+                stamp = stamp_ms(raw)
                 if stamp is not None and boundary_from <= stamp <= until_ms:
                     new_boundary[cid] = stamp
                 if (
@@ -293,130 +323,41 @@ class HubSpotConnector:
         if read.suspects is not None:
             # writes came between batches, after a check that saw only part of the
             # read: look again now that the boundary map is complete
-            self._recheck(read)
-        new_cursor.update(
-            {
-                "version": CURSOR_VERSION,
-                "since": to_epoch_ms(until),
-                "boundary": _pack_boundary(new_boundary),
-            }
-        )
-        read.update_cursor()
+            self.checks.recheck(read)
+        read.done = True
         yield ReadBatch(
             contacts=last.contacts,
             events=last.events,
             merges=last.merges,
             deletions=tuple(d for d in deleted if d not in seen),
-            cursor=new_cursor,
+            state=read.snapshot(),
         )
+
+    def read_contacts(self, ids: Sequence[str], *, events_since: datetime) -> ReadBatch:
+        """Given contacts (batch reads of 100) with their engagement since
+        ``events_since``; unknown ids are left out. The portal-wide time-window
+        sources (marketing e-mail events, form submissions) are not read for a few
+        contacts: the contact's summary properties stand in for them. The state of
+        change reads is not touched."""
+        events_since = _aware(events_since, "events_since")
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        if not wanted:
+            return ReadBatch()
+        raws = reads.batch_read(self.transport, "contacts", wanted, self._contact_properties())
+        now = self.context.now()
+        return self._batch(raws, _EventContext(events_since, now, events_since, portal=False))
 
     def _digest(self, raw: Raw) -> str:
         skip = [self._crm_field(f) for f in self.settings.score_fields]
         return fields_digest(raw.get("properties") or {}, skip)
 
-    def _unchanged_since(
-        self,
-        own: OwnWrites,
-        delivered: Mapping[str, int],
-        start: datetime,
-        deleted: Sequence[str],
-    ) -> bool:
-        """True when nobody but us changed a contact since ``start``: one search call.
-
-        ``lastmodifieddate`` never decreases, so every contact we wrote at or after
-        ``start`` is in the search set ``lastmodifieddate >= start`` once the index
-        has our writes, and so is every contact the previous read delivered with a
-        stamp since ``start`` (``delivered``: its boundary map, passed only when the
-        check before that run's first write vouched for it). If the set is exactly
-        as large as those contacts (less those deleted since) and its newest stamp
-        is the newest we know of, the set is those contacts and nobody changed one
-        after our last write. A lagging index either lacks our latest write (the
-        newest stamp differs) or lacks others (the count differs): both fall back
-        to the full windowed read, never to a miss (see docs/connectors.md for the
-        race that remains)."""
-        start_ms = int(to_epoch_ms(start))
-        mine = own.in_range(start_ms)
-        if not mine or own.dirty_since(start_ms):
-            return False
-        known = _latest(mine, {c: s for c, s in delivered.items() if s >= start_ms})
-        expected = len(known.keys() - set(deleted))
-        total, rows = reads.newest(
-            self.transport,
-            "contacts",
-            modified_prop="lastmodifieddate",
-            since=start,
-            properties=self._contact_properties(),
-            limit=reads.SEARCH_PAGE,
-        )
-        if total != expected or not rows or _stamp_ms(rows[0]) != max(known.values()):
-            return False
-        # The newest contacts come back whole: a change stamped in the same
-        # millisecond as our write of that contact shows in its fields.
-        for raw in rows:
-            cid, stamp = str(raw.get("id")), _stamp_ms(raw)
-            if stamp is None or known.get(cid) != stamp:
-                return False
-            digest = own.digest(cid) if mine.get(cid) == stamp else ""
-            if digest and digest != self._digest(raw):
-                return False
-        return True
-
-    def _recheck(self, read: _ReadState) -> None:
-        """The check again, at the end of a read that had writes between its
-        batches: page through what changed before our first write of the run, and
-        count what changed since, which should be our writes of this run only (so
-        that paging through them is not needed). The index may not have our last
-        writes yet: it is taken to be complete up to the newest stamp it shows,
-        which must be one of ours, with exactly our writes up to there."""
-        cut = read.first_write_ms
-        read.suspects = self._changed_after_read(read, before=cut)
-        read.checked = True
-        if cut is None or not read.written:
-            return
-        since = datetime.fromtimestamp(cut / 1000, tz=UTC)
-        total, rows = reads.newest(
-            self.transport, "contacts", modified_prop="lastmodifieddate", since=since
-        )
-        newest = _stamp_ms(rows[0]) if rows else None
-        ours = sorted(read.written.values())
-        indexed = sum(1 for w in ours if newest is not None and w <= newest)
-        if total != indexed or (newest is not None and newest not in read.written.values()):
-            read.unexplained = max(newest or cut, ours[-1])
-
-    def _changed_after_read(self, read: _ReadState, *, before: int | None = None) -> dict[str, int]:
-        """Before the first write after a read started (and again at the end of a read
-        that had writes between its batches): the contacts whose indexed
-        stamp (since the next read's look-back start) is not the version the read
-        saw nor one of our earlier writes, ``id → stamp``. Usually one search page.
-
-        A contact that someone changed after we read it and that we then write keeps
-        only our write's stamp: the next read could not tell it from an echo of our
-        write without comparing its fields. Writing one of these marks the run's
-        writes dirty, so that the next read compares fields instead of trusting the
-        count (``_unchanged_since``)."""
-        mine = read.own.in_range(read.horizon_ms)
-        changed: dict[str, int] = {}
-        horizon = datetime.fromtimestamp(read.horizon_ms / 1000, tz=UTC)
-        until = None if before is None else datetime.fromtimestamp((before - 1) / 1000, tz=UTC)
-        for page in reads.search_window(
-            self.transport,
-            "contacts",
-            modified_prop="lastmodifieddate",
-            since=horizon,
-            until=until,
-            properties=["lastmodifieddate"],
-        ):
-            for raw in page:
-                cid, stamp = str(raw.get("id")), _stamp_ms(raw)
-                # the version the read saw, or our own write (the index may not have
-                # a write of ours yet, or the read came from the list endpoint)
-                if stamp is not None and stamp not in (mine.get(cid), read.boundary.get(cid)):
-                    changed[cid] = stamp
-        return changed
-
     def _batch(self, raws: Sequence[Raw], ctx: _EventContext) -> ReadBatch:
         contacts = [self._contact(r) for r in raws]
-        merges = tuple(Merge(m, c.id) for c in contacts for m in c.merged_ids)
+        merges = tuple(
+            Merge(m, c.id)
+            for c, r in zip(contacts, raws, strict=True)
+            for m in merged_ids(r.get("properties") or {}, c.id)
+        )
         events = self._events(raws, contacts, ctx)
         return ReadBatch(contacts=tuple(contacts), events=tuple(events), merges=merges)
 
@@ -459,7 +400,7 @@ class HubSpotConnector:
         open, click or form submission also updates the contact's own properties,
         so its contact is among the changed ones, and older events were delivered
         with the read that found them."""
-        if not getattr(self.settings, name) or name in self._sources_off:
+        if not ctx.portal or not getattr(self.settings, name) or name in self._sources_off:
             return False
         try:
             if name == "email_events" and ctx.email is None:
@@ -621,11 +562,11 @@ class HubSpotConnector:
         return out
 
     def read_deal_outcomes(
-        self, since: datetime | None, *, include_open: bool = False
+        self, since: datetime | None, *, include_open: bool = True
     ) -> Iterator[DealRecord]:
-        """Closed deals (open ones too with ``include_open``) changed since ``since``,
-        one record per associated contact; won or lost from the pipeline's stage
-        metadata."""
+        """Every deal (closed ones only with ``include_open=False``) changed since
+        ``since``, with its creation date, one record per associated contact; won or
+        lost from the pipeline's stage metadata."""
         if since is None:
             pages: Iterator[list[Raw]] = reads.list_all(self.transport, "deals", DEAL_PROPERTIES)
         else:
@@ -769,8 +710,8 @@ class HubSpotConnector:
         self._key_checked.add(object_type)
 
     def write_scores(self, updates: Sequence[ScoreUpdate]) -> WriteResult:
-        """Batch updates of 100. Each write's stamp (from the answer) is recorded in
-        the cursor of the read before it (see ``read_changes``) so that the next read
+        """Batch updates of 100. Each write's stamp (from the answer) is remembered
+        with the read before it and goes into ``checkpoint()``, so that the next read
         does not take the write for a change."""
         succeeded: list[str] = []
         failed: list[RecordFailure] = []
@@ -782,7 +723,7 @@ class HubSpotConnector:
             return WriteResult()
         read = self._read
         if read is not None and read.suspects is None:
-            read.suspects = self._changed_after_read(read)
+            read.suspects = self.checks.changed_after_read(read)
             read.checked = read.complete
         stamps: dict[str, int] = {}
         for start in range(0, len(inputs), reads.BATCH_READ):
@@ -797,7 +738,6 @@ class HubSpotConnector:
             if stamps:
                 low = min(stamps.values())
                 read.first_write_ms = min(low, read.first_write_ms or low)
-            read.update_cursor()
         return WriteResult(tuple(succeeded), tuple(failed))
 
     def _update_batch(
@@ -837,7 +777,7 @@ class HubSpotConnector:
         # input answers as its survivor)
         for result in data.get("results") or []:
             if isinstance(result, Mapping) and result.get("id") is not None:
-                stamp = _stamp_ms(result)
+                stamp = stamp_ms(result)
                 if stamp is not None:
                     stamps[str(result["id"])] = stamp
         reasons: dict[str, tuple[str, bool]] = {}
@@ -869,7 +809,7 @@ class HubSpotConnector:
         props: dict[str, Any] = {
             "dealname": spec.name,
             "dealstage": spec.stage,
-            "pipeline": spec.pipeline or self.settings.deal_pipeline,
+            "pipeline": spec.crm_options.get("pipeline") or self.settings.deal_pipeline,
             "closedate": to_epoch_ms(datetime.combine(spec.close_date, time(), tzinfo=UTC)),
             KEY_PROPERTY: spec.key,
         }
@@ -899,7 +839,12 @@ class HubSpotConnector:
         return str(data.get("id")) if data.get("id") is not None else None
 
     def _create_once(
-        self, object_type: str, key: str, body: Mapping[str, Any], *, find: Any
+        self,
+        object_type: str,
+        key: str,
+        body: Mapping[str, Any],
+        *,
+        find: Callable[[], str | None],
     ) -> ActionResult:
         """A plain create is never re-sent blindly: after an unclear failure (a dropped
         answer, a 5xx) we read by key first, and create again only if nothing is there."""
@@ -921,9 +866,7 @@ class HubSpotConnector:
                     if found is not None:
                         return ActionResult(key, found, created=False, note="already existed")
                 raise
-            except CRMResponseError as exc:
-                if "not idempotent" not in str(exc):
-                    raise
+            except NotRetried as exc:  # may have been applied: look before creating again
                 last_error = exc
                 found = find()
                 if found is not None:
@@ -994,6 +937,7 @@ class _EventContext:
     events_since: datetime
     until: datetime
     window_since: datetime  # where the time-window sources start reading
+    portal: bool = True  # read the portal-wide time-window sources at all
     email: reads.EmailEvents | None = None
     forms: reads.FormSubmissions | None = None
 
@@ -1037,89 +981,6 @@ def _aware(moment: datetime, name: str) -> datetime:
     if moment.tzinfo is None:
         raise ValueError(f"{name} must be an aware datetime (UTC)")
     return moment.astimezone(UTC)
-
-
-def _stamp_ms(raw: Raw) -> int | None:
-    props = raw.get("properties") or {}
-    when = to_datetime(props.get("lastmodifieddate")) or to_datetime(raw.get("updatedAt"))
-    return None if when is None else int(to_epoch_ms(when))
-
-
-def _pack_boundary(boundary: Mapping[str, int]) -> dict[str, str]:
-    """``{stamp ms: "id,id,..."}``: compact, since many contacts share a stamp."""
-    if len(boundary) > MAX_BOUNDARY:
-        return {}
-    grouped: dict[int, list[str]] = {}
-    for cid, stamp in boundary.items():
-        grouped.setdefault(stamp, []).append(cid)
-    return {str(stamp): ",".join(sorted(ids)) for stamp, ids in sorted(grouped.items())}
-
-
-@dataclass
-class _ReadState:
-    """What ``write_scores`` needs from the read before it."""
-
-    cursor: dict[str, Any]  # the mapping that read yielded; our writes are added to it
-    until_ms: int
-    horizon_ms: int  # the next read's look-back start
-    boundary: dict[str, int]  # id -> stamp the read saw, for stamps since the horizon
-    own: OwnWrites
-    # contacts changed after the read saw them (id -> stamp), from the check before
-    # the first write; None until then
-    suspects: dict[str, int] | None = None
-    complete: bool = False  # the read has seen all its pages
-    checked: bool = False  # a check ran after the read was complete
-    written: dict[str, int] = field(default_factory=dict)  # this run's writes
-    first_write_ms: int | None = None  # the earliest stamp among them
-    unexplained: int | None = None  # a recheck's count did not match: dirty up to here
-
-    def update_cursor(self) -> None:
-        """Our writes into the cursor. A contact changed after the read saw it, and
-        not read again since, turns the count shortcut off while its stamp is in
-        the window: if we wrote it, our stamp hides that change; if not, a
-        contact of ours merged or deleted at the same time could balance the count.
-        The next read then compares fields (``OwnWrites.is_echo``)."""
-        packed = self.own.pack()
-        marks = [*(self.suspects or {}).values(), self.unexplained, self.own.dirty_until]
-        stamps = [m for m in marks if m is not None]
-        if stamps:
-            packed["own_dirty_until"] = str(max(stamps))
-        self.cursor.pop("own_dirty_until", None)
-        self.cursor.update(packed)
-        if self.checked:
-            self.cursor["boundary_checked"] = True
-
-
-def _latest(*maps: Mapping[str, int]) -> dict[str, int]:
-    """``id → stamp`` over several maps, keeping each id's latest stamp."""
-    out: dict[str, int] = {}
-    for m in maps:
-        for cid, stamp in m.items():
-            if stamp > out.get(cid, stamp - 1):
-                out[cid] = stamp
-    return out
-
-
-def _parse_cursor(cursor: Cursor) -> tuple[datetime, dict[str, int], OwnWrites, bool]:
-    try:
-        version = cursor.get("version")
-        since = cursor["since"]
-        packed = cursor.get("boundary") or {}
-        if version != CURSOR_VERSION:
-            raise ValueError(f"unsupported cursor version {version!r}")
-        moment = datetime.fromtimestamp(int(since) / 1000, tz=UTC)
-        boundary = {
-            cid: int(stamp)
-            for stamp, ids in dict(packed).items()
-            for cid in str(ids).split(",")
-            if cid
-        }
-        checked = cursor.get("boundary_checked") is True
-        return moment, boundary, OwnWrites.unpack(cursor), checked
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ConnectorConfigError(
-            f"hubspot cursor: unreadable ({exc}); run a full sync to reset it"
-        ) from None
 
 
 def _match_by_id_or_label(items: Sequence[Raw], wanted: str) -> Raw | None:

@@ -9,7 +9,6 @@ docs/connectors.md ("HubSpot") documents each key. ``HubSpotSettingsModel`` is w
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
@@ -46,7 +45,7 @@ class HubSpotSettingsModel(SettingsModel):
     tier: str = "pro"
     headroom: float = Field(default=0.9, ge=0.05, le=1.0)
     quota_share: float = Field(default=0.25, gt=0, le=1.0)
-    property_map: dict[str, Any] = Field(default_factory=dict)
+    property_map: dict[str, object] = Field(default_factory=dict)
     score_fields: dict[str, str] = Field(default_factory=dict)
     # strict: "yes" in quotes is text, a typo to flag rather than a flag to guess
     web_analytics: StrictBool = False
@@ -60,7 +59,7 @@ class HubSpotSettingsModel(SettingsModel):
 
     @field_validator("tier", mode="before")
     @classmethod
-    def _lower(cls, value: Any) -> Any:
+    def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("tier")
@@ -79,7 +78,7 @@ class HubSpotSettingsModel(SettingsModel):
 
     @field_validator("property_map")
     @classmethod
-    def _property_map(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _property_map(cls, value: dict[str, object]) -> dict[str, object]:
         found = [mapping_problem(prop, spec) for prop, spec in value.items()]
         if any(found):
             raise problems(*(p for p in found if p is not None))

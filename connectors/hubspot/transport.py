@@ -80,7 +80,11 @@ class HubSpotTransport:
         sleep: Callable[[float], None],
         max_attempts: int = 5,
         timeout: float = 30.0,
+        redactor: Redactor | None = None,
+        reserve: Callable[[], None] = lambda: None,
     ) -> None:
+        """``redactor``: the host's, to which the credentials are added; ``reserve``:
+        called before every API request (a shared budget's wait, if any)."""
         if (access_token is None) == (oauth is None):
             raise ConnectorConfigError("hubspot: give exactly one of access_token or oauth")
         if tier not in TIERS:
@@ -93,7 +97,9 @@ class HubSpotTransport:
         self.max_attempts = max_attempts
         self.timeout = timeout
         self.oauth = oauth
-        self.redactor = Redactor([access_token])
+        self.redactor = redactor if redactor is not None else Redactor()
+        self.redactor.add(access_token)
+        self.reserve = reserve
         if oauth is not None:
             self.redactor.add(oauth.client_secret)
             self.redactor.add(oauth.refresh_token)
@@ -278,6 +284,7 @@ class HubSpotTransport:
         def before() -> None:
             self._ensure_fresh()
             self.meter.before_call(kind)
+            self.reserve()
 
         def classify(exc: BaseException) -> Any:
             self._observe_failure(exc)
@@ -326,6 +333,7 @@ class HubSpotTransport:
         def before() -> None:
             self._ensure_fresh()
             self.meter.before_call("default")
+            self.reserve()
 
         def classify(exc: BaseException) -> Any:
             self._observe_failure(exc)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from connectors.base import ConnectorConfigError, EventRecord
 from scoring import vocabulary as v
@@ -74,7 +74,7 @@ _EPOCH_MS = re.compile(r"^\d{11,14}$")
 
 
 def field_mappings(
-    property_map: Mapping[str, Any] | None, *, source: str = "property_map"
+    property_map: Mapping[str, object] | None, *, source: str = "property_map"
 ) -> tuple[FieldMapping, ...]:
     """The default mapping plus the configured extras (``prop: field`` or
     ``prop: {field: ..., type: number|datetime|bool|text}``); extras win."""
@@ -86,14 +86,17 @@ def field_mappings(
             raise ConnectorConfigError(".".join((source, *where)) + f": {message}")
         if isinstance(spec, str):
             extra[str(prop)] = FieldMapping(str(prop), spec)
-        else:
-            extra[str(prop)] = FieldMapping(str(prop), spec["field"], spec.get("type", "text"))
+        elif isinstance(spec, Mapping):
+            kind = spec.get("type", "text")
+            extra[str(prop)] = FieldMapping(
+                str(prop), str(spec["field"]), cast(Kind, kind) if kind in _KINDS else "text"
+            )
     targets = {m.field for m in extra.values()}
     base = [m for m in DEFAULT_FIELDS if m.prop not in extra and m.field not in targets]
     return (*base, *extra.values())
 
 
-def mapping_problem(prop: Any, spec: Any) -> tuple[tuple[str, ...], str] | None:
+def mapping_problem(prop: object, spec: object) -> tuple[tuple[str, ...], str] | None:
     """What is wrong with one ``property_map`` entry, as (key path, message), if any."""
     if isinstance(spec, str) and spec:
         return None

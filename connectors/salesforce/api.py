@@ -24,8 +24,9 @@ from connectors.base import (
     CRMResponseError,
     QuotaExhausted,
     RuntimeContext,
+    bucket_of,
 )
-from connectors.runtime import CallMeter, QuotaGuard, RedactingLogger, Redactor, call_with_policy
+from connectors.runtime import CallMeter, QuotaGuard, RedactingLogger, call_with_policy
 from connectors.salesforce import policy
 from connectors.salesforce.auth import TOKEN_PATH, CABundleSession, Token, TokenSource
 from connectors.salesforce.config import SalesforceSettings
@@ -50,7 +51,10 @@ class SalesforceApi:
         self.settings = settings
         self._ctx = context
         self._rng = rng or random.Random()
-        self.redactor = Redactor(settings.auth.secrets())
+        # The host's redactor: the secrets added here are masked in its messages too.
+        self.redactor = context.redactor
+        for secret in settings.auth.secrets():
+            self.redactor.add(secret)
         self.log = RedactingLogger(log, self.redactor)
         self.meter = CallMeter(quota=QuotaGuard(settings.quota_share))
         self.token_requests = 0
@@ -70,10 +74,20 @@ class SalesforceApi:
         )
         self._sf: Salesforce | None = None
         self.user_id: str | None = None  # who the API runs as (to recognise our own writes)
+        self.org_id: str | None = None  # the org (names the API budget once known)
         self.rows_read: Counter[str] = Counter()  # records per query label, for benchmarks
         self.page_size = 2000  # Sforce-Query-Options batchSize (200..2000); tests lower it
 
     # -- plumbing -----------------------------------------------------------------------
+    @property
+    def bucket(self) -> str:
+        """The API budget: the org once logged in, else the login endpoint and the
+        connected app (a digest; never a secret)."""
+        if self.org_id:
+            return f"salesforce:{self.org_id}"
+        where = self.settings.instance_url or self.settings.login_url
+        return bucket_of("salesforce", f"{where}|{self.settings.auth.client_id}")
+
     def _now_ts(self) -> float:
         return float(self._ctx.now().timestamp())
 
@@ -81,6 +95,9 @@ class SalesforceApi:
         if (request.path_url or "").startswith(TOKEN_PATH):
             self.token_requests += 1  # OAuth requests do not count against the API allowance
             return
+        # A budget shared with other processes: wait (through the injected sleep)
+        # until it grants this request.
+        self._ctx.reserve(self.bucket)
         limit, remaining = self.meter.daily_limit, self.meter.daily_remaining
         if limit and remaining is not None and limit - remaining >= self.settings.headroom * limit:
             raise QuotaExhausted(
@@ -120,6 +137,7 @@ class SalesforceApi:
     def _connect(self) -> Salesforce:
         token = self._fetch_token()
         self.user_id = token.user_id or self.user_id
+        self.org_id = token.org_id or self.org_id
         instance = self.settings.instance_url or token.instance_url
         if not instance:
             raise ConnectorConfigError(

@@ -74,6 +74,7 @@ class Token:
     access_token: str = field(repr=False)
     instance_url: str
     user_id: str | None = None  # the API user, from the identity URL ``.../id/{org}/{user}``
+    org_id: str | None = None  # the org, from the same URL
 
 
 class TokenSource:
@@ -165,8 +166,15 @@ class TokenSource:
             raise AuthError(f"salesforce: token response from {url} has no access_token")
         log.info("salesforce: obtained an access token (%s)", self._auth.kind)
         identity = body.get("id")
-        user_id = identity.rstrip("/").rsplit("/", 1)[-1] if isinstance(identity, str) else None
-        return Token(access_token=access, instance_url=str(instance or ""), user_id=user_id or None)
+        parts = identity.rstrip("/").rsplit("/", 2) if isinstance(identity, str) else []
+        user_id = parts[-1] if parts else None
+        org_id = parts[-2] if len(parts) == 3 else None
+        return Token(
+            access_token=access,
+            instance_url=str(instance or ""),
+            user_id=user_id or None,
+            org_id=org_id or None,
+        )
 
 
 class TokenEndpointBusy(Exception):

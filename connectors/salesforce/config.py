@@ -89,7 +89,7 @@ class _Auth(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _blank_is_missing(cls, data: Any) -> Any:
+    def _blank_is_missing(cls, data: object) -> object:
         # "client_id: ${SF_CLIENT_ID}" with the variable set to nothing is missing too
         if isinstance(data, Mapping):
             return {k: v for k, v in data.items() if v != ""}
@@ -177,7 +177,7 @@ class SalesforceSettingsModel(SettingsModel):
 
     @field_validator("version", mode="before")
     @classmethod
-    def _version_text(cls, value: Any) -> Any:
+    def _version_text(cls, value: object) -> object:
         # an unquoted 59.0 is a YAML number
         return (
             str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
@@ -192,7 +192,7 @@ class SalesforceSettingsModel(SettingsModel):
 
     @field_validator("ca_bundle", mode="before")
     @classmethod
-    def _blank_bundle(cls, value: Any) -> Any:
+    def _blank_bundle(cls, value: object) -> object:
         return None if value == "" else value
 
     @field_validator("ca_bundle")
@@ -211,7 +211,7 @@ class SalesforceSettingsModel(SettingsModel):
 
     @field_validator("session_id", mode="before")
     @classmethod
-    def _blank_session(cls, value: Any) -> Any:
+    def _blank_session(cls, value: object) -> object:
         return None if value == "" else value
 
     @model_validator(mode="after")

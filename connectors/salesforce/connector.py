@@ -27,7 +27,6 @@ from connectors.base import (
     ContactKind,
     ContactRecord,
     CRMResponseError,
-    Cursor,
     DealRecord,
     DealSpec,
     EventRecord,
@@ -39,6 +38,7 @@ from connectors.base import (
     RecordFailure,
     RuntimeContext,
     ScoreUpdate,
+    StoredState,
     TaskSpec,
     WriteResult,
 )
@@ -62,10 +62,11 @@ from connectors.salesforce.soql import (
     parse_datetime,
     soql_datetime,
 )
+from connectors.salesforce.state import ObjectState, SalesforceState
 
-CURSOR_VERSION = 1
 MAX_SEEN = 100_000  # ids remembered for de-duplication inside the look-back window
 OBJECT_OF: Mapping[ContactKind, str] = {"lead": "Lead", "contact": "Contact"}
+KEY_PREFIX: Mapping[str, str] = {"Lead": "00Q", "Contact": "003"}  # of record ids
 PRIORITY = {"high": "High", "medium": "Normal", "low": "Low"}
 TASK_TYPE = {"call": "Call", "email": "Email", "todo": "Other"}
 TASK_SUBTYPE = {"call": "Call", "email": "Email", "todo": "Task"}
@@ -175,15 +176,20 @@ class SalesforceConnector:
         self._key_on_opportunity = False
         self.echoes_skipped = 0
         # Our own score writes bump SystemModstamp; to avoid re-reading every written
-        # record next run, the cursor carries when we wrote each one and a hash of the
-        # fields we had read (see _is_own_echo). The dict is shared with the cursor
-        # the read yielded, which the sync stores after the writes.
+        # record next run, the state carries when we wrote each one and a hash of the
+        # fields we had read (see _is_own_echo): ``checkpoint()`` adds the writes
+        # made since the last complete read to that read's objects.
         self._read_hash: dict[str, str] = {}
-        self._own_writes: dict[str, list[str]] = {}
+        self._own_writes: dict[str, tuple[str, str]] = {}
+        self._objects: dict[str, ObjectState] | None = None  # the last complete read's
         # object -> lower-case field name -> describe entry, and when it was described
         self._described: dict[str, dict[str, Mapping[str, Any]]] = {}
         self._described_at: dict[str, datetime] = {}
         self._queues_readable: bool | None = None  # None: not tried yet (see list_owners)
+
+    @property
+    def bucket(self) -> str:
+        return self.api.bucket
 
     @classmethod
     def from_config(
@@ -191,13 +197,33 @@ class SalesforceConnector:
     ) -> SalesforceConnector:
         return cls(parse_settings(config), context=context)
 
+    # ================================================================== state
+    def load_state(self, data: StoredState | None) -> SalesforceState | None:
+        """A stored state: version 2, or version 1 (``"v": 1``) of earlier releases."""
+        return None if data is None else SalesforceState.from_json(data)
+
+    def checkpoint(self) -> SalesforceState | None:
+        """The last complete read's objects with our score writes so far: a new value
+        (the one the read yielded stays as it was)."""
+        if self._objects is None:
+            return None
+        return SalesforceState(objects=self._objects, own_writes=self._own_writes)
+
     # ================================================================== reads
     def read_changes(
-        self, cursor: Cursor | None, *, until: datetime, events_since: datetime
+        self,
+        state: SalesforceState | StoredState | None,
+        *,
+        until: datetime,
+        events_since: datetime,
     ) -> Iterator[ReadBatch]:
+        """Leads and Contacts changed since ``state`` (docs/connectors.md); a stored
+        (JSON) state is accepted too and loaded first."""
         if until.tzinfo is None or events_since.tzinfo is None:
             raise ValueError("read_changes needs aware datetimes")
-        state = self._parse_cursor(cursor)
+        if state is not None and not isinstance(state, SalesforceState):
+            state = SalesforceState.from_json(state)
+        self._objects = None
         # Whole seconds, the precision Salesforce documents for SOQL literals; rows in
         # the dropped fraction of a second come with the next read (look-back).
         until = until.replace(microsecond=0)
@@ -211,29 +237,27 @@ class SalesforceConnector:
         people: set[str] = set()
         horizon = until - lookback
         self._read_hash = {}
+        own: Mapping[str, tuple[str, str]] = state.own_writes if state is not None else {}
         self._own_writes = {
-            i: w
-            for i, w in (state or {}).get("__own_writes__", {}).items()
-            if (parse_datetime(w[0]) or horizon) >= horizon
+            i: w for i, w in own.items() if (parse_datetime(w[0]) or horizon) >= horizon
         }
-        new_objects: dict[str, Any] = {}
+        new_objects: dict[str, ObjectState] = {}
         deletions: list[str] = []
         removed_merges: list[Merge] = []
-        known_master = (state or {}).get("__master__", {})
         # Leads and Contacts share batches so that each engagement query carries as many
         # ids as the URL allows (a small incremental read needs one query per source).
         buffer: list[tuple[str, dict[str, Any]]] = []
         for obj in self.settings.objects:
-            prev = state.get(obj) if state is not None else None
-            since = None if prev is None else prev["until"] - lookback
-            seen: dict[str, str] = dict(prev["seen"]) if prev is not None else {}
-            own: Mapping[str, Any] = state.get("__own_writes__", {}) if state is not None else {}
+            prev = state.objects.get(obj) if state is not None else None
+            since = None if prev is None else prev.until - lookback
+            seen: dict[str, str] = dict(prev.seen) if prev is not None else {}
+            known_master = prev.master if prev is not None else None
             emitted: set[str] = set()
             new_seen: dict[str, str] = {}
             # An incremental read is one queryAll per object: changed rows and rows
             # deleted (or merged away) in the same window, told apart by IsDeleted,
             # instead of a second query for the recycle bin.
-            master = None if prev is None else self._has_master(obj, known_master.get(obj))
+            master = None if prev is None else self._has_master(obj, known_master)
             pages = self._changed_pages(
                 obj, since=since, until=until, full=prev is None, master=master
             )
@@ -281,22 +305,48 @@ class SalesforceConnector:
             }
             if len(kept) > MAX_SEEN:  # only costs a re-read of unchanged rows next time
                 kept = dict(sorted(kept.items(), key=lambda kv: _seen_stamp(kv[1]))[-MAX_SEEN:])
-            new_objects[obj] = {"until": soql_datetime(until), "seen": kept}
-            remembered = self._master_memory(obj, known_master.get(obj))
-            if remembered is not None:
-                new_objects[obj]["master"] = remembered
+            new_objects[obj] = ObjectState(
+                until=until, seen=kept, master=self._master_memory(obj, known_master)
+            )
         if by_window:
             yield from self._window_events(people, events_since)
         last = self._batch(buffer, events_since, with_events=not by_window)
+        self._objects = new_objects
         yield ReadBatch(
             contacts=last.contacts,
             events=last.events,
             merges=(*last.merges, *removed_merges),
             deletions=tuple(deletions),
-            cursor={"v": CURSOR_VERSION, "objects": new_objects, "own_writes": self._own_writes},
+            state=SalesforceState(objects=new_objects, own_writes=self._own_writes),
         )
 
-    def _is_own_echo(self, rec: Mapping[str, Any], digest: str, written: Any) -> bool:
+    def read_contacts(self, ids: Sequence[str], *, events_since: datetime) -> ReadBatch:
+        """Given Leads and Contacts (SOQL ``Id IN`` per object, as many ids a query as
+        the URL allows) with their activities since ``events_since``; unknown ids are
+        left out, a converted Lead comes as a merge into its Contact. The state of
+        change reads is not touched."""
+        if events_since.tzinfo is None:
+            raise ValueError("read_contacts needs an aware datetime")
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        items: list[tuple[str, dict[str, Any]]] = []
+        for obj in self.settings.objects:
+            # Ids carry their object's key prefix: ask each object only for its own.
+            mine = [
+                i for i in wanted if i[:3] not in KEY_PREFIX.values() or KEY_PREFIX[obj] == i[:3]
+            ]
+            if not mine:
+                continue
+            fields, _where = self._select(obj, full=False)
+            select = ", ".join(dict.fromkeys(["Id", "SystemModstamp", *fields]))
+            template = f"SELECT {select} FROM {obj} WHERE Id IN {{ids}}"
+            for soql, _chunk in chunk_ids(mine, template):
+                for page in self.api.query_pages(soql, what=f"read {obj} by id"):
+                    items.extend((obj, rec) for rec in page)
+        return self._batch(items, events_since.replace(microsecond=0))
+
+    def _is_own_echo(
+        self, rec: Mapping[str, Any], digest: str, written: tuple[str, str] | None
+    ) -> bool:
         """True when the only change since our last read is our own score write: we
         wrote it (and are still its last modifier), nothing touched it after that
         write, and the fields we read are unchanged. A mismatched clock or a missing
@@ -328,37 +378,6 @@ class SalesforceConnector:
         )
         return per_query * max(1, PAGE_SIZE // per_query)
 
-    def _parse_cursor(self, cursor: Cursor | None) -> dict[str, dict[str, Any]] | None:
-        if cursor is None:
-            return None
-        objects = cursor.get("objects") if isinstance(cursor, Mapping) else None
-        if cursor.get("v") != CURSOR_VERSION or not isinstance(objects, Mapping):
-            raise ConnectorConfigError(
-                "salesforce: the saved cursor is not one this connector wrote; "
-                "run a full sync to replace it"
-            )
-        out: dict[str, dict[str, Any]] = {}
-        own = cursor.get("own_writes") or {}
-        out["__own_writes__"] = {
-            str(k): list(v) for k, v in own.items() if isinstance(v, list | tuple) and len(v) == 2
-        }
-        master: dict[str, tuple[datetime, bool]] = {}
-        out["__master__"] = master
-        for obj, entry in objects.items():
-            stamp = parse_datetime(entry.get("until")) if isinstance(entry, Mapping) else None
-            if stamp is None:
-                raise ConnectorConfigError(f"salesforce: cursor for {obj} has no valid 'until'")
-            seen = entry.get("seen") or {}
-            out[str(obj)] = {"until": stamp, "seen": dict(seen)}
-            # Optional (older cursors lack it): what describe said about MasterRecordId.
-            # Anything unreadable only costs one describe.
-            known = entry.get("master")
-            if isinstance(known, list | tuple) and len(known) == 2:
-                at = parse_datetime(known[0])
-                if at is not None and isinstance(known[1], bool):
-                    master[str(obj)] = (at, known[1])
-        return out
-
     def _has_master(self, obj: str, known: tuple[datetime, bool] | None) -> bool:
         """Whether ``obj`` has ``MasterRecordId`` (which names a merge's survivor).
         Salesforce has it on Lead and Contact; an org or fake without it only reports
@@ -368,14 +387,14 @@ class SalesforceConnector:
             return "masterrecordid" in self._fields(obj)
         return known[1]
 
-    def _master_memory(self, obj: str, known: tuple[datetime, bool] | None) -> list[Any] | None:
-        """What the next cursor remembers about ``obj``'s MasterRecordId (no calls)."""
+    def _master_memory(
+        self, obj: str, known: tuple[datetime, bool] | None
+    ) -> tuple[datetime, bool] | None:
+        """What the next state remembers about ``obj``'s MasterRecordId (no calls)."""
         if obj in self._described:
             at = self._described_at.get(obj) or self._ctx.now()
-            return [soql_datetime(at), "masterrecordid" in self._described[obj]]
-        if known is not None:
-            return [soql_datetime(known[0]), known[1]]
-        return None
+            return (at, "masterrecordid" in self._described[obj])
+        return known
 
     def _select(self, obj: str, *, full: bool) -> tuple[list[str], str]:
         fmap = self._fmaps[obj]
@@ -589,11 +608,11 @@ class SalesforceConnector:
         return out
 
     def read_deal_outcomes(
-        self, since: datetime | None, *, include_open: bool = False
+        self, since: datetime | None, *, include_open: bool = True
     ) -> Iterator[DealRecord]:
-        """Closed Opportunities (open ones too with ``include_open``: a contact with an
-        open one is no longer a lead to score) changed since ``since``, one record per
-        contact role."""
+        """Every Opportunity (closed ones only with ``include_open=False``; an open one
+        tells that a contact is no longer a lead to score) changed since ``since``,
+        with its creation date, one record per contact role."""
         clauses = [] if include_open else ["IsClosed = true"]
         if since is not None:
             clauses.append(f"SystemModstamp >= {soql_datetime(since)}")
@@ -634,6 +653,14 @@ class SalesforceConnector:
                             else datetime.combine(close, time(), tzinfo=UTC)
                         ),
                     )
+
+    def read_conversions(
+        self, since: datetime | None
+    ) -> Iterator[tuple[str, str, datetime, str | None]]:
+        """Converted Leads (``ReadsConversions``): lead, contact, when, opportunity."""
+        from connectors.salesforce.outcomes import read_conversions
+
+        return read_conversions(self, since)
 
     # ================================================================== set-up
     def ensure_fields(
@@ -767,7 +794,7 @@ class SalesforceConnector:
                         succeeded.append(rec["id"])
                         digest = self._read_hash.get(rec["id"])
                         if digest is not None:
-                            self._own_writes[rec["id"]] = [wrote, digest]
+                            self._own_writes[rec["id"]] = (wrote, digest)
                         continue
                     reason, retriable = _record_error(res)
                     if retriable and attempt == 0:
@@ -882,10 +909,11 @@ class SalesforceConnector:
         self.api.call("link opportunity to contact", attempt, idempotent=True)
 
     def _lead_status(self, spec: DealSpec) -> ActionResult:
-        if not spec.lead_status:
+        status = spec.crm_options.get("lead_status")
+        if not status:
             raise ConnectorConfigError(
                 "salesforce create_deal: a Lead gets a status change instead of an "
-                "Opportunity; DealSpec.lead_status is required"
+                "Opportunity; DealSpec.crm_options['lead_status'] is required"
             )
         rows = self._query_one(
             format_soql("SELECT Id, Status FROM Lead WHERE Id = {}", spec.contact_id),
@@ -893,15 +921,15 @@ class SalesforceConnector:
         )
         if not rows:
             raise CRMResponseError(f"salesforce create_deal: no Lead {spec.contact_id}")
-        if rows[0].get("Status") == spec.lead_status:
+        if rows[0].get("Status") == status:
             return ActionResult(spec.key, spec.contact_id, created=False, note="status already set")
         self._one(
             "PATCH",
-            {"attributes": {"type": "Lead"}, "id": spec.contact_id, "Status": spec.lead_status},
+            {"attributes": {"type": "Lead"}, "id": spec.contact_id, "Status": status},
             what="update lead status",
         )
         return ActionResult(
-            spec.key, spec.contact_id, created=True, note=f"Lead status set to {spec.lead_status}"
+            spec.key, spec.contact_id, created=True, note=f"Lead status set to {status}"
         )
 
     def create_task(self, spec: TaskSpec) -> ActionResult:

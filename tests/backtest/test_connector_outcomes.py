@@ -20,9 +20,11 @@ from sf_conn_support import responses_org  # noqa: E402
 def test_hubspot_deals_open_and_closed_with_dates_and_contacts() -> None:
     with sandbox_env(300) as env:
         connector = env.connector()
-        closed = list(connector.read_deal_outcomes(None))
+        closed = list(connector.read_deal_outcomes(None, include_open=False))
         every = _read_deals(connector, None)
         assert len(every) > len(closed)
+        # every deal is the default: open ones with their creation date
+        assert list(connector.read_deal_outcomes(None)) == every
         assert any(d.is_open for d in every) and not any(d.is_open for d in closed)
         assert all(d.created_at is not None and d.contact_id for d in every)
         assert all(d.closed_at is None and d.is_won is None for d in every if d.is_open)
@@ -35,7 +37,7 @@ def test_salesforce_opportunities_open_and_closed_and_conversions() -> None:
         connector = org.connector()
         every = _read_deals(connector, None)
         closed = [d for d in every if not d.is_open]
-        assert closed == list(connector.read_deal_outcomes(None))
+        assert closed == list(connector.read_deal_outcomes(None, include_open=False))
         assert any(d.is_open for d in every)
         assert all(d.is_won is None and d.closed_at is None for d in every if d.is_open)
         reader = _conversion_reader(connector)

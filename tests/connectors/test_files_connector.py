@@ -248,7 +248,7 @@ def test_read_side_extras_and_read_only_writes(tmp_path: Path) -> None:
     calls = [
         lambda: conn.write_scores([ScoreUpdate("c1", {"leadsync_score": 50})]),
         lambda: conn.create_deal(
-            DealSpec("k", "c1", "Deal", None, "new", None, datetime(2026, 7, 1).date())
+            DealSpec("k", "c1", "Deal", None, "new", datetime(2026, 7, 1).date())
         ),
         lambda: conn.create_task(
             TaskSpec("k", "c1", None, "Call", "Call them", datetime(2026, 7, 1, tzinfo=UTC))
@@ -343,3 +343,17 @@ def test_check_says_read_only_when_write_back_creates_deals(tmp_path: Path) -> N
     conn = connector(tmp_path)
     lines = conn.check_deal_settings(pipeline=None, stage="new", lead_status=None)
     assert len(lines) == 1 and "read-only" in lines[0] and "--dry-run" in lines[0]
+
+
+def test_an_unversioned_cursor_of_an_earlier_release_keeps_working(tmp_path: Path) -> None:
+    conn = connector(tmp_path)
+    state = read_all(conn)[-1].state
+    assert state is not None and conn.checkpoint() == state
+    stored = state.to_json()
+    assert stored["version"] == 1
+    legacy = stored["files"]  # what earlier releases stored: the fingerprints alone
+    assert isinstance(legacy, dict)
+    loaded = conn.load_state(legacy)
+    assert loaded == state
+    assert read_all(conn, loaded) == []
+    assert conn.bucket == "files:local"

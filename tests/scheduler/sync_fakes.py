@@ -53,6 +53,17 @@ def models(text: str = MODEL_YAML) -> list[ScoringModel]:
     return list(load_models(text, "test-model.yaml").models)
 
 
+@dataclass(frozen=True, slots=True)
+class SeqState:
+    """The fake's resume point: the change sequence number read up to."""
+
+    seq: int
+    version: int = 1
+
+    def to_json(self) -> dict[str, object]:
+        return {"seq": self.seq}
+
+
 @dataclass(frozen=True)
 class _Reason:
     rule: str
@@ -159,6 +170,8 @@ class FakeCRM:
     merges: list[tuple[int, Merge]] = field(default_factory=list)
     deletions: list[tuple[int, str]] = field(default_factory=list)
     fields_ensured: list[str] = field(default_factory=list)
+    bucket: str = "fake:test"
+    last_state: SeqState | None = None
 
     # ---------------------------------------------------------------- test helpers
     def add(
@@ -231,10 +244,20 @@ class FakeCRM:
         self.calls_by[what] = self.calls_by.get(what, 0) + n
 
     # ------------------------------------------------------------------ protocol
+    def load_state(self, data: Mapping[str, object] | None) -> SeqState | None:
+        if data is None:
+            return None
+        seq = data.get("seq", 0)
+        return SeqState(int(seq) if isinstance(seq, int | str) else 0)
+
+    def checkpoint(self) -> SeqState | None:
+        return self.last_state
+
     def read_changes(
-        self, cursor: Mapping[str, Any] | None, *, until: datetime, events_since: datetime
+        self, state: SeqState | None, *, until: datetime, events_since: datetime
     ) -> Iterator[ReadBatch]:
-        since = int((cursor or {}).get("seq", 0))
+        self.last_state = None
+        since = state.seq if state is not None else 0
         changed = sorted(
             (cid for cid, c in self.contacts.items() if c["seq"] > since),
             key=lambda cid: self.contacts[cid]["seq"],
@@ -266,8 +289,9 @@ class FakeCRM:
                 events=evs,
                 merges=merges if i == 0 else (),
                 deletions=deletions if i == 0 else (),
-                cursor={"seq": top} if last else None,
+                state=SeqState(top) if last else None,
             )
+        self.last_state = SeqState(top)
 
     def list_owners(self) -> Sequence[Owner]:
         self._call("owners")

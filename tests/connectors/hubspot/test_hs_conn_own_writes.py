@@ -49,7 +49,7 @@ def _edit(env: Env, contact_id: str, **properties: str) -> None:
 class Baseline:
     """A full read whose every contact then got a score written."""
 
-    cursor: Any  # the cursor mapping the read yielded, after the writes
+    cursor: Any  # the stored state after the writes (``checkpoint()``)
     ids: list[str]
     connector: HubSpotConnector
 
@@ -76,7 +76,14 @@ def _baseline(
         [ScoreUpdate(cid, {"lead_score": 10 + i % 60}) for i, cid in enumerate(written)]
     )
     assert sorted(result.succeeded) == sorted(written) and result.failed == ()
-    return Baseline(batches[-1].cursor, ids, connector)
+    return Baseline(_checkpoint(connector), ids, connector)
+
+
+def _checkpoint(connector: HubSpotConnector) -> dict[str, Any]:
+    """What the sync stores after its writes."""
+    state = connector.checkpoint()
+    assert state is not None
+    return _stored(state.to_json())
 
 
 def _read(env: Env, cursor: Any) -> tuple[list[ReadBatch], HubSpotConnector, int]:
@@ -313,7 +320,7 @@ def test_an_earlier_write_changed_by_someone_else_during_a_later_run_is_returned
         # run 2 then writes another contact's decayed score, later than that edit
         connector.write_scores([ScoreUpdate(decayed, {"lead_score": 3})])
         env.clock.advance(QUARTER_HOUR)
-        third, connector, _calls = _read(env, second[-1].cursor)
+        third, connector, _calls = _read(env, _checkpoint(connector))
         assert _ids(third) == [edited] and connector.fast_reads == 0
         assert connector.echoes_skipped == len(base.ids) - 1
 
@@ -325,7 +332,6 @@ def test_writes_between_batches_of_a_read_are_remembered_too() -> None:
         env.clock.advance(30)
         connector = env.connector(batch_size=100, **SCORE)
         connector.ensure_fields([FieldSpec("lead_score")])
-        cursor: Any = None
         written: list[str] = []
         for batch in connector.read_changes(
             None, until=env.clock.datetime(), events_since=env.clock.datetime() - timedelta(1)
@@ -334,7 +340,7 @@ def test_writes_between_batches_of_a_read_are_remembered_too() -> None:
             ids = [c.id for c in batch.contacts if c.id not in recent]
             connector.write_scores([ScoreUpdate(cid, {"lead_score": 50}) for cid in ids])
             written += ids
-            cursor = batch.cursor or cursor
+        cursor = _checkpoint(connector)
         assert len(written) > 250
         assert set(OwnWrites.unpack(cursor).stamps) == set(written)
         assert cursor["boundary_checked"] is True
@@ -371,7 +377,7 @@ def test_a_merge_that_balances_the_count_during_a_later_run_is_returned() -> Non
         env.clock.advance(10)
         connector.write_scores([ScoreUpdate(base.ids[21], {"lead_score": 4})])  # later
         env.clock.advance(QUARTER_HOUR)
-        third, connector, _calls = _read(env, second[-1].cursor)
+        third, connector, _calls = _read(env, _checkpoint(connector))
         assert _ids(third) == [merged_into] and connector.fast_reads == 0
 
 
@@ -418,7 +424,6 @@ def test_a_change_during_a_read_with_writes_between_batches_is_returned() -> Non
     with sandbox_env(300, search_lag_seconds=3.0) as env:
         connector = env.connector(batch_size=100, **SCORE)
         connector.ensure_fields([FieldSpec("lead_score")])
-        cursor: Any = None
         first: list[str] = []
         for batch in connector.read_changes(
             None, until=env.clock.datetime(), events_since=env.clock.datetime() - timedelta(1)
@@ -431,7 +436,7 @@ def test_a_change_during_a_read_with_writes_between_batches_is_returned() -> Non
                 env.clock.advance(5)
                 # someone changes a contact we read and wrote, while the read goes on
                 _edit(env, first[3], jobtitle="Head of Ops")
-            cursor = batch.cursor or cursor
+        cursor = _checkpoint(connector)
         assert int(cursor["own_dirty_until"]) > 0
         env.clock.advance(QUARTER_HOUR)
         batches, connector, _calls = _read(env, cursor)
@@ -446,3 +451,30 @@ def test_a_change_in_the_same_millisecond_as_our_write_is_returned() -> None:
         env.clock.advance(QUARTER_HOUR)
         batches, connector, _calls = _read(env, base.cursor)
         assert _ids(batches) == [edited] and connector.fast_reads == 0
+
+
+def test_the_state_a_read_yields_never_changes_and_checkpoint_adds_our_writes() -> None:
+    with sandbox_env(120) as env:
+        connector = env.connector(**SCORE)
+        connector.ensure_fields([FieldSpec("lead_score")])
+        batches = read_all(connector, None, until=env.clock.datetime())
+        yielded = batches[-1].state
+        assert yielded is not None
+        before = json.dumps(yielded.to_json(), sort_keys=True)
+        env.clock.advance(2)
+        ids = _ids(batches)[:5]
+        connector.write_scores([ScoreUpdate(cid, {"lead_score": 7}) for cid in ids])
+        # the value the read handed out is as it was
+        assert json.dumps(yielded.to_json(), sort_keys=True) == before
+        assert OwnWrites.unpack(yielded.to_json()).stamps == {}
+        after = connector.checkpoint()
+        assert after is not None and after is not yielded
+        assert set(OwnWrites.unpack(after.to_json()).stamps) == set(ids)
+        # a round trip through JSON gives the same state back
+        assert connector.load_state(_stored(after.to_json())) == after
+
+
+def test_a_connector_that_never_completed_a_read_has_no_checkpoint() -> None:
+    with sandbox_env(20) as env:
+        connector = env.connector(**SCORE)
+        assert connector.checkpoint() is None

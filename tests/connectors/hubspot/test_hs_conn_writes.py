@@ -111,7 +111,7 @@ def _deal(contact: str, key: str = "deal-key-1") -> DealSpec:
         name="Inbound: hot lead",
         owner_id=None,
         stage="appointmentscheduled",
-        pipeline="default",
+        crm_options={"pipeline": "default"},
         close_date=date(2026, 7, 31),
         amount=1200.0,
     )
@@ -215,7 +215,7 @@ def test_owners_set_owner_and_deal_outcomes() -> None:
         contact = _contacts(env, 1)[0]
         connector.set_owner(contact, person.id)
         assert _prop(env, "contacts", contact, "hubspot_owner_id") == person.id
-        outcomes = list(connector.read_deal_outcomes(None))
+        outcomes = list(connector.read_deal_outcomes(None, include_open=False))
         assert outcomes and all(not d.is_open and d.is_won in (True, False) for d in outcomes)
         assert all(d.contact_id for d in outcomes)
         assert any(d.is_won for d in outcomes) and any(d.is_won is False for d in outcomes)

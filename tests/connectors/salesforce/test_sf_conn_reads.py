@@ -227,11 +227,13 @@ def test_own_score_writes_are_not_read_back_but_later_changes_are(org: Org) -> N
     org.clock.advance(600)
     active = set(org.sandbox.simulate_activity(5, seed=9))  # later activity on some
     org.clock.advance(60)
-    second = _read(c, org.clock, first[-1].cursor)
+    after_writes = c.checkpoint()  # what the sync stores after its writes
+    assert after_writes is not None
+    second = _read(c, org.clock, after_writes)
     ids = set(_ids(second))
     assert ids == active | {edited.id}
     assert c.echoes_skipped == len(people) - len(ids)
     # A connector that cannot tell its own writes (no cursor memory) re-reads them all.
     plain = org.connector()
-    forgetful = dict(first[-1].cursor or {}, own_writes={})
+    forgetful = dict(after_writes.to_json(), own_writes={})
     assert len(_ids(_read(plain, org.clock, forgetful))) >= len(people)

@@ -142,7 +142,7 @@ def test_session_id_without_credentials_cannot_renew(org: Org) -> None:
 def _deal(contact_id: str, key: str = "deal-1") -> DealSpec:
     return DealSpec(
         key=key, contact_id=contact_id, name="leadsync: hot lead", owner_id=None,
-        stage="Prospecting", pipeline=None, close_date=date(2026, 7, 31), amount=1200.0,
+        stage="Prospecting", close_date=date(2026, 7, 31), amount=1200.0,
     )  # fmt: skip
 
 
@@ -197,8 +197,8 @@ def test_lead_gets_a_status_change_instead_of_a_deal(org: Org) -> None:
     lead = next(p for p in _people(c, org) if p.kind == "lead")
     spec = DealSpec(
         key="deal-lead", contact_id=lead.id, name="x", owner_id=None, stage="Prospecting",
-        pipeline=None, close_date=date(2026, 7, 31), contact_kind="lead",
-        lead_status="Working - Contacted",
+        close_date=date(2026, 7, 31), contact_kind="lead",
+        crm_options={"lead_status": "Working - Contacted"},
     )  # fmt: skip
     first = c.create_deal(spec)
     second = c.create_deal(spec)
