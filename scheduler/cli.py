@@ -14,12 +14,14 @@ import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from scheduler import (
+    cli_alerts,
     cli_backtest,
     cli_demo,
     cli_init,
     cli_leads,
     cli_sandbox,
     cli_scoring,
+    cli_serve,
     cli_status,
     cli_sync,
     cli_train,
@@ -74,6 +76,8 @@ for module in (
     cli_leads,
     cli_backtest,
     cli_train,
+    cli_alerts,
+    cli_serve,
 ):
     module.register(app)
 for _info in app.registered_commands:  # every command, whichever module added it

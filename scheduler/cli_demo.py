@@ -190,6 +190,9 @@ def run_demo(
                 config, store, connector, models, now=clock.datetime(), path=report.resolve()
             )
         if not quiet:
+            from scheduler.alerts.demo import demo_alerts
+
+            demo_alerts(store, echo=say, owners=connector.list_owners)
             print_demo(result)
         if inspect is not None:
             inspect(crm_end.inspection(clock.advance, result))

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from scheduler.alerts.deliver import alerts_status
 from scheduler.cli_common import stdout
 from scheduler.cli_leads import short_time
 from scheduler.cli_sync import _guard, _load, _out, open_store
@@ -128,6 +129,7 @@ def status_data(store: StateStore, pipeline: str, *, full_cursor: bool = False) 
         "ledger": counts,
         "rejected": [_rejected(r) for r in rejected],
         "budget": last.get("budget", {}),
+        "alerts": alerts_status(store),
     }
     if full_cursor:
         data["cursor"] = cursor
@@ -222,6 +224,11 @@ def print_status(data: dict[str, Any], *, as_json: bool) -> None:
                 f"  {r['contact_id']}: {r['reason']} ({r['attempts']} attempt(s){retry})",
                 markup=False,
             )
+        alerts = data["alerts"]
+        if alerts["owed"] or alerts["given_up"]:
+            con.print(f"alerts owed: {alerts['owed']}; given up: {alerts['given_up']}")
+        for a in alerts["given_up_recent"]:
+            con.print(f"  {a['key']} to {a['destination']}: {a['error']}", markup=False)
         budget = budget_text(data["budget"] or {})
         if budget:
             con.print(budget, markup=False)

@@ -32,6 +32,7 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from connectors.settings import path_fields
+from scheduler.serve.settings import ServeConfig
 from scoring.vocabulary import CONTACT_FIELDS
 from scoring.yaml_problems import (
     Located,
@@ -290,6 +291,10 @@ class SyncConfig(_Strict):
     retain_events: timedelta = timedelta(days=400)
     # How often a run also reads won and lost deals (and conversions) for the backtest.
     outcomes_every: timedelta = timedelta(hours=1)
+    # Alerts to reps (docs/alerts.md): an AlertsConfig, checked by the loader.
+    alerts: Any = None
+    # ``leadsync serve`` (docs/realtime.md): webhooks and product events in.
+    serve: ServeConfig | None = None
     # Set by the loader, not by the user: where relative paths start.
     base_dir: str = "."
     source: str = "<config>"
@@ -589,6 +594,14 @@ def parse_config(
 def _validate(loader: _Loader, data: dict[str, Any], base_dir: Path) -> SyncConfig:
     """The checks after reading: the connector's settings, the file, the templates."""
     settings = _check_crm(loader, data, base_dir)
+    if data.get("alerts") is not None:
+        from scheduler.alerts.config import validate_alerts
+
+        try:
+            data["alerts"] = validate_alerts(data["alerts"], loader.source, located=loader.located)
+        except ConfigError as exc:
+            loader.more(exc.problems)
+            data.pop("alerts")
     data["base_dir"] = str(base_dir)
     data["source"] = loader.source
     config: SyncConfig | None = None

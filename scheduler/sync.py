@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 from connectors.base import (
     AuthError,
@@ -65,6 +65,9 @@ from scheduler.writeback import (
     safe_error,
 )
 from scoring.vocabulary import STAGE_DATE_FIELDS, UPDATED_AT
+
+if TYPE_CHECKING:
+    from scheduler.alerts.hook import AlertsHook
 
 log = logging.getLogger("leadsync.sync")
 
@@ -188,6 +191,8 @@ class RunSummary:
     api_calls: int = 0
     budget: dict[str, Any] = field(default_factory=dict)
     cursor_committed: bool = False
+    # Alerts delivered at the end of the run (docs/alerts.md): sent, digests, failed...
+    alerts: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     # A dry run's decisions: at most DRY_RUN_LIST_MAX of each, and how many were left out.
     would_write: list[dict[str, Any]] = field(default_factory=list)
@@ -317,6 +322,7 @@ class Sync:
         heartbeat: bool = True,
         crash: CrashHook = no_crash,
         redactor: Redactor | None = None,
+        alerts: AlertsHook | None = None,
     ) -> None:
         """``crash``: called at each point where a kill is worth testing (the crash
         tests pass one that kills the process); ``redactor``: the host's, which masks
@@ -325,6 +331,19 @@ class Sync:
         self.config = config
         self.crash = crash
         self.redactor = redactor if redactor is not None else Redactor(config.secrets())
+        if alerts is None and config.alerts is not None and config.alerts.destinations:
+            from scheduler.alerts.hook import AlertsHook
+
+            alerts = AlertsHook(
+                config.alerts,
+                connector=connector,
+                now=now or (lambda: datetime.now(UTC)),
+                pipeline=config.pipeline,
+                heartbeat=heartbeat,
+                redactor=self.redactor,
+                crash=crash,
+            )
+        self.alerts = alerts
         self.connector = connector
         self.store = store
         self.models = list(models)
@@ -506,6 +525,8 @@ class Sync:
             self.store.kv_set(conn, BAND_FIELDS_KEY, self._band_fields())
             if hist is not None:
                 self.store.prune_events(conn, started - hist)
+        if self.alerts is not None:
+            s.alerts = self.alerts.deliver(self.store).to_dict()
 
     def _field_specs(self) -> list[FieldSpec]:
         return field_specs(self.models, self.wb.band_field)
@@ -702,10 +723,12 @@ class Sync:
             decided = self._decide(candidates, by_id, changed, pool, as_of, s, taken)
             groups, taken = decided.groups, decided.taken
             if not opts.dry_run:
+                alerts = self.alerts.plan(groups, now=as_of) if self.alerts else []
                 with self.store.tx() as conn:
                     self.store.put_model_states(conn, changed.values())
                     for entries, _ in groups:
                         self.store.add_intents(conn, entries, s.run_id)
+                    self.store.add_intents(conn, alerts, s.run_id)
                     if groups and decided.rr_next is not None:
                         self.store.kv_set(conn, "owner_rr", decided.rr_next)
                 if groups:
@@ -895,6 +918,8 @@ class Sync:
         """Finish what an earlier run began: intents without an outcome, or failed calls."""
         groups: dict[str, list[LedgerEntry]] = {}
         for e in self.store.pending_actions():
+            if e.kind == LedgerKind.ALERT:
+                continue  # sent by self.alerts at the end of the run, never to the CRM
             groups.setdefault(e.group_key, []).append(e)
         s.actions_resumed += len(groups)
         self._grow("act", len(groups))

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import abc
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Literal
 
 from connectors.base import Connector
@@ -52,9 +53,10 @@ class Harness(abc.ABC):
     #: the logical score field the suite writes (created by ``ensure_fields`` or by
     #: the harness's set-up when the CRM needs an administrator for that)
     score_field: str = "leadsync_score"
-    #: a deal stage the backend accepts, and the pipeline (``None``: the default)
+    #: a deal stage the backend accepts, and CRM-specific deal options
+    #: (``DealSpec.crm_options``, e.g. ``{"pipeline": "default"}``)
     deal_stage: str = "open"
-    deal_pipeline: str | None = None
+    deal_options: Mapping[str, str] = MappingProxyType({})
 
     @abc.abstractmethod
     def connector(self) -> Connector:

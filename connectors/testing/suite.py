@@ -291,7 +291,7 @@ class ConnectorSuite:
                     name="Conformance deal",
                     owner_id=None,
                     stage=harness.deal_stage,
-                    pipeline=harness.deal_pipeline,
+                    crm_options=harness.deal_options,
                     close_date=date(2030, 1, 31),
                 )
             )
@@ -351,9 +351,7 @@ class ConnectorSuite:
         due = harness.now()
         attempts = [
             lambda: connector.write_scores([ScoreUpdate("x", {harness.score_field: 1})]),
-            lambda: connector.create_deal(
-                DealSpec("k", "x", "n", None, harness.deal_stage, None, today)
-            ),
+            lambda: connector.create_deal(DealSpec("k", "x", "n", None, harness.deal_stage, today)),
             lambda: connector.create_task(TaskSpec("k", "x", None, "s", "b", due)),
             lambda: connector.set_owner("x", "o"),
         ]

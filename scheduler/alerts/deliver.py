@@ -79,6 +79,12 @@ class DeliveryReport:
         }
 
 
+def _recipients(spec: Mapping[str, object]) -> list[str]:
+    """An alert's e-mail recipients as planned (``to`` in its ledger spec)."""
+    to = spec.get("to")
+    return [str(a) for a in to] if isinstance(to, list | tuple) else []
+
+
 def _backoff(attempt: int) -> float:
     return float(min(MAX_BACKOFF, 2 ** max(0, attempt - 1)))
 
@@ -289,7 +295,7 @@ def _deliver_to(
         message = Message(kind="alert", key=entry.key, alerts=(spec,))
         try:
             result = _attempt(
-                sender, message, spec.get("to") or (), pacer, sleep=sleep, tries=attempts_per_pass
+                sender, message, _recipients(spec), pacer, sleep=sleep, tries=attempts_per_pass
             )
         except DeliveryError as exc:
             _failed(store, [entry], exc, report, redact=redact, max_attempts=max_attempts)
@@ -307,7 +313,7 @@ def _deliver_to(
     # One digest per set of recipients (an owner's e-mail gets only their leads).
     groups: dict[tuple[str, ...], list[LedgerEntry]] = {}
     for e in folded:
-        groups.setdefault(tuple((e.spec or {}).get("to") or ()), []).append(e)
+        groups.setdefault(tuple(_recipients(e.spec or {})), []).append(e)
     for to, group in groups.items():
         digest_key = (
             "digest:" + hashlib.sha256("\n".join(e.key for e in group).encode()).hexdigest()[:16]

@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from connectors import registry
@@ -65,7 +66,7 @@ class HubSpotHarness(Harness):
 
     skips_own_writes = True
     deal_stage = "appointmentscheduled"
-    deal_pipeline = "default"
+    deal_options = MappingProxyType({"pipeline": "default"})
 
     def __init__(self, contacts: int = 60) -> None:
         self.clock = ManualClock()
@@ -254,7 +255,8 @@ def play_each_fault(harness: HubSpotHarness | SalesforceHarness, fault: Fault) -
     try:
         harness.inject(fault)
         spec = DealSpec("front-check", harness.action_contact(), "Front check", None,
-                        harness.deal_stage, harness.deal_pipeline, date(2030, 1, 31))  # fmt: skip
+                        harness.deal_stage, date(2030, 1, 31),
+                        crm_options=harness.deal_options)  # fmt: skip
         with contextlib.suppress(ConnectorError):
             connector.create_deal(spec)
         assert harness.front.played == [fault] and harness.front.pending is None

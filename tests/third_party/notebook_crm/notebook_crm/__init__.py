@@ -51,9 +51,6 @@ from notebook_crm.backend import (
 
 __all__ = ["NotebookConnector", "NotebookState"]
 
-# The field a ReadBatch carries its resume point in: ``state`` in leadsync's typed
-# seam, ``cursor`` before it. The only line that depends on leadsync's version.
-_STATE_FIELD = "state" if "state" in ReadBatch.__dataclass_fields__ else "cursor"
 _ATTEMPTS = 3
 
 
@@ -126,8 +123,7 @@ class NotebookConnector:
             page, last = following, page
         done = NotebookState(until=until)
         self._last = done
-        resume: dict[str, Any] = {_STATE_FIELD: done}
-        yield ReadBatch(contacts=tuple(_record(c) for c in last), **resume)
+        yield ReadBatch(contacts=tuple(_record(c) for c in last), state=done)
 
     def _page_after(self, last: Contact) -> tuple[datetime, str]:
         """Where the next page starts: after this (stamp, id), not after this stamp,
