@@ -68,8 +68,9 @@ class CrmBudget(_Strict):
     window: str | None = None
     daily: int | None = Field(default=None, gt=0)  # the account's daily quota
     daily_share: float = Field(default=0.8, gt=0, le=1)  # leadsync's share of it
+    search: str | None = None  # a separate rate for search endpoints ("4 per 1 second")
 
-    @field_validator("window")
+    @field_validator("window", "search")
     @classmethod
     def _window(cls, v: str | None) -> str | None:
         if v is None:
@@ -89,7 +90,7 @@ def _default_budgets() -> dict[str, CrmBudget]:
     # HubSpot private app, Professional: 190 per 10 s and 650,000 a day; Salesforce: the
     # 24-hour allocation of a small Enterprise org (100,000 + per-licence calls).
     return {
-        "hubspot": CrmBudget(window="190 per 10 seconds", daily=650_000),
+        "hubspot": CrmBudget(window="190 per 10 seconds", daily=650_000, search="4 per 1 second"),
         "salesforce": CrmBudget(window=None, daily=100_000),
     }
 
@@ -212,7 +213,9 @@ def _check_unique(deployment: Deployment, found: list[Tenant]) -> None:
     for t in found:
         other = seen.get(t.schema)
         if other is not None:
-            what = "is listed twice" if other == t.id else f"shares schema {t.schema} with {other!r}"
+            what = (
+                "is listed twice" if other == t.id else f"shares schema {t.schema} with {other!r}"
+            )
             problems.append(f"{deployment.source}:1: tenants: tenant {t.id!r} {what}")
         seen[t.schema] = t.id
     if problems:
