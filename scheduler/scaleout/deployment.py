@@ -252,7 +252,9 @@ def parse_deployment(
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = (mark.line + 1) if mark is not None else 1
-        raise ConfigError([f"{source}:{line}: (yaml): {(exc.problem or 'invalid YAML').strip()}"])
+        raise ConfigError(
+            [f"{source}:{line}: (yaml): {(exc.problem or 'invalid YAML').strip()}"]
+        ) from None
     except YAMLError as exc:
         raise ConfigError([f"{source}:1: (yaml): {str(exc).splitlines()[0]}"]) from None
     if not isinstance(doc, CommentedMap):
