@@ -134,22 +134,17 @@ class Deploy:
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         """``python -m scheduler.cli_scale ARGS --deployment F`` as its own process
         group (so that killing it kills its pool too), output in a log file."""
-        log = open(self.tmp_path / f"proc-{len(self.procs)}.log", "wb")  # noqa: SIM115
         full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(REPO / "tests/scaleout/run_cli.py"),
-                *args,
-                "--deployment",
-                str(self.path),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            cwd=self.tmp_path,
-            start_new_session=True,
-        )
+        command = [sys.executable, str(REPO / "tests/scaleout/run_cli.py"), *args]
+        with open(self.tmp_path / f"proc-{len(self.procs)}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [*command, "--deployment", str(self.path)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=self.tmp_path,
+                start_new_session=True,
+            )
         self.procs.append(proc)
         return proc
 
