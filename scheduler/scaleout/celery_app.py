@@ -12,6 +12,7 @@ RabbitMQ's consumer timeout (the ``x-consumer-timeout`` queue argument, in ms).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import Any
 
@@ -26,8 +27,10 @@ log = logging.getLogger("leadsync.scaleout")
 
 
 def redelivery_seconds(deployment: Deployment) -> int:
-    """How long an unacknowledged run is left alone: the longest run plus a quarter."""
-    return int(deployment.longest_run.total_seconds() * 1.25) + 60
+    """How long an unacknowledged run is left alone: the longest run plus a quarter.
+    A run still going after that is delivered to a second worker too, which finds the
+    run lock taken and drops it: never two runs at once, but set ``longest_run`` right."""
+    return math.ceil(deployment.longest_run.total_seconds() * 1.25)
 
 
 def celery_settings(deployment: Deployment, path: str) -> dict[str, Any]:
@@ -56,6 +59,11 @@ def celery_settings(deployment: Deployment, path: str) -> dict[str, Any]:
     if not is_amqp:
         settings["broker_transport_options"] = {
             "visibility_timeout": timeout,
+            # Look for runs abandoned by a dead worker every few seconds (the default
+            # sweep is every 100 s), so that another worker takes them over promptly
+            # once their visibility timeout has passed.
+            "unacked_restore_interval": max(1, min(10, timeout // 4)),
+            "unacked_restore_throttle": 1,
             "global_keyprefix": deployment.key("kombu") + ":",
         }
     return settings
