@@ -97,7 +97,14 @@ def make_app(path: str) -> Celery:
 
         states, limiter = context()
         fresh = load_deployment(path)  # tenants added or changed since the worker started
-        outcome = run_tenant(fresh, tenant_id, states=states, limiter=limiter, due_at=due_at)
+        outcome = run_tenant(
+            fresh,
+            tenant_id,
+            states=states,
+            limiter=limiter,
+            due_at=due_at,
+            worker=self.request.hostname,
+        )
         log.info("tenant %s: %s (exit %s)", tenant_id, outcome.state, outcome.exit_code)
         return outcome.state
 

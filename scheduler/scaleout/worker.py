@@ -171,6 +171,7 @@ def run_tenant(
     states: TenantStates,
     limiter: Any = None,
     due_at: float | None = None,
+    worker: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Outcome:
     """Perform one run of ``tenant_id`` and record how it ended."""
@@ -186,7 +187,7 @@ def run_tenant(
     states.update(
         tenant_id,
         started_at=started,
-        worker=socket.gethostname(),
+        worker=worker or socket.gethostname(),
         pid=os.getpid(),
         lag_seconds=None if due_at is None else round(max(0.0, started - due_at), 3),
     )

@@ -139,6 +139,9 @@ def test_a_killed_worker_s_run_is_completed_by_another(
             90,
             deploy.logs,
         )
+        # the killed run never finished; the one that did is another worker's
+        assert [code for _, code in _runs(deploy, tenant)].count(None) == 1
+        assert "w2-" in deploy.states.get(tenant).fields["worker"] or victim == "pool child"
         store = deploy.store(tenant)
         try:
             rows = ledger(store)
