@@ -111,8 +111,10 @@ def hubspot_portals(
     search_lag_seconds: float = 3.0,
     clock: Any = None,
     tokens: Sequence[str] | None = None,
+    ten_secondly: int | None = None,
 ) -> MultiPortalApp:
-    """``count`` HubSpot portals, portal *i* seeded with ``seed + i``."""
+    """``count`` HubSpot portals, portal *i* seeded with ``seed + i``. ``ten_secondly``
+    lowers the tier's ten-second limit (tests that must press against it quickly)."""
     from connectors.sandbox.hubspot.app import HubSpotSandbox
 
     def make(index: int, token: str) -> SandboxApp:
@@ -125,6 +127,8 @@ def hubspot_portals(
             search_lag_seconds=search_lag_seconds,
             days=days,
         )
+        if ten_secondly is not None:
+            sandbox.limits.ten_secondly = ten_secondly
         return SandboxApp(sandbox, seed=seed + index)
 
     return MultiPortalApp(list(tokens) if tokens is not None else portal_tokens(count), make)

@@ -69,6 +69,7 @@ class CrmBudget(_Strict):
     daily: int | None = Field(default=None, gt=0)  # the account's daily quota
     daily_share: float = Field(default=0.8, gt=0, le=1)  # leadsync's share of it
     search: str | None = None  # a separate rate for search endpoints ("4 per 1 second")
+    headroom: float = Field(default=0.9, gt=0, le=1)  # the part of each rate used
 
     @field_validator("window", "search")
     @classmethod

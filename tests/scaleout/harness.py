@@ -42,12 +42,19 @@ class Deploy:
     every: str = "1h"
     shared_token: bool = False  # every tenant on portal 1 (one API budget for all)
     extra: str = ""  # more deployment keys
+    portal_rate: int | None = None  # the portals' ten-second limit, if not the tier's
     portals: MultiPortalApp = field(init=False)
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         count = 1 if self.shared_token else self.tenants
-        self.portals = hubspot_portals(count, contacts=self.contacts, seed=21, search_lag_seconds=0)
+        self.portals = hubspot_portals(
+            count,
+            contacts=self.contacts,
+            seed=21,
+            search_lag_seconds=0,
+            ten_secondly=self.portal_rate,
+        )
         self.server = serve(self.portals, port=0)  # type: ignore[arg-type]
         self.url = self.server.base_url
         (self.tmp_path / "model.yaml").write_text(E2E_MODEL, encoding="utf-8")

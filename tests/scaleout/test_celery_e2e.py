@@ -17,6 +17,7 @@ from scheduler.scaleout.worker import run_tenant
 from tests.scaleout.harness import Deploy, ledger, wait_for
 
 pytestmark = pytest.mark.slow
+BUDGET = "50 per 10 seconds"
 
 
 def _runs(deploy: Deploy, tenant: str) -> list[tuple[str, int | None]]:
@@ -154,5 +155,44 @@ def test_a_killed_worker_s_run_is_completed_by_another(
         for cid in hot:
             assert deploy.crm_actions(tenant, cid) == {"deals": 1, "tasks": 1}
         assert deploy.rate_limited() == 0
+    finally:
+        deploy.close()
+
+
+def test_four_tenants_on_one_portal_and_token_share_its_budget_without_a_429(
+    tmp_path: Path, unique: str, redis_url: str, pg_url: str
+) -> None:
+    """The API budget is per portal and app, not per tenant: four tenants configured
+    on the same token, on four workers, together stay under the portal's limit."""
+    deploy = make_deploy(
+        tmp_path,
+        unique,
+        redis_url,
+        redis_url,
+        pg_url,
+        tenants=4,
+        contacts=300,
+        shared_token=True,
+        # a portal that allows 50 calls per ten seconds, so that four short runs press
+        # against it (each connector alone paces itself at the Pro tier's 190)
+        portal_rate=50,
+        extra=f"budgets: {{hubspot: {{window: {BUDGET!r}, search: '4 per 1 second'}}}}\n",
+    )
+    try:
+        for i in range(4):
+            deploy.start("worker", "-c", "1", "-n", f"w{i}-{unique}@local")
+        deploy.start("beat")
+        wait_for(
+            "every tenant's run",
+            lambda: all(_finished(deploy, t) == 1 for t in deploy.ids),
+            240,
+            deploy.logs,
+        )
+        stats = deploy.portals.stats()
+        assert stats["portals_built"] == 1
+        assert stats["total"] > 2 * 50  # more calls than one window allows
+        assert deploy.rate_limited() == 0, stats["by_status"]
+        for t in deploy.ids:
+            assert [code for _, code in _runs(deploy, t)] == [0]
     finally:
         deploy.close()

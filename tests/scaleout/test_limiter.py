@@ -8,6 +8,7 @@ from scheduler.scaleout.limiter import Budget, RedisCallLimiter
 
 
 def make(redis_url: str, prefix: str, **budget: object) -> RedisCallLimiter:
+    budget.setdefault("headroom", 1.0)
     return RedisCallLimiter(redis_url, {"hubspot": Budget(**budget)}, key_prefix=prefix)  # type: ignore[arg-type]
 
 
@@ -69,3 +70,9 @@ def test_searches_have_their_own_rate_but_spend_the_same_day(redis_url: str, uni
 def test_a_crm_without_a_budget_is_not_limited_here(redis_url: str, unique: str) -> None:
     lim = make(redis_url, unique, window="1 per 10 seconds")
     assert [lim.reserve("files:local") for _ in range(10)] == [0.0] * 10
+
+
+def test_headroom_keeps_a_margin_under_the_crm_s_rate(redis_url: str, unique: str) -> None:
+    lim = make(redis_url, unique, window="10 per 10 seconds", headroom=0.8)
+    assert [lim.reserve("hubspot:h") for _ in range(9)].count(0.0) == 8
+    assert lim.usage("hubspot:h").window_limit == 8
