@@ -142,11 +142,13 @@ class RedisCallLimiter:
 def limiter_for(deployment: Deployment) -> RedisCallLimiter:
     """The deployment's limiter (budgets from its ``budgets`` section)."""
     budgets = {
-        crm: Budget(window=b.window,
+        crm: Budget(
+            window=b.window,
             daily=b.daily,
             daily_share=b.daily_share,
             search=b.search,
-            headroom=b.headroom,)
+            headroom=b.headroom,
+        )
         for crm, b in deployment.budgets.items()
     }
     return RedisCallLimiter(deployment.redis, budgets, key_prefix=deployment.key("limits"))

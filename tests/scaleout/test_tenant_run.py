@@ -24,7 +24,7 @@ def deploy(tmp_path: Path, unique: str, redis_url: str, pg_url: str) -> Iterator
 
 
 def test_a_run_fills_the_tenants_schema_and_records_its_status(deploy: Deploy) -> None:
-    a, b = deploy.ids
+    a, _b = deploy.ids
     out = run_tenant(deploy.deployment, a, states=deploy.states, due_at=None)
     assert (out.state, out.exit_code) == ("ok", 0), out.error
     rec = deploy.states.get(a)
