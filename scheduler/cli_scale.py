@@ -99,13 +99,17 @@ def register(app: typer.Typer) -> None:
             print_rows(rows)
 
 
-def main() -> None:
-    """``python -m scheduler.cli_scale``: these commands on their own."""
+def _standalone() -> typer.Typer:
     standalone = typer.Typer(
         no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
     )
     register(standalone)
-    standalone()
+    return standalone
+
+
+def main() -> None:
+    """``python -m scheduler.cli_scale``: these commands on their own."""
+    _standalone()()
 
 
 if __name__ == "__main__":
