@@ -4,9 +4,12 @@ first holds it). ``docs/scale-out.md`` gives the configuration that works."""
 
 from __future__ import annotations
 
+import os
+import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +34,9 @@ def _bouncer(tmp_path: Path, mode: str) -> Iterator[str]:
     if BINARY is None:
         pytest.skip("pgbouncer is not installed (Debian: apt-get install pgbouncer)")
     port = _free_port()
+    # its own folder, readable by the postgres user it switches to when run as root
+    tmp_path = Path(tempfile.mkdtemp(prefix="pgbouncer-"))
+    tmp_path.chmod(0o777)
     ini = tmp_path / f"pgbouncer-{mode}.ini"
     ini.write_text(
         "[databases]\n"
@@ -45,21 +51,32 @@ def _bouncer(tmp_path: Path, mode: str) -> Iterator[str]:
         f"pidfile = {tmp_path / f'pgbouncer-{mode}.pid'}\n",
         encoding="utf-8",
     )
-    proc = subprocess.Popen([BINARY, str(ini)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    command = [BINARY, str(ini)]
+    if os.geteuid() == 0:  # PgBouncer refuses to run as root
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("pgbouncer will not run as root and there is no postgres user")
+        command = [BINARY, "-u", "postgres", str(ini)]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
             except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    log = tmp_path / "pgbouncer.log"
+                    raise AssertionError(
+                        "pgbouncer did not start: " + (log.read_text() if log.exists() else "")
+                    ) from None
                 time.sleep(0.1)
-        # psycopg prepares statements it runs often; PgBouncer 1.18 in transaction mode
-        # cannot route them, so ``prepare_threshold`` is switched off in the URL
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/test?prepare_threshold="
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/test"
     finally:
         proc.terminate()
         proc.wait(10)
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -72,14 +89,20 @@ def transaction_url(tmp_path: Path, pg_url: str) -> Iterator[str]:
     yield from _bouncer(tmp_path, "transaction")
 
 
-def _stores(url: str, schema: str) -> tuple[StateStore, StateStore]:
+def _stores(url: str, schema: str, *, prepare: bool = True) -> tuple[StateStore, StateStore]:
     import sqlalchemy as sa
 
-    first = StateStore(url, schema=schema)
+    first, second = StateStore(url, schema=schema), StateStore(url, schema=schema)
+    if not prepare:
+        # psycopg prepares statements on the server; behind transaction pooling the next
+        # client's server connection already has them ("_pg3_0 already exists")
+        for store in (first, second):
+            store.engine.dispose()
+            store.engine = sa.create_engine(url, connect_args={"prepare_threshold": None})
     with first.engine.begin() as conn:
         conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
     first.migrate()
-    return first, StateStore(url, schema=schema)
+    return first, second
 
 
 def _drop(url: str, schema: str) -> None:
@@ -112,7 +135,7 @@ def test_behind_transaction_pooling_a_second_run_takes_a_held_lock(
     """Why the documentation says session pooling: the lock belongs to whichever
     server connection took it, and transaction pooling hands that connection to the
     next client, who then "holds" the lock too."""
-    first, second = _stores(transaction_url, "ls_" + unique)
+    first, second = _stores(transaction_url, "ls_" + unique, prepare=False)
     try:
         first.acquire("default", ttl=60)
         taken = 0
