@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from celery import Celery
-from kombu import Queue
+from kombu.entity import Queue
 from redbeat import RedBeatScheduler
 
 from scheduler.scaleout.deployment import Deployment, load_deployment
@@ -45,7 +45,7 @@ def celery_settings(deployment: Deployment, path: str) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_ignore_result": True,
         "task_default_queue": deployment.queue,
-        "task_queues": (Queue(deployment.queue, queue_arguments=queue_args),),
+        "task_queues": (Queue(deployment.queue, queue_arguments=queue_args),),  # type: ignore[no-untyped-call]
         "task_routes": {TASK: {"queue": deployment.queue}},
         "worker_hijack_root_logger": False,
         "worker_send_task_events": False,
@@ -91,7 +91,7 @@ def make_app(path: str) -> Celery:
             state["limiter"] = limiter_for(deployment)
         return state["states"], state["limiter"]
 
-    @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+    @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def run_tenant_task(self: Any, tenant_id: str, due_at: float | None = None) -> str:
         from scheduler.scaleout.worker import run_tenant
 

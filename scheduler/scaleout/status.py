@@ -44,6 +44,7 @@ def status_rows(
         for tenant in tenants(deployment):
             rec = states.get(tenant.id)
             nxt = rec.number("next_run_at")
+            lag: float | None
             if nxt is not None and nxt < now:
                 lag = round(now - nxt, 3)
             else:

@@ -29,7 +29,7 @@ class TenantRecord:
     def number(self, name: str) -> float | None:
         value = self.fields.get(name)
         try:
-            return None if value in (None, "") else float(value)  # type: ignore[arg-type]
+            return None if value is None or value == "" else float(value)
         except ValueError:
             return None
 
@@ -51,7 +51,7 @@ class TenantStates:
         drop = [k for k, v in values.items() if v is None]
         pipe = self.r.pipeline()
         if keep:
-            pipe.hset(self._key(tenant), mapping=keep)  # type: ignore[arg-type]
+            pipe.hset(self._key(tenant), mapping=keep)
         if drop:
             pipe.hdel(self._key(tenant), *drop)
         pipe.execute()
@@ -78,9 +78,9 @@ class TenantStates:
     def auth_failed(self, tenant: str, now: float, interval: timedelta, cap: timedelta) -> float:
         """Count a refused credential; returns when the tenant may run again: one
         interval after the first failure, then two, four, ... at most ``cap``."""
-        failures = int(self.r.hincrby(self._key(tenant), "auth_failures", 1))
-        wait = min(interval.total_seconds() * 2 ** (failures - 1), cap.total_seconds())
-        until = now + wait
+        failures = int(self.r.hincrby(self._key(tenant), "auth_failures", 1))  # type: ignore[arg-type]
+        wait = min(interval.total_seconds() * 2.0 ** (failures - 1), cap.total_seconds())
+        until = float(now + wait)
         self.update(tenant, backoff_until=until)
         return until
 

@@ -58,7 +58,8 @@ def interval_of(config: SyncConfig, now: datetime) -> timedelta:
     second = trigger.get_next_fire_time(first, first + timedelta(seconds=1))
     if first is None or second is None:
         return DEFAULT_INTERVAL
-    return second - first
+    gap: timedelta = second - first
+    return gap
 
 
 def bucket_of(connector: Connector, config: SyncConfig) -> str:
