@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from scheduler.scaleout.celery_app import TASK, make_app
+from scheduler.scaleout.status import status_rows
 from scheduler.scaleout.worker import run_tenant
 from tests.scaleout.harness import Deploy, ledger, wait_for
 
@@ -76,7 +77,6 @@ def test_five_tenants_run_on_two_workers_under_one_beat_each_action_once(
             120,
             deploy.logs,
         )
-        time.sleep(0)  # (nothing else to wait for: each tenant is due again in an hour)
         for t in deploy.ids:
             assert [code for _, code in _runs(deploy, t)] == [0, 0], deploy.logs()
             store = deploy.store(t)
@@ -94,6 +94,13 @@ def test_five_tenants_run_on_two_workers_under_one_beat_each_action_once(
                 assert deploy.crm_actions(t, cid) == {"deals": 1, "tasks": 1}
             assert deploy.states.get(t).fields["state"] == "ok"
         assert deploy.rate_limited() == 0
+        rows = status_rows(deploy.path)
+        assert [r["tenant"] for r in rows] == deploy.ids
+        for row in rows:
+            assert row["state"] == "ok" and row["error"] is None
+            assert row["last_run_at"] and row["next_run_at"] > row["last_run_at"]
+            assert row["budget"]["bucket"].startswith("hubspot:")
+            assert row["budget"]["window_limit"] == 171  # 190 per 10 s with 10 % headroom
     finally:
         deploy.close()
 
