@@ -119,6 +119,7 @@ def main() -> None:
                                 t,
                                 rec.number("lag_seconds"),
                                 rec.fields.get("state", ""),
+                                count[t],
                             )
                         )
                 max_conns = max(max_conns, _pg(engine, schemas)["connections"])
