@@ -27,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from connectors.base import AuthError, Connector, RuntimeContext
+from connectors.base import AuthError, Connector, ConnectorConfigError, RuntimeContext
 from scheduler.config import ConfigError, SyncConfig, load_config, redact
 from scheduler.scaleout.deployment import Deployment, Tenant, tenants
 from scheduler.scaleout.tenant_state import TenantStates
@@ -218,6 +218,8 @@ def run_tenant(
         return _record(states, Outcome(tenant_id, "config", 2, redactor(exc.lines[0])), clock)
     except AuthError as exc:
         return _auth(deployment, states, tenant_id, config, redactor(str(exc)), clock)
+    except ConnectorConfigError as exc:
+        return _record(states, Outcome(tenant_id, "config", 2, redactor(str(exc))), clock)
     except Exception as exc:  # a bug or an outage: recorded, the worker goes on
         log.exception("tenant %s: run failed", tenant_id)
         text = redactor(redact(f"{type(exc).__name__}: {exc}"))
