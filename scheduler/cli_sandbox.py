@@ -50,6 +50,10 @@ class SandboxOptions:
     # tools with a hard-coded host reached through a hosts-file entry.
     tls_hostnames: str = ""
     ca_dir: Path | None = None  # keep the CA here, so that it is trusted once
+    # Many HubSpot portals in this one process, told apart by their tokens (scale-out
+    # tests and benchmarks); 1 is the single portal with ``token``.
+    portals: int = 1
+    tokens_out: Path | None = None  # where to write the portals' tokens, one a line
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -103,6 +107,12 @@ def check_options(opts: SandboxOptions) -> None:
         raise SandboxStartError(
             f"--simulate-count: expected a non-negative number, got {opts.simulate_count}"
         )
+    if opts.portals < 1:
+        raise SandboxStartError(f"--portals: expected a positive number, got {opts.portals}")
+    if opts.portals > 1 and opts.crm != "hubspot":
+        raise SandboxStartError("--portals: only the HubSpot sandbox holds many portals")
+    if opts.tokens_out is not None and not opts.tokens_out.parent.exists():
+        raise SandboxStartError(f"--tokens-out: directory {opts.tokens_out.parent} does not exist")
     if opts.ca_out is not None and not opts.ca_out.parent.exists():
         raise SandboxStartError(f"--ca-out: directory {opts.ca_out.parent} does not exist")
 
@@ -150,12 +160,18 @@ def run_sandbox(
         raise SandboxStartError(f"{where}: {exc}") from None
     except OSError as exc:
         raise SandboxStartError(f"--ca-dir: {opts.ca_dir}: {exc.strerror or exc}") from None
-    world = generate_world(opts.contacts, seed=opts.seed, now=clock.now(), days=opts.days)
+    world = (
+        generate_world(opts.contacts, seed=opts.seed, now=clock.now(), days=opts.days)
+        if opts.portals == 1
+        else None
+    )
     servers: list[Any] = []
     sandboxes: list[Any] = []
     ticker: threading.Thread | None = None
     try:
-        if opts.crm in ("hubspot", "both"):
+        if opts.portals > 1:
+            servers.append(_serve_portals(opts, serve, clock, tls_opts, echo))
+        elif opts.crm in ("hubspot", "both"):
             hs = HubSpotSandbox(
                 world=world, seed=opts.seed, tier=opts.tier, tokens=(opts.token,), clock=clock
             )
@@ -239,6 +255,45 @@ def run_sandbox(
             ticker.join(10)
         for server in servers:
             server.close()
+
+
+def _serve_portals(
+    opts: SandboxOptions,
+    serve: Callable[..., Any],
+    clock: Clock,
+    tls_opts: dict[str, Any],
+    echo: Callable[[str], None],
+) -> Any:
+    """``--portals N``: one server, N portals (each built on its first request)."""
+    from connectors.sandbox.multi import hubspot_portals
+
+    app = hubspot_portals(
+        opts.portals,
+        contacts=opts.contacts,
+        seed=opts.seed,
+        tier=opts.tier,
+        days=opts.days,
+        clock=clock,
+    )
+    server = _serve(
+        serve,
+        app,
+        opts.host,
+        opts.hubspot_port,
+        tls=bool(tls_opts),
+        ca_out=opts.ca_out if tls_opts else None,
+        **tls_opts,
+    )
+    echo(
+        f"HubSpot sandbox:    {server.base_url}  ({opts.portals} portals, tier {opts.tier}, "
+        f"{opts.contacts} contacts each, seeds {opts.seed}..{opts.seed + opts.portals - 1})"
+    )
+    if opts.tokens_out is not None:
+        opts.tokens_out.write_text("\n".join(app.tokens) + "\n", encoding="utf-8")
+        echo(f"  access tokens:    {app.tokens[0]} ... {app.tokens[-1]} (in {opts.tokens_out})")
+    else:
+        echo(f"  access tokens:    {', '.join(app.tokens)}")
+    return server
 
 
 def _simulate_on_timer(
@@ -337,6 +392,15 @@ def register(app: typer.Typer) -> None:
             "--ca-dir",
             help="Keep the sandbox's CA in this folder (made on first use), so it is trusted once",
         ),
+        portals: int = typer.Option(
+            1,
+            "--portals",
+            help="HubSpot portals in this one process, told apart by their tokens "
+            "(sandbox-portal-0001, ...)",
+        ),
+        tokens_out: Path | None = typer.Option(
+            None, "--tokens-out", help="With --portals: write the tokens here, one a line"
+        ),
     ) -> None:
         """Serve a fake HubSpot and/or Salesforce on loopback until interrupted."""
         opts = SandboxOptions(
@@ -356,6 +420,8 @@ def register(app: typer.Typer) -> None:
             simulate_count=simulate_count,
             tls_hostnames=tls_hostnames,
             ca_dir=ca_dir,
+            portals=portals,
+            tokens_out=tokens_out,
         )
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():
