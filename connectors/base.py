@@ -345,7 +345,8 @@ class CallLimiter(Protocol):
 
     Connectors call ``reserve(bucket)`` before every HTTP request when the host gave
     them one (``RuntimeContext.limiter``), and sleep ``context.sleep(wait)`` while it
-    answers more than zero.
+    answers more than zero. A CRM with a separate limit for some endpoints spends a
+    sub-bucket for them (HubSpot's search: ``"<bucket>:search"``).
     """
 
     def reserve(self, bucket: str) -> float:

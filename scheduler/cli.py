@@ -20,6 +20,7 @@ from scheduler import (
     cli_init,
     cli_leads,
     cli_sandbox,
+    cli_scale,
     cli_scoring,
     cli_serve,
     cli_status,
@@ -78,6 +79,7 @@ for module in (
     cli_train,
     cli_alerts,
     cli_serve,
+    cli_scale,
 ):
     module.register(app)
 for _info in app.registered_commands:  # every command, whichever module added it

@@ -166,7 +166,10 @@ class HubSpotConnector:
             max_attempts=settings.max_attempts,
             timeout=settings.timeout_seconds,
             redactor=context.redactor,
-            reserve=lambda: context.reserve(self.bucket),
+            # Search has its own per-second limit: its calls spend "<bucket>:search".
+            reserve=lambda kind: context.reserve(
+                self.bucket + (":search" if kind == "search" else "")
+            ),
         )
         self.log = self.transport.log
         # our own writes told from other clients' changes (own_writes.py)

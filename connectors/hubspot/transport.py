@@ -81,10 +81,11 @@ class HubSpotTransport:
         max_attempts: int = 5,
         timeout: float = 30.0,
         redactor: Redactor | None = None,
-        reserve: Callable[[], None] = lambda: None,
+        reserve: Callable[[str], None] = lambda kind: None,
     ) -> None:
         """``redactor``: the host's, to which the credentials are added; ``reserve``:
-        called before every API request (a shared budget's wait, if any)."""
+        called before every API request with its limit kind (``search`` has a limit of
+        its own), to wait for a shared budget if there is one."""
         if (access_token is None) == (oauth is None):
             raise ConnectorConfigError("hubspot: give exactly one of access_token or oauth")
         if tier not in TIERS:
@@ -284,7 +285,7 @@ class HubSpotTransport:
         def before() -> None:
             self._ensure_fresh()
             self.meter.before_call(kind)
-            self.reserve()
+            self.reserve(kind)
 
         def classify(exc: BaseException) -> Any:
             self._observe_failure(exc)
@@ -333,7 +334,7 @@ class HubSpotTransport:
         def before() -> None:
             self._ensure_fresh()
             self.meter.before_call("default")
-            self.reserve()
+            self.reserve("default")
 
         def classify(exc: BaseException) -> Any:
             self._observe_failure(exc)

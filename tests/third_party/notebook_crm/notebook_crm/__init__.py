@@ -69,6 +69,9 @@ class NotebookConnector:
     """Reads and writes one Notebook account."""
 
     name = "notebook"
+    # The API budget its calls spend (shared by every process using this account);
+    # one in-memory notebook per process here, so nothing is shared.
+    bucket = "notebook:local"
 
     def __init__(self, notebook: Notebook, *, context: RuntimeContext, page_size: int) -> None:
         self.notebook = notebook
