@@ -82,9 +82,22 @@ for module in (
     cli_scale,
 ):
     module.register(app)
-for _info in app.registered_commands:  # every command, whichever module added it
-    if _info.cls in (None, TyperCommand):
-        _info.cls = _Command
+
+
+def _plain_flags(typer_app: typer.Typer) -> None:
+    """Every command and group, whichever module added it (sub-apps included)."""
+    for command in typer_app.registered_commands:
+        if command.cls in (None, TyperCommand):
+            command.cls = _Command
+    for group in typer_app.registered_groups:
+        # Typer wraps an unset class in a placeholder whose ``value`` is None.
+        if getattr(group.cls, "value", group.cls) in (None, TyperGroup):
+            group.cls = _Group
+        if group.typer_instance is not None:
+            _plain_flags(group.typer_instance)
+
+
+_plain_flags(app)
 
 
 def main() -> None:
