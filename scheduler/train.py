@@ -54,6 +54,8 @@ __all__ = [
     "TrainingSet",
     "at_least_as_good",
     "build_training_set",
+    "judge_retrain",
+    "old_holdout_for",
     "reliability_curve",
     "retrain_due",
     "train",
@@ -513,19 +515,60 @@ def reliability_curve(
     return out
 
 
-def at_least_as_good(new: Artifact, old: Artifact | None, holdout: TrainingSet) -> bool:
+def at_least_as_good(
+    new: Artifact,
+    old: Artifact | None,
+    holdout: TrainingSet,
+    old_holdout: TrainingSet | None = None,
+) -> bool:
     """The retrain rule: a new artifact replaces the old only when its AUC on the latest
-    holdout is at least the old one's on the same pairs (an old artifact that no longer
-    fits the model, or cannot be judged, is always replaced)."""
-    if old is None or [f.name for f in old.features] != [f.name for f in new.features]:
-        return True
+    holdout is at least the old one's on the same pairs. ``old_holdout`` holds the same
+    pairs with the old artifact's features when its features differ (another estimator,
+    other event types); without it such an old artifact is replaced, as is one that
+    cannot be judged."""
+    return judge_retrain(new, old, holdout, old_holdout)[0]
+
+
+def judge_retrain(
+    new: Artifact,
+    old: Artifact | None,
+    holdout: TrainingSet,
+    old_holdout: TrainingSet | None = None,
+) -> tuple[bool, str]:
+    """``(replace, why)`` for the retrain rule of :func:`at_least_as_good`."""
+    if old is None:
+        return True, "no usable artifact yet"
+    if [f.name for f in old.features] != [f.name for f in new.features]:
+        if old_holdout is None or old_holdout.y.size != holdout.y.size:
+            return True, "the old artifact reads other features and cannot be judged"
+        old_set = old_holdout
+    else:
+        old_set = holdout
     if holdout.x.shape[0] == 0:
-        return True
-    old_auc = ev.roc_auc(predict(old, holdout.x), holdout.y)
+        return True, "the latest holdout is empty"
+    old_auc = ev.roc_auc(predict(old, old_set.x), old_set.y)
     new_auc = ev.roc_auc(predict(new, holdout.x), holdout.y)
     if old_auc is None:
-        return True
-    return new_auc is not None and new_auc >= old_auc
+        return True, "the old artifact cannot be judged on the latest holdout"
+    if new_auc is not None and new_auc >= old_auc:
+        return True, f"AUC {new_auc:.3f} >= {old_auc:.3f} of the old artifact on the latest holdout"
+    shown = "n/a" if new_auc is None else f"{new_auc:.3f}"
+    return False, f"AUC {shown} < {old_auc:.3f} of the old artifact on the latest holdout"
+
+
+def old_holdout_for(
+    data: HistoryData,
+    base: ScoringModel,
+    old: Artifact | None,
+    new: TrainResult,
+    options: TrainOptions,
+) -> TrainingSet | None:
+    """The latest holdout's pairs with ``old``'s own features, when they differ from the
+    new artifact's: both models are judged on the same (contact, snapshot) pairs."""
+    if old is None or [f.name for f in old.features] == [f.name for f in new.artifact.features]:
+        return None
+    times = sorted({t.item().replace(tzinfo=UTC) for t in new.holdout.t})
+    return build_training_set(data, base, times, options, old.features)
 
 
 def retrain_due(artifact: Artifact | None, now: datetime, every: timedelta) -> bool:
