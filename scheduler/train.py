@@ -155,20 +155,19 @@ def plan(
 
 
 def first_usable(data: HistoryData, base: ScoringModel) -> datetime | None:
-    """The first snapshot whose features the history can compute in full: the history
-    starts where the sync began keeping events (or, for an export, at its first event),
-    and the base model reads ``history_days`` back. An earlier snapshot would teach the
-    model that nobody engaged, only because nothing older was kept."""
-    starts: list[datetime] = []
-    if data.kept_since is not None:
-        starts.append(data.kept_since)
+    """The first snapshot whose features the kept history can compute in full: the sync
+    keeps events from ``kept_since`` on (or from its first kept event, when later) and
+    the base model reads ``history_days`` back. An earlier snapshot would teach the
+    model that nobody engaged, only because nothing older was kept. An export (no
+    ``kept_since``) is taken as the whole history."""
+    if data.kept_since is None or base.history_days is None:
+        return None
+    start = data.kept_since
     if data.events.height:
         earliest = data.events.get_column("occurred_at").min()
-        if isinstance(earliest, datetime):
-            starts.append(earliest)
-    if not starts or base.history_days is None:
-        return None
-    return max(starts) + timedelta(days=base.history_days)
+        if isinstance(earliest, datetime) and earliest > start:
+            start = earliest
+    return start + timedelta(days=base.history_days)
 
 
 def choose_features(
