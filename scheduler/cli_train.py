@@ -216,6 +216,7 @@ def execute_train(
     horizon: str,
     milestone: Literal["won", "deal"],
     as_json: bool,
+    estimator: Literal["trees", "logistic"] = "trees",
 ) -> int:
     from scheduler.cli_backtest import load_history
 
@@ -238,6 +239,7 @@ def execute_train(
         every=option_duration(every, "--every"),
         horizon=option_duration(horizon, "--horizon"),
         milestone=milestone,
+        estimator=estimator,
     )
     data, rejected = load_history(config, [base])
     try:
@@ -408,18 +410,28 @@ def register(app: typer.Typer) -> None:
         milestone: Annotated[
             str, typer.Option("--milestone", help="won: a deal created and won; deal: created.")
         ] = "won",
+        estimator: Annotated[
+            str,
+            typer.Option(
+                "--estimator",
+                help="trees: gradient-boosted trees; logistic: a regression over the rules.",
+            ),
+        ] = "trees",
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Train a predictive model from the stored outcomes (docs/predictive.md)."""
         with _guard():
             if milestone not in ("won", "deal"):
                 raise UsageError([f"--milestone: expected won or deal, got {milestone!r}"])
+            if estimator not in ("trees", "logistic"):
+                raise UsageError([f"--estimator: expected trees or logistic, got {estimator!r}"])
             code = execute_train(
                 config,
                 model=model,
                 every=every,
                 horizon=horizon,
                 milestone="won" if milestone == "won" else "deal",
+                estimator="trees" if estimator == "trees" else "logistic",
                 as_json=as_json,
             )
         raise typer.Exit(code)
