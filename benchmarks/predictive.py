@@ -100,6 +100,7 @@ def main() -> None:
         "  gain  ECE(pred)  ECE(rules)  train_s",
         flush=True,
     )
+    began = time.perf_counter()
     for seed in args.seeds:
         try:
             r = one(args.crm, seed, args.contacts, args.days, options)
@@ -115,7 +116,7 @@ def main() -> None:
             flush=True,
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"peak RSS {peak:.0f} MB", flush=True)
+    print(f"peak RSS {peak:.0f} MB, {time.perf_counter() - began:.0f} s in all", flush=True)
 
 
 if __name__ == "__main__":
