@@ -236,10 +236,46 @@ def execute_backtest(
     if report:
         from scheduler.report import backtest_report
 
-        _write(report, backtest_report(result))
+        _write(report, backtest_report(result, _predictive_beside(config, data, result)))
         if not as_json:
             _out(f"report: {report}")
     return _report_rejected(rejected)
+
+
+def _predictive_beside(config: SyncConfig, data: HistoryData, result: Any) -> list[dict[str, Any]]:
+    """Each predictive model of the configuration whose artifact fits, beside its rules
+    model on the backtest's own snapshots (none without scikit-learn's extra: training's
+    feature code lives beside it, and the report then shows the rules models only)."""
+    from scheduler.cli_train import load_artifacts
+    from scoring.model import ModelFileError, load_models
+
+    try:
+        from scheduler.train import beside_rules
+    except ImportError:  # pragma: no cover - the extra is installed in tests
+        return []
+    out: list[dict[str, Any]] = []
+    for path in config.model_paths():
+        try:
+            models = load_models(path.read_text(encoding="utf-8"), str(path))
+        except (OSError, ModelFileError):
+            continue
+        if not models.predictive:
+            continue
+        artifacts, _ = load_artifacts(path, models)
+        for spec in models.predictive:
+            if spec.name in artifacts:
+                out.append(
+                    beside_rules(
+                        data,
+                        spec,
+                        models.get(spec.base_model),
+                        artifacts[spec.name],
+                        result.snapshots,
+                        horizon=result.options.horizon,
+                        milestone=result.options.milestone,
+                    )
+                )
+    return out
 
 
 def _report_rejected(rejected: Sequence[str]) -> int:

@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -30,11 +30,14 @@ from scoring.predictive import (
 )
 
 __all__ = [
+    "RetrainOutcome",
     "RunModel",
     "artifact_path",
+    "execute_retrain",
     "find_predictive",
     "load_artifacts",
     "register",
+    "retrain_job",
     "run_models",
 ]
 
@@ -213,11 +216,18 @@ def execute_train(
     horizon: str,
     milestone: Literal["won", "deal"],
     as_json: bool,
+    estimator: Literal["trees", "logistic"] = "trees",
 ) -> int:
     from scheduler.cli_backtest import load_history
 
     try:
-        from scheduler.train import TooLittleData, TrainOptions, at_least_as_good, train
+        from scheduler.train import (
+            TooLittleData,
+            TrainOptions,
+            judge_retrain,
+            old_holdout_for,
+            train,
+        )
     except ImportError:  # pragma: no cover - the extra is installed in tests
         raise UsageError(
             ["train: needs scikit-learn; install it with pip install 'leadsync[predictive]'"]
@@ -229,6 +239,7 @@ def execute_train(
         every=option_duration(every, "--every"),
         horizon=option_duration(horizon, "--horizon"),
         milestone=milestone,
+        estimator=estimator,
     )
     data, rejected = load_history(config, [base])
     try:
@@ -245,7 +256,9 @@ def execute_train(
                 old = candidate
         except (ArtifactError, OSError, UnicodeDecodeError):
             old = None
-    replaced = at_least_as_good(result.artifact, old, result.holdout)
+    replaced, why = judge_retrain(
+        result.artifact, old, result.holdout, old_holdout_for(data, base, old, result, options)
+    )
     if replaced:
         _write_atomically(target, result.artifact.to_json())
     h = result.artifact.holdout
@@ -280,10 +293,107 @@ def execute_train(
         if replaced:
             _out(f"artifact: {target}")
         else:
-            _out(f"artifact: {target} kept: the new model is worse on the latest holdout")
+            _out(f"artifact: {target} kept: the new model is worse on the latest holdout ({why})")
     for line in rejected[:20]:
         _err(line)
     return EXIT_REJECTED if rejected else EXIT_OK
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """What a scheduled retrain did for one predictive model, and why."""
+
+    model: str
+    action: Literal["not due", "replaced", "kept", "refused"]
+    reason: str
+
+
+def _usable_artifact(path: Path, spec: PredictiveSpec, base: ScoringModel) -> Artifact | None:
+    try:
+        candidate = parse_artifact(path.read_text(encoding="utf-8"), str(path))
+    except (ArtifactError, OSError, UnicodeDecodeError):
+        return None
+    return None if artifact_problems(candidate, spec, base) else candidate
+
+
+def execute_retrain(
+    config: Any,
+    *,
+    every: timedelta,
+    now: datetime,
+    options: Any = None,
+) -> list[RetrainOutcome]:
+    """``schedule.retrain_every``: retrain every predictive model of ``config`` whose
+    artifact is due (none usable, or its history ended ``every`` or more before
+    ``now``). A new artifact replaces the old one (atomically) only when it is at least
+    as good on the latest holdout; otherwise, or when there is too little data, the old
+    one stays. The model's content hash covers its definition, not the artifact, so a
+    replaced artifact never makes the next run baseline the model."""
+    from scheduler.cli_backtest import load_history
+    from scheduler.train import (
+        TooLittleData,
+        TrainOptions,
+        judge_retrain,
+        old_holdout_for,
+        retrain_due,
+        train,
+    )
+    from scoring.model import ModelFileError, load_models
+
+    options = options or TrainOptions()
+    out: list[RetrainOutcome] = []
+    for model_file in config.model_paths():
+        try:
+            models = load_models(model_file.read_text(encoding="utf-8"), str(model_file))
+        except (OSError, ModelFileError):
+            continue  # the run reports it
+        for spec in models.predictive:
+            base = models.get(spec.base_model)
+            target = artifact_path(model_file, spec)
+            old = _usable_artifact(target, spec, base)
+            if not retrain_due(old, now, every):
+                out.append(RetrainOutcome(spec.name, "not due", f"its history is under {every}"))
+                continue
+            data, _ = load_history(config, [base])
+            try:
+                result = train(data, spec, base, options)
+            except TooLittleData as exc:
+                out.append(RetrainOutcome(spec.name, "refused", str(exc)))
+                continue
+            replaced, why = judge_retrain(
+                result.artifact,
+                old,
+                result.holdout,
+                old_holdout_for(data, base, old, result, options),
+            )
+            if replaced:
+                _write_atomically(target, result.artifact.to_json())
+            out.append(RetrainOutcome(spec.name, "replaced" if replaced else "kept", why))
+    return out
+
+
+def retrain_job(
+    config_path: str, every: timedelta, now: Callable[[], datetime]
+) -> Callable[[], int]:
+    """The scheduler's retrain job for ``config_path`` (read afresh at every call): one
+    log line per predictive model saying what happened and why."""
+    import logging
+
+    from scheduler.config import redact
+
+    log = logging.getLogger("leadsync.retrain")
+
+    def job() -> int:
+        config = _load(config_path)
+        for outcome in execute_retrain(config, every=every, now=now()):
+            line = redact(f"{outcome.model}: {outcome.action}: {outcome.reason}")
+            if outcome.action == "refused":
+                log.warning("retrain %s", line)
+            else:
+                log.info("retrain %s", line)
+        return 0
+
+    return job
 
 
 def register(app: typer.Typer) -> None:
@@ -300,18 +410,28 @@ def register(app: typer.Typer) -> None:
         milestone: Annotated[
             str, typer.Option("--milestone", help="won: a deal created and won; deal: created.")
         ] = "won",
+        estimator: Annotated[
+            str,
+            typer.Option(
+                "--estimator",
+                help="trees: gradient-boosted trees; logistic: a regression over the rules.",
+            ),
+        ] = "trees",
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     ) -> None:
         """Train a predictive model from the stored outcomes (docs/predictive.md)."""
         with _guard():
             if milestone not in ("won", "deal"):
                 raise UsageError([f"--milestone: expected won or deal, got {milestone!r}"])
+            if estimator not in ("trees", "logistic"):
+                raise UsageError([f"--estimator: expected trees or logistic, got {estimator!r}"])
             code = execute_train(
                 config,
                 model=model,
                 every=every,
                 horizon=horizon,
                 milestone="won" if milestone == "won" else "deal",
+                estimator="trees" if estimator == "trees" else "logistic",
                 as_json=as_json,
             )
         raise typer.Exit(code)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Callable
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -26,6 +26,10 @@ from scheduler.config import ScheduleConfig, redact
 log = logging.getLogger("leadsync.schedule")
 DEFAULT_EVERY_SECONDS = 15 * 60
 JOB_ID = "leadsync-sync"
+RETRAIN_JOB_ID = "leadsync-retrain"
+# How often the retrain job looks whether a model is due (the check reads one small
+# file per predictive model; training happens only when ``retrain_every`` has passed).
+RETRAIN_CHECK_EVERY = timedelta(days=1)
 
 
 def make_trigger(schedule: ScheduleConfig) -> BaseTrigger:
@@ -69,6 +73,31 @@ def add_sync_job(
     )
 
 
+def add_retrain_job(
+    scheduler: Any,
+    retrain_every: timedelta,
+    retrain: Callable[[], int],
+    schedule: ScheduleConfig,
+    *,
+    trigger: BaseTrigger | None = None,
+) -> Any:
+    """``schedule.retrain_every``: a job of its own beside the sync, checking at most
+    daily whether a predictive model is due (``retrain`` decides and logs why it kept or
+    replaced an artifact). It never overlaps itself; a failure is logged and the
+    schedule goes on."""
+    seconds = min(retrain_every, RETRAIN_CHECK_EVERY).total_seconds()
+    return scheduler.add_job(
+        guarded(retrain),
+        trigger or IntervalTrigger(seconds=seconds, timezone=UTC),
+        id=RETRAIN_JOB_ID,
+        name="leadsync retrain",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=max(1, int(schedule.misfire_grace.total_seconds())),
+        replace_existing=True,
+    )
+
+
 def install_sigterm(scheduler: Any) -> Callable[[int, FrameType | None], None]:
     """Stop on SIGTERM (systemd, Kubernetes) the way Ctrl-C stops: after the current run."""
 
@@ -88,8 +117,14 @@ def run_scheduled(
     scheduler: Any = None,
     trigger: BaseTrigger | None = None,
     run_now: bool = True,
+    retrain_every: timedelta | None = None,
+    retrain: Callable[[], int] | None = None,
+    retrain_trigger: BaseTrigger | None = None,
 ) -> int:
-    """Block until stopped. ``scheduler``/``trigger`` are injectable for tests."""
+    """Block until stopped. ``scheduler``/``trigger`` are injectable for tests.
+
+    With ``retrain_every`` and ``retrain`` (``scheduler.cli_train.retrain_job``), the
+    predictive models are retrained when due, in a job of their own."""
     if scheduler is None:
         from apscheduler.schedulers.blocking import BlockingScheduler
 
@@ -97,9 +132,9 @@ def run_scheduled(
     trig = trigger or make_trigger(schedule)
     job = add_sync_job(scheduler, trig, run_once, schedule)
     if run_now and trigger is None:
-        from datetime import datetime
-
         job.modify(next_run_time=datetime.now(UTC))
+    if retrain_every is not None and retrain is not None:
+        add_retrain_job(scheduler, retrain_every, retrain, schedule, trigger=retrain_trigger)
     previous = signal.getsignal(signal.SIGTERM)
     install_sigterm(scheduler)
     log.info("scheduled: %s", trig)

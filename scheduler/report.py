@@ -307,8 +307,9 @@ def _day(text: str) -> str:
 # --- the backtest report ---------------------------------------------------------------------
 
 
-def backtest_report(result: Any) -> str:
-    """The report of a :class:`scheduler.backtest.BacktestResult`."""
+def backtest_report(result: Any, predictive: Sequence[Mapping[str, Any]] = ()) -> str:
+    """The report of a :class:`scheduler.backtest.BacktestResult`; ``predictive``: each
+    predictive model beside its rules model (``scheduler.train.beside_rules``)."""
     doc = result.to_json()
     window = doc["window"]
     runs = result.runs
@@ -379,7 +380,85 @@ def backtest_report(result: Any) -> str:
     sections.append("<h2>Charts</h2>")
     sections.extend(chart.html() for chart in charts)
     sections.append(_advice_html(doc))
+    for comparison in predictive:
+        sections.extend(_predictive_html(comparison))
     return page("leadsync backtest", sections)
+
+
+def _predictive_html(c: Mapping[str, Any]) -> list[str]:
+    """A predictive model beside its rules model: figures, advice, reliability curve."""
+    head = (
+        f"<h2>Predictive model {_e(c['model'])} beside {_e(c['base_model'])}</h2>"
+        f"<p>On the {c['snapshots']} snapshots after its training labels end "
+        f"({_e(_day(c['trained_to']))} plus the horizon): {c['pairs']} contact-snapshots, "
+        f"{c['positives']} converted. Earlier snapshots taught the model and are not judged. "
+        "The rules score is read as a probability the way a user reads “72 of 100”.</p>"
+    )
+    if not c["pairs"]:
+        return [
+            head + "<p>No snapshot is left to judge it on: train it on older data or "
+            "backtest a later period.</p>"
+        ]
+    table = _table(
+        [
+            "model",
+            "ROC AUC",
+            "top-decile lift",
+            "calibration error",
+            "threshold",
+            "precision",
+            "recall",
+            "leads / week",
+            "advised (max F1)",
+            "precision",
+            "recall",
+        ],
+        [
+            [
+                m["model"],
+                _num(m["auc"]),
+                _num(m["lift"], 2),
+                _num(m["ece"]),
+                _fmt(m["threshold"]),
+                _pct(m["precision"]),
+                _pct(m["recall"]),
+                _num(m["leads_per_week"], 1),
+                "n/a" if m["advised_threshold"] is None else _fmt(m["advised_threshold"]),
+                _pct(m["advised_precision"]),
+                _pct(m["advised_recall"]),
+            ]
+            for m in c["models"]
+        ],
+    )
+    return [head, table, _reliability_chart(c).html()]
+
+
+def _reliability_chart(c: Mapping[str, Any]) -> Chart:
+    lines = [
+        LineSpec(
+            f"{m['model']} (calibration error {_num(m['ece'])})",
+            [100 * b["predicted"] for b in m["reliability"]],
+            [100 * b["observed"] for b in m["reliability"]],
+        )
+        for m in c["models"]
+    ]
+    top = 100.0
+    lines.append(LineSpec("calibrated", [0, top], [0, top], dashed=True, color="#9ca3af"))
+    svg = line_chart(
+        lines,
+        x_label="predicted conversion (%)",
+        y_label="observed conversion (%)",
+        x_range=(0, top),
+        y_range=(0, top),
+    )
+    return Chart(
+        f"reliability-{c['model']}",
+        f"Reliability: {c['model']} and {c['base_model']}",
+        svg,
+        "Ten equal-frequency bins of contact-snapshots: mean predicted probability (x) "
+        "against the observed conversion (y). A calibrated model lies on the diagonal; "
+        "the calibration error is the bins' mean distance from it, weighted by size.",
+    )
 
 
 def _caveats_html(doc: Mapping[str, Any]) -> str:

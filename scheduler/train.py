@@ -36,8 +36,10 @@ from scoring.predictive import (
     ARTIFACT_VERSION,
     Artifact,
     Calibration,
+    Estimator,
     Feature,
     FeatureSpec,
+    Tree,
     feature_matrix,
     feature_specs,
     predict,
@@ -51,7 +53,10 @@ __all__ = [
     "TrainResult",
     "TrainingSet",
     "at_least_as_good",
+    "beside_rules",
     "build_training_set",
+    "judge_retrain",
+    "old_holdout_for",
     "reliability_curve",
     "retrain_due",
     "train",
@@ -62,6 +67,10 @@ __all__ = [
 # coefficients flip sign from one retrain to the next and its reasons mean nothing.
 MIN_CONVERSIONS = 40
 MIN_NON_CONVERSIONS = 40
+# Feature choice for tree models: event types rarer than this say nothing reliable, and
+# a text field's values beyond the most frequent few are too rare to learn from.
+MIN_EVENTS_PER_TYPE = 50
+MAX_FIELD_VALUES = 30
 _DAY = timedelta(days=1)
 
 
@@ -78,6 +87,13 @@ class TrainOptions:
     holdout: timedelta = timedelta(weeks=8)  # the latest snapshots, judged, never trained on
     calibration_share: float = 0.25  # the latest share of training snapshots fits calibration
     regularisation: float = 1.0  # scikit-learn's C
+    # logistic: a regression over the base model's parts; trees: gradient-boosted trees
+    # over those and the per-event-type and per-field features (docs/predictive.md)
+    estimator: Estimator = "trees"
+    trees: int = 200  # boosting iterations
+    learning_rate: float = 0.05
+    max_leaf_nodes: int = 15
+    min_samples_leaf: int = 200
     min_conversions: int = MIN_CONVERSIONS
     min_non_conversions: int = MIN_NON_CONVERSIONS
 
@@ -109,9 +125,16 @@ def _midnight(t: datetime) -> datetime:
     return datetime(t.year, t.month, t.day, tzinfo=UTC)
 
 
-def plan(data_end: datetime, options: TrainOptions) -> tuple[list[datetime], list[datetime]]:
+def plan(
+    data_end: datetime,
+    options: TrainOptions,
+    *,
+    first_usable: datetime | None = None,
+) -> tuple[list[datetime], list[datetime]]:
     """``(training snapshots, holdout snapshots)``: holdout the latest snapshots whose
-    horizon the data covers; training earlier ones whose horizon ends by the holdout."""
+    horizon the data covers; training earlier ones whose horizon ends by the holdout,
+    none before ``first_usable`` (the first instant whose features the kept history can
+    compute in full)."""
     last = _midnight(data_end - options.horizon)
     holdout_start = last - options.holdout
     holdout: list[datetime] = []
@@ -121,6 +144,8 @@ def plan(data_end: datetime, options: TrainOptions) -> tuple[list[datetime], lis
         t += options.every
     train_end = holdout_start - options.horizon
     first = train_end - options.span
+    if first_usable is not None:
+        first = max(first, first_usable)
     training: list[datetime] = []
     t = train_end
     while t >= first:
@@ -129,14 +154,73 @@ def plan(data_end: datetime, options: TrainOptions) -> tuple[list[datetime], lis
     return sorted(training), holdout
 
 
+def first_usable(data: HistoryData, base: ScoringModel) -> datetime | None:
+    """The first snapshot whose features the kept history can compute in full: the sync
+    keeps events from ``kept_since`` on (or from its first kept event, when later) and
+    the base model reads ``history_days`` back. An earlier snapshot would teach the
+    model that nobody engaged, only because nothing older was kept. An export (no
+    ``kept_since``) is taken as the whole history."""
+    if data.kept_since is None or base.history_days is None:
+        return None
+    start = data.kept_since
+    if data.events.height:
+        earliest = data.events.get_column("occurred_at").min()
+        if isinstance(earliest, datetime) and earliest > start:
+            start = earliest
+    return start + timedelta(days=base.history_days)
+
+
+def choose_features(
+    data: HistoryData, base: ScoringModel, until: datetime, estimator: Estimator
+) -> list[FeatureSpec]:
+    """The features of a model trained on history before ``until``. A logistic model
+    reads the base model's parts only (each weight a statement about a rule); trees also
+    read every event type seen at least ``MIN_EVENTS_PER_TYPE`` times, and the base
+    model's fit fields: numbers as numbers, text fields by their values shared by at
+    least one contact in a hundred (at most ``MAX_FIELD_VALUES`` per field)."""
+    if estimator == "logistic":
+        return feature_specs(base)
+    model, _ = usable_model(base, CHANGED_AT_CONVERSION - data.reconstruction.rebuilt)
+    events = data.events.filter(pl.col("occurred_at") < until)
+    counts = events.group_by("type").len().filter(pl.col("len") >= MIN_EVENTS_PER_TYPE)
+    event_types = sorted(str(t) for t in counts.get_column("type").to_list())
+    field_values: dict[str, list[str]] = {}
+    number_fields: list[str] = []
+    contacts = data.contacts.filter(pl.col("created_at") < until)
+    for name in sorted({r.field for r in model.fit_rules}):
+        if name not in contacts.columns or contacts.height == 0:
+            continue
+        text = (
+            contacts.get_column(name).cast(pl.String).str.strip_chars().str.to_lowercase()
+        ).drop_nulls()
+        text = text.filter(text != "")
+        if text.len() == 0:
+            continue
+        if text.cast(pl.Float64, strict=False).null_count() <= 0.1 * text.len():
+            number_fields.append(name)
+            continue
+        frequent = (
+            text.value_counts(sort=True)
+            .filter(pl.col("count") >= max(0.01 * contacts.height, 1))
+            .head(MAX_FIELD_VALUES)
+        )
+        if frequent.height:
+            field_values[name] = sorted(str(v) for v in frequent.get_column(name).to_list())
+    return feature_specs(
+        base, event_types=event_types, field_values=field_values, number_fields=number_fields
+    )
+
+
 def build_training_set(
     data: HistoryData,
     base: ScoringModel,
     snapshots: Sequence[datetime],
     options: TrainOptions,
+    specs: Sequence[FeatureSpec] | None = None,
 ) -> TrainingSet:
-    """Features and labels at each snapshot, with the backtest's eligibility and labels."""
-    specs = feature_specs(base)
+    """Features and labels at each snapshot, with the backtest's eligibility and labels:
+    fields as of the snapshot, events up to it, labels from the horizon after it."""
+    specs = list(specs) if specs is not None else feature_specs(base)
     model, _ = usable_model(base, CHANGED_AT_CONVERSION - data.reconstruction.rebuilt)
     pairs = labelled_snapshots(
         data, snapshots, horizon=options.horizon, milestone=options.milestone
@@ -156,7 +240,7 @@ def build_training_set(
         scores = columns.scores.join(
             at_t.select("contact_id", "label"), on="contact_id", how="inner"
         )
-        x = feature_matrix(scores, columns.reasons, specs, t)
+        x = feature_matrix(scores, columns.reasons, specs, t, contacts=contacts, events=data.events)
         ts.append(np.full(scores.height, np.datetime64(t.replace(tzinfo=None), "us")))
         ids.append(scores.get_column("contact_id").to_numpy())
         xs.append(x)
@@ -214,55 +298,54 @@ def train(
     options: TrainOptions | None = None,
 ) -> TrainResult:
     """Fit, calibrate and judge on the later holdout; raises ``TooLittleData``."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
     options = options or TrainOptions()
-    training_times, holdout_times = plan(data.data_end, options)
+    training_times, holdout_times = plan(
+        data.data_end, options, first_usable=first_usable(data, base)
+    )
     window = (
         f"({_iso(training_times[0])} to {_iso(training_times[-1])})"
         if training_times
         else "(empty: the history is shorter than the horizon and the holdout)"
     )
-    full = build_training_set(data, base, training_times, options)
+    specs = (
+        choose_features(data, base, training_times[-1] + options.every, options.estimator)
+        if training_times
+        else feature_specs(base)
+    )
+    full = build_training_set(data, base, training_times, options, specs)
     _check_enough(full, options, window)
-    holdout = build_training_set(data, base, holdout_times, options)
+    holdout = build_training_set(data, base, holdout_times, options, specs)
 
-    # Later training snapshots fit the calibration, earlier ones the regression.
+    # Later training snapshots fit the calibration, earlier ones the model.
     cut_index = int(len(training_times) * (1 - options.calibration_share))
     cut = np.datetime64(training_times[cut_index].replace(tzinfo=None), "us")
     fit = _subset(full, full.t < cut)
     cal = _subset(full, full.t >= cut)
     if len(set(fit.y.tolist())) < 2:
         fit, cal = full, _subset(full, full.t < full.t.min())
-    scaler = StandardScaler().fit(fit.x)
-    regression = LogisticRegression(C=options.regularisation, max_iter=5000)
-    regression.fit(scaler.transform(fit.x), fit.y)
-    features = [
-        Feature(
-            **spec_.model_dump(),
-            mean=float(scaler.mean_[j]),
-            scale=float(scaler.scale_[j]),
-            coef=float(regression.coef_[0, j]),
-        )
-        for j, spec_ in enumerate(full.features)
-    ]
+    fitted = (
+        _fit_trees(fit, options) if options.estimator == "trees" else _fit_logistic(fit, options)
+    )
     calibration = Calibration()
     platt: Any = None
     if cal.x.shape[0] and len(set(cal.y.tolist())) == 2:
-        z = regression.decision_function(scaler.transform(cal.x)).reshape(-1, 1)
-        platt = LogisticRegression(C=1e6, max_iter=5000).fit(z, cal.y)
+        z = fitted.decision(cal.x).reshape(-1, 1)
+        platt = _platt(z, cal.y)
         calibration = Calibration(
             method="platt", a=float(platt.coef_[0, 0]), b=float(platt.intercept_[0])
         )
+    features = fitted.features
+    intercept = fitted.intercept
     artifact = Artifact(
         format=ARTIFACT_FORMAT,
         version=ARTIFACT_VERSION,
         model=spec.name,
         base_model=base.name,
         base_model_hash=base.content_hash,
-        intercept=float(regression.intercept_[0]),
+        estimator=options.estimator,
+        intercept=intercept,
         features=features,
+        trees=fitted.trees,
         calibration=calibration,
         training={
             "from": _iso(training_times[0]),
@@ -291,8 +374,99 @@ def train(
         artifact=artifact,
         holdout=holdout,
         train_pairs=int(full.y.size),
-        estimators=(scaler, regression, platt),
+        estimators=(fitted.scaler, fitted.model, platt),
     )
+
+
+@dataclass
+class _Fitted:
+    """A fitted model as the artifact holds it, and scikit-learn's own objects."""
+
+    features: list[Feature]
+    intercept: float
+    trees: list[Tree]
+    scaler: Any
+    model: Any
+
+    def decision(self, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """scikit-learn's log-odds of the fitted model (for the calibration)."""
+        z: np.ndarray[Any, Any] = (
+            self.model.decision_function(self.scaler.transform(x))
+            if self.scaler is not None
+            else self.model.decision_function(x)
+        )
+        return z
+
+
+def _fit_logistic(fit: TrainingSet, options: TrainOptions) -> _Fitted:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    scaler = StandardScaler().fit(fit.x)
+    regression = LogisticRegression(C=options.regularisation, max_iter=5000)
+    regression.fit(scaler.transform(fit.x), fit.y)
+    features = [
+        Feature(
+            **spec_.model_dump(),
+            mean=float(scaler.mean_[j]),
+            scale=float(scaler.scale_[j]),
+            coef=float(regression.coef_[0, j]),
+        )
+        for j, spec_ in enumerate(fit.features)
+    ]
+    return _Fitted(features, float(regression.intercept_[0]), [], scaler, regression)
+
+
+def _fit_trees(fit: TrainingSet, options: TrainOptions) -> _Fitted:
+    """Gradient-boosted trees (scikit-learn's ``HistGradientBoostingClassifier``), with
+    a fixed number of iterations and no random validation split: the only split is by
+    time. Its trees are copied node by node into the artifact; the model compares the
+    raw (transformed, unscaled) features with each node's threshold, as the core does."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(
+        max_iter=options.trees,
+        learning_rate=options.learning_rate,
+        max_leaf_nodes=options.max_leaf_nodes,
+        min_samples_leaf=options.min_samples_leaf,
+        early_stopping=False,
+        random_state=0,
+    ).fit(fit.x, fit.y)
+    trees = [_tree(predictors[0].nodes) for predictors in model._predictors]
+    mean = fit.x.mean(axis=0) if fit.x.shape[0] else np.zeros(fit.x.shape[1])
+    std = fit.x.std(axis=0) if fit.x.shape[0] else np.ones(fit.x.shape[1])
+    features = [
+        Feature(
+            **spec_.model_dump(),
+            mean=float(mean[j]),
+            scale=float(std[j]) if std[j] > 0 else 1.0,
+        )
+        for j, spec_ in enumerate(fit.features)
+    ]
+    baseline = float(np.asarray(model._baseline_prediction).ravel()[0])
+    return _Fitted(features, baseline, trees, None, model)
+
+
+def _tree(nodes: np.ndarray[Any, Any]) -> Tree:
+    """One of scikit-learn's tree predictors (a structured node array) as a ``Tree``."""
+    leaf = nodes["is_leaf"].astype(bool)
+    if nodes["is_categorical"].any():  # pragma: no cover - no categorical features
+        raise ValueError("categorical splits are not supported")
+    return Tree(
+        feature=[-1 if leaf[i] else int(f) for i, f in enumerate(nodes["feature_idx"])],
+        threshold=[0.0 if leaf[i] else float(v) for i, v in enumerate(nodes["num_threshold"])],
+        missing_left=[bool(v) for v in nodes["missing_go_to_left"]],
+        left=[0 if leaf[i] else int(v) for i, v in enumerate(nodes["left"])],
+        right=[0 if leaf[i] else int(v) for i, v in enumerate(nodes["right"])],
+        value=[float(v) if leaf[i] else 0.0 for i, v in enumerate(nodes["value"])],
+    )
+
+
+def _platt(z: np.ndarray[Any, Any], y: np.ndarray[Any, Any]) -> Any:
+    """Platt scaling: a one-feature logistic regression of the labels on ``z``."""
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=1e6, max_iter=5000).fit(z, y)
 
 
 def judge(artifact: Artifact, holdout: TrainingSet) -> dict[str, Any]:
@@ -341,19 +515,60 @@ def reliability_curve(
     return out
 
 
-def at_least_as_good(new: Artifact, old: Artifact | None, holdout: TrainingSet) -> bool:
+def at_least_as_good(
+    new: Artifact,
+    old: Artifact | None,
+    holdout: TrainingSet,
+    old_holdout: TrainingSet | None = None,
+) -> bool:
     """The retrain rule: a new artifact replaces the old only when its AUC on the latest
-    holdout is at least the old one's on the same pairs (an old artifact that no longer
-    fits the model, or cannot be judged, is always replaced)."""
-    if old is None or [f.name for f in old.features] != [f.name for f in new.features]:
-        return True
+    holdout is at least the old one's on the same pairs. ``old_holdout`` holds the same
+    pairs with the old artifact's features when its features differ (another estimator,
+    other event types); without it such an old artifact is replaced, as is one that
+    cannot be judged."""
+    return judge_retrain(new, old, holdout, old_holdout)[0]
+
+
+def judge_retrain(
+    new: Artifact,
+    old: Artifact | None,
+    holdout: TrainingSet,
+    old_holdout: TrainingSet | None = None,
+) -> tuple[bool, str]:
+    """``(replace, why)`` for the retrain rule of :func:`at_least_as_good`."""
+    if old is None:
+        return True, "no usable artifact yet"
+    if [f.name for f in old.features] != [f.name for f in new.features]:
+        if old_holdout is None or old_holdout.y.size != holdout.y.size:
+            return True, "the old artifact reads other features and cannot be judged"
+        old_set = old_holdout
+    else:
+        old_set = holdout
     if holdout.x.shape[0] == 0:
-        return True
-    old_auc = ev.roc_auc(predict(old, holdout.x), holdout.y)
+        return True, "the latest holdout is empty"
+    old_auc = ev.roc_auc(predict(old, old_set.x), old_set.y)
     new_auc = ev.roc_auc(predict(new, holdout.x), holdout.y)
     if old_auc is None:
-        return True
-    return new_auc is not None and new_auc >= old_auc
+        return True, "the old artifact cannot be judged on the latest holdout"
+    if new_auc is not None and new_auc >= old_auc:
+        return True, f"AUC {new_auc:.3f} >= {old_auc:.3f} of the old artifact on the latest holdout"
+    shown = "n/a" if new_auc is None else f"{new_auc:.3f}"
+    return False, f"AUC {shown} < {old_auc:.3f} of the old artifact on the latest holdout"
+
+
+def old_holdout_for(
+    data: HistoryData,
+    base: ScoringModel,
+    old: Artifact | None,
+    new: TrainResult,
+    options: TrainOptions,
+) -> TrainingSet | None:
+    """The latest holdout's pairs with ``old``'s own features, when they differ from the
+    new artifact's: both models are judged on the same (contact, snapshot) pairs."""
+    if old is None or [f.name for f in old.features] == [f.name for f in new.artifact.features]:
+        return None
+    times = sorted({t.item().replace(tzinfo=UTC) for t in new.holdout.t})
+    return build_training_set(data, base, times, options, old.features)
 
 
 def retrain_due(artifact: Artifact | None, now: datetime, every: timedelta) -> bool:
@@ -367,3 +582,75 @@ def retrain_due(artifact: Artifact | None, now: datetime, every: timedelta) -> b
         return True
     trained = datetime.fromisoformat(end.replace("Z", "+00:00"))
     return now - trained >= every
+
+
+def beside_rules(
+    data: HistoryData,
+    spec: PredictiveSpec,
+    base: ScoringModel,
+    artifact: Artifact,
+    snapshots: Sequence[datetime],
+    *,
+    horizon: timedelta,
+    milestone: Milestone,
+) -> dict[str, Any]:
+    """A predictive model beside its rules model on a backtest's snapshots, on the same
+    (contact, snapshot) pairs: AUC, top-decile lift, calibration error, the reliability
+    curve and the threshold advice of each.
+
+    Only snapshots after the artifact's training labels (its last training snapshot
+    plus the horizon) are judged: earlier ones taught the model, and judging on them
+    would flatter it."""
+    trained_to = datetime.fromisoformat(str(artifact.training.get("to", "")).replace("Z", "+00:00"))
+    seen = trained_to + timedelta(days=float(artifact.training.get("horizon_days", 0.0)))
+    later = [t for t in snapshots if t > seen]
+    options = TrainOptions(horizon=horizon, milestone=milestone)
+    pairs = build_training_set(data, base, later, options, artifact.features)
+    p = predict(artifact, pairs.x) if pairs.x.shape[0] else np.zeros(0)
+    weeks = max(len(later), 1) * (
+        (later[1] - later[0]) / timedelta(weeks=1) if len(later) > 1 else 1.0
+    )
+    rows = []
+    for name, scores, threshold, probabilities in (
+        (spec.name, 100.0 * p, spec.threshold, p),
+        (base.name, pairs.base_score, base.threshold, np.clip(pairs.base_score / 100, 0, 1)),
+    ):
+        at = ev.precision_recall_at(scores, pairs.y, threshold)
+        best = ev.max_f1_threshold(scores, pairs.y)
+        rows.append(
+            {
+                "model": name,
+                "auc": ev.roc_auc(scores, pairs.y) if scores.size else None,
+                "lift": _top_decile_lift(scores, pairs.y),
+                "ece": ev.expected_calibration_error(probabilities, pairs.y)
+                if scores.size
+                else None,
+                "reliability": reliability_curve(probabilities, pairs.y),
+                "threshold": threshold,
+                "precision": at.precision,
+                "recall": at.recall,
+                "leads_per_week": float(np.count_nonzero(scores >= threshold)) / weeks,
+                "advised_threshold": best.threshold,
+                "advised_precision": best.precision,
+                "advised_recall": best.recall,
+            }
+        )
+    return {
+        "model": spec.name,
+        "base_model": base.name,
+        "trained_to": _iso(trained_to),
+        "snapshots": len(later),
+        "from": _iso(later[0]) if later else None,
+        "to": _iso(later[-1]) if later else None,
+        "pairs": int(pairs.y.size),
+        "positives": int(pairs.y.sum()),
+        "models": rows,
+    }
+
+
+def _top_decile_lift(scores: np.ndarray[Any, Any], labels: np.ndarray[Any, Any]) -> float | None:
+    """Conversion among the top tenth of scores over the conversion of all."""
+    if scores.size == 0 or not labels.any():
+        return None
+    top = np.argsort(-scores, kind="stable")[: max(1, scores.size // 10)]
+    return float(labels[top].mean() / labels.mean())

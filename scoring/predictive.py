@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from scoring.model import BehaviorRule, ModelSet, PredictiveSpec, ScoringModel
 
@@ -53,10 +53,25 @@ ARTIFACT_FORMAT: Literal["leadsync-predictive"] = "leadsync-predictive"
 ARTIFACT_VERSION: Literal[1] = 1
 # A contact without any activity date (no event, no created_at) is treated as a year idle.
 NO_ACTIVITY_DAYS = 365.0
+# Windows of the per-event-type counts, and how far back "days since the last one" looks
+# (within what the sync keeps for any model: its longest window, at least 90 days).
+EVENT_WINDOWS = (7.0, 30.0, 90.0)
+SINCE_CAP_DAYS = 90.0
 # Reasons shown per side, as Dynamics 365 shows its top five positive and negative factors.
 TOP_REASONS = 5
 
-Source = Literal["points", "events", "days_since_activity", "events_total"]
+Source = Literal[
+    "points",
+    "events",
+    "days_since_activity",
+    "events_total",
+    "score",
+    "event_count",
+    "days_since_event",
+    "field_equals",
+    "field_number",
+]
+Estimator = Literal["logistic", "trees"]
 Transform = Literal["identity", "log1p"]
 
 _CONFIG = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
@@ -72,14 +87,56 @@ class FeatureSpec(BaseModel):
     source: Source
     rule: str | None = None
     transform: Transform = "identity"
+    # event_count / days_since_event: the event type and how many days back it looks
+    event: str | None = None
+    days: float | None = Field(default=None, gt=0)
+    # field_equals / field_number: the contact field (and the value it equals)
+    field: str | None = None
+    value: str | None = None
+
+    @property
+    def group(self) -> str:
+        """The reason this feature belongs to: its rule, event type or field."""
+        return self.rule or self.event or self.field or self.name
 
 
 class Feature(FeatureSpec):
-    """A feature as trained: ``x' = (transform(x) - mean) / scale``, weighted by ``coef``."""
+    """A feature as trained: ``x' = (transform(x) - mean) / scale``, weighted by ``coef``
+    (a tree model reads ``transform(x)`` itself; ``mean`` is its training average)."""
 
     mean: float
     scale: float = Field(gt=0)
-    coef: float
+    coef: float = 0.0
+
+
+class Tree(BaseModel):
+    """One regression tree of a gradient-boosted model, as parallel node arrays.
+
+    Node ``i`` is a leaf when ``feature[i] == -1`` and then adds ``value[i]`` to the
+    log-odds; otherwise a row goes to ``left[i]`` when its transformed feature is at
+    most ``threshold[i]`` (or missing and ``missing_left[i]``), else to ``right[i]``.
+    Children come after their parent, so every walk ends.
+    """
+
+    model_config = _CONFIG
+
+    feature: list[int] = Field(min_length=1)
+    threshold: list[float]
+    missing_left: list[bool]
+    left: list[int]
+    right: list[int]
+    value: list[float]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Tree:
+        n = len(self.feature)
+        arrays = (self.threshold, self.missing_left, self.left, self.right, self.value)
+        if any(len(a) != n for a in arrays):
+            raise ValueError(f"every node array must have {n} entries (one per node)")
+        for i, f in enumerate(self.feature):
+            if f >= 0 and not (i < self.left[i] < n and i < self.right[i] < n):
+                raise ValueError(f"node {i}: children must be later nodes of this tree")
+        return self
 
 
 class Calibration(BaseModel):
@@ -103,11 +160,51 @@ class Artifact(BaseModel):
     model: str
     base_model: str
     base_model_hash: str
+    # logistic: ``z = intercept + Σ coef · x'``; trees: ``z = intercept + Σ tree(x)``
+    estimator: Estimator = "logistic"
     intercept: float
     features: list[Feature] = Field(min_length=1)
+    trees: list[Tree] = Field(default_factory=list)
     calibration: Calibration = Field(default_factory=Calibration)
     training: dict[str, Any] = Field(default_factory=dict)
     holdout: dict[str, Any] = Field(default_factory=dict)
+    _arrays: list[tuple[np.ndarray[Any, Any], ...]] | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _trees_fit_features(self) -> Artifact:
+        if self.estimator == "trees" and not self.trees:
+            raise ValueError("trees: a tree model needs at least one tree")
+        if self.estimator == "logistic" and self.trees:
+            raise ValueError("trees: only an estimator 'trees' artifact holds trees")
+        width = len(self.features)
+        for k, tree in enumerate(self.trees):
+            if max(tree.feature) >= width:
+                raise ValueError(f"trees.{k}: a node reads a feature beyond the {width} listed")
+        return self
+
+    def tree_arrays(self) -> list[tuple[np.ndarray[Any, Any], ...]]:
+        """The trees as numpy arrays, built once per artifact."""
+        if self._arrays is None:
+            self._arrays = [
+                (
+                    np.asarray(t.feature, dtype=np.int64),
+                    np.asarray(t.threshold, dtype=np.float64),
+                    np.asarray(t.missing_left, dtype=bool),
+                    np.asarray(t.left, dtype=np.int64),
+                    np.asarray(t.right, dtype=np.int64),
+                    np.asarray(t.value, dtype=np.float64),
+                )
+                for t in self.trees
+            ]
+        return self._arrays
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the files would be: the cached tree arrays do not count."""
+        if not isinstance(other, Artifact):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
@@ -148,10 +245,20 @@ def parse_artifact(text: str, source: str) -> Artifact:
         raise ArtifactError(lines) from None
 
 
-def feature_specs(base: ScoringModel) -> list[FeatureSpec]:
+def feature_specs(
+    base: ScoringModel,
+    *,
+    event_types: Sequence[str] = (),
+    field_values: Mapping[str, Sequence[str]] | None = None,
+    number_fields: Sequence[str] = (),
+) -> list[FeatureSpec]:
     """The features of a predictive model over ``base``: each rule's points, each
-    behaviour rule's counted events, recency and frequency of engagement. Counts and
-    days are log-transformed: the tenth visit says less than the first."""
+    behaviour rule's counted events, the rules score, recency and frequency of
+    engagement; then, per event type in ``event_types``, its counts over the last 7, 30
+    and 90 days (velocity: a buying cycle shows as a recent burst) and the days since
+    the last one; per fit field, one indicator per value in ``field_values`` and the
+    number of each of ``number_fields``. Counts and days are log-transformed: the tenth
+    visit says less than the first."""
     out: list[FeatureSpec] = []
     for rule in base.rules:
         out.append(FeatureSpec(name=f"{rule.id}.points", source="points", rule=rule.id))
@@ -165,6 +272,36 @@ def feature_specs(base: ScoringModel) -> list[FeatureSpec]:
         FeatureSpec(name="recency", source="days_since_activity", transform="log1p"),
     )
     out.append(FeatureSpec(name="frequency", source="events_total", transform="log1p"))
+    if not event_types and not field_values and not number_fields:
+        return out
+    out.append(FeatureSpec(name="score", source="score"))
+    for event in event_types:
+        for days in EVENT_WINDOWS:
+            out.append(
+                FeatureSpec(
+                    name=f"{event}.last_{days:g}d",
+                    source="event_count",
+                    event=event,
+                    days=days,
+                    transform="log1p",
+                )
+            )
+        out.append(
+            FeatureSpec(
+                name=f"{event}.days_since",
+                source="days_since_event",
+                event=event,
+                days=SINCE_CAP_DAYS,
+                transform="log1p",
+            )
+        )
+    for name, values in (field_values or {}).items():
+        for value in values:
+            out.append(
+                FeatureSpec(name=f"{name}={value}", source="field_equals", field=name, value=value)
+            )
+    for name in number_fields:
+        out.append(FeatureSpec(name=name, source="field_number", field=name, transform="log1p"))
     return out
 
 
@@ -189,6 +326,16 @@ def artifact_problems(artifact: Artifact, spec: PredictiveSpec, base: ScoringMod
                 )
             elif feature.source == "events" and not isinstance(rule, BehaviorRule):
                 out.append(f"features.{index}.rule: {feature.rule!r} is not a behaviour rule")
+        elif feature.source in ("event_count", "days_since_event"):
+            if not feature.event or feature.days is None:
+                out.append(f"features.{index}: {feature.source} needs an event and days")
+        elif (
+            feature.source in ("field_equals", "field_number")
+            and feature.field not in base.fields_used
+        ):
+            out.append(
+                f"features.{index}.field: {feature.field!r} is not a field {base.name!r} reads"
+            )
     return out
 
 
@@ -225,11 +372,17 @@ def feature_matrix(
     reasons: pl.DataFrame,
     specs: Sequence[FeatureSpec],
     as_of: datetime,
+    *,
+    contacts: pl.DataFrame | None = None,
+    events: pl.DataFrame | None = None,
 ) -> np.ndarray[Any, Any]:
     """Transformed features, one row per row of ``scores``.
 
-    ``scores``: ``contact_id, last_activity_at`` of the base model; ``reasons``:
-    ``contact_id, rule, raw_points, events`` of the same model (the engine's frames).
+    ``scores``: ``contact_id, score, last_activity_at`` of the base model; ``reasons``:
+    ``contact_id, rule, raw_points, events`` of the same model (the engine's frames);
+    ``contacts`` (``id`` and fields, as of ``as_of``) and ``events`` (the engine's
+    frame) for the per-event-type and per-field features. Only events at or before
+    ``as_of`` are read.
     """
     n = scores.height
     ids = scores.select(pl.col("contact_id")).with_row_index("_r")
@@ -237,7 +390,7 @@ def feature_matrix(
     rows = joined.get_column("_r").to_numpy().astype(np.int64)
     rule_of = joined.get_column("rule").to_numpy()
     points = joined.get_column("raw_points").to_numpy().astype(np.float64)
-    events = joined.get_column("events").fill_null(0).to_numpy().astype(np.float64)
+    counted = joined.get_column("events").fill_null(0).to_numpy().astype(np.float64)
     last = scores.get_column("last_activity_at")
     as_of_us = int(pl.Series([as_of]).dt.epoch("us")[0])
     last_us = last.dt.epoch("us").to_numpy()
@@ -246,7 +399,9 @@ def feature_matrix(
         NO_ACTIVITY_DAYS,
         (as_of_us - np.nan_to_num(last_us.astype(np.float64))) / _US_PER_DAY,
     )
-    total = np.bincount(rows, weights=events, minlength=n).astype(np.float64)
+    total = np.bincount(rows, weights=counted, minlength=n).astype(np.float64)
+    recent = _recent_events(specs, ids, events, as_of, as_of_us)
+    fields = _fields(specs, ids, contacts)
     x = np.zeros((n, len(specs)), dtype=np.float64)
     for j, spec in enumerate(specs):
         column: np.ndarray[Any, Any]
@@ -255,13 +410,90 @@ def feature_matrix(
             column = np.bincount(rows[mask], weights=points[mask], minlength=n)
         elif spec.source == "events":
             mask = rule_of == spec.rule
-            column = np.bincount(rows[mask], weights=events[mask], minlength=n)
+            column = np.bincount(rows[mask], weights=counted[mask], minlength=n)
         elif spec.source == "days_since_activity":
             column = np.maximum(days, 0.0)
-        else:
+        elif spec.source == "events_total":
             column = total
+        elif spec.source == "score":
+            column = scores.get_column("score").to_numpy().astype(np.float64)
+        elif spec.source in ("event_count", "days_since_event"):
+            e_rows, e_age = recent.get(spec.event or "", (np.zeros(0, np.int64), np.zeros(0)))
+            window = float(spec.days or 0.0)
+            inside = e_age < window
+            if spec.source == "event_count":
+                column = np.bincount(e_rows[inside], minlength=n).astype(np.float64)
+            else:
+                column = np.full(n, window)
+                np.minimum.at(column, e_rows[inside], e_age[inside])
+        elif spec.source == "field_equals":
+            text = fields.get(spec.field or "")
+            column = (
+                np.zeros(n)
+                if text is None
+                else (text == (spec.value or "").lower()).astype(np.float64)
+            )
+        else:
+            text = fields.get(spec.field or "")
+            column = np.zeros(n) if text is None else _numbers(text)
         x[:, j] = _transform(column.astype(np.float64), spec.transform)
     return x
+
+
+def _recent_events(
+    specs: Sequence[FeatureSpec],
+    ids: pl.DataFrame,
+    events: pl.DataFrame | None,
+    as_of: datetime,
+    as_of_us: int,
+) -> dict[str, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
+    """Per event type the features read: (row of ``scores``, age in days) of each
+    event in ``(as_of - longest window, as_of]``."""
+    wanted = [s for s in specs if s.source in ("event_count", "days_since_event")]
+    if not wanted or events is None or events.height == 0:
+        return {}
+    types = sorted({s.event or "" for s in wanted})
+    longest = max(float(s.days or 0.0) for s in wanted)
+    since = as_of_us - int(longest * _US_PER_DAY)
+    at = pl.col("occurred_at").dt.epoch("us")
+    recent = (
+        events.select(pl.col("contact_id").cast(pl.String), "type", at.alias("_us"))
+        .filter(pl.col("type").is_in(types) & (pl.col("_us") <= as_of_us) & (pl.col("_us") > since))
+        .join(ids, on="contact_id", how="inner")
+    )
+    out: dict[str, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]] = {}
+    for (kind,), part in recent.group_by(["type"]):
+        out[str(kind)] = (
+            part.get_column("_r").to_numpy().astype(np.int64),
+            (as_of_us - part.get_column("_us").to_numpy().astype(np.float64)) / _US_PER_DAY,
+        )
+    return out
+
+
+def _fields(
+    specs: Sequence[FeatureSpec], ids: pl.DataFrame, contacts: pl.DataFrame | None
+) -> dict[str, np.ndarray[Any, Any]]:
+    """Per field the features read: its values in lower case, aligned with ``ids``."""
+    names = sorted({s.field or "" for s in specs if s.source in ("field_equals", "field_number")})
+    if not names or contacts is None:
+        return {}
+    present = [f for f in names if f in contacts.columns]
+    frame = ids.join(
+        contacts.select(
+            pl.col("id").cast(pl.String).alias("contact_id"),
+            *[pl.col(f).cast(pl.String).str.strip_chars().str.to_lowercase() for f in present],
+        ).unique("contact_id", keep="first"),
+        on="contact_id",
+        how="left",
+    ).sort("_r")
+    return {f: frame.get_column(f).fill_null("").to_numpy() for f in present}
+
+
+def _numbers(text: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """A field's text as numbers (0 when empty or not a number)."""
+    values = pl.Series(text).cast(pl.Float64, strict=False).fill_null(0.0).fill_nan(0.0)
+    out: np.ndarray[Any, Any] = values.to_numpy().astype(np.float64)
+    return out
 
 
 def _standardised(artifact: Artifact, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -281,8 +513,30 @@ def _sigmoid(z: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     return out
 
 
+def _tree_values(tree: tuple[np.ndarray[Any, Any], ...], x: np.ndarray[Any, Any]) -> Any:
+    """Each row's leaf value: all rows walk down together, one level per step."""
+    feature, threshold, missing_left, left, right, value = tree
+    node = np.zeros(x.shape[0], dtype=np.int64)
+    rows = np.nonzero(feature[node] >= 0)[0]
+    while rows.size:
+        at = node[rows]
+        v = x[rows, feature[at]]
+        go_left = np.where(np.isnan(v), missing_left[at], v <= threshold[at])
+        node[rows] = np.where(go_left, left[at], right[at])
+        rows = rows[feature[node[rows]] >= 0]
+    return value[node]
+
+
 def log_odds(artifact: Artifact, x: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
-    """The regression's ``z`` (scikit-learn's ``decision_function``) per row of ``x``."""
+    """The model's ``z`` per row of ``x``: scikit-learn's ``decision_function`` for a
+    logistic regression, the baseline plus every tree's leaf, added in the trees'
+    order, for gradient-boosted trees (as ``HistGradientBoostingClassifier`` adds)."""
+    if artifact.estimator == "trees":
+        raw = np.zeros(x.shape[0], dtype=np.float64)
+        raw += artifact.intercept
+        for tree in artifact.tree_arrays():
+            raw += _tree_values(tree, x)
+        return raw
     coef = np.array([f.coef for f in artifact.features])
     z: np.ndarray[Any, Any] = _standardised(artifact, x) @ coef + artifact.intercept
     return z
@@ -320,27 +574,40 @@ def reasons_for(
     if x.shape[0] == 0:
         return []
     kinds: dict[str, Literal["fit", "behavior", "decay"]] = {r.id: r.kind for r in base.rules}
-    coef = np.array([f.coef for f in artifact.features])
-    standard = _standardised(artifact, x)
-    terms = standard * coef  # log-odds each feature adds over its average
-    z = terms.sum(axis=1) + artifact.intercept
+    for feature in artifact.features:
+        if feature.source in ("field_equals", "field_number"):
+            kinds.setdefault(feature.group, "fit")
     cal = artifact.calibration
     a, b = (cal.a, cal.b) if cal.method == "platt" else (1.0, 0.0)
-    p = _sigmoid(a * z + b)
     groups: dict[str, list[int]] = {}
     for j, feature in enumerate(artifact.features):
-        groups.setdefault(feature.rule or feature.name, []).append(j)
+        groups.setdefault(feature.group, []).append(j)
+    names = list(groups)
+    effect = np.zeros((x.shape[0], len(names)))
+    if artifact.estimator == "trees":
+        p = _sigmoid(a * log_odds(artifact, x) + b)
+        mean = np.array([f.mean for f in artifact.features])
+        for k, name in enumerate(names):
+            at_mean = x.copy()
+            at_mean[:, groups[name]] = mean[groups[name]]
+            effect[:, k] = 100.0 * (p - _sigmoid(a * log_odds(artifact, at_mean) + b))
+    else:
+        coef = np.array([f.coef for f in artifact.features])
+        terms = _standardised(artifact, x) * coef  # log-odds each feature adds over its mean
+        z = terms.sum(axis=1) + artifact.intercept
+        p = _sigmoid(a * z + b)
+        for k, name in enumerate(names):
+            without = z - terms[:, groups[name]].sum(axis=1)
+            effect[:, k] = 100.0 * (p - _sigmoid(a * without + b))
     event_cols = {
         f.rule: j for j, f in enumerate(artifact.features) if f.source == "events" and f.rule
     }
+    for j, f in enumerate(artifact.features):  # an event type's reason: its 90-day count
+        if f.source == "event_count" and f.event and f.days == max(EVENT_WINDOWS):
+            event_cols.setdefault(f.event, j)
     total_col = next(
         (j for j, f in enumerate(artifact.features) if f.source == "events_total"), None
     )
-    names = list(groups)
-    effect = np.zeros((x.shape[0], len(names)))
-    for k, name in enumerate(names):
-        without = z - terms[:, groups[name]].sum(axis=1)
-        effect[:, k] = 100.0 * (p - _sigmoid(a * without + b))
     out: list[list[Contribution]] = []
     for i in range(x.shape[0]):
         row: list[Contribution] = []
@@ -397,7 +664,9 @@ def score_with_predictive(
         base = models.get(spec.base_model)
         base_scores = scores.filter(pl.col("model") == base.name)
         base_reasons = reasons.filter(pl.col("model") == base.name)
-        x = feature_matrix(base_scores, base_reasons, artifact.features, as_of)
+        x = feature_matrix(
+            base_scores, base_reasons, artifact.features, as_of, contacts=contacts, events=events
+        )
         p = predict(artifact, x)
         frame = base_scores.select("contact_id", "last_activity_at").with_columns(
             pl.lit(spec.name).alias("model"),

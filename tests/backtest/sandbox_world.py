@@ -30,7 +30,12 @@ class World:
 
 
 @contextlib.contextmanager
-def synced_world(crm: str, tmp: Path, *, contacts: int = 400, seed: int = 7) -> Iterator[World]:
+def synced_world(
+    crm: str, tmp: Path, *, contacts: int = 400, seed: int = 7, days: int = 180
+) -> Iterator[World]:
+    """``days``: the history the sandbox holds (its own default is a short window that
+    keeps tests fast; benchmarks pass ``DEFAULT_DAYS``). The state store keeps all of it
+    (``state.retain_events``), as a user who trains on a long history configures it."""
     clock = ManualClock(datetime(2026, 6, 30, tzinfo=UTC))
     with contextlib.ExitStack() as stack:
         starter = stack.enter_context(
@@ -43,7 +48,7 @@ def synced_world(crm: str, tmp: Path, *, contacts: int = 400, seed: int = 7) -> 
             from connectors.sandbox import HubSpotSandbox
 
             sandbox: Any = HubSpotSandbox(
-                contacts=contacts, seed=seed, clock=clock, search_lag_seconds=0.0
+                contacts=contacts, seed=seed, clock=clock, search_lag_seconds=0.0, days=days
             )
             server = stack.enter_context(serve(SandboxApp(sandbox, sleep=clock.sleep), port=0))
             secret_values(["sandbox-token"])
@@ -59,6 +64,7 @@ def synced_world(crm: str, tmp: Path, *, contacts: int = 400, seed: int = 7) -> 
                 contacts=contacts,
                 seed=seed,
                 clock=clock,
+                days=days,
                 custom_fields={"Lead": score_fields, "Contact": score_fields},
             )
             ca_path = tmp / "ca.pem"
@@ -86,7 +92,10 @@ def synced_world(crm: str, tmp: Path, *, contacts: int = 400, seed: int = 7) -> 
             {
                 "crm": section,
                 "models": [str(starter)],
-                "state": f"sqlite:///{tmp / 'state.db'}",
+                "state": {
+                    "url": f"sqlite:///{tmp / 'state.db'}",
+                    "retain_events": f"{max(days, 400)}d",
+                },
                 "writeback": {"on_cross": {"deal": None, "task": None}},
             }
         )

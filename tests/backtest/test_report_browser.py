@@ -190,3 +190,33 @@ def test_state_report_in_a_real_browser(project: Path) -> None:
     assert result.exit_code == 0, result.output
     seen = open_in_browser(report)
     _assert_clean(seen, report, {"weekly", "distribution-platform", "rules-platform"})
+
+
+def test_backtest_report_shows_a_predictive_model_beside_its_rules_model(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from tests.predictive.predictive_world import MODEL_FILE
+
+    root = tmp_path_factory.mktemp("predictive-report")
+    config = write_project(
+        world("before", contacts=1500, seed=21), root, {"model.yaml": MODEL_FILE}
+    )
+    runner = CliRunner()
+    trained = runner.invoke(
+        app, ["train", "--config", str(config), "--model", "learned", "--horizon", "30d"]
+    )
+    assert trained.exit_code == 0, trained.output
+    report = root / "backtest.html"
+    result = runner.invoke(
+        app,
+        ["backtest", "--config", str(config), "--horizon", "30d", "--report", str(report)],
+    )
+    assert result.exit_code == 0, result.output
+    text = report.read_text()
+    assert "Predictive model learned beside current" in text
+    for words in ("top-decile lift", "calibration error", "advised (max F1)"):
+        assert words in text
+    seen = open_in_browser(report)
+    _assert_clean(seen, report, {"roc", "reliability-learned"})
+    (curve,) = [c for c in seen["charts"] if c["id"] == "reliability-learned"]
+    assert curve["marks"] == 3  # the predictive model, the rules model, the diagonal

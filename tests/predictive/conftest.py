@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from predictive_world import MODEL_FILE, OPTIONS, world
+from predictive_world import MODEL_FILE, OPTIONS, TREE_OPTIONS, world
 
 from scheduler.train import TrainResult, train
 from scoring.model import ModelSet, load_models
@@ -24,3 +24,8 @@ def history() -> Any:
 @pytest.fixture(scope="session")
 def trained(model_set: ModelSet, history: Any) -> TrainResult:
     return train(history, model_set.predictive[0], model_set.get("current"), OPTIONS)
+
+
+@pytest.fixture(scope="session")
+def trained_trees(model_set: ModelSet, history: Any) -> TrainResult:
+    return train(history, model_set.predictive[0], model_set.get("current"), TREE_OPTIONS)

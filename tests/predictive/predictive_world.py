@@ -13,7 +13,7 @@ from worlds import MODEL, world, write_project
 
 from scheduler.train import TrainOptions
 
-__all__ = ["MODEL_FILE", "OPTIONS", "world", "write_project"]
+__all__ = ["MODEL_FILE", "OPTIONS", "TREE_OPTIONS", "world", "write_project"]
 
 PREDICTIVE = """  - name: learned
     kind: predictive
@@ -23,4 +23,8 @@ PREDICTIVE = """  - name: learned
     bands: {hot: 60, warm: 30}
 """
 MODEL_FILE = MODEL.format(name="current", meeting=30) + PREDICTIVE
-OPTIONS = TrainOptions(span=timedelta(weeks=20), holdout=timedelta(weeks=6))
+# The logistic model: its weights are what the reason and retrain tests reason about.
+OPTIONS = TrainOptions(span=timedelta(weeks=20), holdout=timedelta(weeks=6), estimator="logistic")
+TREE_OPTIONS = TrainOptions(
+    span=timedelta(weeks=20), holdout=timedelta(weeks=6), estimator="trees", trees=60
+)

@@ -102,3 +102,23 @@ def test_train_names_the_predictive_models_when_the_name_is_wrong(project: Path)
     code, _, err = _run("train", "--config", str(project), "--model", "nope")
     assert code == 2
     assert "no predictive model named 'nope' (predictive models: learned)" in err
+
+
+def test_train_estimator_option_writes_that_kind_and_refuses_others(project: Path) -> None:
+    code, _, err = _run(
+        "train", "--config", str(project), "--model", "learned", "--estimator", "logistic"
+    )
+    assert code == 0, err
+    artifact = project.parent / "learned.json"
+    parsed = parse_artifact(artifact.read_text(), str(artifact))
+    assert parsed.estimator == "logistic" and parsed.trees == []
+    # trees (the default) replace it only when at least as good on the same pairs
+    code, out, err = _run("train", "--config", str(project), "--model", "learned")
+    assert code == 0, err
+    parsed = parse_artifact(artifact.read_text(), str(artifact))
+    assert (parsed.estimator == "trees") != ("kept" in out)
+    code, _, err = _run(
+        "train", "--config", str(project), "--model", "learned", "--estimator", "forest"
+    )
+    assert code == 2 and "--estimator: expected trees or logistic" in err
+    assert "Traceback" not in err

@@ -103,3 +103,21 @@ def test_retrain_is_due_every_period_after_the_artifacts_history(trained: TrainR
     assert retrain_due(None, end, every)
     assert not retrain_due(trained.artifact, end + every - timedelta(seconds=1), every)
     assert retrain_due(trained.artifact, end + every, every)
+
+
+def test_training_starts_where_the_kept_history_covers_the_base_model(
+    model_set: ModelSet, history: object
+) -> None:
+    from scheduler.train import first_usable
+
+    base = model_set.get("current")
+    assert first_usable(history, base) is None  # type: ignore[arg-type]  # an export: all of it
+    kept = datetime(2024, 12, 1, tzinfo=UTC)
+    pruned = replace(history, kept_since=kept)  # type: ignore[type-var]
+    start = first_usable(pruned, base)
+    assert start is not None and start >= kept + timedelta(days=base.history_days or 0)
+    end = datetime(2026, 1, 1, tzinfo=UTC)
+    training, holdout = plan(end, TrainOptions(), first_usable=start)
+    assert training and min(training) >= start
+    unclipped, same_holdout = plan(end, TrainOptions())
+    assert min(unclipped) < start and same_holdout == holdout
