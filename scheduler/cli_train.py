@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 
-from scheduler.cli_common import EXIT_OK, EXIT_REJECTED
+from scheduler.cli_common import EXIT_OK, EXIT_REJECTED, ExitCode
 from scheduler.cli_sync import UsageError, _err, _guard, _load, _out, option_duration
 from scoring.model import Bands, ModelSet, PredictiveSpec, ScoringModel
 from scoring.predictive import (
@@ -41,7 +41,9 @@ __all__ = [
     "run_models",
 ]
 
-EXIT_REFUSED = 1  # too little data: nothing was written, the rules model keeps scoring
+EXIT_REFUSED = (
+    ExitCode.REJECTED
+)  # too little data: nothing was written, the rules model keeps scoring
 
 
 def find_predictive(paths: list[Path], name: str) -> tuple[Path, ModelSet, PredictiveSpec]:
