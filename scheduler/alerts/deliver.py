@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
 from tenacity import Retrying, retry_if_exception, stop_after_attempt
@@ -423,7 +423,24 @@ def alerts_done_since(store: StateStore, dest_id: str, since: datetime) -> list[
     return [s for s in specs if isinstance(s, dict) and s.get("destination") == dest_id]
 
 
-def alerts_status(store: StateStore, *, limit: int = 10) -> dict[str, Any]:
+class GivenUpAlert(TypedDict):
+    """An alert given up on, as ``leadsync status`` lists it."""
+
+    key: str
+    destination: object
+    attempts: int
+    error: str | None
+
+
+class AlertsStatus(TypedDict):
+    """What ``leadsync status`` shows of alerts."""
+
+    owed: int
+    given_up: int
+    given_up_recent: list[GivenUpAlert]
+
+
+def alerts_status(store: StateStore, *, limit: int = 10) -> AlertsStatus:
     """What ``leadsync status`` shows of alerts: how many are still owed, and the
     given-up ones (newest last) with their destination and the last error."""
     given = given_up_alerts(store)

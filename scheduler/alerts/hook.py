@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.runtime import Redactor
 from scheduler.alerts.config import AlertsConfig
@@ -23,6 +23,9 @@ from scheduler.alerts.deliver import DeliveryReport, deliver, no_crash
 from scheduler.alerts.links import record_links
 from scheduler.alerts.plan import Link, Owners, event_from_action, is_alert, plan_alerts
 from scheduler.state import LedgerEntry, StateStore
+
+if TYPE_CHECKING:
+    from scheduler.writeback import Action
 
 _UNSET: Any = object()
 
@@ -32,7 +35,7 @@ class AlertsHook:
         self,
         config: AlertsConfig,
         *,
-        connector: Any = None,
+        connector: object = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         redactor: Redactor | None = None,
@@ -63,7 +66,7 @@ class AlertsHook:
         return self._link
 
     def plan(
-        self, groups: Sequence[tuple[Sequence[LedgerEntry], Any]], *, now: datetime
+        self, groups: Sequence[tuple[Sequence[LedgerEntry], Action]], *, now: datetime
     ) -> list[LedgerEntry]:
         """The alert entries for ``Sync._decide``'s groups: (entries, action) each.
         The owner is the one the action's entries name (an assigned owner included),
