@@ -73,7 +73,7 @@ def to_ms(text: str) -> float | None:
     return dt.timestamp() * 1000.0
 
 
-def _str(value: Any) -> str:
+def _str(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -90,7 +90,7 @@ class _Filter:
     high: str | None
 
 
-def parse_request(table: Table, body: Any) -> tuple[list[list[_Filter]], dict[str, Any]]:
+def parse_request(table: Table, body: object) -> tuple[list[list[_Filter]], dict[str, Any]]:
     if not isinstance(body, dict):
         raise validation("Invalid input JSON: the search request must be a JSON object")
     groups_in = body.get("filterGroups") or []
@@ -144,7 +144,7 @@ def parse_request(table: Table, body: Any) -> tuple[list[list[_Filter]], dict[st
     return groups, body
 
 
-def run(table: Table, body: Any, now: float) -> SearchPage:
+def run(table: Table, body: object, now: float) -> SearchPage:
     groups, body = parse_request(table, body)
     limit = body.get("limit", 10)
     after_raw = body.get("after", 0) or 0

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from connectors.sandbox.framework import Request, Response, iso_ms
+from connectors.sandbox.framework import JSONValue, Request, Response, iso_ms
 from connectors.sandbox.hubspot.errors import HsError, validation
 from connectors.sandbox.hubspot.legacy import PORTAL_ID
 from connectors.sandbox.hubspot.schema import (
@@ -194,7 +194,7 @@ class Surface:
         return lambda request, _a: self._assoc_v3_page(request, a, raw, b, parts[6])
 
     # ---------------------------------------------------------------- helpers
-    def _ok(self, payload: Any, found: bool = True) -> Response:
+    def _ok(self, payload: object, found: bool = True) -> Response:
         if not found:
             raise HsError(404, "OBJECT_NOT_FOUND", "Unable to find pipeline")
         return Response.json(200, payload, {"X-HubSpot-Correlation-Id": str(uuid.uuid4())})
@@ -239,7 +239,7 @@ class Surface:
             raise validation("Invalid input JSON: inputs must be a list")
         now = iso_ms(self.sandbox.clock.now())
         ids = [str(i.get("id")) for i in inputs if isinstance(i, dict)]
-        payload: dict[str, Any] = {"status": "COMPLETE", "results": [], "startedAt": now, "completedAt": now}  # fmt: skip
+        payload: dict[str, JSONValue] = {"status": "COMPLETE", "results": [], "startedAt": now, "completedAt": now}  # fmt: skip
         if not ids:
             return self._ok(payload)
         payload["numErrors"] = 1
@@ -464,7 +464,7 @@ class Surface:
                 (i for i, o in enumerate(users) if int(o.user_id or 0) >= int(after)), len(users)
             )
         page = users[start : start + limit]
-        payload: dict[str, Any] = {
+        payload: dict[str, JSONValue] = {
             "results": [
                 {
                     "id": str(o.user_id),

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..framework import JSONValue
 from .ids import KEY_PREFIXES
 
 API_VERSION = "59.0"
@@ -63,12 +64,12 @@ class FieldSpec:
     updateable: bool = True
     required: bool = False  # must be given on create (Salesforce: not nillable, no default)
     picklist: tuple[str, ...] = ()
-    default: Any = None
+    default: str | bool | None = None  # a picklist's or a checkbox's default
     reference_to: tuple[str, ...] = ()
     relationship_name: str | None = None
     length: int = 0
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, JSONValue]:
         return {
             "name": self.name,
             "label": self.label or self.name,
@@ -128,7 +129,7 @@ class SObjectSpec:
     def url(self) -> str:
         return f"{BASE}/sobjects/{self.name}"
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, JSONValue]:
         return {
             "name": self.name,
             "label": self.label,
@@ -147,7 +148,7 @@ class SObjectSpec:
             },
         }
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, JSONValue]:
         out = self.summary()
         out["fields"] = [spec.describe() for spec in self.fields.values()]
         out["childRelationships"] = []
