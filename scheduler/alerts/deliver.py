@@ -33,10 +33,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict
 
 import sqlalchemy as sa
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from connectors.runtime import Redactor
-from scheduler.alerts.config import AlertsConfig, EmailDestination
+from scheduler.alerts.config import AlertsConfig, Destination, EmailDestination
 from scheduler.alerts.plan import ALERT, is_alert
 from scheduler.alerts.render import Message
 from scheduler.alerts.senders import DeliveryError, Permanent, Sender, Transient, build_sender
@@ -67,7 +67,7 @@ class DeliveryReport:
     locked: bool = False  # another process was delivering: nothing sent by this one
     errors: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, int | bool]:
         return {
             "sent": self.sent,
             "digests": self.digests,
@@ -249,7 +249,7 @@ def _attempt(
     """One message with its in-pass retries: ``Retry-After`` when the destination
     gave one, else an exponential back-off."""
 
-    def wait(state: Any) -> float:
+    def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         after = getattr(exc, "retry_after", None)
         return float(after) if after is not None else _backoff(state.attempt_number)
@@ -272,7 +272,7 @@ def _attempt(
 
 def _deliver_to(
     store: StateStore,
-    dest: Any,
+    dest: Destination,
     sender: Sender,
     items: list[LedgerEntry],
     pacer: _Pacer,
@@ -362,7 +362,7 @@ def _failed(
 
 def _summary(
     store: StateStore,
-    dest: Any,
+    dest: Destination,
     sender: Sender,
     pacer: _Pacer,
     report: DeliveryReport,
@@ -372,6 +372,7 @@ def _summary(
 ) -> None:
     """The day's summary, once a local day, at or after the configured time."""
     daily = dest.daily_summary
+    assert daily is not None  # deliver() calls this only for destinations with one
     at = now()
     local = at.astimezone(daily.zone())
     if local.time() < daily.local_time():

@@ -88,5 +88,5 @@ class TenantStates:
         self.update(tenant, auth_failures=None, backoff_until=None)
 
 
-def _s(value: Any) -> str:
+def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
