@@ -259,7 +259,7 @@ def _number_column(table: Table, prop: str, kind: str) -> np.ndarray:
     return table.column(f"n:{prop}", value, np.float64)
 
 
-def _mask(value: Any) -> np.ndarray:
+def _mask(value: object) -> np.ndarray:
     """numpy's comparisons are typed ``Any``; the filters' answers are boolean masks."""
     return np.asarray(value, dtype=bool)
 
@@ -269,7 +269,7 @@ def _code_filter(table: Table, f: _Filter) -> np.ndarray:
     return _mask(_code_filter_any(table, f))
 
 
-def _code_filter_any(table: Table, f: _Filter) -> Any:
+def _code_filter_any(table: Table, f: _Filter) -> object:
     vocab: dict[str, int] = table.cache.setdefault(f"v:{f.prop}", {"": 0})
     prop = f.prop
 
@@ -304,7 +304,7 @@ def _column_filter(table: Table, f: _Filter) -> np.ndarray | None:
     return None if found is None else _mask(found)
 
 
-def _column_filter_any(table: Table, f: _Filter) -> Any:
+def _column_filter_any(table: Table, f: _Filter) -> object:
     d = table.defs[f.prop]
     op = f.op
     if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
@@ -387,7 +387,7 @@ def _vector(table: Table, col: np.ndarray, f: _Filter) -> np.ndarray:
     return _mask(_vector_any(table, col, f))
 
 
-def _vector_any(table: Table, col: np.ndarray, f: _Filter) -> Any:
+def _vector_any(table: Table, col: np.ndarray, f: _Filter) -> object:
     op = f.op
     if op == "HAS_PROPERTY":
         return np.ones(len(col), dtype=bool)
