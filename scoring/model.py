@@ -19,7 +19,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -43,6 +43,9 @@ from scoring.yaml_problems import (
 )
 from scoring.yaml_problems import describe as _describe
 from scoring.yaml_problems import problems as _problems
+
+if TYPE_CHECKING:
+    from scoring.predictive import Artifact  # predictive imports this module
 
 __all__ = [
     "BAND_NAMES",
@@ -563,7 +566,7 @@ class ModelSet(BaseModel):
     # the file's order for warnings. Artifacts are attached by whoever can read files.
     _predictive: list[PredictiveSpec] = PrivateAttr(default_factory=list)
     _positions: list[int] | None = PrivateAttr(default=None)
-    _artifacts: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _artifacts: dict[str, Artifact] = PrivateAttr(default_factory=dict)
 
     @field_validator("models")
     @classmethod
@@ -593,7 +596,7 @@ class ModelSet(BaseModel):
         return list(self._predictive)
 
     @property
-    def artifacts(self) -> dict[str, Any]:
+    def artifacts(self) -> dict[str, Artifact]:
         """Artifacts attached to predictive models, by model name (see scoring.predictive)."""
         return dict(self._artifacts)
 
