@@ -361,14 +361,14 @@ class Surface:
             kind_blocks.append(np.full(len(ids), i, dtype=np.int8))
         return kinds, np.concatenate(id_blocks), np.concatenate(kind_blocks)
 
-    def _engagement_json(self, kind: str, object_id: int) -> dict[str, Any]:
+    def _engagement_json(self, kind: str, object_id: int) -> dict[str, JSONValue]:
         store = self.sandbox.store
         table = store.tables[kind]
         slot = table.slot_of(object_id)
         assert slot is not None
         props: dict[str, Any] = table.record_json(slot, list(table.defs), [])["properties"]
         owner = props.get("hubspot_owner_id")
-        engagement: dict[str, Any] = {
+        engagement: dict[str, JSONValue] = {
             "id": object_id,
             "portalId": PORTAL_ID,
             "active": True,
@@ -391,7 +391,7 @@ class Surface:
             "quoteIds": [],
             "marketingEventIds": [],
         }
-        metadata: dict[str, Any]
+        metadata: dict[str, JSONValue]
         if kind == "calls":
             metadata = {"body": props.get("hs_call_body"), "title": props.get("hs_call_title"),
                         "status": props.get("hs_call_status"),
