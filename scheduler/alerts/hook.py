@@ -12,10 +12,11 @@ owners only when a run owes an alert, so an idle run makes no call for alerts.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from connectors.runtime import Redactor
 from scheduler.alerts.config import AlertsConfig
@@ -27,7 +28,14 @@ from scheduler.state import LedgerEntry, StateStore
 if TYPE_CHECKING:
     from scheduler.writeback import Action
 
-_UNSET: Any = object()
+
+class _Unset(enum.Enum):
+    """No ``link`` given: work it out from the connector on first need (None means no links)."""
+
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
 
 
 class AlertsHook:
@@ -40,7 +48,7 @@ class AlertsHook:
         sleep: Callable[[float], None] = time.sleep,
         redactor: Redactor | None = None,
         crash: Callable[[str], None] = no_crash,
-        link: Link | None = _UNSET,
+        link: Link | _Unset | None = _UNSET,
         pipeline: str = "default",
         heartbeat: bool = True,
     ) -> None:
