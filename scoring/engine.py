@@ -57,7 +57,15 @@ import numpy.typing as npt
 import polars as pl
 
 from scoring.freemail import default_free_email_domains
-from scoring.model import Bands, BehaviorRule, FitRule, Match, ModelSet, ScoringModel
+from scoring.model import (
+    Bands,
+    BehaviorRule,
+    FitRule,
+    Match,
+    ModelSet,
+    OperatorValue,
+    ScoringModel,
+)
 from scoring.timeutil import parse_timestamp, to_iso
 
 if TYPE_CHECKING:
@@ -257,6 +265,13 @@ def _number(value: object) -> float | None:
 # --- matching -------------------------------------------------------------------------
 
 
+def _listed(arg: OperatorValue) -> Sequence[object]:
+    """The list of a list operator (``in``, ``contains_any``, ``email_domain_in``): the
+    model's validation only lets lists through for them."""
+    assert isinstance(arg, list)
+    return arg
+
+
 def _rust_escape(text: str) -> str:
     return "".join("\\" + ch if ch in _RUST_META else ch for ch in text)
 
@@ -337,11 +352,11 @@ def _match_exprs(text: pl.Series, matches: Sequence[Match], free: frozenset[str]
             if name == "equals":
                 cond = equal(arg)
             elif name == "in":
-                cond = pl.any_horizontal([equal(item) for item in arg])
+                cond = pl.any_horizontal([equal(item) for item in _listed(arg)])
             elif name == "contains":
                 cond = lower.str.contains(str(arg).lower(), literal=True)
             elif name == "contains_any":
-                needles = [lower.str.contains(str(a).lower(), literal=True) for a in arg]
+                needles = [lower.str.contains(str(a).lower(), literal=True) for a in _listed(arg)]
                 cond = pl.any_horizontal(needles)
             elif name == "glob":
                 cond = lower.str.contains(_glob_regex(str(arg)))
@@ -354,6 +369,7 @@ def _match_exprs(text: pl.Series, matches: Sequence[Match], free: frozenset[str]
                 hits = [x for x in distinct if rx.search(x) is not None]
                 cond = v.is_in(pl.Series(hits, dtype=pl.String).implode())
             elif name in ("gt", "gte", "lt", "lte"):
+                assert not isinstance(arg, list)  # the model holds a number here
                 limit = float(arg)
                 cond = {
                     "gt": num > limit,
@@ -362,7 +378,7 @@ def _match_exprs(text: pl.Series, matches: Sequence[Match], free: frozenset[str]
                     "lte": num <= limit,
                 }[name]
             elif name == "email_domain_in":
-                wanted = pl.Series([str(d).lower() for d in arg], dtype=pl.String)
+                wanted = pl.Series([str(d).lower() for d in _listed(arg)], dtype=pl.String)
                 cond = domain.is_in(wanted.implode())
             elif name == "free_email":
                 known = domain.is_in(pl.Series(sorted(free), dtype=pl.String).implode())

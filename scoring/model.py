@@ -19,7 +19,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -57,6 +57,7 @@ __all__ = [
     "Match",
     "ModelFileError",
     "ModelSet",
+    "OperatorValue",
     "PredictiveSpec",
     "Rule",
     "Scale",
@@ -80,6 +81,10 @@ _CONFIG = ConfigDict(
 
 
 _Scalar = str | float | int | bool
+# What one operator of a Match holds: a value (equals), values (in), text (contains,
+# glob, regex), texts (contains_any, email_domain_in), a number (gt, gte, lt, lte) or
+# a flag (exists, free_email).
+OperatorValue = _Scalar | list[_Scalar] | list[str]
 
 
 def _check_scalar(value: object) -> _Scalar:
@@ -178,9 +183,9 @@ class Match(BaseModel):
             raise _problems(((), f"needs at least one operator ({', '.join(OPERATORS)})"))
         return self
 
-    def operators(self) -> list[tuple[str, Any]]:
+    def operators(self) -> list[tuple[str, OperatorValue]]:
         """The set operators as ``(name, value)`` in a fixed order (``in_`` as ``in``)."""
-        out: list[tuple[str, Any]] = []
+        out: list[tuple[str, OperatorValue]] = []
         for name in type(self).model_fields:
             value = getattr(self, name)
             if value is not None:
