@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ..framework import JSONValue
 from .ids import KEY_PREFIXES
@@ -162,22 +162,50 @@ _SYSTEM_FIELDS = frozenset(
 )  # fmt: skip
 
 
-def _ro(name: str, type_: str, **kw: Any) -> FieldSpec:
+class _Flags(TypedDict, total=False):
+    """FieldSpec options the helpers below pass through."""
+
+    label: str
+    custom: bool
+    external_id: bool
+    unique: bool
+    nillable: bool
+    required: bool
+
+
+class _FieldFlags(_Flags, total=False):
+    createable: bool
+    updateable: bool
+
+
+class _ReadOnlyFlags(_Flags, total=False):
+    length: int
+
+
+class _ObjectFlags(TypedDict, total=False):
+    createable: bool
+    updateable: bool
+    deletable: bool
+
+
+def _ro(name: str, type_: str, **kw: Unpack[_ReadOnlyFlags]) -> FieldSpec:
     return FieldSpec(name, type_, createable=False, updateable=False, **kw)
 
 
-def _ref(name: str, to: str | tuple[str, ...], rel: str, **kw: Any) -> FieldSpec:
+def _ref(name: str, to: str | tuple[str, ...], rel: str, **kw: Unpack[_FieldFlags]) -> FieldSpec:
     targets = (to,) if isinstance(to, str) else to
     return FieldSpec(
         name, "reference", reference_to=targets, relationship_name=rel, length=18, **kw
     )
 
 
-def _pick(name: str, values: Sequence[str], default: str | None = None, **kw: Any) -> FieldSpec:
+def _pick(
+    name: str, values: Sequence[str], default: str | None = None, **kw: Unpack[_FieldFlags]
+) -> FieldSpec:
     return FieldSpec(name, "picklist", picklist=tuple(values), default=default, length=255, **kw)
 
 
-def _s(name: str, type_: str = "string", length: int = 255, **kw: Any) -> FieldSpec:
+def _s(name: str, type_: str = "string", length: int = 255, **kw: Unpack[_FieldFlags]) -> FieldSpec:
     return FieldSpec(name, type_, length=length, **kw)
 
 
@@ -223,7 +251,9 @@ def standard_objects() -> dict[str, SObjectSpec]:
     """Fresh specs (custom fields are added to copies per sandbox)."""
     objects: dict[str, SObjectSpec] = {}
 
-    def obj(name: str, label: str, plural: str, fields: list[FieldSpec], **kw: Any) -> None:
+    def obj(
+        name: str, label: str, plural: str, fields: list[FieldSpec], **kw: Unpack[_ObjectFlags]
+    ) -> None:
         spec = SObjectSpec(name, label, plural, **kw)
         for f in fields:
             spec.add(replace(f, label=f.label or f.name))
