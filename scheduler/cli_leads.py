@@ -14,7 +14,7 @@ import io
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 import sqlalchemy as sa
 import typer
@@ -25,12 +25,33 @@ from scheduler.cli_common import stdout
 from scheduler.cli_sync import UsageError, _guard, _load, _out, load_model_files, open_store
 from scheduler.state import StateStore, from_epoch, loads
 
+if TYPE_CHECKING:
+    from scoring.model import ScoringModel
+
 BANDS = ("hot", "warm", "cold")
 _EVENT_KEYS = frozenset({"id", "contact_id", "type", "occurred_at"})
 NOTE = (
     "score: the last score written to the CRM; reasons: recomputed from the local copy "
     "as of the last run"
 )
+
+
+class LeadReason(TypedDict):
+    """A non-zero reason of a lead's score, rounded as shown."""
+
+    rule: str
+    points: float
+
+
+class LeadsData(TypedDict):
+    """What ``leadsync leads --json`` prints."""
+
+    note: str
+    as_of: str | None
+    band_counts: dict[str, dict[str, int]]
+    # Each: contact_id, name, model, score, band, last_crossing_at, owner_id, reasons
+    # (a list of LeadReason). Plain dicts while the demo's result declares them so.
+    leads: list[dict[str, Any]]
 
 
 def band_counts(store: StateStore, models: Sequence[str] = ()) -> dict[str, dict[str, int]]:
@@ -102,17 +123,17 @@ def _owners_assigned(store: StateStore, ids: Sequence[str]) -> dict[str, tuple[f
     return out
 
 
-def _events_of(store: StateStore, ids: Sequence[str]) -> list[dict[str, Any]]:
+def _events_of(store: StateStore, ids: Sequence[str]) -> list[dict[str, object]]:
     """The kept events of these contacts, shaped as the scorer reads them (as
     ``StateStore.get_contact`` gives them), a few hundred contacts a query."""
     ev = store.t["events"]
-    out: list[dict[str, Any]] = []
+    out: list[dict[str, object]] = []
     with store.tx() as conn:
         for i in range(0, len(ids), 500):
             q = sa.select(ev).where(ev.c.contact_id.in_(list(ids[i : i + 500])))
             for e in conn.execute(q.order_by(ev.c.contact_id, ev.c.occurred_at, ev.c.event_id)):
                 attrs = loads(e.attributes) or {}
-                item = {k: v for k, v in attrs.items() if k not in _EVENT_KEYS}
+                item: dict[str, object] = {k: v for k, v in attrs.items() if k not in _EVENT_KEYS}
                 item.update(
                     id=e.event_id,
                     contact_id=e.contact_id,
@@ -125,7 +146,7 @@ def _events_of(store: StateStore, ids: Sequence[str]) -> list[dict[str, Any]]:
 
 def lead_rows(
     store: StateStore,
-    models: Sequence[Any],
+    models: Sequence[ScoringModel],
     *,
     as_of: datetime,
     band: str | None = None,
@@ -151,7 +172,7 @@ def lead_rows(
     with store.tx() as conn:
         rows = conn.execute(q).all()
         ids = sorted({str(r.contact_id) for r in rows})
-        kept: dict[str, tuple[dict[str, Any], float]] = {}
+        kept: dict[str, tuple[dict[str, object], float]] = {}
         for i in range(0, len(ids), 500):
             for k in conn.execute(
                 sa.select(c.c.contact_id, c.c.fields, c.c.updated_at).where(
@@ -162,7 +183,7 @@ def lead_rows(
     events = _events_of(store, ids)
     by_name = {m.name: m for m in models}
     wanted = [by_name[n] for n in sorted({str(r.model) for r in rows}) if n in by_name]
-    reasons: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    reasons: dict[tuple[str, str], list[LeadReason]] = {}
     if wanted and kept:
         contacts = [{"id": cid, **fields} for cid, (fields, _) in kept.items()]
         for result in score(wanted, contacts, events, as_of=as_of):
@@ -174,7 +195,7 @@ def lead_rows(
             ]
     crossed = _crossings_at(store, ids)
     assigned = _owners_assigned(store, ids)
-    out = []
+    out: list[dict[str, Any]] = []
     for r in rows:
         cid, mname = str(r.contact_id), str(r.model)
         fields, seen_at = kept.get(cid, ({}, 0.0))
@@ -199,7 +220,7 @@ def lead_rows(
     return out
 
 
-def reasons_cell(reasons: Sequence[dict[str, Any]], limit: int = 3, sep: str = ", ") -> str:
+def reasons_cell(reasons: Sequence[LeadReason], limit: int = 3, sep: str = ", ") -> str:
     return sep.join(f"{x['rule']} {x['points']:+g}" for x in reasons[:limit])
 
 
@@ -213,7 +234,7 @@ def short_time(iso: str | None) -> str:
         return iso
 
 
-def print_leads(data: dict[str, Any], *, fmt: str, console: Console | None = None) -> None:
+def print_leads(data: LeadsData, *, fmt: str, console: Console | None = None) -> None:
     if fmt == "json":
         _out(json.dumps(data, default=str, separators=(",", ":")))
         return
@@ -276,13 +297,13 @@ def print_leads(data: dict[str, Any], *, fmt: str, console: Console | None = Non
 
 def leads_data(
     store: StateStore,
-    models: Sequence[Any],
+    models: Sequence[ScoringModel],
     *,
     band: str | None = None,
     model: str | None = None,
     limit: int | None = None,
     as_of: datetime | None = None,
-) -> dict[str, Any]:
+) -> LeadsData:
     when = as_of or last_run_at(store)
     rows = lead_rows(
         store,

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -30,6 +30,7 @@ from scoring.model import (
     Match,
     ModelFileError,
     ModelSet,
+    ScoringModel,
     check_warnings,
     name_warnings,
 )
@@ -37,6 +38,7 @@ from scoring.model import load_models as parse_models
 from scoring.readers import (
     Contact,
     Event,
+    Format,
     RowError,
     collect,
     format_for,
@@ -44,6 +46,10 @@ from scoring.readers import (
     read_events,
 )
 from scoring.timeutil import parse_timestamp, to_iso
+
+if TYPE_CHECKING:
+    # The engine (polars, numpy) is imported when a command scores, not at start-up.
+    from scoring.engine import ScoreResult
 
 ModelOpt = Annotated[
     str | None,
@@ -294,7 +300,7 @@ def _score_files(
     *,
     contact_filter: Callable[[Iterable[Contact]], Iterable[Contact]] | None = None,
     event_filter: Callable[[Iterable[Event]], Iterable[Event]] | None = None,
-) -> list[Any]:
+) -> list[ScoreResult]:
     from scoring.engine import score
 
     contact_format = _format(contacts_path)
@@ -337,7 +343,7 @@ def _lines(handle: IO[str], path: str) -> Iterator[str]:
         raise _Unreadable(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _format(path: str) -> Any:
+def _format(path: str) -> Format:
     try:
         return format_for(path)
     except ValueError as exc:
@@ -385,7 +391,7 @@ def _fmt(value: float) -> str:
     return "0" if text in ("+0", "-0") else text
 
 
-def _show(value: Any) -> str:
+def _show(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -426,7 +432,7 @@ def _describe_rule(rule: FitRule | BehaviorRule) -> str:
     return text
 
 
-def _explain_table(model: Any, result: Any, as_of: datetime) -> Table:
+def _explain_table(model: ScoringModel, result: ScoreResult, as_of: datetime) -> Table:
     reasons = {reason.rule: reason for reason in result.reasons}
     table = Table(
         title=escape(f"{result.contact_id} · model {model.name} · as of {to_iso(as_of)}"),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, NotRequired, TypedDict
 
 import typer
 from rich.table import Table
 
-from scheduler.alerts.deliver import alerts_status
+from scheduler.alerts.deliver import AlertsStatus, alerts_status
 from scheduler.cli_common import stdout
 from scheduler.cli_leads import short_time
 from scheduler.cli_sync import _guard, _load, _out, open_store
@@ -21,7 +21,56 @@ _POSITION_KEYS = frozenset({"since", "until"})
 _VERSION_KEYS = frozenset({"v", "version"})
 
 
-def _when(value: Any) -> datetime | None:
+class CursorSummary(TypedDict):
+    """Where the next read starts, how much the cursor remembers, its stored size."""
+
+    since: str | None
+    entries: int
+    bytes: int
+
+
+class RunRow(TypedDict):
+    """One of the last runs. Values other than the start time come from the stored
+    run summary as written and are only printed, so they stay ``object``."""
+
+    started_at: str | None
+    exit_code: object
+    status: object
+    dry_run: bool
+    error: object
+    scores_written: object
+    deals: object
+    tasks: object
+    api_calls: object
+    seconds: object
+
+
+class RejectedRow(TypedDict):
+    """A record the CRM refused, as the store keeps it (printed, never computed on)."""
+
+    contact_id: object
+    reason: object
+    attempts: object
+    next_attempt_at: NotRequired[str | None]
+
+
+class StatusData(TypedDict):
+    """What ``leadsync status --json`` prints."""
+
+    pipeline: str
+    cursor_summary: CursorSummary
+    contacts_kept: int
+    runs: list[RunRow]
+    actions_pending: int
+    actions_waiting: object
+    ledger: dict[str, int]
+    rejected: list[RejectedRow]
+    budget: Mapping[str, object]
+    alerts: AlertsStatus
+    cursor: NotRequired[Mapping[str, object] | None]
+
+
+def _when(value: object) -> datetime | None:
     """A cursor's position as a time: epoch seconds or milliseconds (HubSpot keeps
     milliseconds as text), or an ISO 8601 stamp (Salesforce)."""
     if isinstance(value, datetime):
@@ -40,7 +89,7 @@ def _when(value: Any) -> datetime | None:
     return None
 
 
-def _positions(node: Any, depth: int = 0) -> list[datetime]:
+def _positions(node: object, depth: int = 0) -> list[datetime]:
     if not isinstance(node, Mapping) or depth > 3:
         return []
     found: list[datetime] = []
@@ -54,7 +103,7 @@ def _positions(node: Any, depth: int = 0) -> list[datetime]:
     return found
 
 
-def _entries(node: Any, *, top: bool = True) -> int:
+def _entries(node: object, *, top: bool = True) -> int:
     """What the cursor remembers (ids and stamps for de-duplication, own writes):
     every value below the top level, a comma-separated list counting each item."""
     if isinstance(node, Mapping):
@@ -71,7 +120,7 @@ def _entries(node: Any, *, top: bool = True) -> int:
     return 1
 
 
-def cursor_summary(cursor: Any) -> dict[str, Any]:
+def cursor_summary(cursor: Mapping[str, object] | None) -> CursorSummary:
     """``{since, entries, bytes}``: where the next read starts (the earliest position
     the cursor names), how many ids or stamps it remembers, and its stored size. A
     cursor can carry tens of thousands of ids; ``--cursor`` prints all of it."""
@@ -85,7 +134,7 @@ def cursor_summary(cursor: Any) -> dict[str, Any]:
     }
 
 
-def _iso(value: Any) -> str | None:
+def _iso(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, datetime):
@@ -96,7 +145,7 @@ def _iso(value: Any) -> str | None:
     return str(value)
 
 
-def status_data(store: StateStore, pipeline: str, *, full_cursor: bool = False) -> dict[str, Any]:
+def status_data(store: StateStore, pipeline: str, *, full_cursor: bool = False) -> StatusData:
     runs = store.last_runs(5)
     counts = store.ledger_counts()
     pending = sum(v for k, v in counts.items() if k.endswith(":intent") or k.endswith(":failed"))
@@ -104,7 +153,7 @@ def status_data(store: StateStore, pipeline: str, *, full_cursor: bool = False) 
     # The budget and waiting actions are what the last run that talked to the CRM saw.
     last = runs[0]["summary"] if runs else {}
     cursor = store.get_cursor(pipeline)
-    data: dict[str, Any] = {
+    data: StatusData = {
         "pipeline": pipeline,
         "cursor_summary": cursor_summary(cursor),
         "contacts_kept": store.count_contacts(),
@@ -136,14 +185,18 @@ def status_data(store: StateStore, pipeline: str, *, full_cursor: bool = False) 
     return data
 
 
-def _rejected(row: Mapping[str, Any]) -> dict[str, Any]:
-    out = {"contact_id": row["contact_id"], "reason": row["reason"], "attempts": row["attempts"]}
+def _rejected(row: Mapping[str, object]) -> RejectedRow:
+    out: RejectedRow = {
+        "contact_id": row["contact_id"],
+        "reason": row["reason"],
+        "attempts": row["attempts"],
+    }
     if "next_attempt_at" in row:  # stores that schedule retries say when
         out["next_attempt_at"] = _iso(row["next_attempt_at"])
     return out
 
 
-def budget_text(b: Mapping[str, Any]) -> str | None:
+def budget_text(b: Mapping[str, object]) -> str | None:
     """The API budget the last run saw, leaving out what the connector does not know
     (a files export has no budget; a connector may know only its rate window)."""
     parts = [f"{b['calls']} call(s) made"] if b.get("calls") is not None else []
@@ -164,11 +217,11 @@ def budget_text(b: Mapping[str, Any]) -> str | None:
     return "API budget: " + "; ".join(parts) if parts else None
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def print_status(data: dict[str, Any], *, as_json: bool) -> None:
+def print_status(data: StatusData, *, as_json: bool) -> None:
     if as_json:
         _out(json.dumps(data, default=str, separators=(",", ":")))
         return
@@ -218,10 +271,10 @@ def print_status(data: dict[str, Any], *, as_json: bool) -> None:
             f"waiting for a later run: {data['actions_waiting']}"
         )
         con.print(f"rejected records: {len(data['rejected'])}")
-        for r in data["rejected"][:10]:
-            retry = f", next attempt {r['next_attempt_at']}" if r.get("next_attempt_at") else ""
+        for rej in data["rejected"][:10]:
+            retry = f", next attempt {rej['next_attempt_at']}" if rej.get("next_attempt_at") else ""
             con.print(
-                f"  {r['contact_id']}: {r['reason']} ({r['attempts']} attempt(s){retry})",
+                f"  {rej['contact_id']}: {rej['reason']} ({rej['attempts']} attempt(s){retry})",
                 markup=False,
             )
         alerts = data["alerts"]

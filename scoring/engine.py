@@ -45,19 +45,32 @@ import gc
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Literal, NamedTuple, TypeAlias, TypedDict
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from scoring.freemail import default_free_email_domains
-from scoring.model import Bands, BehaviorRule, FitRule, Match, ModelSet, ScoringModel
+from scoring.model import (
+    Bands,
+    BehaviorRule,
+    FitRule,
+    Match,
+    ModelSet,
+    OperatorValue,
+    ScoringModel,
+)
 from scoring.timeutil import parse_timestamp, to_iso
+
+if TYPE_CHECKING:
+    from polars._typing import PolarsDataType
+    from polars.expr.whenthen import ChainedThen, Then
 
 __all__ = [
     "ImmediateEvent",
@@ -76,6 +89,44 @@ __all__ = [
 ]
 
 Band = Literal["hot", "warm", "cold"]
+ReasonKind = Literal["fit", "behavior", "decay"]
+
+# Per-contact columns as numpy arrays: scope flags, points, epoch microseconds.
+Flags: TypeAlias = npt.NDArray[np.bool_]
+Points: TypeAlias = npt.NDArray[np.float64]
+Micros: TypeAlias = npt.NDArray[np.int64]
+Positions: TypeAlias = npt.NDArray[np.intp]
+
+
+class ReasonDict(TypedDict):
+    """A reason in the JSON line of ``leadsync score``."""
+
+    rule: str
+    kind: ReasonKind
+    points: float
+    events: int | None
+
+
+class ImmediateEventDict(TypedDict):
+    """An immediate event in the JSON line of ``leadsync score``."""
+
+    type: str
+    occurred_at: str
+    id: str | None
+
+
+class ScoreResultDict(TypedDict):
+    """The JSON line of ``leadsync score``: what scripts reading that output rely on."""
+
+    contact_id: str
+    model: str
+    score: float
+    band: Band
+    immediate: bool
+    immediate_event: ImmediateEventDict | None
+    last_activity_at: str | None
+    reasons: list[ReasonDict]
+
 
 _US_PER_DAY = 86_400_000_000
 _NUMBER_RX = r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
@@ -98,11 +149,11 @@ class Reason(NamedTuple):
     """
 
     rule: str
-    kind: Literal["fit", "behavior", "decay"]
+    kind: ReasonKind
     points: float
     events: int | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ReasonDict:
         return {"rule": self.rule, "kind": self.kind, "points": self.points, "events": self.events}
 
 
@@ -114,7 +165,7 @@ class ImmediateEvent:
     occurred_at: datetime
     id: str | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ImmediateEventDict:
         return {"type": self.type, "occurred_at": to_iso(self.occurred_at), "id": self.id}
 
 
@@ -136,7 +187,7 @@ class ScoreResult:
     last_activity_at: datetime | None
     reasons: tuple[Reason, ...]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> ScoreResultDict:
         """The JSON line of ``leadsync score``."""
         return {
             "contact_id": self.contact_id,
@@ -180,7 +231,7 @@ def decay_rule_name(inactive_days: float) -> str:
     return f"decay-{shown}d"
 
 
-def text_form(value: Any) -> str | None:
+def text_form(value: object) -> str | None:
     """The text every operator reads for a value: one rule for files, CRMs and frames."""
     if value is None:
         return None
@@ -199,7 +250,7 @@ def text_form(value: Any) -> str | None:
     return str(value)
 
 
-def _number(value: Any) -> float | None:
+def _number(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     text = text_form(value)
@@ -212,6 +263,13 @@ def _number(value: Any) -> float | None:
 
 
 # --- matching -------------------------------------------------------------------------
+
+
+def _listed(arg: OperatorValue) -> Sequence[object]:
+    """The list of a list operator (``in``, ``contains_any``, ``email_domain_in``): the
+    model's validation only lets lists through for them."""
+    assert isinstance(arg, list)
+    return arg
 
 
 def _rust_escape(text: str) -> str:
@@ -274,7 +332,7 @@ def _match_exprs(text: pl.Series, matches: Sequence[Match], free: frozenset[str]
     domain = v.str.extract(r"@([^@]*)$", 1).str.to_lowercase()
     distinct: list[str] | None = None
 
-    def equal(expected: Any) -> pl.Expr:
+    def equal(expected: object) -> pl.Expr:
         expected_num = _number(expected)
         expected_text = (text_form(expected) or "").lower()
         as_text = lower == expected_text
@@ -294,11 +352,11 @@ def _match_exprs(text: pl.Series, matches: Sequence[Match], free: frozenset[str]
             if name == "equals":
                 cond = equal(arg)
             elif name == "in":
-                cond = pl.any_horizontal([equal(item) for item in arg])
+                cond = pl.any_horizontal([equal(item) for item in _listed(arg)])
             elif name == "contains":
                 cond = lower.str.contains(str(arg).lower(), literal=True)
             elif name == "contains_any":
-                needles = [lower.str.contains(str(a).lower(), literal=True) for a in arg]
+                needles = [lower.str.contains(str(a).lower(), literal=True) for a in _listed(arg)]
                 cond = pl.any_horizontal(needles)
             elif name == "glob":
                 cond = lower.str.contains(_glob_regex(str(arg)))
@@ -311,6 +369,7 @@ def _match_exprs(text: pl.Series, matches: Sequence[Match], free: frozenset[str]
                 hits = [x for x in distinct if rx.search(x) is not None]
                 cond = v.is_in(pl.Series(hits, dtype=pl.String).implode())
             elif name in ("gt", "gte", "lt", "lte"):
+                assert not isinstance(arg, list)  # the model holds a number here
                 limit = float(arg)
                 cond = {
                     "gt": num > limit,
@@ -319,7 +378,7 @@ def _match_exprs(text: pl.Series, matches: Sequence[Match], free: frozenset[str]
                     "lte": num <= limit,
                 }[name]
             elif name == "email_domain_in":
-                wanted = pl.Series([str(d).lower() for d in arg], dtype=pl.String)
+                wanted = pl.Series([str(d).lower() for d in _listed(arg)], dtype=pl.String)
                 cond = domain.is_in(wanted.implode())
             elif name == "free_email":
                 known = domain.is_in(pl.Series(sorted(free), dtype=pl.String).implode())
@@ -641,7 +700,7 @@ class _ModelRun:
     index: int
     contacts: pl.DataFrame
     scope: pl.Series
-    scope_np: np.ndarray[Any, Any]
+    scope_np: Flags
     free: frozenset[str]
     order_of: Mapping[str, int]
     as_of: datetime
@@ -656,8 +715,8 @@ class _ModelRun:
 class _Behaviour:
     """Step 4's results: points split by sign, per-rule reasons, immediate candidates."""
 
-    positive: np.ndarray[Any, Any]
-    negative: np.ndarray[Any, Any]
+    positive: Points
+    negative: Points
     reasons: list[pl.DataFrame]
     immediate_parts: list[pl.DataFrame]
 
@@ -705,7 +764,7 @@ def _score_model(
     return scores, reasons
 
 
-def _fit_points(run: _ModelRun) -> tuple[np.ndarray[Any, Any], list[pl.DataFrame]]:
+def _fit_points(run: _ModelRun) -> tuple[Points, list[pl.DataFrame]]:
     """Step 2, fit rules: all rules reading one field matched together; first match per
     group."""
     n = run.n
@@ -714,22 +773,22 @@ def _fit_points(run: _ModelRun) -> tuple[np.ndarray[Any, Any], list[pl.DataFrame
     # Only contacts in scope are matched: a second product line's model reads few.
     in_scope = np.flatnonzero(scope_np)
     every_contact = len(in_scope) == n
-    hits: dict[str, np.ndarray[Any, Any]] = {}
+    hits: dict[str, Flags] = {}
     for field in dict.fromkeys(r.field for r in fit_rules):
         same = [r for r in fit_rules if r.field == field]
         values = _field(run.contacts, field)
         if not every_contact:
             values = values.gather(in_scope)
         found = _match_many(values, [r.match for r in same], run.free)
-        for frule, hit in zip(same, found, strict=True):
+        for frule, matched in zip(same, found, strict=True):
             if every_contact:
-                hits[frule.id] = hit.to_numpy()
+                hits[frule.id] = matched.to_numpy()
             else:
                 full = np.zeros(n, dtype=bool)
-                full[in_scope] = hit.to_numpy()
+                full[in_scope] = matched.to_numpy()
                 hits[frule.id] = full
     fit = np.zeros(n, dtype=np.float64)
-    taken: dict[str, np.ndarray[Any, Any]] = {}
+    taken: dict[str, Flags] = {}
     reasons: list[pl.DataFrame] = []
     for frule in fit_rules:
         hit = hits[frule.id] & scope_np
@@ -751,7 +810,7 @@ def _fit_points(run: _ModelRun) -> tuple[np.ndarray[Any, Any], list[pl.DataFrame
 
 def _behaviour_events(
     run: _ModelRun, events: pl.DataFrame
-) -> tuple[pl.DataFrame, dict[str, pl.Expr], Any]:
+) -> tuple[pl.DataFrame, dict[str, pl.Expr], Callable[[BehaviorRule], pl.Expr]]:
     """Step 3 (set-up): this model's contacts' events, what each behaviour rule matches,
     and which rule of its group each event belongs to (the first it matches)."""
     ev = events
@@ -781,10 +840,15 @@ def _behaviour_events(
     position_type = pl.UInt16 if len(run.model.rules) < 65_535 else pl.UInt32
     slot_exprs: list[pl.Expr] = []
     for group, members in slots.items():
-        chain: Any = None
+        chain: Then | ChainedThen | None = None
         for rule in members:
-            start = pl.when if chain is None else chain.when
-            chain = start(belongs(rule)).then(pl.lit(run.order_of[rule.id], dtype=position_type))
+            condition = belongs(rule)
+            position = pl.lit(run.order_of[rule.id], dtype=position_type)
+            if chain is None:
+                chain = pl.when(condition).then(position)
+            else:
+                chain = chain.when(condition).then(position)
+        assert chain is not None  # slots only hold groups with members
         slot_exprs.append(chain.otherwise(None).alias(f"_group:{group}"))
     if slot_exprs:
         ev = ev.with_columns(slot_exprs)
@@ -797,9 +861,7 @@ def _behaviour_events(
     return ev, matched, belongs_first
 
 
-def _last_activity(
-    run: _ModelRun, ev: pl.DataFrame, matched: Mapping[str, pl.Expr]
-) -> np.ndarray[Any, Any]:
+def _last_activity(run: _ModelRun, ev: pl.DataFrame, matched: Mapping[str, pl.Expr]) -> Micros:
     """Step 4 (first half), last activity: the newest matching event, windows and caps
     aside."""
     activity: pl.Expr = pl.lit(value=False)
@@ -818,7 +880,9 @@ def _last_activity(
     return last_us
 
 
-def _behaviour_points(run: _ModelRun, ev: pl.DataFrame, belongs_first: Any) -> _Behaviour:
+def _behaviour_points(
+    run: _ModelRun, ev: pl.DataFrame, belongs_first: Callable[[BehaviorRule], pl.Expr]
+) -> _Behaviour:
     """Step 3, behaviour rules: each rule's events after the daily cap, decayed by age,
     summed and capped per contact; immediate rules' events kept for step 6."""
     n = run.n
@@ -907,9 +971,9 @@ def _immediate(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
 
 def _final_scores(
     run: _ModelRun,
-    fit: np.ndarray[Any, Any],
+    fit: Points,
     behaviour: _Behaviour,
-    last_us: np.ndarray[Any, Any],
+    last_us: Micros,
     immediate: pl.DataFrame,
 ) -> pl.DataFrame:
     """Steps 4 and 5, decay, then clip, round and band: one row per contact in scope,
@@ -960,14 +1024,20 @@ def _with_decay(frame: pl.DataFrame, model: ScoringModel, as_of_us: int) -> pl.D
     its points (``_decay``) and its position in the model (``_step``, for reasons)."""
     inactive = _div_exact(pl.lit(as_of_us) - pl.col("_last_us"), _US_PER_DAY)
     steps = sorted(enumerate(model.decay), key=lambda p: (-p[1].inactive_days, -p[0]))
-    decay_points: Any = None
-    decay_step: Any = None
+    decay_points: Then | ChainedThen | None = None
+    decay_step: Then | ChainedThen | None = None
     for step_index, step in steps:
         reached = inactive >= step.inactive_days
-        start_p = pl.when if decay_points is None else decay_points.when
-        decay_points = start_p(reached).then(float(step.points))
-        start_s = pl.when if decay_step is None else decay_step.when
-        decay_step = start_s(reached).then(pl.lit(step_index, dtype=pl.Int64))
+        points = float(step.points)
+        position = pl.lit(step_index, dtype=pl.Int64)
+        if decay_points is None:
+            decay_points = pl.when(reached).then(points)
+        else:
+            decay_points = decay_points.when(reached).then(points)
+        if decay_step is None:
+            decay_step = pl.when(reached).then(position)
+        else:
+            decay_step = decay_step.when(reached).then(position)
     points_expr = pl.lit(0.0) if decay_points is None else decay_points.otherwise(0.0)
     step_expr = pl.lit(None, dtype=pl.Int64) if decay_step is None else decay_step.otherwise(None)
     no_last = pl.col("_last_us").is_null()
@@ -1001,7 +1071,7 @@ def _reasons(run: _ModelRun, frame: pl.DataFrame, reason_parts: list[pl.DataFram
     )
 
 
-_REASON_SCHEMA: dict[str, Any] = {
+_REASON_SCHEMA: dict[str, PolarsDataType] = {
     "_ci": pl.UInt32,
     "_order": pl.UInt32,
     "rule": pl.String,
@@ -1032,7 +1102,7 @@ def _pow_half(exponent: pl.Expr) -> pl.Expr:
 
 
 def _reason_frame(
-    where: np.ndarray[Any, Any], order: int, rule: str, kind: str, points: float, events: int | None
+    where: Positions, order: int, rule: str, kind: str, points: float, events: int | None
 ) -> pl.DataFrame:
     return pl.DataFrame({"_ci": pl.Series(where, dtype=pl.UInt32)}).with_columns(
         pl.lit(order, dtype=pl.UInt32).alias("_order"),
@@ -1178,8 +1248,8 @@ def _fields_read(model_list: list[ScoringModel]) -> tuple[set[str], set[str]]:
 
 def score(
     models: ModelSet | Sequence[ScoringModel],
-    contacts: Iterable[Mapping[str, Any]],
-    events: Iterable[Mapping[str, Any]],
+    contacts: Iterable[Mapping[str, object]],
+    events: Iterable[Mapping[str, object]],
     *,
     as_of: datetime,
 ) -> list[ScoreResult]:
@@ -1190,8 +1260,8 @@ def score(
 
 def records_to_frames(
     models: ModelSet | Sequence[ScoringModel],
-    contacts: Iterable[Mapping[str, Any]],
-    events: Iterable[Mapping[str, Any]],
+    contacts: Iterable[Mapping[str, object]],
+    events: Iterable[Mapping[str, object]],
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Frames holding what the models read, values in their text form."""
     model_list = list(models.models if isinstance(models, ModelSet) else models)
@@ -1199,7 +1269,7 @@ def records_to_frames(
     contact_fields.discard("id")
     contact_fields.discard("created_at")
     crows = list(contacts)
-    columns: dict[str, list[Any]] = {"id": [], "created_at": []}
+    columns: dict[str, list[str | datetime | None]] = {"id": [], "created_at": []}
     for name in contact_fields:
         columns[name] = []
     for contact in crows:
@@ -1213,11 +1283,16 @@ def records_to_frames(
         )
         for name in contact_fields:
             columns[name].append(text_form(contact.get(name)))
-    schema: dict[str, Any] = {name: pl.String for name in columns}
+    schema: dict[str, PolarsDataType] = {name: pl.String for name in columns}
     schema["created_at"] = _UTC_DT
     contacts_frame = pl.DataFrame(columns, schema=schema)
 
-    ecols: dict[str, list[Any]] = {"contact_id": [], "type": [], "occurred_at": [], "id": []}
+    ecols: dict[str, list[str | datetime | None]] = {
+        "contact_id": [],
+        "type": [],
+        "occurred_at": [],
+        "id": [],
+    }
     attrs = sorted(event_attrs - set(ecols))
     for name in attrs:
         ecols[name] = []
@@ -1228,7 +1303,7 @@ def records_to_frames(
         ecols["id"].append(text_form(event.get("id")))
         for name in attrs:
             ecols[name].append(text_form(event.get(name)))
-    eschema: dict[str, Any] = {name: pl.String for name in ecols}
+    eschema: dict[str, PolarsDataType] = {name: pl.String for name in ecols}
     eschema["occurred_at"] = _UTC_DT
     events_frame = pl.DataFrame(ecols, schema=eschema)
     return contacts_frame, events_frame

@@ -19,7 +19,7 @@ import re
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -44,6 +44,9 @@ from scoring.yaml_problems import (
 from scoring.yaml_problems import describe as _describe
 from scoring.yaml_problems import problems as _problems
 
+if TYPE_CHECKING:
+    from scoring.predictive import Artifact  # predictive imports this module
+
 __all__ = [
     "BAND_NAMES",
     "Bands",
@@ -54,6 +57,7 @@ __all__ = [
     "Match",
     "ModelFileError",
     "ModelSet",
+    "OperatorValue",
     "PredictiveSpec",
     "Rule",
     "Scale",
@@ -77,9 +81,13 @@ _CONFIG = ConfigDict(
 
 
 _Scalar = str | float | int | bool
+# What one operator of a Match holds: a value (equals), values (in), text (contains,
+# glob, regex), texts (contains_any, email_domain_in), a number (gt, gte, lt, lte) or
+# a flag (exists, free_email).
+OperatorValue = _Scalar | list[_Scalar] | list[str]
 
 
-def _check_scalar(value: Any) -> Any:
+def _check_scalar(value: object) -> _Scalar:
     if isinstance(value, str | int | float) and not isinstance(value, bool):
         if isinstance(value, float) and not math.isfinite(value):
             raise _problems(((), "must be a finite number"))
@@ -110,7 +118,7 @@ class Match(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _scalar_means_equals(cls, data: Any) -> Any:
+    def _scalar_means_equals(cls, data: object) -> object:
         if isinstance(data, Match | Mapping):
             return data
         if isinstance(data, str | int | float | bool):
@@ -125,12 +133,12 @@ class Match(BaseModel):
 
     @field_validator("equals", mode="before")
     @classmethod
-    def _equals_is_scalar(cls, value: Any) -> Any:
+    def _equals_is_scalar(cls, value: object) -> _Scalar | None:
         return None if value is None else _check_scalar(value)
 
     @field_validator("in_", mode="before")
     @classmethod
-    def _in_is_list_of_scalars(cls, value: Any) -> Any:
+    def _in_is_list_of_scalars(cls, value: object) -> object:
         if value is None:
             return None
         if not isinstance(value, list):
@@ -175,9 +183,9 @@ class Match(BaseModel):
             raise _problems(((), f"needs at least one operator ({', '.join(OPERATORS)})"))
         return self
 
-    def operators(self) -> list[tuple[str, Any]]:
+    def operators(self) -> list[tuple[str, OperatorValue]]:
         """The set operators as ``(name, value)`` in a fixed order (``in_`` as ``in``)."""
-        out: list[tuple[str, Any]] = []
+        out: list[tuple[str, OperatorValue]] = []
         for name in type(self).model_fields:
             value = getattr(self, name)
             if value is not None:
@@ -243,7 +251,7 @@ class BehaviorRule(BaseModel):
 
     @field_validator("match", mode="before")
     @classmethod
-    def _match_is_mapping(cls, value: Any) -> Any:
+    def _match_is_mapping(cls, value: object) -> object:
         if not isinstance(value, Mapping):
             raise _problems(
                 (
@@ -306,7 +314,7 @@ def _check_name(value: str, what: str) -> str:
     return value
 
 
-def _default_thresholds(data: Any) -> Any:
+def _default_thresholds(data: object) -> object:
     # threshold/rearm_below default to the bands; a broken bands entry is reported
     # on its own, so the placeholder 0 never reaches a valid model.
     if not isinstance(data, Mapping):
@@ -343,7 +351,7 @@ class ScoringModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_threshold(cls, data: Any) -> Any:
+    def _default_threshold(cls, data: object) -> object:
         return _default_thresholds(data)
 
     @field_validator("name")
@@ -465,7 +473,7 @@ class ScoringModel(BaseModel):
 _SET_KEYS = frozenset({"in", "contains_any", "email_domain_in", "free_email_domains"})
 
 
-def _canonical(value: Any, key: str | None = None) -> Any:
+def _canonical(value: object, key: str | None = None) -> object:
     """Whole floats as ints so that ``10`` and ``10.0`` hash alike; set-like lists
     sorted. Rules, decay steps and conditions keep their order: it matters."""
     if isinstance(value, bool):
@@ -484,7 +492,7 @@ def _canonical(value: Any, key: str | None = None) -> Any:
     return value
 
 
-def _fold(item: Any) -> Any:
+def _fold(item: object) -> object:
     return item.lower() if isinstance(item, str) else item
 
 
@@ -507,7 +515,7 @@ class PredictiveSpec(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _default_threshold(cls, data: Any) -> Any:
+    def _default_threshold(cls, data: object) -> object:
         return _default_thresholds(data)
 
     @field_validator("name", "base_model")
@@ -563,7 +571,7 @@ class ModelSet(BaseModel):
     # the file's order for warnings. Artifacts are attached by whoever can read files.
     _predictive: list[PredictiveSpec] = PrivateAttr(default_factory=list)
     _positions: list[int] | None = PrivateAttr(default=None)
-    _artifacts: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _artifacts: dict[str, Artifact] = PrivateAttr(default_factory=dict)
 
     @field_validator("models")
     @classmethod
@@ -593,12 +601,12 @@ class ModelSet(BaseModel):
         return list(self._predictive)
 
     @property
-    def artifacts(self) -> dict[str, Any]:
+    def artifacts(self) -> dict[str, Artifact]:
         """Artifacts attached to predictive models, by model name (see scoring.predictive)."""
         return dict(self._artifacts)
 
 
-def _model_duplicates(models: Sequence[tuple[Any, Any]]) -> list[tuple[Path, str]]:
+def _model_duplicates(models: Sequence[tuple[object, object]]) -> list[tuple[Path, str]]:
     """Model names must differ, and so must score fields: two models writing one CRM
     field would overwrite each other's scores on every run."""
     problems: list[tuple[Path, str]] = []
@@ -733,18 +741,18 @@ def load_models(text: str, source: str) -> ModelSet:
     return models
 
 
-def _stand_in(entry: dict[str, Any]) -> dict[str, Any]:
+def _stand_in(entry: Mapping[str, object]) -> dict[str, object]:
     """A rules model in a predictive model's place: names and score fields are checked
     for duplicates across all models, and other models keep their positions."""
-    out: dict[str, Any] = {k: entry[k] for k in ("name", "score_field") if k in entry}
+    out: dict[str, object] = {k: entry[k] for k in ("name", "score_field") if k in entry}
     out["bands"] = {"hot": 1, "warm": 0}
     out["rules"] = [{"id": "p", "kind": "fit", "field": "p", "match": "p", "points": 0}]
     return out
 
 
 def _split_predictive(
-    data: dict[str, Any], plain: Located, source: str
-) -> tuple[dict[str, Any], list[tuple[int, PredictiveSpec]], list[str]]:
+    data: dict[str, object], plain: Located, source: str
+) -> tuple[dict[str, object], list[tuple[int, PredictiveSpec]], list[str]]:
     raw = data.get("models")
     if not isinstance(raw, list):
         return data, [], []
@@ -803,7 +811,7 @@ def _line_number(text: str, source: str) -> int:
     return int(head) if head.isdigit() else 0
 
 
-def _raw_duplicates(data: dict[str, Any], plain: Located, source: str) -> list[str]:
+def _raw_duplicates(data: Mapping[str, object], plain: Located, source: str) -> list[str]:
     out: list[str] = []
     models = data.get("models")
     if not isinstance(models, list):
@@ -834,7 +842,7 @@ def _raw_duplicates(data: dict[str, Any], plain: Located, source: str) -> list[s
     return out
 
 
-def _duplicate_key_message(exc: Any) -> str:
+def _duplicate_key_message(exc: object) -> str:
     snippet = str(getattr(exc, "problem", ""))
     found = re.search(r'found duplicate key "([^"]*)"', snippet)
     name = found.group(1) if found else "?"
@@ -917,7 +925,9 @@ def name_warnings(
     known_events = None if events is None else EVENT_TYPES | frozenset(events)
     out: list[str] = []
 
-    def check(path: Path, name: str, what: str, canonical: frozenset[str], known: Any) -> None:
+    def check(
+        path: Path, name: str, what: str, canonical: frozenset[str], known: frozenset[str] | None
+    ) -> None:
         close = near_misses(name, canonical if known is None else known)
         if known is None and not close:
             return

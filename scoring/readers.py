@@ -20,7 +20,7 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Literal, NoReturn, TypeVar
 
 from scoring import vocabulary
 from scoring.timeutil import parse_timestamp
@@ -40,8 +40,12 @@ __all__ = [
 ]
 
 Format = Literal["jsonl", "csv"]
-Contact = dict[str, Any]
-Event = dict[str, Any]
+# A record as read: text, numbers, booleans, timestamps (datetime) and whatever else a
+# JSON line holds. Open-ended (a file may carry any column), so its values are
+# ``object``: the engine reads each through ``text_form`` and narrows nothing else.
+Contact = dict[str, object]
+Event = dict[str, object]
+_Row = dict[str, object]
 
 # Canonical contact fields that are numbers; CSV gives text, so we convert them here
 # once instead of every comparison guessing.
@@ -98,7 +102,7 @@ def read_contacts(
     which of two versions of a person to score is a question for the export, not a
     guess for us. This keeps one set of ids in memory.
     """
-    seen: set[str] = set()
+    seen: set[object] = set()  # ids, text once _take_id has read them
     for line, row in _rows(lines, source, format, required=("id",)):
         if isinstance(row, RowError):
             yield row
@@ -129,7 +133,7 @@ def read_events(
 
 def _rows(
     lines: Iterable[str] | str, source: str, format: Format, *, required: tuple[str, ...]
-) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+) -> Iterator[tuple[int, _Row | RowError]]:
     if format == "jsonl":
         return _jsonl_rows(lines, source)
     if format == "csv":
@@ -145,9 +149,7 @@ def _as_lines(lines: Iterable[str] | str, *, csv_mode: bool) -> Iterable[str]:
     return lines
 
 
-def _jsonl_rows(
-    lines: Iterable[str] | str, source: str
-) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+def _jsonl_rows(lines: Iterable[str] | str, source: str) -> Iterator[tuple[int, _Row | RowError]]:
     for number, raw in enumerate(_as_lines(lines, csv_mode=False), start=1):
         text = raw.strip()
         if number == 1:
@@ -168,13 +170,13 @@ def _jsonl_rows(
         yield number, value
 
 
-def _reject_constant(name: str) -> Any:
+def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not valid JSON")
 
 
 def _csv_rows(
     lines: Iterable[str] | str, source: str, required: tuple[str, ...]
-) -> Iterator[tuple[int, dict[str, Any] | RowError]]:
+) -> Iterator[tuple[int, _Row | RowError]]:
     reader = csv.reader(iter(_as_lines(lines, csv_mode=True)), strict=True)
     header: list[str] | None = None
     previous_end = 0
@@ -231,7 +233,7 @@ def _header_problem(header: list[str], required: tuple[str, ...]) -> tuple[str, 
     return None
 
 
-def _present(row: dict[str, Any]) -> dict[str, Any]:
+def _present(row: _Row) -> _Row:
     """The row without missing values (null, empty or whitespace-only text)."""
     # Hot path (millions of rows): plain type checks, no helper call per value.
     return {
@@ -241,7 +243,7 @@ def _present(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _contact(row: dict[str, Any], source: str, line: int) -> Contact | RowError:
+def _contact(row: _Row, source: str, line: int) -> Contact | RowError:
     out = _present(row)
     problem = _take_id(out, "id", source, line, required=True)
     if problem is not None:
@@ -262,7 +264,7 @@ def _contact(row: dict[str, Any], source: str, line: int) -> Contact | RowError:
     return out
 
 
-def _event(row: dict[str, Any], source: str, line: int) -> Event | RowError:
+def _event(row: _Row, source: str, line: int) -> Event | RowError:
     nested = row.get("attributes")
     if type(nested) is dict:
         # Exports written from EventRecord keep attributes nested; flatten them, the
@@ -292,9 +294,7 @@ def _event(row: dict[str, Any], source: str, line: int) -> Event | RowError:
     return out
 
 
-def _take_id(
-    row: dict[str, Any], name: str, source: str, line: int, *, required: bool
-) -> RowError | None:
+def _take_id(row: _Row, name: str, source: str, line: int, *, required: bool) -> RowError | None:
     value = row.get(name)
     if value is None:
         return RowError(source, line, name, "missing") if required else None
@@ -308,7 +308,7 @@ def _take_id(
     return None
 
 
-def _number_or_value(value: Any) -> Any:
+def _number_or_value(value: object) -> object:
     """``"250"`` -> 250, ``"2.5e3"`` -> 2500; text that is not a number stays text."""
     if isinstance(value, bool) or not isinstance(value, str):
         return value
@@ -324,7 +324,7 @@ def _number_or_value(value: Any) -> Any:
     return number
 
 
-def _kind(value: Any) -> str:
+def _kind(value: object) -> str:
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -16,12 +16,14 @@ __all__ = ["parse_timestamp", "to_iso"]
 # week dates and basic format; we only add whitespace trimming and friendlier errors.
 
 
-def parse_timestamp(value: str | datetime | int | float) -> datetime:
+def parse_timestamp(value: object) -> datetime:
     """Read one timestamp as an aware UTC datetime.
 
     An offset is honoured and a naive value is taken as UTC: exports from CRMs mostly
-    carry UTC without saying so. Numbers are epoch seconds. Raises ``ValueError`` with
-    a short reason that callers put after ``FILE:LINE: field:``.
+    carry UTC without saying so. Numbers are epoch seconds. Every value is accepted,
+    because records straight from a file or a CRM are checked here: text, datetimes
+    and numbers are read, anything else raises. Raises ``ValueError`` with a short
+    reason that callers put after ``FILE:LINE: field:``.
     """
     if isinstance(value, bool):
         # bool is an int subclass; a flag is never a timestamp.

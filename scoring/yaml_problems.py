@@ -55,7 +55,7 @@ def problems(*items: tuple[Path, str]) -> PydanticCustomError:
     )
 
 
-def describe(value: Any) -> str:
+def describe(value: object) -> str:
     """How a value reads in an error message ("got text 'ten'")."""
     if value is None:
         return "nothing (null)"
@@ -111,8 +111,8 @@ class Located:
     def __init__(
         self,
         *,
-        text: Callable[[str, Path], Any] | None = None,
-        opaque: Callable[[Any], Any] | None = None,
+        text: Callable[[str, Path], object] | None = None,
+        opaque: Callable[[object], object] | None = None,
     ) -> None:
         self.lines: dict[Path, int] = {}  # line of the value (or list item)
         self.key_lines: dict[Path, int] = {}  # line of the key naming it
@@ -120,10 +120,16 @@ class Located:
         self._text = text
         self._opaque = opaque
 
-    def convert(self, node: Any, path: Path = (), line: int = 1) -> Any:
+    def convert(self, node: object, path: Path = (), line: int = 1) -> Any:
+        """Plain data: dicts with text keys, lists, text, numbers, booleans, None and
+        whatever ``opaque`` makes of other scalars.
+
+        Left untyped on purpose, as ``json.loads`` is: what the document holds is
+        unknown until the caller's pydantic model validates it, and callers narrow the
+        top level (``isinstance(data, dict)``) before reading it."""
         return self._convert(node, path, line, frozenset())
 
-    def _convert(self, node: Any, path: Path, line: int, active: frozenset[int]) -> Any:
+    def _convert(self, node: object, path: Path, line: int, active: frozenset[int]) -> object:
         from ruamel.yaml.comments import CommentedMap, CommentedSeq
         from ruamel.yaml.scalarbool import ScalarBoolean
 
@@ -139,7 +145,7 @@ class Located:
             inner = active | {id(node)}
             base = _node_line(node, line)
             self.lines[path] = base
-            out: dict[str, Any] = {}
+            out: dict[str, object] = {}
             for key, value in node.items():
                 name = _key_text(key)
                 key_line = base
@@ -159,7 +165,7 @@ class Located:
             inner = active | {id(node)}
             base = _node_line(node, line)
             self.lines[path] = base
-            items: list[Any] = []
+            items: list[object] = []
             for index, value in enumerate(node):
                 item_line = base
                 if isinstance(node, CommentedSeq):
@@ -198,7 +204,7 @@ class Located:
         return f"{source}:{self.line_for(path, key=key)}: {render_path(path)}: {message}"
 
 
-def _key_text(key: Any) -> str:
+def _key_text(key: object) -> str:
     if isinstance(key, str):
         return str(key)
     if key is None:
@@ -208,15 +214,15 @@ def _key_text(key: Any) -> str:
     return str(key)
 
 
-def _node_line(node: Any, fallback: int) -> int:
+def _node_line(node: object, fallback: int) -> int:
     lc = getattr(node, "lc", None)
     line = getattr(lc, "line", None) if lc is not None else None
     return line + 1 if isinstance(line, int) else fallback
 
 
-def _lc(node: Any, kind: str, key: Any, fallback: int) -> int:
+def _lc(node: object, kind: str, key: object, fallback: int) -> int:
     try:
-        position = getattr(node.lc, kind)(key)
+        position = getattr(getattr(node, "lc", None), kind)(key)
     except Exception:  # merged keys and odd nodes have no position; use the parent's
         return fallback
     if isinstance(position, tuple) and position and isinstance(position[0], int):
@@ -254,7 +260,7 @@ def model_keys(*roots: type[BaseModel]) -> frozenset[str]:
     return frozenset(keys)
 
 
-def _models_in(annotation: Any) -> Iterable[type[BaseModel]]:
+def _models_in(annotation: object) -> Iterable[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         yield annotation
         return
@@ -275,7 +281,7 @@ def suggest(name: str, candidates: Iterable[str]) -> str:
 # pydantic errors -> lines
 
 
-def _real_path(loc: Sequence[str | int], data: Any, error_type: str) -> Path:
+def _real_path(loc: Sequence[str | int], data: object, error_type: str) -> Path:
     """Follow pydantic's location through the data, dropping the tags it inserts for
     unions, discriminators and validators (``str``, ``fit``, ``function-after[...]``)."""
     path: list[str | int] = []
@@ -309,7 +315,7 @@ def friendly_message(error: ErrorDetails, path: Path) -> str:
     """A message a marketer reads without knowing pydantic."""
     kind = error["type"]
     value = error.get("input")
-    ctx: Mapping[str, Any] = error.get("ctx") or {}
+    ctx: Mapping[str, object] = error.get("ctx") or {}
     got = describe(value)
     name = path[-1] if path else ""
     if kind == "missing":
@@ -351,7 +357,7 @@ Message = Callable[[ErrorDetails, Path], str | None]
 
 def path_problems(
     exc: ValidationError,
-    data: Any,
+    data: object,
     *,
     keys: Iterable[str],
     wording: Wording = "friendly",
@@ -400,7 +406,7 @@ def path_problems(
 
 def validation_problems(
     exc: ValidationError,
-    data: Any,
+    data: object,
     located: Located,
     source: str,
     *,

@@ -23,16 +23,22 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
     from connectors.sandbox.tls import SandboxCA
+
+# What a fake CRM answers: JSON built from dicts, lists and scalars. Read-only
+# containers, so that a ``dict[str, str]`` or a list of records is a value as it is.
+JSONValue: TypeAlias = (
+    bool | int | float | str | Sequence["JSONValue"] | Mapping[str, "JSONValue"] | None
+)
 
 # --------------------------------------------------------------------------- clocks
 
@@ -127,7 +133,8 @@ class Response:
     drop: bool = False  # close the connection instead of answering (the write stays applied)
 
     @classmethod
-    def json(cls, status: int, payload: Any, headers: dict[str, str] | None = None) -> Response:
+    def json(cls, status: int, payload: object, headers: dict[str, str] | None = None) -> Response:
+        """``payload`` as compact JSON; it is only handed to ``json.dumps``."""
         h = {"Content-Type": "application/json;charset=utf-8"}
         h.update(headers or {})
         return cls(status, json.dumps(payload, separators=(",", ":")).encode(), h)
@@ -170,6 +177,14 @@ class Flavour(Protocol):
 # ------------------------------------------------------------------------- the app
 
 
+class Stats(TypedDict):
+    """``GET /__sandbox/stats``: requests served, by route and by status."""
+
+    total: int
+    by_route: dict[str, int]
+    by_status: dict[str, int]
+
+
 @dataclass
 class Faults:
     error_rate: float = 0.0
@@ -180,7 +195,7 @@ class Faults:
     commit_then_drop: float = 0.0
 
     @classmethod
-    def parse(cls, payload: Any) -> Faults:
+    def parse(cls, payload: object) -> Faults:
         if not isinstance(payload, dict):
             raise ValueError("faults must be a JSON object")
         known = set(cls.__dataclass_fields__)
@@ -267,7 +282,7 @@ class SandboxApp:
             return Response.json(200, {"reset": True})
         return Response.json(404, {"error": f"no sandbox route {request.method} {request.path}"})
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> Stats:
         with self._lock:
             return {
                 "total": sum(self.by_route.values()),
@@ -323,7 +338,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     app: SandboxApp  # set on the subclass made per server
 
-    def log_message(self, format: str, *args: Any) -> None:
+    def log_message(self, format: str, *args: object) -> None:
         return
 
     def _serve(self) -> None:

@@ -18,9 +18,15 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
 from types import SimpleNamespace
-from typing import Any
 
-from connectors.sandbox.framework import Request, Response, SandboxApp
+from connectors.sandbox.framework import Clock, Request, Response, SandboxApp, Stats
+
+
+class PortalsStats(Stats):
+    """``GET /__sandbox/stats`` of a multi-portal server: all portals' requests."""
+
+    portals: int
+    portals_built: int
 
 
 def portal_tokens(count: int, prefix: str = "sandbox-portal") -> list[str]:
@@ -63,7 +69,7 @@ class MultiPortalApp:
                 self._apps[index] = app
         return app
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> PortalsStats:
         by_route: Counter[str] = Counter()
         by_status: Counter[str] = Counter()
         for app in list(self._apps.values()):
@@ -109,7 +115,7 @@ def hubspot_portals(
     tier: str = "pro",
     days: int = 180,
     search_lag_seconds: float = 3.0,
-    clock: Any = None,
+    clock: Clock | None = None,
     tokens: Sequence[str] | None = None,
     ten_secondly: int | None = None,
 ) -> MultiPortalApp:

@@ -17,7 +17,10 @@ import re
 import ssl
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import trustme  # a test and sandbox dependency, imported when a CA is made
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
@@ -62,7 +65,7 @@ def _valid_hostname(name: str) -> bool:
 class SandboxCA:
     """A throw-away (or kept) CA that signs the sandbox's server certificates."""
 
-    def __init__(self, ca: Any, cert_path: Path | None = None) -> None:
+    def __init__(self, ca: trustme.CA, cert_path: Path | None = None) -> None:
         self._ca = ca
         self.cert_path = cert_path
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -208,7 +208,7 @@ _LIST = TypeAdapter(list[Destination])
 _KEYS = model_keys(SlackDestination, TeamsDestination, EmailDestination) | {"from"}
 
 
-def _secret_paths(item: Any, index: int) -> list[YamlPath]:
+def _secret_paths(item: object, index: int) -> list[YamlPath]:
     """Where a destination keeps a credential: the webhook URL, the SMTP password."""
     if not isinstance(item, Mapping):
         return []
@@ -221,7 +221,7 @@ def _secret_paths(item: Any, index: int) -> list[YamlPath]:
     return out
 
 
-def _lookup(data: Any, path: YamlPath) -> Any:
+def _lookup(data: object, path: YamlPath) -> object:
     for part in path:
         if isinstance(data, list) and isinstance(part, int) and part < len(data):
             data = data[part]
@@ -232,7 +232,7 @@ def _lookup(data: Any, path: YamlPath) -> Any:
     return data
 
 
-def _read_file(source: str) -> tuple[Any, Located] | None:
+def _read_file(source: str) -> tuple[object, Located] | None:
     """The file's ``alerts`` as written (no substitution) and its lines, or None
     when the configuration did not come from a file."""
     path = Path(source)
@@ -248,7 +248,9 @@ def _read_file(source: str) -> tuple[Any, Located] | None:
     return located.convert(doc).get("alerts"), located
 
 
-def validate_alerts(raw: Any, source_file: str, *, located: Located | None = None) -> AlertsConfig:
+def validate_alerts(
+    raw: object, source_file: str, *, located: Located | None = None
+) -> AlertsConfig:
     """Check the ``alerts`` value (``${...}`` already substituted) and build it.
 
     ``source_file`` is read again, without substitution, to check that every secret
@@ -276,7 +278,7 @@ def validate_alerts(raw: Any, source_file: str, *, located: Located | None = Non
                             "use ${ENV_VAR} or ${file:PATH}",
                         )
                     )
-    built: list[Any] = []
+    built: list[Destination] = []
     try:
         built = _LIST.validate_python(raw)
     except ValidationError as exc:

@@ -30,13 +30,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 import sqlalchemy as sa
-from tenacity import Retrying, retry_if_exception, stop_after_attempt
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from connectors.runtime import Redactor
-from scheduler.alerts.config import AlertsConfig, EmailDestination
+from scheduler.alerts.config import AlertsConfig, Destination, EmailDestination
 from scheduler.alerts.plan import ALERT, is_alert
 from scheduler.alerts.render import Message
 from scheduler.alerts.senders import DeliveryError, Permanent, Sender, Transient, build_sender
@@ -67,7 +67,7 @@ class DeliveryReport:
     locked: bool = False  # another process was delivering: nothing sent by this one
     errors: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, int | bool]:
         return {
             "sent": self.sent,
             "digests": self.digests,
@@ -249,7 +249,7 @@ def _attempt(
     """One message with its in-pass retries: ``Retry-After`` when the destination
     gave one, else an exponential back-off."""
 
-    def wait(state: Any) -> float:
+    def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         after = getattr(exc, "retry_after", None)
         return float(after) if after is not None else _backoff(state.attempt_number)
@@ -272,7 +272,7 @@ def _attempt(
 
 def _deliver_to(
     store: StateStore,
-    dest: Any,
+    dest: Destination,
     sender: Sender,
     items: list[LedgerEntry],
     pacer: _Pacer,
@@ -362,7 +362,7 @@ def _failed(
 
 def _summary(
     store: StateStore,
-    dest: Any,
+    dest: Destination,
     sender: Sender,
     pacer: _Pacer,
     report: DeliveryReport,
@@ -372,6 +372,7 @@ def _summary(
 ) -> None:
     """The day's summary, once a local day, at or after the configured time."""
     daily = dest.daily_summary
+    assert daily is not None  # deliver() calls this only for destinations with one
     at = now()
     local = at.astimezone(daily.zone())
     if local.time() < daily.local_time():
@@ -423,7 +424,24 @@ def alerts_done_since(store: StateStore, dest_id: str, since: datetime) -> list[
     return [s for s in specs if isinstance(s, dict) and s.get("destination") == dest_id]
 
 
-def alerts_status(store: StateStore, *, limit: int = 10) -> dict[str, Any]:
+class GivenUpAlert(TypedDict):
+    """An alert given up on, as ``leadsync status`` lists it."""
+
+    key: str
+    destination: object
+    attempts: int
+    error: str | None
+
+
+class AlertsStatus(TypedDict):
+    """What ``leadsync status`` shows of alerts."""
+
+    owed: int
+    given_up: int
+    given_up_recent: list[GivenUpAlert]
+
+
+def alerts_status(store: StateStore, *, limit: int = 10) -> AlertsStatus:
     """What ``leadsync status`` shows of alerts: how many are still owed, and the
     given-up ones (newest last) with their destination and the last error."""
     given = given_up_alerts(store)

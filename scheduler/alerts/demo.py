@@ -4,10 +4,10 @@ webhook catcher it starts on loopback, and told in a few lines."""
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
 
+from connectors.base import Owner
 from scheduler.alerts.catcher import catching
 from scheduler.alerts.config import validate_alerts
 from scheduler.alerts.deliver import deliver
@@ -57,7 +57,7 @@ def demo_alerts(
     *,
     echo: Callable[[str], None],
     link: Link | None = None,
-    owners: Callable[[], Any] | None = None,
+    owners: Callable[[], Sequence[Owner]] | None = None,
     limit: int = 5,
 ) -> int:
     """Send the run's alerts (at most ``limit``) as Slack messages to a local catcher,

@@ -12,10 +12,11 @@ owners only when a run owes an alert, so an idle run makes no call for alerts.
 
 from __future__ import annotations
 
+import enum
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from connectors.runtime import Redactor
 from scheduler.alerts.config import AlertsConfig
@@ -24,7 +25,17 @@ from scheduler.alerts.links import record_links
 from scheduler.alerts.plan import Link, Owners, event_from_action, is_alert, plan_alerts
 from scheduler.state import LedgerEntry, StateStore
 
-_UNSET: Any = object()
+if TYPE_CHECKING:
+    from scheduler.writeback import Action
+
+
+class _Unset(enum.Enum):
+    """No ``link`` given: work it out from the connector on first need (None means no links)."""
+
+    UNSET = enum.auto()
+
+
+_UNSET = _Unset.UNSET
 
 
 class AlertsHook:
@@ -32,12 +43,12 @@ class AlertsHook:
         self,
         config: AlertsConfig,
         *,
-        connector: Any = None,
+        connector: object = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], None] = time.sleep,
         redactor: Redactor | None = None,
         crash: Callable[[str], None] = no_crash,
-        link: Link | None = _UNSET,
+        link: Link | _Unset | None = _UNSET,
         pipeline: str = "default",
         heartbeat: bool = True,
     ) -> None:
@@ -63,7 +74,7 @@ class AlertsHook:
         return self._link
 
     def plan(
-        self, groups: Sequence[tuple[Sequence[LedgerEntry], Any]], *, now: datetime
+        self, groups: Sequence[tuple[Sequence[LedgerEntry], Action]], *, now: datetime
     ) -> list[LedgerEntry]:
         """The alert entries for ``Sync._decide``'s groups: (entries, action) each.
         The owner is the one the action's entries name (an assigned owner included),

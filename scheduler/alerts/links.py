@@ -9,7 +9,6 @@ cannot be had, alerts go out without one.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from scheduler.alerts.plan import Link
 
@@ -36,7 +35,7 @@ def salesforce_link(instance_url: str) -> Link:
     return link
 
 
-def record_links(connector: Any) -> Link | None:
+def record_links(connector: object) -> Link | None:
     """The link maker for a connector, or None (no link) for one that has no record
     pages (files) or when the account cannot be identified."""
     try:

@@ -15,11 +15,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from connectors.base import Owner
 from scheduler.alerts.config import AlertsConfig
 from scheduler.state import LedgerEntry
+
+if TYPE_CHECKING:
+    from scheduler.writeback import Action
 
 ALERT = "alert"  # the ledger kind (LedgerKind.ALERT once the ledger's kinds are an enum)
 SEQ = 10  # after the action's owner (0), deal (1) and task (2)
@@ -40,7 +43,7 @@ class AlertEvent:
     band: str
     reasons: tuple[tuple[str, float], ...] = ()
     contact_kind: str = "contact"
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, object] = field(default_factory=dict)
     owner_id: str | None = None
 
     @property
@@ -49,7 +52,7 @@ class AlertEvent:
         return f"{self.model}:{self.contact_id}:{self.token}"
 
 
-def event_from_action(action: Any, owner_id: str | None) -> AlertEvent:
+def event_from_action(action: Action, owner_id: str | None) -> AlertEvent:
     """An alert event from a ``writeback.Action`` and the owner the run decided."""
     return AlertEvent(
         contact_id=action.contact_id,
@@ -69,7 +72,7 @@ def alert_key(group_key: str, destination: str) -> str:
     return f"{group_key}:alert:{destination}"
 
 
-def display_name(fields: Mapping[str, Any], contact_id: str) -> str:
+def display_name(fields: Mapping[str, object], contact_id: str) -> str:
     """First and last name, else the e-mail, else the CRM id."""
     first = str(fields.get("first_name") or "").strip()
     last = str(fields.get("last_name") or "").strip()

@@ -16,9 +16,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
 Spec = Mapping[str, Any]
+# JSON as sent to a webhook: built here, serialised by the HTTP client. Read-only
+# containers, so that a list of blocks or a dict of text is a JSON value as it is.
+JSONValue: TypeAlias = (
+    bool | int | float | str | Sequence["JSONValue"] | Mapping[str, "JSONValue"] | None
+)
+Payload = dict[str, JSONValue]
 MessageKind = Literal["alert", "digest", "summary"]
 
 SLACK_MAX_BLOCKS = 50
@@ -39,11 +45,11 @@ class Message:
     title: str = ""
 
 
-def _score(value: Any) -> str:
+def _score(value: float | str) -> str:
     return f"{float(value):.2f}".rstrip("0").rstrip(".")
 
 
-def _points(value: Any) -> str:
+def _points(value: float | str) -> str:
     return f"{float(value):+.2f}".rstrip("0").rstrip(".")
 
 
@@ -82,11 +88,11 @@ def _slack_escape(text: str) -> str:
 # ------------------------------------------------------------------------ Slack
 
 
-def slack_payload(message: Message) -> dict[str, Any]:
+def slack_payload(message: Message) -> Payload:
     """Block Kit: a header, then per alert a section with its fields, the reasons and
     the link; a digest lists one line per alert."""
     title = title_of(message)
-    blocks: list[dict[str, Any]] = [
+    blocks: list[Payload] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, 150)}}
     ]
     if message.kind == "alert":
@@ -158,9 +164,9 @@ def fallback_text(message: Message) -> str:
 # ------------------------------------------------------------------------ Teams
 
 
-def teams_payload(message: Message) -> dict[str, Any]:
+def teams_payload(message: Message) -> Payload:
     """The Workflows webhook envelope: a ``message`` with one Adaptive Card attachment."""
-    body: list[dict[str, Any]] = [
+    body: list[Payload] = [
         {
             "type": "TextBlock",
             "text": title_of(message),
@@ -169,7 +175,7 @@ def teams_payload(message: Message) -> dict[str, Any]:
             "wrap": True,
         }
     ]
-    actions: list[dict[str, Any]] = []
+    actions: list[Payload] = []
     if message.kind == "alert":
         spec = message.alerts[0]
         body.append(
@@ -206,7 +212,7 @@ def teams_payload(message: Message) -> dict[str, Any]:
         more = len(message.alerts) - DIGEST_LINES
         if more > 0:
             body.append({"type": "TextBlock", "text": f"… and {more} more", "wrap": True})
-    card: dict[str, Any] = {
+    card: Payload = {
         "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
         "type": "AdaptiveCard",
         "version": CARD_VERSION,
@@ -231,7 +237,7 @@ _ELEMENTS: dict[str, dict[str, type]] = {
 _ACTIONS: dict[str, dict[str, type]] = {"Action.OpenUrl": {"title": str, "url": str}}
 
 
-def card_problems(payload: Any) -> list[str]:
+def card_problems(payload: object) -> list[str]:
     """What is wrong with a Workflows payload, as the flow would find it: the envelope,
     the card's type and version, each body element's type and required fields, each
     action's. Empty when the card is well formed."""
@@ -271,7 +277,7 @@ def card_problems(payload: Any) -> list[str]:
 
 
 def _element_problems(
-    where: str, element: Any, kinds: Mapping[str, Mapping[str, type]]
+    where: str, element: object, kinds: Mapping[str, Mapping[str, type]]
 ) -> list[str]:
     if not isinstance(element, Mapping):
         return [f"{where}: must be an object"]

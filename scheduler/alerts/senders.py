@@ -13,7 +13,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -26,6 +26,7 @@ from scheduler.alerts.config import (
 )
 from scheduler.alerts.render import (
     Message,
+    Payload,
     card_problems,
     email_message,
     slack_payload,
@@ -101,7 +102,7 @@ class _Webhook:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.destination!r})"
 
-    def _post(self, payload: dict[str, Any]) -> requests.Response:
+    def _post(self, payload: Payload) -> requests.Response:
         where = f"{self.kind} {self.destination}"
         try:
             resp = self._session.post(

@@ -14,13 +14,17 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery import Celery
 from kombu.entity import Queue
 from redbeat import RedBeatScheduler
 
 from scheduler.scaleout.deployment import Deployment, load_deployment
+
+if TYPE_CHECKING:
+    from scheduler.scaleout.limiter import RedisCallLimiter
+    from scheduler.scaleout.tenant_state import TenantStates
 
 TASK = "leadsync.run_tenant"
 log = logging.getLogger("leadsync.scaleout")
@@ -33,11 +37,11 @@ def redelivery_seconds(deployment: Deployment) -> int:
     return math.ceil(deployment.longest_run.total_seconds() * 1.25)
 
 
-def celery_settings(deployment: Deployment, path: str) -> dict[str, Any]:
+def celery_settings(deployment: Deployment, path: str) -> dict[str, object]:
     timeout = redelivery_seconds(deployment)
     is_amqp = deployment.broker.startswith("amqp")
     queue_args = {"x-consumer-timeout": timeout * 1000} if is_amqp else None
-    settings: dict[str, Any] = {
+    settings: dict[str, object] = {
         "broker_url": deployment.broker,
         "broker_connection_retry_on_startup": True,
         "task_acks_late": True,
@@ -76,20 +80,19 @@ def make_app(path: str) -> Celery:
     app = Celery(f"leadsync-{deployment.name}")
     app.conf.update(celery_settings(deployment, path))
 
-    state: dict[str, Any] = {}
+    state: dict[str, tuple[TenantStates, RedisCallLimiter]] = {}
 
-    def context() -> tuple[Any, Any]:
+    def context() -> tuple[TenantStates, RedisCallLimiter]:
         # Built lazily in each pool process (after the fork), never shared across it.
-        if "states" not in state:
+        if "context" not in state:
             import redis
 
             from scheduler.scaleout.limiter import limiter_for
             from scheduler.scaleout.tenant_state import TenantStates
 
             client = redis.Redis.from_url(deployment.redis)
-            state["states"] = TenantStates(client, deployment.name)
-            state["limiter"] = limiter_for(deployment)
-        return state["states"], state["limiter"]
+            state["context"] = (TenantStates(client, deployment.name), limiter_for(deployment))
+        return state["context"]
 
     @app.task(name=TASK, bind=True, acks_late=True, reject_on_worker_lost=True)  # type: ignore[untyped-decorator]
     def run_tenant_task(self: Any, tenant_id: str, due_at: float | None = None) -> str:

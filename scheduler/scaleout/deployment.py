@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
@@ -40,7 +39,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _duration(v: Any) -> timedelta:
+def _duration(v: object) -> timedelta:
     d = parse_duration(v)
     if d.total_seconds() <= 0:
         raise ValueError("must be longer than zero")
@@ -118,7 +117,7 @@ class Deployment(_Strict):
 
     @field_validator("longest_run", "dispatch_every", "max_backoff", mode="before")
     @classmethod
-    def _dur(cls, v: Any) -> timedelta:
+    def _dur(cls, v: object) -> timedelta:
         return _duration(v)
 
     @field_validator("broker")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 from scheduler.cli_common import stdout
 from scheduler.scaleout.deployment import load_deployment, tenants
@@ -26,9 +26,29 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
-def status_rows(
-    path: str | Path, *, clock: Callable[[], float] = time.time
-) -> list[dict[str, Any]]:
+class BudgetRow(TypedDict):
+    """A tenant's API budget as the shared limiter counts it."""
+
+    bucket: str
+    window_remaining: int | None
+    window_limit: int | None
+    daily_remaining: int | None
+    daily_limit: int | None
+
+
+class TenantRow(TypedDict):
+    """One tenant in ``leadsync scale status`` (a JSON line with ``--json``)."""
+
+    tenant: str
+    last_run_at: str | None
+    next_run_at: str | None
+    lag_seconds: float | None
+    state: str
+    error: str | None
+    budget: BudgetRow | None
+
+
+def status_rows(path: str | Path, *, clock: Callable[[], float] = time.time) -> list[TenantRow]:
     import redis
 
     from scheduler.scaleout.limiter import limiter_for
@@ -40,7 +60,7 @@ def status_rows(
         states = TenantStates(client, deployment.name)
         limiter = limiter_for(deployment)
         now = clock()
-        rows = []
+        rows: list[TenantRow] = []
         for tenant in tenants(deployment):
             rec = states.get(tenant.id)
             nxt = rec.number("next_run_at")
@@ -50,7 +70,7 @@ def status_rows(
             else:
                 lag = rec.number("lag_seconds")
             bucket = rec.fields.get("bucket")
-            budget: dict[str, Any] | None = None
+            budget: BudgetRow | None = None
             if bucket:
                 u = limiter.usage(bucket)
                 budget = {
@@ -80,7 +100,7 @@ def status_rows(
         client.close()
 
 
-def print_rows(rows: Sequence[dict[str, Any]]) -> None:
+def print_rows(rows: Sequence[TenantRow]) -> None:
     from rich.table import Table
 
     table = Table(*COLUMNS)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import redis
 
@@ -43,7 +42,7 @@ class TenantStates:
         return f"{self.name}:tenant:{tenant}"
 
     def get(self, tenant: str) -> TenantRecord:
-        raw: dict[Any, Any] = self.r.hgetall(self._key(tenant))  # type: ignore[assignment]
+        raw: dict[bytes | str, bytes | str] = self.r.hgetall(self._key(tenant))  # type: ignore[assignment]
         return TenantRecord(tenant, {_s(k): _s(v) for k, v in raw.items()})
 
     def update(self, tenant: str, **values: object) -> None:
@@ -88,5 +87,5 @@ class TenantStates:
         self.update(tenant, auth_failures=None, backoff_until=None)
 
 
-def _s(value: Any) -> str:
+def _s(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -23,15 +23,18 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from connectors.base import AuthError, Connector, ConnectorConfigError, RuntimeContext
+from connectors.base import AuthError, CallLimiter, Connector, ConnectorConfigError, RuntimeContext
 from scheduler.config import ConfigError, SyncConfig, load_config, redact
 from scheduler.scaleout.deployment import Deployment, Tenant, tenants
 from scheduler.scaleout.tenant_state import TenantStates
 from scheduler.state import StateError, StateStore
+
+if TYPE_CHECKING:
+    from connectors.runtime import Redactor
 
 log = logging.getLogger("leadsync.scaleout")
 DEFAULT_INTERVAL = timedelta(minutes=15)
@@ -130,11 +133,11 @@ def _accepts(fn: Callable[..., Any], name: str) -> bool:
     return name in inspect.signature(fn).parameters
 
 
-def make_context(limiter: Any, redactor: Any) -> RuntimeContext:
+def make_context(limiter: CallLimiter | None, redactor: Redactor | None) -> RuntimeContext:
     """The runtime context, with the shared limiter and the run's redactor where this
     version of ``RuntimeContext`` has room for them."""
     names = {f.name for f in fields(RuntimeContext)}
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = {}  # only the fields this RuntimeContext has
     if "limiter" in names and limiter is not None:
         extra["limiter"] = limiter
     if "redactor" in names and redactor is not None:
@@ -170,7 +173,7 @@ def run_tenant(
     tenant_id: str,
     *,
     states: TenantStates,
-    limiter: Any = None,
+    limiter: CallLimiter | None = None,
     due_at: float | None = None,
     worker: str | None = None,
     clock: Callable[[], float] = time.time,
@@ -240,7 +243,9 @@ def run_tenant(
     return _record(states, Outcome(tenant_id, summary.status, code, error, summary.run_id), clock)
 
 
-def _connector(config: SyncConfig, limiter: Any, redactor: Any) -> Connector:
+def _connector(
+    config: SyncConfig, limiter: CallLimiter | None, redactor: Redactor | None
+) -> Connector:
     """As ``cli_sync.make_connector``, with the limiter and redactor in the context."""
     from connectors import registry
 
@@ -286,7 +291,7 @@ def _secrets(config: SyncConfig) -> list[str]:
 
     out: list[str] = []
 
-    def walk(value: Any, key: str = "") -> None:
+    def walk(value: object, key: str = "") -> None:
         if isinstance(value, dict):
             for k, v in value.items():
                 walk(v, str(k))

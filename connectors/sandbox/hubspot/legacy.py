@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 import numpy as np
 
-from connectors.sandbox.framework import Request, Response, iso_ms
+from connectors.sandbox.framework import JSONValue, Request, Response, iso_ms
 from connectors.sandbox.hubspot.errors import HsError, validation
 from connectors.sandbox.hubspot.search import to_ms
 from connectors.sandbox.hubspot.store import Store
@@ -102,7 +102,7 @@ class Legacy:
     def _email_of(self, person: int) -> str:
         return self.store.world.people[person].email
 
-    def _ok(self, payload: Any) -> Response:
+    def _ok(self, payload: object) -> Response:
         return Response.json(200, payload, {"X-HubSpot-Correlation-Id": str(uuid.uuid4())})
 
     @staticmethod
@@ -133,7 +133,7 @@ class Legacy:
         lo = int(np.searchsorted(idx.ts * 1000.0, start, side="left"))
         hi = int(np.searchsorted(idx.ts * 1000.0, end, side="left"))
         pos = max(lo, offset + 1) if offset >= 0 else lo
-        events: list[dict[str, Any]] = []
+        events: list[dict[str, JSONValue]] = []
         last = pos - 1
         while pos < hi and len(events) < limit:
             kind = int(idx.kind[pos])
@@ -153,13 +153,13 @@ class Legacy:
         payload = {"hasMore": pos < hi, "offset": str(last), "events": events}
         return self._ok(payload)
 
-    def _email_event(self, idx: _Index, pos: int) -> dict[str, Any]:
+    def _email_event(self, idx: _Index, pos: int) -> dict[str, JSONValue]:
         kind = int(idx.kind[pos])
         person = int(idx.person[pos])
         detail = max(int(idx.detail[pos]), 0)
         created = round(float(idx.ts[pos]) * 1000.0)
         key = int(idx.key[pos])
-        event: dict[str, Any] = {
+        event: dict[str, JSONValue] = {
             "id": str(uuid.uuid5(_NS, f"email-event:{key}:{created}")),
             "appId": 113,
             "appName": "BatchEmail",
@@ -241,7 +241,7 @@ class Legacy:
         after = self._int(request, "after", 0)
         page = rows[after : after + limit]
         people = self.store.world.people
-        results = []
+        results: list[JSONValue] = []
         for pos in page:
             p = people[int(idx.person[pos])]
             submitted = round(float(idx.ts[pos]) * 1000.0)
@@ -259,7 +259,7 @@ class Legacy:
                     ],
                 }
             )
-        payload: dict[str, Any] = {"results": results}
+        payload: dict[str, JSONValue] = {"results": results}
         if after + limit < len(rows):
             nxt = str(after + limit)
             host = request.headers.get("host", "127.0.0.1")
@@ -318,7 +318,7 @@ class Legacy:
         if sort.startswith("DESC") or sort.startswith("-"):
             positions = positions[::-1]
         page = positions[start : start + limit]
-        results = []
+        results: list[JSONValue] = []
         for pos in page:
             kind = int(idx.kind[pos])
             person = int(idx.person[pos])
@@ -341,7 +341,7 @@ class Legacy:
                     "properties": props,
                 }
             )
-        payload: dict[str, Any] = {"results": results}
+        payload: dict[str, JSONValue] = {"results": results}
         if start + limit < len(positions):
             payload["paging"] = {"next": {"after": str(start + limit)}}
         return self._ok(payload)

@@ -15,7 +15,6 @@ import secrets
 from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 TIERS: dict[str, tuple[int, int]] = {
     "free": (100, 250_000),
@@ -125,7 +124,7 @@ class Limits:
         return max(1.0, math.ceil(wait)) if self._rng.random() < 0.5 else None
 
     @staticmethod
-    def body(verdict: Verdict, correlation_id: str) -> dict[str, Any]:
+    def body(verdict: Verdict, correlation_id: str) -> dict[str, str]:
         return {
             "status": "error",
             "message": verdict.message,

@@ -11,7 +11,7 @@ with.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypedDict
 
 from connectors.sandbox.framework import iso_ms
 from connectors.sandbox.hubspot.errors import HsError
@@ -37,7 +37,45 @@ _STAMP = iso_ms(0.0)
 _PIPELINE_TYPES = {"deals", "deal", "0-3"}
 
 
-def stage_json(index: int) -> dict[str, Any]:
+class StageMetadata(TypedDict):
+    """A stage's ``metadata``: strings, as HubSpot answers them."""
+
+    isClosed: str
+    probability: str
+
+
+class StageJSON(TypedDict):
+    """One stage as ``GET /crm/v3/pipelines/deals/.../stages`` answers it."""
+
+    label: str
+    displayOrder: int
+    metadata: StageMetadata
+    id: str
+    createdAt: str
+    updatedAt: str
+    archived: bool
+    writePermissions: str
+
+
+class PipelineJSON(TypedDict):
+    """One pipeline as ``GET /crm/v3/pipelines/deals`` answers it."""
+
+    label: str
+    displayOrder: int
+    id: str
+    stages: list[StageJSON]
+    createdAt: str
+    updatedAt: str
+    archived: bool
+
+
+class Results(TypedDict):
+    """A list answer: ``{"results": [...]}``."""
+
+    results: list[PipelineJSON] | list[StageJSON]
+
+
+def stage_json(index: int) -> StageJSON:
     stage_id, label, probability, closed = DEFAULT_STAGES[index]
     return {
         "label": label,
@@ -51,7 +89,7 @@ def stage_json(index: int) -> dict[str, Any]:
     }
 
 
-def pipeline_json() -> dict[str, Any]:
+def pipeline_json() -> PipelineJSON:
     return {
         "label": DEFAULT_PIPELINE_LABEL,
         "displayOrder": 0,
@@ -74,7 +112,7 @@ def deal_stage_properties(stage: str) -> dict[str, str]:
     }
 
 
-def answer(parts: list[str]) -> Any:
+def answer(parts: list[str]) -> PipelineJSON | StageJSON | Results:
     """The JSON for ``GET /crm/v3/pipelines/...``; ``parts`` starts after ``pipelines``."""
     object_type = parts[0].lower()
     if object_type not in _PIPELINE_TYPES:

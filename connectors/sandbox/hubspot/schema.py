@@ -7,6 +7,7 @@ validation all read the same table.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,7 +86,7 @@ class PropertyDef:
     description: str = ""
     created_at: float = 0.0
 
-    def to_json(self, iso: Any) -> dict[str, Any]:
+    def to_json(self, iso: Callable[[float], str]) -> dict[str, Any]:
         stamp = iso(self.created_at)
         return {
             "name": self.name,

@@ -73,7 +73,7 @@ def to_ms(text: str) -> float | None:
     return dt.timestamp() * 1000.0
 
 
-def _str(value: Any) -> str:
+def _str(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float) and value.is_integer():
@@ -90,7 +90,7 @@ class _Filter:
     high: str | None
 
 
-def parse_request(table: Table, body: Any) -> tuple[list[list[_Filter]], dict[str, Any]]:
+def parse_request(table: Table, body: object) -> tuple[list[list[_Filter]], dict[str, Any]]:
     if not isinstance(body, dict):
         raise validation("Invalid input JSON: the search request must be a JSON object")
     groups_in = body.get("filterGroups") or []
@@ -144,7 +144,7 @@ def parse_request(table: Table, body: Any) -> tuple[list[list[_Filter]], dict[st
     return groups, body
 
 
-def run(table: Table, body: Any, now: float) -> SearchPage:
+def run(table: Table, body: object, now: float) -> SearchPage:
     groups, body = parse_request(table, body)
     limit = body.get("limit", 10)
     after_raw = body.get("after", 0) or 0
@@ -259,7 +259,7 @@ def _number_column(table: Table, prop: str, kind: str) -> np.ndarray:
     return table.column(f"n:{prop}", value, np.float64)
 
 
-def _mask(value: Any) -> np.ndarray:
+def _mask(value: object) -> np.ndarray:
     """numpy's comparisons are typed ``Any``; the filters' answers are boolean masks."""
     return np.asarray(value, dtype=bool)
 
@@ -269,7 +269,7 @@ def _code_filter(table: Table, f: _Filter) -> np.ndarray:
     return _mask(_code_filter_any(table, f))
 
 
-def _code_filter_any(table: Table, f: _Filter) -> Any:
+def _code_filter_any(table: Table, f: _Filter) -> object:
     vocab: dict[str, int] = table.cache.setdefault(f"v:{f.prop}", {"": 0})
     prop = f.prop
 
@@ -304,7 +304,7 @@ def _column_filter(table: Table, f: _Filter) -> np.ndarray | None:
     return None if found is None else _mask(found)
 
 
-def _column_filter_any(table: Table, f: _Filter) -> Any:
+def _column_filter_any(table: Table, f: _Filter) -> object:
     d = table.defs[f.prop]
     op = f.op
     if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
@@ -387,7 +387,7 @@ def _vector(table: Table, col: np.ndarray, f: _Filter) -> np.ndarray:
     return _mask(_vector_any(table, col, f))
 
 
-def _vector_any(table: Table, col: np.ndarray, f: _Filter) -> Any:
+def _vector_any(table: Table, col: np.ndarray, f: _Filter) -> object:
     op = f.op
     if op == "HAS_PROPERTY":
         return np.ones(len(col), dtype=bool)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from connectors.sandbox.framework import Request, Response, iso_ms
+from connectors.sandbox.framework import JSONValue, Request, Response, iso_ms
 from connectors.sandbox.hubspot.errors import HsError, validation
 from connectors.sandbox.hubspot.legacy import PORTAL_ID
 from connectors.sandbox.hubspot.schema import (
@@ -194,7 +194,7 @@ class Surface:
         return lambda request, _a: self._assoc_v3_page(request, a, raw, b, parts[6])
 
     # ---------------------------------------------------------------- helpers
-    def _ok(self, payload: Any, found: bool = True) -> Response:
+    def _ok(self, payload: object, found: bool = True) -> Response:
         if not found:
             raise HsError(404, "OBJECT_NOT_FOUND", "Unable to find pipeline")
         return Response.json(200, payload, {"X-HubSpot-Correlation-Id": str(uuid.uuid4())})
@@ -239,7 +239,7 @@ class Surface:
             raise validation("Invalid input JSON: inputs must be a list")
         now = iso_ms(self.sandbox.clock.now())
         ids = [str(i.get("id")) for i in inputs if isinstance(i, dict)]
-        payload: dict[str, Any] = {"status": "COMPLETE", "results": [], "startedAt": now, "completedAt": now}  # fmt: skip
+        payload: dict[str, JSONValue] = {"status": "COMPLETE", "results": [], "startedAt": now, "completedAt": now}  # fmt: skip
         if not ids:
             return self._ok(payload)
         payload["numErrors"] = 1
@@ -361,14 +361,14 @@ class Surface:
             kind_blocks.append(np.full(len(ids), i, dtype=np.int8))
         return kinds, np.concatenate(id_blocks), np.concatenate(kind_blocks)
 
-    def _engagement_json(self, kind: str, object_id: int) -> dict[str, Any]:
+    def _engagement_json(self, kind: str, object_id: int) -> dict[str, JSONValue]:
         store = self.sandbox.store
         table = store.tables[kind]
         slot = table.slot_of(object_id)
         assert slot is not None
         props: dict[str, Any] = table.record_json(slot, list(table.defs), [])["properties"]
         owner = props.get("hubspot_owner_id")
-        engagement: dict[str, Any] = {
+        engagement: dict[str, JSONValue] = {
             "id": object_id,
             "portalId": PORTAL_ID,
             "active": True,
@@ -391,7 +391,7 @@ class Surface:
             "quoteIds": [],
             "marketingEventIds": [],
         }
-        metadata: dict[str, Any]
+        metadata: dict[str, JSONValue]
         if kind == "calls":
             metadata = {"body": props.get("hs_call_body"), "title": props.get("hs_call_title"),
                         "status": props.get("hs_call_status"),
@@ -464,7 +464,7 @@ class Surface:
                 (i for i, o in enumerate(users) if int(o.user_id or 0) >= int(after)), len(users)
             )
         page = users[start : start + limit]
-        payload: dict[str, Any] = {
+        payload: dict[str, JSONValue] = {
             "results": [
                 {
                     "id": str(o.user_id),

@@ -385,7 +385,7 @@ class Table:
             out.append(record)
         return out
 
-    def history(self, slot: int, names: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    def history(self, slot: int, names: Iterable[str]) -> dict[str, list[dict[str, str]]]:
         """``propertiesWithHistory`` of one record, newest value first.
 
         The sandbox keeps no log of every write; what a backtest needs is there:
@@ -394,7 +394,7 @@ class Table:
         since the record's last change. Unknown names are ignored, as by HubSpot.
         """
         props = self.props(slot)
-        out: dict[str, list[dict[str, Any]]] = {}
+        out: dict[str, list[dict[str, str]]] = {}
         for name in names:
             if name not in self.defs or name in out:
                 continue

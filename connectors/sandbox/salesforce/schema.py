@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
+from ..framework import JSONValue
 from .ids import KEY_PREFIXES
 
 API_VERSION = "59.0"
@@ -63,12 +64,12 @@ class FieldSpec:
     updateable: bool = True
     required: bool = False  # must be given on create (Salesforce: not nillable, no default)
     picklist: tuple[str, ...] = ()
-    default: Any = None
+    default: str | bool | None = None  # a picklist's or a checkbox's default
     reference_to: tuple[str, ...] = ()
     relationship_name: str | None = None
     length: int = 0
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, JSONValue]:
         return {
             "name": self.name,
             "label": self.label or self.name,
@@ -128,7 +129,7 @@ class SObjectSpec:
     def url(self) -> str:
         return f"{BASE}/sobjects/{self.name}"
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> dict[str, JSONValue]:
         return {
             "name": self.name,
             "label": self.label,
@@ -147,7 +148,7 @@ class SObjectSpec:
             },
         }
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> dict[str, JSONValue]:
         out = self.summary()
         out["fields"] = [spec.describe() for spec in self.fields.values()]
         out["childRelationships"] = []
@@ -161,22 +162,50 @@ _SYSTEM_FIELDS = frozenset(
 )  # fmt: skip
 
 
-def _ro(name: str, type_: str, **kw: Any) -> FieldSpec:
+class _Flags(TypedDict, total=False):
+    """FieldSpec options the helpers below pass through."""
+
+    label: str
+    custom: bool
+    external_id: bool
+    unique: bool
+    nillable: bool
+    required: bool
+
+
+class _FieldFlags(_Flags, total=False):
+    createable: bool
+    updateable: bool
+
+
+class _ReadOnlyFlags(_Flags, total=False):
+    length: int
+
+
+class _ObjectFlags(TypedDict, total=False):
+    createable: bool
+    updateable: bool
+    deletable: bool
+
+
+def _ro(name: str, type_: str, **kw: Unpack[_ReadOnlyFlags]) -> FieldSpec:
     return FieldSpec(name, type_, createable=False, updateable=False, **kw)
 
 
-def _ref(name: str, to: str | tuple[str, ...], rel: str, **kw: Any) -> FieldSpec:
+def _ref(name: str, to: str | tuple[str, ...], rel: str, **kw: Unpack[_FieldFlags]) -> FieldSpec:
     targets = (to,) if isinstance(to, str) else to
     return FieldSpec(
         name, "reference", reference_to=targets, relationship_name=rel, length=18, **kw
     )
 
 
-def _pick(name: str, values: Sequence[str], default: str | None = None, **kw: Any) -> FieldSpec:
+def _pick(
+    name: str, values: Sequence[str], default: str | None = None, **kw: Unpack[_FieldFlags]
+) -> FieldSpec:
     return FieldSpec(name, "picklist", picklist=tuple(values), default=default, length=255, **kw)
 
 
-def _s(name: str, type_: str = "string", length: int = 255, **kw: Any) -> FieldSpec:
+def _s(name: str, type_: str = "string", length: int = 255, **kw: Unpack[_FieldFlags]) -> FieldSpec:
     return FieldSpec(name, type_, length=length, **kw)
 
 
@@ -222,7 +251,9 @@ def standard_objects() -> dict[str, SObjectSpec]:
     """Fresh specs (custom fields are added to copies per sandbox)."""
     objects: dict[str, SObjectSpec] = {}
 
-    def obj(name: str, label: str, plural: str, fields: list[FieldSpec], **kw: Any) -> None:
+    def obj(
+        name: str, label: str, plural: str, fields: list[FieldSpec], **kw: Unpack[_ObjectFlags]
+    ) -> None:
         spec = SObjectSpec(name, label, plural, **kw)
         for f in fields:
             spec.add(replace(f, label=f.label or f.name))

@@ -42,11 +42,17 @@ class FieldRef:
         return ".".join(self.path)
 
 
+# A literal's value: text, a number, a boolean, null, a datetime as epoch seconds, a
+# date as "YYYY-MM-DD", or a relative date literal as ("LAST_N_DAYS", n).
+LiteralValue = str | int | float | bool | tuple[str, int] | None
+
+
 @dataclass(frozen=True, slots=True)
 class Literal:
     kind: str  # string | number | boolean | null | datetime | date | relative
     # str | int | float | bool | None | epoch seconds (datetime) | "YYYY-MM-DD" |
-    # ("LAST_N_DAYS", n) and the like for relative date literals
+    # ("LAST_N_DAYS", n) and the like for relative date literals: a ``LiteralValue``,
+    # kept open because the store's filters read it by ``kind`` without narrowing.
     value: Any
     pos: int
 
@@ -165,7 +171,7 @@ KEYWORDS = frozenset(
 class Token:
     kind: str  # ident | keyword | string | number | datetime | date | op | punct | eof
     text: str
-    value: Any
+    value: LiteralValue
     pos: int
 
 
@@ -238,7 +244,7 @@ def tokenize(source: str) -> list[Token]:
             tokens.append(Token("string", source[pos:end], text_value, pos))
             pos = end
             continue
-        value: Any = text
+        value: LiteralValue = text
         try:
             if kind == "datetime":
                 value = _parse_datetime(text)

@@ -37,7 +37,7 @@ def ms(ts: float) -> float:
     return round(ts * 1000) / 1000
 
 
-def index_key(spec: FieldSpec, value: Any) -> Any:
+def index_key(spec: FieldSpec, value: object) -> Any:
     """How values of ``spec`` compare: text case-insensitively, ids in their 18-character form."""
     if value is None:
         return None
@@ -59,7 +59,7 @@ class Table:
         stamp: npt.NDArray[np.float64] | None = None,
         deleted: npt.NDArray[np.bool_] | None = None,
         base_lookups: dict[str, BaseLookup] | None = None,
-        base_columns: dict[str, npt.NDArray[Any]] | None = None,
+        base_columns: dict[str, npt.NDArray[np.generic]] | None = None,
     ) -> None:
         self.spec = spec
         self.name = spec.name
@@ -79,7 +79,7 @@ class Table:
         self.overlay: dict[int, Row] = {}
         self.base_lookups: dict[str, BaseLookup] = dict(base_lookups or {})
         # never-null fields of seeded rows as arrays, so filters on them need no rows
-        self.base_columns: dict[str, npt.NDArray[Any]] = dict(base_columns or {})
+        self.base_columns: dict[str, npt.NDArray[np.generic]] = dict(base_columns or {})
         self.added: dict[str, dict[Any, set[int]]] = {}
         for name in self.base_lookups:
             self.added[name] = {}
@@ -188,7 +188,7 @@ class Table:
             mask[seq] = index_key(spec, row.get(spec.name)) in wanted
         return mask
 
-    def find(self, spec: FieldSpec, value: Any, *, include_deleted: bool = False) -> list[int]:
+    def find(self, spec: FieldSpec, value: object, *, include_deleted: bool = False) -> list[int]:
         """Rows whose ``spec`` field equals ``value`` exactly (by index key)."""
         key = index_key(spec, value)
         return sorted(
@@ -199,7 +199,7 @@ class Table:
         )
 
 
-def date_of(value: Any) -> str | None:
+def date_of(value: object) -> str | None:
     if value is None:
         return None
     if isinstance(value, date):
