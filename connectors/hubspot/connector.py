@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from connectors.base import (
     ActionResult,
+    BatchOutcome,
     Budget,
     ConnectorConfigError,
     ContactKind,
@@ -32,6 +33,7 @@ from connectors.base import (
     Merge,
     NotRetried,
     Owner,
+    OwnerSpec,
     ReadBatch,
     RecordFailure,
     RuntimeContext,
@@ -42,7 +44,7 @@ from connectors.base import (
     bucket_of,
 )
 from connectors.fieldcheck import hubspot_property_problem
-from connectors.hubspot import reads
+from connectors.hubspot import actions, reads
 from connectors.hubspot.own_writes import (
     OwnWriteChecks,
     OwnWrites,
@@ -809,6 +811,10 @@ class HubSpotConnector:
         existing = self._deal_by_key(spec.key)
         if existing is not None:
             return ActionResult(spec.key, existing, created=False, note="already existed")
+        body = self._deal_input(spec)
+        return self._create_once("deals", spec.key, body, find=lambda: self._deal_by_key(spec.key))
+
+    def _deal_input(self, spec: DealSpec) -> dict[str, Any]:
         props: dict[str, Any] = {
             "dealname": spec.name,
             "dealstage": spec.stage,
@@ -820,8 +826,60 @@ class HubSpotConnector:
             props["amount"] = _wire(spec.amount)
         if spec.owner_id:
             props["hubspot_owner_id"] = spec.owner_id
-        body = {"properties": props, "associations": [_assoc(spec.contact_id, 3)]}
-        return self._create_once("deals", spec.key, body, find=lambda: self._deal_by_key(spec.key))
+        return {"properties": props, "associations": [_assoc(spec.contact_id, 3)]}
+
+    # ------------------------------------------------------ actions in batches
+    def create_deals(self, specs: Sequence[DealSpec]) -> Sequence[BatchOutcome]:
+        """Deals in batches of 100 (see actions.py): a keyed read, then one batch
+        create with each deal's association to its contact."""
+        if not specs:
+            return []
+        self._ensure_key("deals")
+        inputs = [(spec.key, self._deal_input(spec)) for spec in specs]
+        return self._batch_create("deals", inputs, [s.contact_id for s in specs])
+
+    def create_tasks(self, specs: Sequence[TaskSpec]) -> Sequence[BatchOutcome]:
+        """Tasks in batches of 100, as ``create_deals``."""
+        if not specs:
+            return []
+        self._ensure_key("tasks")
+        inputs = [(spec.key, self._task_input(spec)) for spec in specs]
+        return self._batch_create("tasks", inputs, [s.contact_id for s in specs])
+
+    def set_owners(self, specs: Sequence[OwnerSpec]) -> Sequence[BatchOutcome]:
+        """Owner assignments in batch updates of 100 contacts."""
+        if not specs:
+            return []
+        outcomes = actions.set_owners(self.transport, specs)
+        self._remember_touched(
+            [
+                s.contact_id
+                for s, o in zip(specs, outcomes, strict=True)
+                if isinstance(o, ActionResult)
+            ]
+        )
+        return outcomes
+
+    def _batch_create(
+        self, object_type: str, inputs: list[tuple[str, dict[str, Any]]], contacts: list[str]
+    ) -> Sequence[BatchOutcome]:
+        outcomes = actions.create_once(
+            self.transport,
+            object_type,
+            inputs,
+            max_attempts=self.settings.max_attempts,
+            sleep=self.context.sleep,
+        )
+        self._remember_touched(
+            [c for c, o in zip(contacts, outcomes, strict=True) if isinstance(o, ActionResult)]
+        )
+        return outcomes
+
+    def _remember_touched(self, contact_ids: Sequence[str]) -> None:
+        """Contacts our actions touched (an association or an owner moves their
+        modification stamp): remembered like score writes, so that the next read does
+        not take our own action for a change."""
+        del contact_ids
 
     def _deal_by_key(self, key: str) -> str | None:
         api = self.transport.api("crm.objects.basic_api")
@@ -891,6 +949,12 @@ class HubSpotConnector:
         existing = self._task_by_key(spec.contact_id, spec.key)
         if existing is not None:
             return ActionResult(spec.key, existing, created=False, note="already existed")
+        body = self._task_input(spec)
+        return self._create_once(
+            "tasks", spec.key, body, find=lambda: self._task_by_key(spec.contact_id, spec.key)
+        )
+
+    def _task_input(self, spec: TaskSpec) -> dict[str, Any]:
         props: dict[str, Any] = {
             "hs_timestamp": to_epoch_ms(_aware(spec.due_at, "due_at")),
             "hs_task_subject": spec.subject,
@@ -902,10 +966,7 @@ class HubSpotConnector:
         }
         if spec.owner_id:
             props["hubspot_owner_id"] = spec.owner_id
-        body = {"properties": props, "associations": [_assoc(spec.contact_id, 204)]}
-        return self._create_once(
-            "tasks", spec.key, body, find=lambda: self._task_by_key(spec.contact_id, spec.key)
-        )
+        return {"properties": props, "associations": [_assoc(spec.contact_id, 204)]}
 
     def _task_by_key(self, contact_id: str, key: str) -> str | None:
         """The contact's associated tasks, read (not searched: search lags writes)."""
