@@ -27,6 +27,7 @@ from connectors.base import (
     RecordFailure,
 )
 from connectors.hubspot import reads
+from connectors.hubspot.own_writes import stamp_ms
 from connectors.hubspot.transport import HubSpotTransport
 from connectors.hubspot.values import to_text
 from connectors.runtime import RecordRejected
@@ -188,11 +189,15 @@ def _settle(
     return [(k, b) for k, b in items if k not in found]
 
 
-def set_owners(t: HubSpotTransport, specs: Sequence[OwnerSpec]) -> list[BatchOutcome]:
+def set_owners(
+    t: HubSpotTransport, specs: Sequence[OwnerSpec]
+) -> tuple[list[BatchOutcome], dict[str, int]]:
     """Owner updates, 100 contacts per batch update (idempotent: a retry sets the same
-    value). A contact the CRM no longer knows is that input's failure."""
+    value). A contact the CRM no longer knows is that input's failure. Also returns
+    each written contact's new modification stamp (our own write, to be remembered)."""
     api = t.api("crm.objects.batch_api")
     out: dict[str, BatchOutcome] = {}
+    stamps: dict[str, int] = {}
     for start in range(0, len(specs), BATCH):
         chunk = list(specs[start : start + BATCH])
         # one input per contact (two actions on one contact in a run set one owner)
@@ -214,6 +219,11 @@ def set_owners(t: HubSpotTransport, specs: Sequence[OwnerSpec]) -> list[BatchOut
                 out[s.key] = RecordFailure(s.key, exc.reason)
             continue
         data = reply.data if isinstance(reply.data, Mapping) else {}
+        for result in data.get("results") or []:
+            if isinstance(result, Mapping) and result.get("id") is not None:
+                stamp = stamp_ms(result)
+                if stamp is not None:
+                    stamps[str(result["id"])] = stamp
         missing: dict[str, str] = {}
         for error in data.get("errors") or []:
             if isinstance(error, Mapping):
@@ -225,4 +235,4 @@ def set_owners(t: HubSpotTransport, specs: Sequence[OwnerSpec]) -> list[BatchOut
                 out[s.key] = RecordFailure(s.key, missing[s.contact_id])
             else:
                 out[s.key] = ActionResult(s.key, s.owner_id, created=True)
-    return [out[s.key] for s in specs]
+    return [out[s.key] for s in specs], stamps

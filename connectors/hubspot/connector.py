@@ -726,13 +726,25 @@ class HubSpotConnector:
             inputs.append({"id": str(update.contact_id), "properties": props})
         if not inputs:
             return WriteResult()
+        self._before_write()
+        stamps: dict[str, int] = {}
+        for start in range(0, len(inputs), reads.BATCH_READ):
+            self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed, stamps)
+        self._remember(stamps)
+        return WriteResult(tuple(succeeded), tuple(failed))
+
+    def _before_write(self) -> None:
+        """Before our first contact write after a read: which contacts others changed
+        since it (their next read must not be skipped as our own echo)."""
         read = self._read
         if read is not None and read.suspects is None:
             read.suspects = self.checks.changed_after_read(read)
             read.checked = read.complete
-        stamps: dict[str, int] = {}
-        for start in range(0, len(inputs), reads.BATCH_READ):
-            self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed, stamps)
+
+    def _remember(self, stamps: Mapping[str, int]) -> None:
+        """Our writes' stamps (score writes, owner changes), remembered with the read
+        before them so that the next read does not take them for changes."""
+        read = self._read
         own = read.own if read is not None else self._unattached
         for cid, stamp in stamps.items():
             digest = self._read_hash.get(cid) or own.digest(cid)
@@ -743,7 +755,6 @@ class HubSpotConnector:
             if stamps:
                 low = min(stamps.values())
                 read.first_write_ms = min(low, read.first_write_ms or low)
-        return WriteResult(tuple(succeeded), tuple(failed))
 
     def _update_batch(
         self,
@@ -836,7 +847,7 @@ class HubSpotConnector:
             return []
         self._ensure_key("deals")
         inputs = [(spec.key, self._deal_input(spec)) for spec in specs]
-        return self._batch_create("deals", inputs, [s.contact_id for s in specs])
+        return self._batch_create("deals", inputs)
 
     def create_tasks(self, specs: Sequence[TaskSpec]) -> Sequence[BatchOutcome]:
         """Tasks in batches of 100, as ``create_deals``."""
@@ -844,42 +855,27 @@ class HubSpotConnector:
             return []
         self._ensure_key("tasks")
         inputs = [(spec.key, self._task_input(spec)) for spec in specs]
-        return self._batch_create("tasks", inputs, [s.contact_id for s in specs])
+        return self._batch_create("tasks", inputs)
 
     def set_owners(self, specs: Sequence[OwnerSpec]) -> Sequence[BatchOutcome]:
         """Owner assignments in batch updates of 100 contacts."""
         if not specs:
             return []
-        outcomes = actions.set_owners(self.transport, specs)
-        self._remember_touched(
-            [
-                s.contact_id
-                for s, o in zip(specs, outcomes, strict=True)
-                if isinstance(o, ActionResult)
-            ]
-        )
+        self._before_write()
+        outcomes, stamps = actions.set_owners(self.transport, specs)
+        self._remember(stamps)
         return outcomes
 
     def _batch_create(
-        self, object_type: str, inputs: list[tuple[str, dict[str, Any]]], contacts: list[str]
+        self, object_type: str, inputs: list[tuple[str, dict[str, Any]]]
     ) -> Sequence[BatchOutcome]:
-        outcomes = actions.create_once(
+        return actions.create_once(
             self.transport,
             object_type,
             inputs,
             max_attempts=self.settings.max_attempts,
             sleep=self.context.sleep,
         )
-        self._remember_touched(
-            [c for c, o in zip(contacts, outcomes, strict=True) if isinstance(o, ActionResult)]
-        )
-        return outcomes
-
-    def _remember_touched(self, contact_ids: Sequence[str]) -> None:
-        """Contacts our actions touched (an association or an owner moves their
-        modification stamp): remembered like score writes, so that the next read does
-        not take our own action for a change."""
-        del contact_ids
 
     def _deal_by_key(self, key: str) -> str | None:
         api = self.transport.api("crm.objects.basic_api")

@@ -100,8 +100,10 @@ def _check(w: HubSpotWorld, buyers: set[str], before: dict[str, tuple[int, int]]
     drop, w.app.faults.commit_then_drop = w.app.faults.commit_then_drop, 0.0
     for cid in sorted(buyers):
         tasks = _mine(w.tasks_of(cid), "Follow up", "hs_task_subject")
-        deals = len(w.deals_of(cid)) if isinstance(w, SalesforceWorld) else _mine(
-            w.deals_of(cid), "", "dealname"
+        deals = (
+            len(w.deals_of(cid))
+            if isinstance(w, SalesforceWorld)
+            else _mine(w.deals_of(cid), "", "dealname")
         )
         got = (deals - before[cid][0], tasks - before[cid][1])
         lead = cid.startswith("00Q")
@@ -119,7 +121,7 @@ def test_killed_inside_batched_actions_then_completed(w: HubSpotWorld) -> None:
     drop, w.app.faults.commit_then_drop = w.app.faults.commit_then_drop, 0.0
     before = {
         c: (
-            len(w.deals_of(c)) if isinstance(w, SalesforceWorld) else len(w.deals_of(c)),
+            len(w.deals_of(c)),
             _mine(w.tasks_of(c), "Follow up", "hs_task_subject"),
         )
         for c in people[:90]

@@ -3,6 +3,7 @@ record per key through dropped answers, 5xx, 409s and 207s."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 
 from hs_conn_env import Env, Rule, error_json, sandbox_env
@@ -193,3 +194,19 @@ def test_owner_updates_in_one_batch() -> None:
             slot = table.slot_of(int(c))
             assert table.props(slot)["hubspot_owner_id"] == person.id
         connector.close()
+
+
+def test_owner_writes_go_into_the_checkpoint_like_score_writes() -> None:
+    with sandbox_env(60) as env:
+        connector = env.connector()
+        connector.ensure_fields([])
+        now = env.clock.datetime()
+        list(connector.read_changes(None, until=now, events_since=now))
+        before = json.dumps(connector.checkpoint().to_json())  # type: ignore[union-attr]
+        person = next(o for o in connector.list_owners() if o.kind == "person")
+        contacts = sorted(env.contact_ids())[:20]
+        env.clock.advance(60)
+        out = connector.set_owners([OwnerSpec(f"o-{c}", c, person.id) for c in contacts])
+        assert all(isinstance(o, ActionResult) for o in out)
+        after = json.dumps(connector.checkpoint().to_json())  # type: ignore[union-attr]
+        assert all(c not in before and c in after for c in contacts)
