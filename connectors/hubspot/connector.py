@@ -845,7 +845,6 @@ class HubSpotConnector:
         create with each deal's association to its contact."""
         if not specs:
             return []
-        self._ensure_key("deals")
         inputs = [(spec.key, self._deal_input(spec)) for spec in specs]
         return self._batch_create("deals", inputs)
 
@@ -853,7 +852,6 @@ class HubSpotConnector:
         """Tasks in batches of 100, as ``create_deals``."""
         if not specs:
             return []
-        self._ensure_key("tasks")
         inputs = [(spec.key, self._task_input(spec)) for spec in specs]
         return self._batch_create("tasks", inputs)
 
@@ -869,13 +867,28 @@ class HubSpotConnector:
     def _batch_create(
         self, object_type: str, inputs: list[tuple[str, dict[str, Any]]]
     ) -> Sequence[BatchOutcome]:
-        return actions.create_once(
-            self.transport,
-            object_type,
-            inputs,
-            max_attempts=self.settings.max_attempts,
-            sleep=self.context.sleep,
-        )
+        """The key property is not checked before each run's first batch (two calls a
+        run): the keyed read refuses a missing one with a 400, and only then is it
+        created and the batch run again (its keyed read makes that safe)."""
+
+        def run() -> Sequence[BatchOutcome]:
+            return actions.create_once(
+                self.transport,
+                object_type,
+                inputs,
+                max_attempts=self.settings.max_attempts,
+                sleep=self.context.sleep,
+            )
+
+        if object_type in self._key_checked:
+            return run()
+        try:
+            return run()
+        except CRMResponseError as exc:
+            if "(HTTP 400)" not in str(exc):
+                raise
+            self._ensure_key(object_type)
+            return run()
 
     def _deal_by_key(self, key: str) -> str | None:
         api = self.transport.api("crm.objects.basic_api")

@@ -210,3 +210,17 @@ def test_owner_writes_go_into_the_checkpoint_like_score_writes() -> None:
         assert all(isinstance(o, ActionResult) for o in out)
         after = json.dumps(connector.checkpoint().to_json())  # type: ignore[union-attr]
         assert all(c not in before and c in after for c in contacts)
+
+
+def test_the_key_property_costs_no_call_once_it_exists_and_is_made_when_missing() -> None:
+    with sandbox_env(30) as env:
+        contacts = sorted(env.contact_ids())[:10]
+        first = env.connector()  # a portal without the key property yet
+        out = first.create_deals([_deal(c, f"d-{c}") for c in contacts[:5]])
+        assert all(isinstance(o, ActionResult) and o.created for o in out)
+        assert env.get("/crm/v3/properties/deals/leadsync_key").json()["hasUniqueValue"] is True
+        later = env.connector()  # the next run's connector: no property check
+        env.app.reset_stats()
+        out = later.create_deals([_deal(c, f"d-{c}") for c in contacts])
+        assert _calls(env) == 2  # one keyed read, one batch create
+        assert [isinstance(o, ActionResult) and o.created for o in out] == [False] * 5 + [True] * 5
