@@ -15,7 +15,7 @@ import json
 import math
 import sys
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,9 @@ from connectors.salesforce import connector as sf_connector
 from connectors.salesforce.soql import COLLECTION_SIZE, PAGE_SIZE, URI_LIMIT, ids_per_query
 from connectors.sandbox.framework import ManualClock, SandboxApp, mount_responses
 from connectors.sandbox.salesforce import SalesforceSandbox
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _api_calls_actions import Crossings, act, act_minimum, outcomes
 
 URL = "https://sf.benchmark.test"
 FIELDS = [FieldSpec("lead_score"), FieldSpec("lead_band", type="text")]
@@ -76,41 +79,71 @@ def _minimum(
 
 
 def _sync(
-    connector: SalesforceConnector, app: SandboxApp, clock: ManualClock, cursor: Cursor | None
+    connector: SalesforceConnector,
+    app: SandboxApp,
+    clock: ManualClock,
+    cursor: Cursor | None,
+    schedule: Any = None,
+    since: datetime | None = None,
 ) -> tuple[dict[str, Any], Cursor | None]:
+    """One run. ``schedule``: ``(scorer, crossings)`` of the starter model, whose scores
+    are written when their whole-number value moved and whose crossings are acted on;
+    without it a stand-in score (events per person) is written for everyone."""
     api = connector.api
     api.rows_read.clear()
     app.reset_stats()
     calls_before = connector.budget().calls
     echoes_before = connector.echoes_skipped
     now = clock.datetime()
-    new_cursor: Cursor | None = None
     started = time.perf_counter()
     # As the sync does: read everything, score, then write in full batches.
     counts: dict[str, int] = {}
     live: dict[str, Any] = {}
+    crossed: list[tuple[str, str]] = []
+    writes: list[ScoreUpdate] = []
+    kinds: dict[str, str] = {}
     for batch in connector.read_changes(cursor, until=now, events_since=now - timedelta(days=90)):
         for event in batch.events:
             counts[event.contact_id] = counts.get(event.contact_id, 0) + 1
         live.update((c.id, c) for c in batch.contacts if not c.converted)
-        if batch.cursor is not None:
-            new_cursor = batch.cursor
-    writes = [
-        ScoreUpdate(c.id, {"lead_score": min(99, 5 * counts.get(c.id, 0))}, c.kind)
-        for c in live.values()
-    ]
+        kinds.update((c.id, c.kind) for c in batch.contacts)
+        if schedule is not None:
+            scorer, crossings = schedule
+            contacts = tuple(c for c in batch.contacts if not c.converted)
+            scores = scorer.scores(contacts, batch.events, now)
+            for c in contacts:
+                value = next(iter(scores.get(c.id, {}).values()), None)
+                old = c.fields.get("lead_score")
+                if value is not None and (old is None or round(float(old)) != round(value)):
+                    writes.append(ScoreUpdate(c.id, {"lead_score": value}, c.kind))
+            crossed += crossings.crossed(scores, baseline=cursor is None)
+    if schedule is None:
+        writes = [
+            ScoreUpdate(c.id, {"lead_score": min(99, 5 * counts.get(c.id, 0))}, c.kind)
+            for c in live.values()
+        ]
     result = connector.write_scores(writes)
     if result.failed:
         raise RuntimeError(f"{len(result.failed)} score writes failed: {result.failed[0]}")
-    people = updates = len(writes)
+    people = len(live) if schedule is not None else len(writes)
+    updates = len(writes)
+    acted = act(connector, crossed, now, kinds) if schedule is not None else {}
+    outcome_calls, outcome_min = outcomes(connector, since) if since is not None else (0, 0)
+    # the state after the run's writes and actions (our own writes included)
+    state = connector.checkpoint()
+    new_cursor = None if state is None else state.to_json()
     calls = connector.budget().calls - calls_before
     stats = app.stats()
     rows = dict(api.rows_read)
     incremental = cursor is not None
     echoes = connector.echoes_skipped - echoes_before
-    minimum = _minimum(rows, people, updates, incremental)
-    strict = _minimum(rows, people, updates, incremental, echoes)
+    extra = act_minimum("salesforce", acted) + outcome_min
+    minimum = _minimum(rows, people, updates, incremental) + extra
+    strict = _minimum(rows, people, updates, incremental, echoes) + extra
     return {
+        "actions": acted.get("actions", 0),
+        "act_calls": acted.get("calls", 0),
+        "outcome_calls": outcome_calls,
         "calls": calls,
         "minimum": minimum,
         "ratio": round(calls / minimum, 3) if minimum else None,
@@ -173,6 +206,53 @@ def run(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[str, Any]
         "incremental": incremental,
         **outcomes,
     }
+
+
+def run_schedule(n_contacts: int = 5_000) -> dict[str, Any]:
+    """The whole-schedule sequence (see api_calls.py) with the starter model's actions
+    and an outcomes read in every run; runs an hour apart."""
+    from api_calls import SCHEDULE, Scorer
+
+    clock = ManualClock()
+    sandbox = SalesforceSandbox(contacts=n_contacts, clock=clock, instance_url=URL)
+    for obj in ("Lead", "Contact"):
+        sandbox.add_custom_field(obj, "lead_score__c", "double")
+        sandbox.add_custom_field(obj, "lead_band__c", "string")
+    for obj in ("Opportunity", "Task"):
+        sandbox.add_custom_field(obj, "leadsync_key__c", "string", external_id=True, unique=True)
+    app = SandboxApp(sandbox, sleep=clock.sleep)
+    scorer = Scorer()
+    schedule = (scorer, Crossings(scorer.models))
+    steps: list[dict[str, Any]] = []
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        mount_responses(app, rsps, URL)
+        connector = SalesforceConnector.from_config(
+            {
+                "login_url": URL,
+                "instance_url": URL,
+                "refresh_token": {
+                    "client_id": "sandbox-client",
+                    "client_secret": "sandbox-secret",
+                    "refresh_token": "sandbox-refresh",
+                },
+                "quota_share": 1.0,
+            },
+            context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
+        )
+        connector.ensure_fields(FIELDS)
+        cursor: Cursor | None = None
+        last = clock.datetime()
+        for name, share in SCHEDULE:
+            if share:
+                sandbox.simulate_activity(max(1, round(n_contacts * share)), seed=len(steps))
+                clock.advance(60)
+            started = clock.datetime()
+            step, cursor = _sync(connector, app, clock, cursor, schedule, since=last)
+            last = started
+            steps.append({"step": name, **step})
+            clock.advance(3600)
+        connector.close()
+    return {"crm": "salesforce", "contacts": n_contacts, "schedule": steps}
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from connectors.hubspot import HubSpotConnector
 from connectors.sandbox import HubSpotSandbox, ManualClock, SandboxApp, serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _api_calls_actions import Crossings, act, act_minimum, outcomes
 from _outcome_reads import outcome_reads
 
 TOKEN = "benchmark-private-app-token"  # noqa: S105 (the sandbox's own token)
@@ -142,6 +143,8 @@ def _hubspot_sync(
     clock: ManualClock,
     scorer: Scorer,
     cursor: Cursor | None,
+    crossings: Crossings | None = None,
+    since: datetime | None = None,
 ) -> tuple[dict[str, Any], Cursor | None]:
     transport = connector.transport
     transport.rows_read.clear()
@@ -150,7 +153,7 @@ def _hubspot_sync(
     started = time.perf_counter()
     now = clock.datetime()
     read = updates = 0
-    new_cursor: Cursor | None = None
+    crossed: list[tuple[str, str]] = []
     for batch in connector.read_changes(cursor, until=now, events_since=now - timedelta(days=90)):
         read += len(batch.contacts)
         scores = scorer.scores(batch.contacts, batch.events, now)
@@ -170,8 +173,13 @@ def _hubspot_sync(
         if result.failed:
             raise RuntimeError(f"{len(result.failed)} score writes failed: {result.failed[0]}")
         updates += len(writes)
-        if batch.cursor is not None:
-            new_cursor = batch.cursor
+        if crossings is not None:
+            crossed += crossings.crossed(scores, baseline=cursor is None)
+    acted = act(connector, crossed, now, {}) if crossings is not None else {}
+    outcome_calls, outcome_min = outcomes(connector, since) if since is not None else (0, 0)
+    # the state after the run's writes and actions (our own writes included)
+    state = connector.checkpoint()
+    new_cursor = None if state is None else state.to_json()
     calls = connector.budget().calls - calls_before
     stats = app.stats()
     minimum = hubspot_minimum(
@@ -181,7 +189,11 @@ def _hubspot_sync(
         forms=True,
         delivered=read,
     )
+    minimum += act_minimum("hubspot", acted) + outcome_min
     return {
+        "actions": acted.get("actions", 0),
+        "act_calls": acted.get("calls", 0),
+        "outcome_calls": outcome_calls,
         "calls": calls,
         "minimum": minimum,
         "ratio": round(calls / minimum, 3) if minimum else None,
@@ -238,6 +250,58 @@ def run_hubspot(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[s
     }
 
 
+SCHEDULE = (
+    ("full", None),
+    ("no change", 0.0),
+    ("1% changed", 0.01),
+    ("1% changed again", 0.01),
+    ("no change again", 0.0),
+    ("10% changed", 0.10),
+    ("no change at last", 0.0),
+)
+
+
+def run_hubspot_schedule(n_contacts: int = 5_000) -> dict[str, Any]:
+    """The whole-schedule sequence with the starter model's actions (deal and task for
+    each crossing) and an outcomes read in every run; runs an hour apart."""
+    clock = ManualClock()
+    sandbox = HubSpotSandbox(contacts=n_contacts, clock=clock, tier="pro", tokens=(TOKEN,))
+    app = SandboxApp(sandbox, sleep=clock.sleep)
+    server = serve(app, port=0)
+    scorer = Scorer()
+    crossings = Crossings(scorer.models)
+    steps: list[dict[str, Any]] = []
+    try:
+        connector = HubSpotConnector.from_config(
+            {
+                "access_token": TOKEN,
+                "base_url": server.base_url,
+                "tier": "pro",
+                "quota_share": 1.0,
+                "score_fields": {name: name for name in scorer.fields},
+            },
+            context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
+        )
+        connector.ensure_fields([FieldSpec(name) for name in scorer.fields])
+        cursor: Cursor | None = None
+        last = clock.datetime()
+        for name, share in SCHEDULE:
+            if share:
+                sandbox.simulate_activity(max(1, round(n_contacts * share)), seed=len(steps))
+                clock.advance(60)
+            started = clock.datetime()
+            step, cursor = _hubspot_sync(
+                connector, app, clock, scorer, cursor, crossings=crossings, since=last
+            )
+            last = started
+            steps.append({"step": name, **step})
+            clock.advance(3600)
+        connector.close()
+    finally:
+        server.close()
+    return {"crm": "hubspot", "contacts": n_contacts, "schedule": steps}
+
+
 def run_salesforce(n_contacts: int, changed_share: float) -> dict[str, Any]:
     try:
         from benchmarks._api_calls_salesforce import run
@@ -264,8 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("changed_share", nargs="?", type=float, default=0.01)
     parser.add_argument("--crm", choices=("hubspot", "salesforce", "all"), default="all")
     parser.add_argument("--json", action="store_true", help="print the full results as JSON")
+    parser.add_argument(
+        "--schedule", action="store_true", help="the whole-schedule sequence with actions"
+    )
     args = parser.parse_args(argv)
     results = []
+    if args.schedule:
+        return _print_schedule(args)
     if args.crm in ("hubspot", "all"):
         results.append(run_hubspot(args.n_contacts, args.changed_share))
     if args.crm in ("salesforce", "all"):
@@ -287,6 +356,29 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['crm']:<10} {name:<28} calls {o['calls']:>6}  "
                     f"({o['deals']} deals, {o['conversions']} conversions read)"
                 )
+    return 0
+
+
+def _print_schedule(args: argparse.Namespace) -> int:
+    runs = []
+    if args.crm in ("hubspot", "all"):
+        runs.append(run_hubspot_schedule(args.n_contacts))
+    if args.crm in ("salesforce", "all"):
+        try:
+            from benchmarks._api_calls_salesforce import run_schedule
+        except ImportError:
+            from _api_calls_salesforce import run_schedule  # type: ignore[no-redef]
+        runs.append(run_schedule(args.n_contacts))
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+        return 0
+    for r in runs:
+        for step in r["schedule"]:
+            print(
+                f"{r['crm']:<10} {step['step']:<18} calls {step['calls']:>5}  minimum "
+                f"{step['minimum']:>5}  ratio {step['ratio']:>5}  actions {step['actions']:>4} "
+                f"(act calls {step['act_calls']}, outcome calls {step['outcome_calls']})"
+            )
     return 0
 
 

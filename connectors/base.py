@@ -543,6 +543,47 @@ class ChecksDealSettings(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class OwnerSpec:
+    """An owner assignment: ``contact_id`` (a lead or a contact) goes to ``owner_id``.
+    ``key`` names it in the answer, as a deal's or a task's key does."""
+
+    key: str
+    contact_id: str
+    owner_id: str
+    kind: ContactKind = "contact"
+
+
+# One answer per input of a batch, in input order: the created (or found) record, or
+# the CRM's refusal of that input alone. A failure of the whole batch raises instead.
+BatchOutcome = ActionResult | RecordFailure
+
+
+@runtime_checkable
+class CreatesInBatches(Protocol):
+    """Acts in batches: a run's deals, tasks and owner assignments cost a few calls
+    per hundred, not a few per action. Each method keeps ``create_deal``'s promise per
+    input: exactly one record under each key, however often it is called with that key
+    (after a lost answer, a crash, a partial failure). The answer holds one outcome
+    per input in input order; a ``RecordFailure`` (``id`` = the input's key) is that
+    input's refusal and the others stand. Raises as the single methods do when the
+    CRM answered none of the inputs (``QuotaExhausted``, ``AuthError``,
+    ``CRMResponseError`` after its retries)."""
+
+    def create_deals(self, specs: Sequence[DealSpec]) -> Sequence[BatchOutcome]:
+        """``create_deal`` for each spec: keys read in batches, the missing created in
+        batches with their link to the contact in the same call."""
+        ...
+
+    def create_tasks(self, specs: Sequence[TaskSpec]) -> Sequence[BatchOutcome]:
+        """``create_task`` for each spec, in batches as ``create_deals``."""
+        ...
+
+    def set_owners(self, specs: Sequence[OwnerSpec]) -> Sequence[BatchOutcome]:
+        """``set_owner`` for each spec in batch updates; the result's id is the owner."""
+        ...
+
+
 @runtime_checkable
 class ReportsRejected(Protocol):
     """A connector that skips unreadable rows (file exports) instead of stopping."""

@@ -22,13 +22,20 @@ from datetime import date, datetime
 from typing import Any, Literal, cast
 
 from connectors.base import (
+    ActionResult,
+    AuthError,
+    BatchOutcome,
     Connector,
+    ConnectorConfigError,
     ConnectorError,
     ContactKind,
+    CreatesInBatches,
     CRMResponseError,
     DealSpec,
     FieldSpec,
     Owner,
+    OwnerSpec,
+    QuotaExhausted,
     TaskSpec,
 )
 from scheduler.config import DealConfig, OnCrossConfig, TaskConfig, redact
@@ -546,6 +553,114 @@ def execute_entry(connector: Connector, entry: LedgerEntry) -> tuple[LedgerStatu
     if entry.kind == LedgerKind.TASK:
         return LedgerStatus.DONE, connector.create_task(task_from_ledger(entry)).id
     raise ValueError(f"unknown ledger entry kind {entry.kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOutcome:
+    """What became of one ledger entry: its result id, or the error that stopped its
+    group (``later``: the group's entries after it, not tried, still intents)."""
+
+    entry: LedgerEntry
+    result_id: str | None = None
+    error: ConnectorError | None = None
+    later: tuple[LedgerEntry, ...] = ()
+
+
+RecordOutcome = Callable[[EntryOutcome], None]
+# Errors that stop the whole run (the rest stays as intents for the next one).
+_RUN_STOPPERS = (QuotaExhausted, AuthError, ConnectorConfigError)
+_STEPS = (LedgerKind.OWNER, LedgerKind.DEAL, LedgerKind.TASK)
+
+
+def execute_groups(
+    connector: Connector,
+    groups: Sequence[Sequence[LedgerEntry]],
+    *,
+    record: RecordOutcome,
+    crash: CrashHook = no_crash,
+) -> None:
+    """Run the entries of many actions (each group: one action's entries) and hand
+    each entry's outcome to ``record``, which writes it to the ledger.
+
+    A connector that ``CreatesInBatches`` gets them step by step — every group's
+    owner, then every deal, then every task — in batches, so that a run's hundred
+    actions cost a few calls; others get one call per entry. Either way a group's
+    entries run in order and a group stops at its first failure (the rest stay
+    intents for a later run). The crash points keep their meaning per entry:
+    ``after_crm_write`` once the CRM answered for the entry, ``after_ledger`` once
+    ``record`` wrote its outcome. The intents were committed before: a crash anywhere
+    leaves keys that the next run completes without a duplicate."""
+    ordered = [sorted(g, key=lambda e: e.seq) for g in groups if g]
+    if not isinstance(connector, CreatesInBatches):
+        for entries in ordered:
+            for i, entry in enumerate(entries):
+                try:
+                    _, result_id = execute_entry(connector, entry)
+                except _RUN_STOPPERS:
+                    raise
+                except ConnectorError as exc:
+                    record(EntryOutcome(entry, error=exc, later=tuple(entries[i + 1 :])))
+                    break
+                _done(entry, result_id, record, crash)
+        return
+    stopped: set[int] = set()
+    for kind in _STEPS:
+        todo = [
+            (g, i, e)
+            for g, entries in enumerate(ordered)
+            if g not in stopped
+            for i, e in enumerate(entries)
+            if e.kind == kind
+        ]
+        if not todo:
+            continue
+        answers: Sequence[BatchOutcome | ConnectorError]
+        try:
+            answers = _run_step(connector, kind, [e for _, _, e in todo])
+        except _RUN_STOPPERS:
+            raise
+        except ConnectorError as exc:
+            answers = [exc] * len(todo)
+        for (g, i, entry), answer in zip(todo, answers, strict=True):
+            if isinstance(answer, ActionResult):
+                _done(entry, answer.id, record, crash)
+                continue
+            error = (
+                answer if isinstance(answer, ConnectorError) else CRMResponseError(answer.reason)
+            )
+            stopped.add(g)
+            record(EntryOutcome(entry, error=error, later=tuple(ordered[g][i + 1 :])))
+
+
+def _done(
+    entry: LedgerEntry, result_id: str | None, record: RecordOutcome, crash: CrashHook
+) -> None:
+    crash("after_crm_write")
+    record(EntryOutcome(entry, result_id=result_id))
+    crash("after_ledger")
+
+
+def _run_step(
+    connector: CreatesInBatches, kind: LedgerKind, entries: Sequence[LedgerEntry]
+) -> Sequence[BatchOutcome]:
+    if kind == LedgerKind.OWNER:
+        specs = [
+            OwnerSpec(
+                key=e.key,
+                contact_id=e.contact_id,
+                owner_id=str((e.spec or {})["owner_id"]),
+                kind=_contact_kind(str((e.spec or {}).get("contact_kind"))),
+            )
+            for e in entries
+        ]
+        answers = connector.set_owners(specs)
+    elif kind == LedgerKind.DEAL:
+        answers = connector.create_deals([deal_from_ledger(e) for e in entries])
+    else:
+        answers = connector.create_tasks([task_from_ledger(e) for e in entries])
+    if len(answers) != len(entries):
+        raise CRMResponseError(f"{kind} batch: {len(answers)} answers for {len(entries)} inputs")
+    return answers
 
 
 def safe_error(exc: BaseException, redactor: Callable[[str], str] = redact) -> str:

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from connectors.base import (
     ActionResult,
+    BatchOutcome,
     Budget,
     ConnectorConfigError,
     ContactKind,
@@ -32,6 +33,7 @@ from connectors.base import (
     Merge,
     NotRetried,
     Owner,
+    OwnerSpec,
     ReadBatch,
     RecordFailure,
     RuntimeContext,
@@ -42,7 +44,7 @@ from connectors.base import (
     bucket_of,
 )
 from connectors.fieldcheck import hubspot_property_problem
-from connectors.hubspot import reads
+from connectors.hubspot import actions, reads
 from connectors.hubspot.own_writes import (
     OwnWriteChecks,
     OwnWrites,
@@ -724,13 +726,25 @@ class HubSpotConnector:
             inputs.append({"id": str(update.contact_id), "properties": props})
         if not inputs:
             return WriteResult()
+        self._before_write()
+        stamps: dict[str, int] = {}
+        for start in range(0, len(inputs), reads.BATCH_READ):
+            self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed, stamps)
+        self._remember(stamps)
+        return WriteResult(tuple(succeeded), tuple(failed))
+
+    def _before_write(self) -> None:
+        """Before our first contact write after a read: which contacts others changed
+        since it (their next read must not be skipped as our own echo)."""
         read = self._read
         if read is not None and read.suspects is None:
             read.suspects = self.checks.changed_after_read(read)
             read.checked = read.complete
-        stamps: dict[str, int] = {}
-        for start in range(0, len(inputs), reads.BATCH_READ):
-            self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed, stamps)
+
+    def _remember(self, stamps: Mapping[str, int]) -> None:
+        """Our writes' stamps (score writes, owner changes), remembered with the read
+        before them so that the next read does not take them for changes."""
+        read = self._read
         own = read.own if read is not None else self._unattached
         for cid, stamp in stamps.items():
             digest = self._read_hash.get(cid) or own.digest(cid)
@@ -741,7 +755,6 @@ class HubSpotConnector:
             if stamps:
                 low = min(stamps.values())
                 read.first_write_ms = min(low, read.first_write_ms or low)
-        return WriteResult(tuple(succeeded), tuple(failed))
 
     def _update_batch(
         self,
@@ -809,6 +822,10 @@ class HubSpotConnector:
         existing = self._deal_by_key(spec.key)
         if existing is not None:
             return ActionResult(spec.key, existing, created=False, note="already existed")
+        body = self._deal_input(spec)
+        return self._create_once("deals", spec.key, body, find=lambda: self._deal_by_key(spec.key))
+
+    def _deal_input(self, spec: DealSpec) -> dict[str, Any]:
         props: dict[str, Any] = {
             "dealname": spec.name,
             "dealstage": spec.stage,
@@ -820,8 +837,58 @@ class HubSpotConnector:
             props["amount"] = _wire(spec.amount)
         if spec.owner_id:
             props["hubspot_owner_id"] = spec.owner_id
-        body = {"properties": props, "associations": [_assoc(spec.contact_id, 3)]}
-        return self._create_once("deals", spec.key, body, find=lambda: self._deal_by_key(spec.key))
+        return {"properties": props, "associations": [_assoc(spec.contact_id, 3)]}
+
+    # ------------------------------------------------------ actions in batches
+    def create_deals(self, specs: Sequence[DealSpec]) -> Sequence[BatchOutcome]:
+        """Deals in batches of 100 (see actions.py): a keyed read, then one batch
+        create with each deal's association to its contact."""
+        if not specs:
+            return []
+        inputs = [(spec.key, self._deal_input(spec)) for spec in specs]
+        return self._batch_create("deals", inputs)
+
+    def create_tasks(self, specs: Sequence[TaskSpec]) -> Sequence[BatchOutcome]:
+        """Tasks in batches of 100, as ``create_deals``."""
+        if not specs:
+            return []
+        inputs = [(spec.key, self._task_input(spec)) for spec in specs]
+        return self._batch_create("tasks", inputs)
+
+    def set_owners(self, specs: Sequence[OwnerSpec]) -> Sequence[BatchOutcome]:
+        """Owner assignments in batch updates of 100 contacts."""
+        if not specs:
+            return []
+        self._before_write()
+        outcomes, stamps = actions.set_owners(self.transport, specs)
+        self._remember(stamps)
+        return outcomes
+
+    def _batch_create(
+        self, object_type: str, inputs: list[tuple[str, dict[str, Any]]]
+    ) -> Sequence[BatchOutcome]:
+        """The key property is not checked before each run's first batch (two calls a
+        run): the keyed read refuses a missing one with a 400, and only then is it
+        created and the batch run again (its keyed read makes that safe)."""
+
+        def run() -> Sequence[BatchOutcome]:
+            return actions.create_once(
+                self.transport,
+                object_type,
+                inputs,
+                max_attempts=self.settings.max_attempts,
+                sleep=self.context.sleep,
+            )
+
+        if object_type in self._key_checked:
+            return run()
+        try:
+            return run()
+        except CRMResponseError as exc:
+            if "(HTTP 400)" not in str(exc):
+                raise
+            self._ensure_key(object_type)
+            return run()
 
     def _deal_by_key(self, key: str) -> str | None:
         api = self.transport.api("crm.objects.basic_api")
@@ -891,6 +958,12 @@ class HubSpotConnector:
         existing = self._task_by_key(spec.contact_id, spec.key)
         if existing is not None:
             return ActionResult(spec.key, existing, created=False, note="already existed")
+        body = self._task_input(spec)
+        return self._create_once(
+            "tasks", spec.key, body, find=lambda: self._task_by_key(spec.contact_id, spec.key)
+        )
+
+    def _task_input(self, spec: TaskSpec) -> dict[str, Any]:
         props: dict[str, Any] = {
             "hs_timestamp": to_epoch_ms(_aware(spec.due_at, "due_at")),
             "hs_task_subject": spec.subject,
@@ -902,10 +975,7 @@ class HubSpotConnector:
         }
         if spec.owner_id:
             props["hubspot_owner_id"] = spec.owner_id
-        body = {"properties": props, "associations": [_assoc(spec.contact_id, 204)]}
-        return self._create_once(
-            "tasks", spec.key, body, find=lambda: self._task_by_key(spec.contact_id, spec.key)
-        )
+        return {"properties": props, "associations": [_assoc(spec.contact_id, 204)]}
 
     def _task_by_key(self, contact_id: str, key: str) -> str | None:
         """The contact's associated tasks, read (not searched: search lags writes)."""

@@ -22,6 +22,7 @@ from simple_salesforce.format import format_soql
 
 from connectors.base import (
     ActionResult,
+    BatchOutcome,
     Budget,
     ConnectorConfigError,
     ContactKind,
@@ -34,6 +35,7 @@ from connectors.base import (
     FieldSpec,
     Merge,
     Owner,
+    OwnerSpec,
     ReadBatch,
     RecordFailure,
     RuntimeContext,
@@ -43,7 +45,7 @@ from connectors.base import (
     WriteResult,
 )
 from connectors.fieldcheck import salesforce_field_problem
-from connectors.salesforce import mapping
+from connectors.salesforce import actions, mapping
 from connectors.salesforce.api import QueryLocatorExpired, SalesforceApi
 from connectors.salesforce.config import (
     SalesforceSettings,
@@ -703,6 +705,17 @@ class SalesforceConnector:
                         f"{obj}: create custom field {name} (Field Name {api_name}) of type "
                         f"{type_text}{extra}, editable by the integration user ({where})"
                     )
+                elif (
+                    is_key
+                    and obj == "Task"
+                    and not (found.get("externalId") and found.get("unique"))
+                ):
+                    # Some orgs keep activity fields from being External ID or Unique:
+                    # the key still works, by reading the person's Tasks before a create.
+                    present.append(
+                        f"{label} (not External ID and Unique: each Task is found by "
+                        "reading its person's Tasks, one query per 200)"
+                    )
                 elif is_key and not (found.get("externalId") and found.get("unique")):
                     missing.append(label)
                     instructions.append(
@@ -933,6 +946,12 @@ class SalesforceConnector:
         )
 
     def create_task(self, spec: TaskSpec) -> ActionResult:
+        [result] = self.create_tasks([spec])
+        if isinstance(result, RecordFailure):
+            raise CRMResponseError(f"salesforce create Task: {result.reason}")
+        return result
+
+    def _task_record(self, spec: TaskSpec) -> dict[str, Any]:
         task: dict[str, Any] = {
             "attributes": {"type": "Task"},
             self.settings.key_field: spec.key,
@@ -942,15 +961,200 @@ class SalesforceConnector:
             "ActivityDate": spec.due_at.astimezone(UTC).date().isoformat(),
             "Priority": PRIORITY[spec.priority],
             "Status": "Not Started",
-            # TaskSubtype is insert-only; _create_keyed only ever inserts (it reads by
-            # key first), so setting it cannot hit the upsert's update path.
+            # TaskSubtype is insert-only; a Task is only ever inserted (its key is read
+            # first), so setting it cannot hit the upsert's update path.
             "TaskSubtype": TASK_SUBTYPE[spec.type],
             "Type": TASK_TYPE[spec.type],
         }
         if spec.owner_id:
             task["OwnerId"] = spec.owner_id
-        task_id, created = self._create_keyed("Task", task, spec.key)
-        return ActionResult(spec.key, task_id, created=created)
+        return task
+
+    # ------------------------------------------------------ actions in batches
+    def create_deals(self, specs: Sequence[DealSpec]) -> Sequence[BatchOutcome]:
+        """Opportunities for Contacts (a Contact read, a keyed read and an upsert per
+        200, then their contact roles in one collection) and status changes for Leads
+        (a read and an update per 200); see actions.py."""
+        out: dict[str, BatchOutcome] = {}
+        leads = [s for s in specs if s.contact_kind == "lead"]
+        people = [s for s in specs if s.contact_kind != "lead"]
+        if leads:
+            self._lead_statuses(leads, out)
+        if people:
+            self._opportunities(people, out)
+        return [out[s.key] for s in specs]
+
+    def _key_mode(self, obj: str) -> bool:
+        """Whether ``obj``'s key field is an External ID and Unique (upserts by key);
+        ``False`` when it only exists (Tasks are then found through their person).
+        Without the field nothing can be created exactly once: a set-up error."""
+        key_field = self.settings.key_field
+        found = self._fields(obj).get(key_field.lower())
+        unique = found is not None and bool(found.get("externalId") and found.get("unique"))
+        if found is None or (not unique and obj != "Task"):
+            raise ConnectorConfigError(
+                f"salesforce: {obj}.{key_field} must exist as a Text(80) External ID, Unique "
+                f"field before leadsync can create {obj} records idempotently "
+                f"(Setup > Object Manager > {obj} > Fields & Relationships > New)"
+            )
+        return unique
+
+    def _opportunities(self, specs: Sequence[DealSpec], out: dict[str, BatchOutcome]) -> None:
+        unique = self._key_mode("Opportunity")
+        contacts: dict[str, Mapping[str, Any]] = {}
+        template = "SELECT Id, AccountId, OwnerId FROM Contact WHERE Id IN {ids}"
+        ids = list(dict.fromkeys(s.contact_id for s in specs))
+        for soql, _ in chunk_ids(ids, template):
+            for rec in self._query_one(soql, what="read contacts for opportunities"):
+                contacts[str(rec["Id"])] = rec
+        items: list[actions.Item] = []
+        for spec in specs:
+            contact = contacts.get(spec.contact_id)
+            if contact is None:
+                out[spec.key] = RecordFailure(spec.key, f"no Contact {spec.contact_id}")
+                continue
+            opp: dict[str, Any] = {
+                "attributes": {"type": "Opportunity"},
+                self.settings.key_field: spec.key,
+                "Name": spec.name,
+                "StageName": spec.stage,
+                "CloseDate": spec.close_date.isoformat(),
+            }
+            if contact.get("AccountId"):
+                opp["AccountId"] = contact["AccountId"]
+            owner = spec.owner_id or contact.get("OwnerId")
+            if owner:
+                opp["OwnerId"] = owner
+            if spec.amount is not None:
+                opp["Amount"] = spec.amount
+            items.append((spec.key, spec.contact_id, opp))
+        made = actions.create_keyed(
+            self.api,
+            "Opportunity",
+            self.settings.key_field,
+            items,
+            unique=unique,
+            timeout=self.settings.timeout_seconds,
+            error_text=_record_error,
+        )
+        pairs: list[tuple[str, str]] = []
+        fresh: set[str] = set()
+        for key, contact_id, _ in items:
+            result = made[key]
+            if isinstance(result, ActionResult) and result.id:
+                pairs.append((result.id, contact_id))
+                if result.created and result.note is None:
+                    fresh.add(result.id)
+        refused = actions.ensure_roles(
+            self.api,
+            pairs,
+            fresh=fresh,
+            timeout=self.settings.timeout_seconds,
+            error_text=_record_error,
+        )
+        for key, contact_id, _ in items:
+            result = made[key]
+            if isinstance(result, ActionResult) and result.id in refused:
+                reason = f"contact role: {refused[result.id]}"
+                result = RecordFailure(key, reason)
+            elif isinstance(result, ActionResult) and not contacts[contact_id].get("AccountId"):
+                result = ActionResult(key, result.id, result.created, "the contact has no Account")
+            out[key] = result
+
+    def _lead_statuses(self, specs: Sequence[DealSpec], out: dict[str, BatchOutcome]) -> None:
+        if any(not s.crm_options.get("lead_status") for s in specs):
+            raise ConnectorConfigError(
+                "salesforce create_deal: a Lead gets a status change instead of an "
+                "Opportunity; DealSpec.crm_options['lead_status'] is required"
+            )
+        status_of: dict[str, str | None] = {}
+        ids = list(dict.fromkeys(s.contact_id for s in specs))
+        for soql, _ in chunk_ids(ids, "SELECT Id, Status FROM Lead WHERE Id IN {ids}"):
+            for rec in self._query_one(soql, what="read lead statuses"):
+                status_of[str(rec["Id"])] = rec.get("Status")
+        todo: dict[str, str] = {}  # one update per Lead
+        for spec in specs:
+            status = spec.crm_options["lead_status"]
+            if spec.contact_id not in status_of:
+                out[spec.key] = RecordFailure(spec.key, f"no Lead {spec.contact_id}")
+            elif status_of[spec.contact_id] == status:
+                out[spec.key] = ActionResult(
+                    spec.key, spec.contact_id, created=False, note="status already set"
+                )
+            else:
+                todo.setdefault(spec.contact_id, status)
+        results = self._update_people(
+            [{"attributes": {"type": "Lead"}, "id": i, "Status": s} for i, s in todo.items()],
+            what="update lead statuses",
+        )
+        for spec in specs:
+            if spec.key in out:
+                continue
+            error = results[spec.contact_id]
+            status = spec.crm_options["lead_status"]
+            out[spec.key] = (
+                RecordFailure(spec.key, error)
+                if error
+                else ActionResult(
+                    spec.key, spec.contact_id, created=True, note=f"Lead status set to {status}"
+                )
+            )
+
+    def _update_people(self, records: list[dict[str, Any]], *, what: str) -> dict[str, str | None]:
+        """Updates of Leads and Contacts, 200 per collection; ``id → None`` when
+        written, else the reason. Each write is remembered like a score write, so
+        that the next read does not take it for someone else's change."""
+        out: dict[str, str | None] = {}
+        for start in range(0, len(records), COLLECTION_SIZE):
+            chunk = records[start : start + COLLECTION_SIZE]
+            results = self.api.collection("PATCH", chunk, what=what)
+            wrote = soql_datetime(self._ctx.now())
+            for rec, res in zip(chunk, results, strict=True):
+                if res.get("success"):
+                    out[rec["id"]] = None
+                    digest = self._read_hash.get(rec["id"])
+                    if digest is not None:
+                        self._own_writes[rec["id"]] = (wrote, digest)
+                else:
+                    out[rec["id"]] = _record_error(res)[0]
+        return out
+
+    def create_tasks(self, specs: Sequence[TaskSpec]) -> Sequence[BatchOutcome]:
+        """Tasks by key, 200 per keyed read and upsert (or, when the org keeps the Task
+        key from being External ID and Unique, per read of the people's Tasks and
+        insert)."""
+        if not specs:
+            return []
+        unique = self._key_mode("Task")
+        items = [(s.key, s.contact_id, self._task_record(s)) for s in specs]
+        made = actions.create_keyed(
+            self.api,
+            "Task",
+            self.settings.key_field,
+            items,
+            unique=unique,
+            timeout=self.settings.timeout_seconds,
+            error_text=_record_error,
+        )
+        return [made[s.key] for s in specs]
+
+    def set_owners(self, specs: Sequence[OwnerSpec]) -> Sequence[BatchOutcome]:
+        """Owner changes of Leads and Contacts, 200 per collection update."""
+        records = {
+            s.contact_id: {
+                "attributes": {"type": OBJECT_OF[s.kind]},
+                "id": s.contact_id,
+                "OwnerId": s.owner_id,
+            }
+            for s in specs
+        }
+        results = self._update_people(list(records.values()), what="set owners")
+        return [
+            RecordFailure(s.key, error)
+            if (error := results[s.contact_id])
+            else ActionResult(s.key, s.owner_id, created=True)
+            for s in specs
+        ]
 
     def set_owner(self, contact_id: str, owner_id: str, *, kind: ContactKind = "contact") -> None:
         obj = OBJECT_OF[kind]

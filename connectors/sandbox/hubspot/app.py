@@ -798,28 +798,47 @@ class HubSpotSandbox:
         return self._batch_answer(200, results, errors, started)
 
     def _batch_create(self, request: Request, args: list[str]) -> Response:
+        """Batch create. An input that carries an ``objectWriteTraceId`` is judged on
+        its own (multi-status): its invalid values or associations become an error of
+        a 207 naming the trace id, and the other inputs are created; results echo the
+        trace id. Without one, any bad input refuses the batch. A unique value that
+        exists already (or twice in the batch) refuses the whole batch with a 409."""
         obj = args[0]
         started = self._now()
         inputs = self._batch_inputs(self._body(request))
-        prepared: list[tuple[Props, list[tuple[str, int]]]] = []
+        prepared: list[tuple[Props, list[tuple[str, int]], str | None]] = []
+        errors: list[dict[str, Any]] = []
         table = self._table(obj)
         batch_unique: dict[str, set[str]] = {name: set() for name in table.unique}
         for item in inputs:
             if not isinstance(item, dict):
                 raise validation("Invalid input JSON: each input must be an object")
-            props = self._clean_properties(obj, item.get("properties"), creating=True)
+            trace = item.get("objectWriteTraceId")
+            trace = None if trace is None else str(trace)
+            try:
+                props = self._clean_properties(obj, item.get("properties"), creating=True)
+                links = self._check_associations(obj, item.get("associations"))
+            except HsError as err:
+                if trace is None or err.status != 400:
+                    raise
+                entry = err.body()
+                entry["context"] = {"objectWriteTraceId": [trace]}
+                errors.append(entry)
+                continue
             for name, seen in batch_unique.items():
                 value = props.get(name, "").lower()
                 if value and value in seen:
                     raise HsError(409, "CONFLICT", f"Duplicate {name} in batch input: {value}")
                 if value:
                     seen.add(value)
-            prepared.append((props, self._check_associations(obj, item.get("associations"))))
-        results = [
-            self._render(obj, self._do_create(obj, props, links), list(props))
-            for props, links in prepared
-        ]
-        return self._batch_answer(201, results, [], started)
+            prepared.append((props, links, trace))
+        results = []
+        for props, links, trace in prepared:
+            result = self._render(obj, self._do_create(obj, props, links), list(props))
+            if trace is not None:
+                result["objectWriteTraceId"] = trace
+            results.append(result)
+        return self._batch_answer(201, results, errors, started)
 
     def _batch_update(self, request: Request, args: list[str]) -> Response:
         obj = args[0]
