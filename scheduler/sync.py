@@ -51,11 +51,12 @@ from scheduler.writeback import (
     JUDGED_AFTER,
     Action,
     CrashHook,
+    EntryOutcome,
     OwnerPool,
     TooManyRejected,
     band_field_for,
     event_token,
-    execute_entry,
+    execute_groups,
     field_specs,
     needs_write,
     no_crash,
@@ -651,6 +652,7 @@ class Sync:
         waited: set[str] = set()
         rewrite = self._band_fields_changed()
         taken = 0  # actions taken this run, against writeback.max_actions_per_run
+        acting: list[list[LedgerEntry]] = []  # the run's actions, executed together
         self.progress.start("score", self.store.count_contacts())
         for contacts, events in self.store.iter_chunks(self.chunk_size):
             self.store.renew(self.pipeline, ttl=self.config.lock_ttl.total_seconds())
@@ -734,9 +736,7 @@ class Sync:
                 if groups:
                     self.crash("after_intents")
                     self._grow("act", len(groups))
-                for entries, _ in groups:
-                    self._execute(entries, s)
-                    self.progress.advance("act", 1)
+                acting.extend(entries for entries, _ in groups)
             else:
                 for entries, act in groups:
                     if len(s.would_act) < DRY_RUN_LIST_MAX:
@@ -748,6 +748,7 @@ class Sync:
             if len(pending) >= self.wb.write_batch:
                 self._flush(pending, s, opts)
             self.progress.advance("score", len(contacts))
+        self._execute(acting, s)
         self._flush(pending, s, opts)
         s.rejected_waiting = len(waited)
 
@@ -876,43 +877,39 @@ class Sync:
         return _Decided(groups, taken, rr_next)
 
     # ---------------------------------------------------------------- actions
-    def _execute(self, entries: Sequence[LedgerEntry], s: RunSummary) -> bool:
-        """Run one action's entries in order; stop the group at the first failure (the
-        rest stay as intents and are completed next run)."""
-        ordered = sorted(entries, key=lambda e: e.seq)
-        for i, entry in enumerate(ordered):
-            try:
-                status, result_id = execute_entry(self.connector, entry)
-            except (QuotaExhausted, AuthError, ConnectorConfigError):
-                raise
-            except ConnectorError as exc:
-                # Retried on later runs under the same key; after MAX_ATTEMPTS it stays
-                # in the ledger as given up (``leadsync status`` shows it).
-                gave_up = entry.attempts + 1 >= MAX_ATTEMPTS
-                status = LedgerStatus.GAVE_UP if gave_up else LedgerStatus.FAILED
-                self.store.record_outcome(
-                    entry.key, status=status, error=safe_error(exc, self._redact)
-                )
-                if gave_up:
-                    for later in ordered[i + 1 :]:
-                        self.store.record_outcome(
-                            later.key,
-                            status=LedgerStatus.GAVE_UP,
-                            error=f"{entry.kind} was given up",
-                        )
-                s.actions_failed += 1
-                log.warning("action %s failed: %s", entry.key, safe_error(exc, self._redact))
-                return False
-            self.crash("after_crm_write")
-            self.store.record_outcome(entry.key, status=status, result_id=result_id)
-            self.crash("after_ledger")
-            if entry.kind == LedgerKind.DEAL:
-                s.deals += 1
-            elif entry.kind == LedgerKind.TASK:
-                s.tasks += 1
-            elif entry.kind == LedgerKind.OWNER:
-                s.owners_assigned += 1
-        return True
+    def _execute(self, groups: Sequence[Sequence[LedgerEntry]], s: RunSummary) -> None:
+        """Run many actions' entries, in batches where the connector can; a group
+        stops at its first failure (the rest stay as intents for the next run)."""
+        if groups:
+            execute_groups(
+                self.connector, groups, record=lambda out: self._record(out, s), crash=self.crash
+            )
+            self.progress.advance("act", len(groups))
+
+    def _record(self, out: EntryOutcome, s: RunSummary) -> None:
+        entry = out.entry
+        if out.error is not None:
+            # Retried on later runs under the same key; after MAX_ATTEMPTS it stays
+            # in the ledger as given up (``leadsync status`` shows it).
+            error = safe_error(out.error, self._redact)
+            gave_up = entry.attempts + 1 >= MAX_ATTEMPTS
+            status = LedgerStatus.GAVE_UP if gave_up else LedgerStatus.FAILED
+            self.store.record_outcome(entry.key, status=status, error=error)
+            if gave_up:
+                for later in out.later:
+                    self.store.record_outcome(
+                        later.key, status=LedgerStatus.GAVE_UP, error=f"{entry.kind} was given up"
+                    )
+            s.actions_failed += 1
+            log.warning("action %s failed: %s", entry.key, error)
+            return
+        self.store.record_outcome(entry.key, status=LedgerStatus.DONE, result_id=out.result_id)
+        if entry.kind == LedgerKind.DEAL:
+            s.deals += 1
+        elif entry.kind == LedgerKind.TASK:
+            s.tasks += 1
+        elif entry.kind == LedgerKind.OWNER:
+            s.owners_assigned += 1
 
     def _resume_pending(self, s: RunSummary) -> None:
         """Finish what an earlier run began: intents without an outcome, or failed calls."""
@@ -923,9 +920,7 @@ class Sync:
             groups.setdefault(e.group_key, []).append(e)
         s.actions_resumed += len(groups)
         self._grow("act", len(groups))
-        for entries in groups.values():
-            self._execute(entries, s)
-            self.progress.advance("act", 1)
+        self._execute(list(groups.values()), s)
 
     # ------------------------------------------------------------------ writes
     def _queue_write(
