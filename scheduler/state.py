@@ -740,6 +740,79 @@ class StateStore:
         if rows:
             _upsert(conn, self.t["model_state"], rows, ["contact_id", "model"])
 
+    def swap_model_state(self, conn: Connection, old: ModelState | None, new: ModelState) -> bool:
+        """Compare-and-set of one (contact, model) state: ``new`` replaces ``old`` only
+        if the stored row still is ``old`` (``None``: no row yet). Used by processes
+        that act without the pipeline lock (``leadsync serve``): called in the same
+        transaction as the intents that consume a crossing, a lost swap (False) means
+        another process consumed it first, and its intents must not be added. The
+        written score is not compared: it is the write-back's, not the crossing's."""
+        ms = self.t["model_state"]
+        now = self.clock()
+        values = {
+            "armed": new.armed,
+            "crossings": new.crossings,
+            "last_event": new.last_event,
+            "baseline_hot": new.baseline_hot,
+            "updated_at": now,
+        }
+        if old is None:
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                stmt = pg_insert(ms)
+            else:
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                stmt = sqlite_insert(ms)  # type: ignore[assignment]
+            row = {
+                "contact_id": new.contact_id,
+                "model": new.model,
+                "written_score": new.written_score,
+                "written_band": new.written_band,
+                **values,
+            }
+            res = conn.execute(
+                stmt.values(**row).on_conflict_do_nothing(index_elements=["contact_id", "model"])
+            )
+            return bool(res.rowcount == 1)
+        res = conn.execute(
+            ms.update()
+            .where(
+                ms.c.contact_id == old.contact_id,
+                ms.c.model == old.model,
+                ms.c.armed == old.armed,
+                ms.c.crossings == old.crossings,
+                ms.c.last_event.is_not_distinct_from(old.last_event),
+                ms.c.baseline_hot == old.baseline_hot,
+            )
+            .values(**values)
+        )
+        return bool(res.rowcount == 1)
+
+    def contacts_for_emails(self, emails: Sequence[str]) -> dict[str, str]:
+        """``{e-mail: contact id}`` for the stored contacts with these e-mails (compared
+        without case). The copy keeps fields as JSON text: a ``LIKE`` narrows the rows,
+        the parsed field decides."""
+        wanted = {e.strip().lower() for e in emails if e and e.strip()}
+        out: dict[str, str] = {}
+        if not wanted:
+            return out
+        ct = self.t["contacts"]
+        with self.tx() as conn:
+            for email in sorted(wanted):
+                pattern = (
+                    "%" + email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                )
+                q = sa.select(ct.c.contact_id, ct.c.fields).where(
+                    sa.func.lower(ct.c.fields).like(pattern, escape="\\")
+                )
+                for r in conn.execute(q.order_by(ct.c.contact_id)):
+                    value = (loads(r.fields) or {}).get("email")
+                    if isinstance(value, str) and value.strip().lower() == email:
+                        out.setdefault(email, r.contact_id)
+        return out
+
     def set_written(self, conn: Connection, written: Sequence[tuple[str, str, float, str]]) -> None:
         """Record scores the CRM accepted: (contact_id, model, score, band)."""
         ms = self.t["model_state"]

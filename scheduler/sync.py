@@ -84,6 +84,11 @@ BAND_FIELDS_KEY = "band_fields"
 # The digest of the fields last ensured: a real run checks (and creates) fields on a
 # baseline and whenever the set of fields it writes changed.
 FIELDS_KEY = "fields_ensured"
+# Score writes made by ``leadsync serve`` since the last committed run:
+# ``{contact id: {"at": epoch seconds, "values": {field: value}}}``. The next run
+# takes a contact it reads back with only those values changed for an echo of that
+# write, not for a change (docs/realtime.md, "Serve's own writes").
+SERVE_WRITES_KEY = "serve_writes"
 
 
 class SyncModel(Protocol):
@@ -184,6 +189,8 @@ class RunSummary:
     # counted in ``rejected``, printed on stderr, kept out of the JSON summary.
     bad_rows: list[str] = field(default_factory=list)
     orphan_events: int = 0
+    # Contacts read back whose only change was a score write of ``leadsync serve``.
+    serve_echoes: int = 0
     outcomes_read: int = 0
     outcomes_error: str | None = (
         None  # the outcome read failed; the run went on  # deals and Lead conversions read into the outcome tables
@@ -525,6 +532,7 @@ class Sync:
             self.store.kv_set(conn, BAND_FIELDS_KEY, self._band_fields())
             if hist is not None:
                 self.store.prune_events(conn, started - hist)
+            self._forget_serve_writes(conn, started)
         if self.alerts is not None:
             s.alerts = self.alerts.deliver(self.store).to_dict()
 
@@ -584,6 +592,7 @@ class Sync:
         is exhausted, from connectors that have them; each bad row counts as a
         rejected record, so the run exits 1 while the good rows are still scored."""
         new_state: ConnectorState | None = None
+        self._serve_writes = self._load_serve_writes()
         self.progress.start("read", None)  # the CRM does not say how many changed
         for batch in self.connector.read_changes(state, until=started, events_since=events_since):
             self._apply(batch, s)
@@ -600,6 +609,9 @@ class Sync:
         return new_state
 
     def _apply(self, batch: ReadBatch, s: RunSummary) -> None:
+        echoes = getattr(self, "_serve_writes", None)
+        if echoes:
+            batch = self._without_echoes(batch, echoes, s)
         contacts = [
             StoredContact(
                 id=c.id,
@@ -750,6 +762,208 @@ class Sync:
             self.progress.advance("score", len(contacts))
         self._flush(pending, s, opts)
         s.rejected_waiting = len(waited)
+
+    # ------------------------------------------------ real time (leadsync serve)
+    def score_now(self, batch: ReadBatch, contact_ids: Sequence[str]) -> RunSummary:
+        """The per-contact pass of ``leadsync serve``: apply ``batch`` (contacts read by
+        id, their events, product events, merges and deletions) to the local copy,
+        re-score ``contact_ids``, fire immediate rules and crossings through the same
+        ledger as a run, write the scores, and deliver alerts.
+
+        It never takes the pipeline lock (a scheduled run holds it for minutes). A
+        crossing is consumed by a compare-and-set of its model state in the same
+        transaction as its intents (``StateStore.swap_model_state``): a lost swap
+        means another process (a run, another worker) took that crossing, and it is
+        skipped. The ledger key makes a second attempt a no-op. Models whose baseline
+        has not been committed yet are left to the scheduled run (no action on a
+        baseline). Score writes are recorded (``SERVE_WRITES_KEY``) so that the next
+        run does not take them for changes."""
+        self._changed_ids = set()
+        self._attempts = 0
+        self._refusals = Counter()
+        self._totals = {}
+        self._first_refusal = {}
+        self._serve_writes = {}
+        opts = RunOptions()
+        s = RunSummary(run_id="serve-" + uuid.uuid4().hex[:10])
+        as_of = self.now()
+        self._apply(batch, s)
+        hashes = self.store.model_hashes()
+        live = {m.name for m in self.models if hashes.get(m.name) == m.content_hash}
+        by_id: dict[str, StoredContact] = {}
+        events: list[dict[str, Any]] = []
+        for cid in dict.fromkeys(contact_ids):
+            contact, evs = self.store.get_contact(cid)
+            if contact is not None:
+                by_id[cid] = contact
+                events.extend(evs)
+        ids = list(by_id)
+        self._resume_for(ids, s)
+        if not ids or not live:
+            return s
+        by_name = {m.name: m for m in self.models}
+        results = self.scorer(
+            self.models, [{"id": c.id, **c.fields} for c in by_id.values()], events, as_of=as_of
+        )
+        s.contacts_scored = len(ids)
+        states = self.store.model_states(ids)
+        waiting = self._rejected_waiting(as_of, opts)
+        pending = _Pending()
+        changed: dict[tuple[str, str], ModelState] = {}
+        candidates: list[tuple[Action, ModelState, bool, str | None]] = []
+        for r in results:
+            if r.model not in live:
+                continue
+            model = by_name[r.model]
+            c = by_id[r.contact_id]
+            old = states.get((r.contact_id, r.model))
+            st = old or ModelState(
+                r.contact_id, r.model, None, None, armed=True, crossings=0, last_event=None
+            )
+            token = event_token(r.immediate_event) if r.immediate else None
+            crossing = st.armed and r.score >= model.threshold
+            if not st.armed and r.score < model.rearm_below:
+                st = _replace(st, armed=True, baseline_hot=False)
+            if crossing or (token is not None and token != st.last_event):
+                act = Action(
+                    contact_id=r.contact_id,
+                    model=r.model,
+                    kind="crossing" if crossing else "immediate",
+                    token="",
+                    score=float(r.score),
+                    band=str(r.band),
+                    contact_kind=c.kind,
+                    fields=c.fields,
+                    reasons=tuple(r.reasons),
+                )
+                candidates.append((act, st, crossing, token))
+            if old is None or _state_key(st) != _state_key(old):
+                changed[(r.contact_id, r.model)] = st
+            if c.id not in waiting and needs_write(
+                old, float(r.score), str(r.band), self.wb.min_change
+            ):
+                self._queue_write(pending, c, model, float(r.score), str(r.band))
+        pool = OwnerPool(self.wb.on_cross.owners.pool, self.connector.list_owners)
+        decided = self._decide(candidates, by_id, changed, pool, as_of, s, 0)
+        alerts = self.alerts.plan(decided.groups, now=as_of) if self.alerts else []
+        lost: set[tuple[str, str]] = set()
+        with self.store.tx() as conn:
+            for key, new in changed.items():
+                if not self.store.swap_model_state(conn, states.get(key), new):
+                    lost.add(key)  # another process moved this state first
+            groups = [g for g in decided.groups if (g[1].contact_id, g[1].model) not in lost]
+            self.store.add_intents(conn, [e for entries, _ in groups for e in entries], s.run_id)
+            self.store.add_intents(
+                conn, [a for a in alerts if (a.contact_id, a.model) not in lost], s.run_id
+            )
+            if groups and decided.rr_next is not None:
+                self.store.kv_set(conn, "owner_rr", decided.rr_next)
+        for _, act in decided.groups:
+            if (act.contact_id, act.model) in lost:
+                if act.kind == "crossing":
+                    s.crossings -= 1
+                else:
+                    s.immediate -= 1
+        if groups:
+            self.crash("after_intents")
+        for entries, _ in groups:
+            self._execute(entries, s)
+        queued, written = dict(pending.updates), dict(pending.written)
+        self._flush(pending, s, opts)
+        self._remember_serve_writes(written, queued, as_of)
+        if self.alerts is not None and (alerts or self.store.pending_actions()):
+            s.alerts = self.alerts.deliver(self.store).to_dict()
+        return s
+
+    def _resume_for(self, contact_ids: Sequence[str], s: RunSummary) -> None:
+        """Finish these contacts' intents left by an earlier attempt (a worker killed
+        between the intent and the CRM call): the ledger key makes the CRM call once."""
+        groups: dict[str, list[LedgerEntry]] = {}
+        for cid in contact_ids:
+            for e in self.store.ledger_for(cid):
+                if e.kind == LedgerKind.ALERT:
+                    continue
+                if e.status in (LedgerStatus.INTENT, LedgerStatus.FAILED):
+                    groups.setdefault(e.group_key, []).append(e)
+        s.actions_resumed += len(groups)
+        for entries in groups.values():
+            self._execute(entries, s)
+
+    def _remember_serve_writes(
+        self,
+        written: Mapping[str, list[tuple[str, str, float, str]]],
+        values: Mapping[str, ScoreUpdate],
+        at: datetime,
+    ) -> None:
+        """Record the score writes the CRM accepted (their written score is stored)."""
+        states = self.store.model_states(list(written))
+        done = [
+            cid
+            for cid, rows in written.items()
+            if any(
+                (st := states.get((cid, model))) is not None and st.written_score == score
+                for _, model, score, _band in rows
+            )
+        ]
+        if not done:
+            return
+        with self.store.tx() as conn:
+            known = self.store.kv_get(SERVE_WRITES_KEY, conn) or {}
+            for cid in done:
+                known[cid] = {"at": at.timestamp(), "values": dict(values[cid].values)}
+            self.store.kv_set(conn, SERVE_WRITES_KEY, known)
+
+    def _load_serve_writes(self) -> dict[str, Any]:
+        known = self.store.kv_get(SERVE_WRITES_KEY)
+        return dict(known) if isinstance(known, dict) else {}
+
+    def _forget_serve_writes(self, conn: Any, started: datetime) -> None:
+        """After a committed run: serve's writes made before the run read are settled
+        (read back as echoes, or never delivered); later ones wait for the next run."""
+        known = self.store.kv_get(SERVE_WRITES_KEY, conn)
+        if not isinstance(known, dict) or not known:
+            return
+        cut = started.timestamp()
+        kept = {c: w for c, w in known.items() if float(w.get("at", 0)) >= cut}
+        self.store.kv_set(conn, SERVE_WRITES_KEY, kept)
+
+    def _without_echoes(
+        self, batch: ReadBatch, serve_writes: Mapping[str, Any], s: RunSummary
+    ) -> ReadBatch:
+        """Contacts read back whose only change is ``leadsync serve``'s score write:
+        the fields the sync keeps are as stored and the score fields hold what serve
+        wrote. They are not applied again nor counted as read; everything else is."""
+        kept = []
+        for c in batch.contacts:
+            wrote = serve_writes.get(c.id)
+            if wrote is None or not self._is_echo(c, wrote.get("values") or {}):
+                kept.append(c)
+        if len(kept) == len(batch.contacts):
+            return batch
+        s.serve_echoes += len(batch.contacts) - len(kept)
+        return dataclasses.replace(batch, contacts=tuple(kept))
+
+    def _is_echo(self, c: Any, values: Mapping[str, Any]) -> bool:
+        stored, _ = self.store.get_contact(c.id)
+        if stored is None:
+            return False
+        now = {k: v for k, v in c.fields.items() if k in self.keep_fields and v is not None}
+        before = {k: v for k, v in stored.fields.items() if k != UPDATED_AT}
+        if json.dumps(now, sort_keys=True, default=str) != json.dumps(
+            before, sort_keys=True, default=str
+        ):
+            return False
+        for name, value in values.items():
+            got = c.fields.get(name)
+            if got is None:
+                continue  # the connector does not read this field back
+            try:
+                if abs(float(got) - float(value)) > 1e-6:
+                    return False
+            except (TypeError, ValueError):
+                if str(got) != str(value):
+                    return False
+        return True
 
     def _grow(self, phase: str, n: int) -> None:
         """Raise a phase's known total by ``n`` (writes and actions are decided chunk
