@@ -47,7 +47,7 @@ class RealTime:
 
 def start_realtime(world: HubSpotWorld, tmp_path: Path, **sync_kw: Any) -> RealTime:
     """The service on the world's state database (its inbox beside the sync's tables)."""
-    clock = Clock()
+    clock = Clock(world.clock.datetime())  # the world's time, moved on by hand
     inbox = Inbox(f"sqlite:///{tmp_path / 'e2e.db'}", now=clock)
     inbox.create()
     metrics = Metrics(depth=inbox.depth)
