@@ -54,6 +54,7 @@ def processor_for(
     from scheduler.cli_train import run_models
     from scheduler.serve.processor import SyncProcessor
     from scheduler.sync import Sync
+    from scheduler.writeback import crash_from_env
 
     redactor = redactor if redactor is not None else host_redactor(sync)
     loaded, scorer, notes = run_models(sync.model_paths(), load_model_files(sync.model_paths()))
@@ -62,7 +63,11 @@ def processor_for(
     check_band_fields(sync, loaded)
     store = open_store(sync)
     connector = make_connector(sync, redactor=redactor)
-    return SyncProcessor(Sync(sync, connector, store, loaded, scorer=scorer, redactor=redactor))
+    # The crash-safety tests kill the worker at a chosen point, as for ``leadsync run``.
+    crash = crash_from_env()
+    return SyncProcessor(
+        Sync(sync, connector, store, loaded, scorer=scorer, redactor=redactor, crash=crash)
+    )
 
 
 def _fail(line: str) -> None:

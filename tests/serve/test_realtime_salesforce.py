@@ -27,9 +27,7 @@ def rt(w: SalesforceWorld, tmp_path: Path) -> Iterator[RealTime]:
     service.close()
 
 
-def test_outbound_message_is_scored_and_acted_on_once(
-    w: SalesforceWorld, rt: RealTime
-) -> None:
+def test_outbound_message_is_scored_and_acted_on_once(w: SalesforceWorld, rt: RealTime) -> None:
     # a Contact without an open Opportunity (skip_if_open_deal would rightly hold back)
     busy = {
         r["ContactId"]
