@@ -21,7 +21,7 @@ from scheduler.serve.runner import start_in_thread
 from scheduler.serve.worker import Drainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
-from sync_e2e import HubSpotWorld, SalesforceWorld  # noqa: E402
+from sync_e2e import HubSpotWorld, SalesforceWorld
 
 __all__ = ["HubSpotWorld", "RealTime", "SalesforceWorld", "start_realtime"]
 

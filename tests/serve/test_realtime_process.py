@@ -11,13 +11,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import test_serve_process
 from realtime_world import HubSpotWorld
 from serve_helpers import HS_SECRET, PUBLIC, hs_event
-from test_serve_process import Proc, _until, procs  # noqa: F401  (a fixture)
+from test_serve_process import Proc, _until
 
 from scheduler.serve.inbox import TABLE
 
 pytestmark = pytest.mark.slow
+procs = test_serve_process.procs  # the fixture that kills what a test started
 
 
 @pytest.fixture
