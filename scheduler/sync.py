@@ -866,11 +866,13 @@ class Sync:
                     s.immediate -= 1
         if groups:
             self.crash("after_intents")
-        for entries, _ in groups:
-            self._execute(entries, s)
+        # The score first (what a rep sees at once), then the actions, whose intents
+        # are already in the ledger: a crash between them loses neither.
         queued, written = dict(pending.updates), dict(pending.written)
         self._flush(pending, s, opts)
         self._remember_serve_writes(written, queued, as_of)
+        for entries, _ in groups:
+            self._execute(entries, s)
         if self.alerts is not None and (alerts or self.store.pending_actions()):
             s.alerts = self.alerts.deliver(self.store).to_dict()
         return s
