@@ -84,11 +84,6 @@ BAND_FIELDS_KEY = "band_fields"
 # The digest of the fields last ensured: a real run checks (and creates) fields on a
 # baseline and whenever the set of fields it writes changed.
 FIELDS_KEY = "fields_ensured"
-# Score writes made by ``leadsync serve`` since the last committed run:
-# ``{contact id: {"at": epoch seconds, "values": {field: value}}}``. The next run
-# takes a contact it reads back with only those values changed for an echo of that
-# write, not for a change (docs/realtime.md, "Serve's own writes").
-SERVE_WRITES_KEY = "serve_writes"
 
 
 class SyncModel(Protocol):
@@ -592,7 +587,7 @@ class Sync:
         is exhausted, from connectors that have them; each bad row counts as a
         rejected record, so the run exits 1 while the good rows are still scored."""
         new_state: ConnectorState | None = None
-        self._serve_writes = self._load_serve_writes()
+        self._echo_check = self.store.has_serve_writes()
         self.progress.start("read", None)  # the CRM does not say how many changed
         for batch in self.connector.read_changes(state, until=started, events_since=events_since):
             self._apply(batch, s)
@@ -609,9 +604,8 @@ class Sync:
         return new_state
 
     def _apply(self, batch: ReadBatch, s: RunSummary) -> None:
-        echoes = getattr(self, "_serve_writes", None)
-        if echoes:
-            batch = self._without_echoes(batch, echoes, s)
+        if getattr(self, "_echo_check", False):
+            batch = self._without_echoes(batch, s)
         contacts = [
             StoredContact(
                 id=c.id,
@@ -776,27 +770,22 @@ class Sync:
         means another process (a run, another worker) took that crossing, and it is
         skipped. The ledger key makes a second attempt a no-op. Models whose baseline
         has not been committed yet are left to the scheduled run (no action on a
-        baseline). Score writes are recorded (``SERVE_WRITES_KEY``) so that the next
+        baseline). Score writes are recorded (``StateStore.add_serve_writes``) so that the next
         run does not take them for changes."""
         self._changed_ids = set()
         self._attempts = 0
         self._refusals = Counter()
         self._totals = {}
         self._first_refusal = {}
-        self._serve_writes = {}
+        self._echo_check = False
         opts = RunOptions()
         s = RunSummary(run_id="serve-" + uuid.uuid4().hex[:10])
         as_of = self.now()
         self._apply(batch, s)
         hashes = self.store.model_hashes()
         live = {m.name for m in self.models if hashes.get(m.name) == m.content_hash}
-        by_id: dict[str, StoredContact] = {}
-        events: list[dict[str, Any]] = []
-        for cid in dict.fromkeys(contact_ids):
-            contact, evs = self.store.get_contact(cid)
-            if contact is not None:
-                by_id[cid] = contact
-                events.extend(evs)
+        found, events = self.store.get_contacts(list(dict.fromkeys(contact_ids)))
+        by_id = {c.id: c for c in found}
         ids = list(by_id)
         self._resume_for(ids, s)
         if not ids or not live:
@@ -881,12 +870,10 @@ class Sync:
         """Finish these contacts' intents left by an earlier attempt (a worker killed
         between the intent and the CRM call): the ledger key makes the CRM call once."""
         groups: dict[str, list[LedgerEntry]] = {}
-        for cid in contact_ids:
-            for e in self.store.ledger_for(cid):
-                if e.kind == LedgerKind.ALERT:
-                    continue
-                if e.status in (LedgerStatus.INTENT, LedgerStatus.FAILED):
-                    groups.setdefault(e.group_key, []).append(e)
+        wanted = set(contact_ids)
+        for e in self.store.pending_actions():
+            if e.kind != LedgerKind.ALERT and e.contact_id in wanted:
+                groups.setdefault(e.group_key, []).append(e)
         s.actions_resumed += len(groups)
         for entries in groups.values():
             self._execute(entries, s)
@@ -899,49 +886,35 @@ class Sync:
     ) -> None:
         """Record the score writes the CRM accepted (their written score is stored)."""
         states = self.store.model_states(list(written))
-        done = [
-            cid
+        done = {
+            cid: dict(values[cid].values)
             for cid, rows in written.items()
             if any(
                 (st := states.get((cid, model))) is not None and st.written_score == score
                 for _, model, score, _band in rows
             )
-        ]
-        if not done:
-            return
-        with self.store.tx() as conn:
-            known = self.store.kv_get(SERVE_WRITES_KEY, conn) or {}
-            for cid in done:
-                known[cid] = {"at": at.timestamp(), "values": dict(values[cid].values)}
-            self.store.kv_set(conn, SERVE_WRITES_KEY, known)
-
-    def _load_serve_writes(self) -> dict[str, Any]:
-        known = self.store.kv_get(SERVE_WRITES_KEY)
-        return dict(known) if isinstance(known, dict) else {}
+        }
+        if done:
+            with self.store.tx() as conn:
+                self.store.add_serve_writes(conn, done, at.timestamp())
 
     def _forget_serve_writes(self, conn: Any, started: datetime) -> None:
         """After a committed run: serve's writes made before the run read are settled
         (read back as echoes, or never delivered); later ones wait for the next run."""
-        known = self.store.kv_get(SERVE_WRITES_KEY, conn)
-        if not isinstance(known, dict) or not known:
-            return
-        cut = started.timestamp()
-        kept = {c: w for c, w in known.items() if float(w.get("at", 0)) >= cut}
-        self.store.kv_set(conn, SERVE_WRITES_KEY, kept)
+        self.store.forget_serve_writes(conn, started.timestamp())
 
-    def _without_echoes(
-        self, batch: ReadBatch, serve_writes: Mapping[str, Any], s: RunSummary
-    ) -> ReadBatch:
+    def _without_echoes(self, batch: ReadBatch, s: RunSummary) -> ReadBatch:
         """Contacts read back whose only change is ``leadsync serve``'s score write:
         the fields the sync keeps are as stored and the score fields hold what serve
         wrote. They are not applied again nor counted as read; everything else is."""
-        kept = []
-        for c in batch.contacts:
-            wrote = serve_writes.get(c.id)
-            if wrote is None or not self._is_echo(c, wrote.get("values") or {}):
-                kept.append(c)
-        if len(kept) == len(batch.contacts):
+        serve_writes = self.store.serve_writes([c.id for c in batch.contacts])
+        if not serve_writes:
             return batch
+        kept = [
+            c
+            for c in batch.contacts
+            if c.id not in serve_writes or not self._is_echo(c, serve_writes[c.id])
+        ]
         s.serve_echoes += len(batch.contacts) - len(kept)
         return dataclasses.replace(batch, contacts=tuple(kept))
 
