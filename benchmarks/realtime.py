@@ -22,8 +22,9 @@ stalled service cannot hide its stall by slowing the generator (coordinated omis
    an item is done once its contact's score is written) and the API calls per event
    against the minimum the benchmark derives from the batches the worker formed:
    per batch of k contacts, one batch read per 100 and one association read per
-   engagement type per 1,000, the engagement batch reads the sandbox served, and one
-   batch update per 100 written. Target: p95 under 2 s at 50 events/s; calls within
+   engagement type per 1,000, the engagement batch reads the sandbox served, one
+   batch update per 100 written, and for actions one create per deal and per task and
+   one open-deal check per batch that acted. Target: p95 under 2 s at 50 events/s; calls within
    1.25x of the minimum.
 
 The machine's load (load average, CPUs, the service's CPU time) is printed with the
@@ -367,6 +368,14 @@ def to_score(folder: Path, rate: float, seconds: float, contacts: int) -> dict[s
                 for k in batches.values()
             )
             + engagement_reads
+            # Actions: one create per deal and per task, and one open-deal check
+            # (contact-to-deal associations) per batch that had a crossing.
+            + routes.get("POST /crm/v3/objects/deals", 0)
+            + routes.get("POST /crm/v3/objects/tasks", 0)
+            + min(
+                routes.get("POST /crm/v4/associations/contacts/deals/batch/read", 0),
+                len(batches),
+            )
         )
         calls = int(stats["total"])
         return {
