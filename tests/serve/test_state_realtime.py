@@ -76,9 +76,15 @@ def test_emails_are_found_without_case_and_wildcards_do_not_match(store: StateSt
         store.upsert_contacts(
             conn,
             [
-                StoredContact("1", "contact", converted=False, fields={"email": "Ann.Lee@Example.com"}),
-                StoredContact("2", "contact", converted=False, fields={"email": "annxlee@example.com"}),
-                StoredContact("3", "contact", converted=False, fields={"note": "ann.lee@example.com"}),
+                StoredContact(
+                    "1", "contact", converted=False, fields={"email": "Ann.Lee@Example.com"}
+                ),
+                StoredContact(
+                    "2", "contact", converted=False, fields={"email": "annxlee@example.com"}
+                ),
+                StoredContact(
+                    "3", "contact", converted=False, fields={"note": "ann.lee@example.com"}
+                ),
             ],
         )
     found = store.contacts_for_emails(["ann.lee@example.com", "a%@example.com", "nobody@x.org"])
