@@ -12,6 +12,7 @@ as a demo request); then a final run that finds nothing new to do.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -663,9 +664,28 @@ def register(app: typer.Typer) -> None:
             help="Where to write the HTML report of the demo's world (backtest and KPIs).",
         ),
         no_report: Annotated[bool, typer.Option("--no-report", help="Write no report.")] = False,
+        realtime: Annotated[
+            bool,
+            typer.Option(
+                "--realtime",
+                help="Show leadsync serve beside the sandbox: a demo request scored and "
+                "acted on within seconds (HubSpot).",
+            ),
+        ] = False,
     ) -> None:
         """A complete sync against an embedded sandbox CRM: no account, no network."""
         setup_logging()
+        if realtime:
+            with _guard():
+                if crm != "hubspot":
+                    raise UsageError(["--realtime: the real-time demo runs on --crm hubspot"])
+                from scheduler.serve.demo import run_realtime_demo
+
+                quiet = (lambda _text: None) if as_json else _out
+                shown = run_realtime_demo(contacts=contacts, say=quiet)
+            if as_json:
+                _out(json.dumps(dataclasses.asdict(shown)))
+            return
         with _guard():
             result = run_demo(
                 crm,

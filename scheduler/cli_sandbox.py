@@ -54,6 +54,28 @@ class SandboxOptions:
     # tests and benchmarks); 1 is the single portal with ``token``.
     portals: int = 1
     tokens_out: Path | None = None  # where to write the portals' tokens, one a line
+    # Real time (docs/realtime.md): HubSpot webhooks to this URL, signed with the
+    # app's client secret; Salesforce Outbound Messages to that one.
+    webhook_url: str | None = None
+    client_secret: str | None = None
+    outbound_url: str | None = None
+    # HubSpot properties with a propertyChange subscription (HubSpot has no wildcard)
+    subscribed: tuple[str, ...] = (
+        "jobtitle",
+        "lifecyclestage",
+        "hs_lead_status",
+        "numemployees",
+        "industry",
+        "country",
+        "email",
+        "recent_conversion_date",
+        "recent_conversion_event_name",
+        "hs_email_last_click_date",
+        "hs_email_last_open_date",
+        "hs_analytics_last_visit_timestamp",
+        "hs_analytics_num_page_views",
+        "notes_last_contacted",
+    )
 
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
@@ -113,6 +135,17 @@ def check_options(opts: SandboxOptions) -> None:
         raise SandboxStartError("--portals: only the HubSpot sandbox holds many portals")
     if opts.tokens_out is not None and not opts.tokens_out.parent.exists():
         raise SandboxStartError(f"--tokens-out: directory {opts.tokens_out.parent} does not exist")
+    for flag, url in (("--webhook-url", opts.webhook_url), ("--outbound-url", opts.outbound_url)):
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise SandboxStartError(f"{flag}: expected an http:// or https:// URL, got {url!r}")
+    if opts.webhook_url is not None and not opts.client_secret:
+        raise SandboxStartError("--webhook-url: give the app's --client-secret to sign with")
+    if opts.webhook_url is not None and opts.crm == "salesforce":
+        raise SandboxStartError("--webhook-url: HubSpot webhooks need --crm hubspot or both")
+    if opts.outbound_url is not None and opts.crm == "hubspot":
+        raise SandboxStartError("--outbound-url: Outbound Messages need --crm salesforce or both")
+    if (opts.webhook_url or opts.outbound_url) and opts.portals > 1:
+        raise SandboxStartError("--webhook-url/--outbound-url: not with --portals")
     if opts.ca_out is not None and not opts.ca_out.parent.exists():
         raise SandboxStartError(f"--ca-out: directory {opts.ca_out.parent} does not exist")
 
@@ -231,6 +264,15 @@ def run_sandbox(
                     f"{obj}.{f['name']}" for obj, specs in fields.items() for f in specs
                 )
                 echo(f"  leadsync fields:  {created}")
+        senders = _senders(opts, sandboxes, clock, echo)
+        if senders:
+            deliverer = threading.Thread(
+                target=_deliver_on_timer,
+                args=(senders, wait or stop.wait),
+                name="sandbox-deliver",
+                daemon=True,
+            )
+            deliverer.start()
         echo(
             "Control routes:     /__sandbox/faults, /__sandbox/stats, /__sandbox/reset, "
             "/__sandbox/fields, /__sandbox/simulate"
@@ -255,6 +297,44 @@ def run_sandbox(
             ticker.join(10)
         for server in servers:
             server.close()
+
+
+def _senders(
+    opts: SandboxOptions, sandboxes: list[Any], clock: Clock, echo: Callable[[str], None]
+) -> list[Any]:
+    """Attach the webhook sender and the Outbound Messenger the options ask for."""
+    senders: list[Any] = []
+    for sandbox in sandboxes:
+        flavour = type(sandbox).__name__
+        if flavour == "HubSpotSandbox" and opts.webhook_url and opts.client_secret:
+            from connectors.sandbox.hubspot.store import attach_webhooks
+            from connectors.sandbox.hubspot.webhooks import WebhookSender
+
+            sender = WebhookSender(
+                opts.webhook_url,
+                opts.client_secret,
+                clock,
+                subscribed=frozenset(opts.subscribed),
+            )
+            attach_webhooks(sandbox.store, sender)
+            senders.append(sender)
+            echo(f"  webhooks to:      {opts.webhook_url}  (signed v3)")
+        elif flavour == "SalesforceSandbox" and opts.outbound_url:
+            from connectors.sandbox.salesforce.outbound import OutboundMessenger
+            from connectors.sandbox.salesforce.sandbox import ORG_ID
+
+            messenger = OutboundMessenger(opts.outbound_url, ORG_ID, clock)
+            sandbox.store.outbound = messenger
+            senders.append(messenger)
+            echo(f"  Outbound Messages to: {opts.outbound_url}  (organization {ORG_ID})")
+    return senders
+
+
+def _deliver_on_timer(senders: list[Any], wait: Callable[[float], bool]) -> None:
+    """Deliver what is queued (and the retries that are due) about once a second."""
+    while not wait(1.0):
+        for sender in senders:
+            sender.flush()
 
 
 def _serve_portals(
@@ -401,6 +481,21 @@ def register(app: typer.Typer) -> None:
         tokens_out: Path | None = typer.Option(
             None, "--tokens-out", help="With --portals: write the tokens here, one a line"
         ),
+        webhook_url: str | None = typer.Option(
+            None,
+            "--webhook-url",
+            help="Deliver signed HubSpot webhooks to this URL (leadsync serve's "
+            "/webhooks/hubspot, as its serve.public_url spells it)",
+        ),
+        client_secret: str | None = typer.Option(
+            None, "--client-secret", help="The HubSpot app's client secret to sign with"
+        ),
+        outbound_url: str | None = typer.Option(
+            None,
+            "--outbound-url",
+            help="Send Salesforce Outbound Messages to this URL "
+            "(leadsync serve's /webhooks/salesforce/TOKEN)",
+        ),
     ) -> None:
         """Serve a fake HubSpot and/or Salesforce on loopback until interrupted."""
         opts = SandboxOptions(
@@ -422,6 +517,9 @@ def register(app: typer.Typer) -> None:
             ca_dir=ca_dir,
             portals=portals,
             tokens_out=tokens_out,
+            webhook_url=webhook_url,
+            client_secret=client_secret,
+            outbound_url=outbound_url,
         )
         stop = threading.Event()
         if threading.current_thread() is threading.main_thread():

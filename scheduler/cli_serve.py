@@ -15,23 +15,59 @@ from typing import Annotated
 
 import typer
 
+from connectors.base import ConnectorError
 from connectors.runtime import Redactor
 from scheduler.cli_common import EXIT_USAGE
+from scheduler.cli_sync import UsageError
 from scheduler.config import ConfigError, SyncConfig, redact
 from scheduler.serve.config import load_serve_config
 from scheduler.serve.inbox import InboxError
 from scheduler.serve.runner import build_service, serve_on
 from scheduler.serve.settings import ServeConfig
 from scheduler.serve.worker import Processor, RecordingProcessor
+from scheduler.state import StateError
 
 __all__ = ["processor_for", "register", "serve_command"]
 
 
-def processor_for(sync: SyncConfig, serve: ServeConfig, *, record_to: Path | None) -> Processor:
-    """The processor the worker calls. Until the sync's contact-level pass is wired in,
-    it records what would be processed (the log, and ``record_to`` as JSON lines)."""
-    del sync, serve
-    return RecordingProcessor(record_to=record_to)
+def processor_for(
+    sync: SyncConfig,
+    serve: ServeConfig,
+    *,
+    record_to: Path | None,
+    redactor: Redactor | None = None,
+) -> Processor:
+    """The processor the worker calls: the sync's per-contact pass over the
+    configuration's connector, models and state store (``SyncProcessor``). With
+    ``record_to`` it only records what it would process (JSON lines), touching no CRM:
+    a dry rehearsal of the wiring."""
+    del serve
+    if record_to is not None:
+        return RecordingProcessor(record_to=record_to)
+    from scheduler.cli_sync import (
+        check_band_fields,
+        host_redactor,
+        load_model_files,
+        make_connector,
+        open_store,
+    )
+    from scheduler.cli_train import run_models
+    from scheduler.serve.processor import SyncProcessor
+    from scheduler.sync import Sync
+    from scheduler.writeback import crash_from_env
+
+    redactor = redactor if redactor is not None else host_redactor(sync)
+    loaded, scorer, notes = run_models(sync.model_paths(), load_model_files(sync.model_paths()))
+    for note in notes:
+        sys.stderr.write(redact(f"warning: {note}") + "\n")
+    check_band_fields(sync, loaded)
+    store = open_store(sync)
+    connector = make_connector(sync, redactor=redactor)
+    # The crash-safety tests kill the worker at a chosen point, as for ``leadsync run``.
+    crash = crash_from_env()
+    return SyncProcessor(
+        Sync(sync, connector, store, loaded, scorer=scorer, redactor=redactor, crash=crash)
+    )
 
 
 def _fail(line: str) -> None:
@@ -50,18 +86,7 @@ def serve_command(
             sys.stderr.write(redact(line) + "\n")
         raise typer.Exit(EXIT_USAGE) from None
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
-    redactor = Redactor(serve.secrets())
-    try:
-        service = build_service(
-            sync,
-            serve,
-            processor=processor_for(sync, serve, record_to=record_to) if worker else None,
-            worker=worker,
-            redactor=redactor,
-        )
-    except InboxError as exc:
-        _fail(f"error: {exc}")
-        return
+    # The port first: a taken port is said before anything is opened or read.
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
@@ -69,8 +94,30 @@ def serve_command(
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        service.inbox.close()
         _fail(f"error: --port: cannot listen on {host}:{port}: {exc.strerror or exc}")
+        return
+
+    redactor = Redactor(serve.secrets())
+    try:
+        service = build_service(
+            sync,
+            serve,
+            processor=(
+                processor_for(sync, serve, record_to=record_to, redactor=redactor)
+                if worker
+                else None
+            ),
+            worker=worker,
+            redactor=redactor,
+        )
+    except UsageError as exc:
+        sock.close()
+        for line in exc.lines:
+            sys.stderr.write(redact(line) + "\n")
+        raise typer.Exit(EXIT_USAGE) from None
+    except (InboxError, StateError, ConnectorError) as exc:
+        sock.close()
+        _fail(f"error: {exc}")
         return
 
     def started(h: str, p: int) -> None:

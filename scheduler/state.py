@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StateError(Exception):
@@ -184,6 +184,16 @@ def _tables(md: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("key", sa.String(200), primary_key=True),
         sa.Column("value", sa.Text, nullable=False),
     )
+    # Score writes made by ``leadsync serve`` since the last committed run, so that the
+    # run takes a contact read back with only those values changed for an echo of the
+    # write (migration 3).
+    t["serve_writes"] = sa.Table(
+        "ls_serve_writes",
+        md,
+        sa.Column("contact_id", sa.String(100), primary_key=True),
+        sa.Column("written_at", sa.Float, nullable=False, index=True),
+        sa.Column("scores", sa.Text, nullable=False),
+    )
     t["locks"] = sa.Table(
         "ls_locks",
         md,
@@ -246,10 +256,16 @@ def _migration_2(conn: Connection, tables: dict[str, sa.Table]) -> None:
     _add_column(conn, tables["rejected"], "next_attempt_at")
 
 
+def _migration_3(conn: Connection, tables: dict[str, sa.Table]) -> None:
+    """The table of ``leadsync serve``'s score writes."""
+    tables["serve_writes"].create(conn, checkfirst=True)
+
+
 # Append-only: (version, function). A released migration is never edited.
 MIGRATIONS: list[tuple[int, Callable[[Connection, dict[str, sa.Table]], None]]] = [
     (1, _migration_1),
     (2, _migration_2),
+    (3, _migration_3),
 ]
 
 
@@ -700,6 +716,39 @@ class StateStore:
                 events.append(item)
         return StoredContact(r.contact_id, r.kind, bool(r.converted), loads(r.fields) or {}), events
 
+    def get_contacts(
+        self, contact_ids: Sequence[str]
+    ) -> tuple[list[StoredContact], list[dict[str, Any]]]:
+        """Several contacts and their events in two queries per 500 ids (the real-time
+        worker's batch), in the shape :meth:`iter_chunks` yields."""
+        c, ev = self.t["contacts"], self.t["events"]
+        contacts: list[StoredContact] = []
+        events: list[dict[str, Any]] = []
+        with self.tx() as conn:
+            for chunk in _chunks(list(contact_ids), 500):
+                for r in conn.execute(sa.select(c).where(c.c.contact_id.in_(chunk))):
+                    contacts.append(
+                        StoredContact(
+                            r.contact_id, r.kind, bool(r.converted), loads(r.fields) or {}
+                        )
+                    )
+                q = (
+                    sa.select(ev)
+                    .where(ev.c.contact_id.in_(chunk))
+                    .order_by(ev.c.contact_id, ev.c.occurred_at, ev.c.event_id)
+                )
+                for e in conn.execute(q):
+                    attrs = loads(e.attributes) or {}
+                    item = {k: v for k, v in attrs.items() if k not in _EVENT_KEYS}
+                    item.update(
+                        id=e.event_id,
+                        contact_id=e.contact_id,
+                        type=e.type,
+                        occurred_at=from_epoch(e.occurred_at),
+                    )
+                    events.append(item)
+        return contacts, events
+
     # ------------------------------------------------------------- model state
     def model_states(self, contact_ids: Sequence[str]) -> dict[tuple[str, str], ModelState]:
         ms = self.t["model_state"]
@@ -739,6 +788,114 @@ class StateStore:
         ]
         if rows:
             _upsert(conn, self.t["model_state"], rows, ["contact_id", "model"])
+
+    def swap_model_state(self, conn: Connection, old: ModelState | None, new: ModelState) -> bool:
+        """Compare-and-set of one (contact, model) state: ``new`` replaces ``old`` only
+        if the stored row still is ``old`` (``None``: no row yet). Used by processes
+        that act without the pipeline lock (``leadsync serve``): called in the same
+        transaction as the intents that consume a crossing, a lost swap (False) means
+        another process consumed it first, and its intents must not be added. The
+        written score is not compared: it is the write-back's, not the crossing's."""
+        ms = self.t["model_state"]
+        now = self.clock()
+        values = {
+            "armed": new.armed,
+            "crossings": new.crossings,
+            "last_event": new.last_event,
+            "baseline_hot": new.baseline_hot,
+            "updated_at": now,
+        }
+        if old is None:
+            if conn.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+                stmt = pg_insert(ms)
+            else:
+                from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+                stmt = sqlite_insert(ms)  # type: ignore[assignment]
+            row = {
+                "contact_id": new.contact_id,
+                "model": new.model,
+                "written_score": new.written_score,
+                "written_band": new.written_band,
+                **values,
+            }
+            # RETURNING, not rowcount: psycopg reports -1 for an INSERT ... ON CONFLICT.
+            inserted = conn.execute(
+                stmt.values(**row)
+                .on_conflict_do_nothing(index_elements=["contact_id", "model"])
+                .returning(ms.c.contact_id)
+            ).first()
+            return inserted is not None
+        res = conn.execute(
+            ms.update()
+            .where(
+                ms.c.contact_id == old.contact_id,
+                ms.c.model == old.model,
+                ms.c.armed == old.armed,
+                ms.c.crossings == old.crossings,
+                ms.c.last_event.is_not_distinct_from(old.last_event),
+                ms.c.baseline_hot == old.baseline_hot,
+            )
+            .values(**values)
+        )
+        return bool(res.rowcount == 1)
+
+    # ----------------------------------------------------- serve's own writes
+    def add_serve_writes(
+        self, conn: Connection, written: Mapping[str, Mapping[str, Any]], at: float
+    ) -> None:
+        """Remember score writes of ``leadsync serve``: ``{contact id: {field: value}}``."""
+        rows = [
+            {"contact_id": cid, "written_at": at, "scores": dumps(dict(values))}
+            for cid, values in written.items()
+        ]
+        if rows:
+            _upsert(conn, self.t["serve_writes"], rows, ["contact_id"])
+
+    def serve_writes(self, contact_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The remembered writes of these contacts: ``{id: {field: value}}``."""
+        sw = self.t["serve_writes"]
+        out: dict[str, dict[str, Any]] = {}
+        with self.tx() as conn:
+            for chunk in _chunks(list(contact_ids), 500):
+                for r in conn.execute(sa.select(sw).where(sw.c.contact_id.in_(chunk))):
+                    out[r.contact_id] = loads(r.scores) or {}
+        return out
+
+    def has_serve_writes(self) -> bool:
+        sw = self.t["serve_writes"]
+        with self.tx() as conn:
+            return conn.execute(sa.select(sw.c.contact_id).limit(1)).first() is not None
+
+    def forget_serve_writes(self, conn: Connection, before: float) -> None:
+        """Drop the writes made before ``before`` (settled by a committed run)."""
+        sw = self.t["serve_writes"]
+        conn.execute(sw.delete().where(sw.c.written_at < before))
+
+    def contacts_for_emails(self, emails: Sequence[str]) -> dict[str, str]:
+        """``{e-mail: contact id}`` for the stored contacts with these e-mails (compared
+        without case). The copy keeps fields as JSON text: a ``LIKE`` narrows the rows,
+        the parsed field decides."""
+        wanted = {e.strip().lower() for e in emails if e and e.strip()}
+        out: dict[str, str] = {}
+        if not wanted:
+            return out
+        ct = self.t["contacts"]
+        with self.tx() as conn:
+            for email in sorted(wanted):
+                pattern = (
+                    "%" + email.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+                )
+                q = sa.select(ct.c.contact_id, ct.c.fields).where(
+                    sa.func.lower(ct.c.fields).like(pattern, escape="\\")
+                )
+                for r in conn.execute(q.order_by(ct.c.contact_id)):
+                    value = (loads(r.fields) or {}).get("email")
+                    if isinstance(value, str) and value.strip().lower() == email:
+                        out.setdefault(email, r.contact_id)
+        return out
 
     def set_written(self, conn: Connection, written: Sequence[tuple[str, str, float, str]]) -> None:
         """Record scores the CRM accepted: (contact_id, model, score, band)."""

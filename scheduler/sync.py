@@ -185,6 +185,8 @@ class RunSummary:
     # counted in ``rejected``, printed on stderr, kept out of the JSON summary.
     bad_rows: list[str] = field(default_factory=list)
     orphan_events: int = 0
+    # Contacts read back whose only change was a score write of ``leadsync serve``.
+    serve_echoes: int = 0
     outcomes_read: int = 0
     outcomes_error: str | None = (
         None  # the outcome read failed; the run went on  # deals and Lead conversions read into the outcome tables
@@ -526,6 +528,7 @@ class Sync:
             self.store.kv_set(conn, BAND_FIELDS_KEY, self._band_fields())
             if hist is not None:
                 self.store.prune_events(conn, started - hist)
+            self._forget_serve_writes(conn, started)
         if self.alerts is not None:
             s.alerts = self.alerts.deliver(self.store).to_dict()
 
@@ -585,6 +588,7 @@ class Sync:
         is exhausted, from connectors that have them; each bad row counts as a
         rejected record, so the run exits 1 while the good rows are still scored."""
         new_state: ConnectorState | None = None
+        self._echo_check = self.store.has_serve_writes()
         self.progress.start("read", None)  # the CRM does not say how many changed
         for batch in self.connector.read_changes(state, until=started, events_since=events_since):
             self._apply(batch, s)
@@ -601,6 +605,8 @@ class Sync:
         return new_state
 
     def _apply(self, batch: ReadBatch, s: RunSummary) -> None:
+        if getattr(self, "_echo_check", False):
+            batch = self._without_echoes(batch, s)
         contacts = [
             StoredContact(
                 id=c.id,
@@ -751,6 +757,189 @@ class Sync:
         self._execute(acting, s)
         self._flush(pending, s, opts)
         s.rejected_waiting = len(waited)
+
+    # ------------------------------------------------ real time (leadsync serve)
+    def score_now(self, batch: ReadBatch, contact_ids: Sequence[str]) -> RunSummary:
+        """The per-contact pass of ``leadsync serve``: apply ``batch`` (contacts read by
+        id, their events, product events, merges and deletions) to the local copy,
+        re-score ``contact_ids``, fire immediate rules and crossings through the same
+        ledger as a run, write the scores, and deliver alerts.
+
+        It never takes the pipeline lock (a scheduled run holds it for minutes). A
+        crossing is consumed by a compare-and-set of its model state in the same
+        transaction as its intents (``StateStore.swap_model_state``): a lost swap
+        means another process (a run, another worker) took that crossing, and it is
+        skipped. The ledger key makes a second attempt a no-op. Models whose baseline
+        has not been committed yet are left to the scheduled run (no action on a
+        baseline). Score writes are recorded (``StateStore.add_serve_writes``) so that the next
+        run does not take them for changes."""
+        self._changed_ids = set()
+        self._attempts = 0
+        self._refusals = Counter()
+        self._totals = {}
+        self._first_refusal = {}
+        self._echo_check = False
+        opts = RunOptions()
+        s = RunSummary(run_id="serve-" + uuid.uuid4().hex[:10])
+        as_of = self.now()
+        self._apply(batch, s)
+        hashes = self.store.model_hashes()
+        live = {m.name for m in self.models if hashes.get(m.name) == m.content_hash}
+        found, events = self.store.get_contacts(list(dict.fromkeys(contact_ids)))
+        by_id = {c.id: c for c in found}
+        ids = list(by_id)
+        self._resume_for(ids, s)
+        if not ids or not live:
+            return s
+        by_name = {m.name: m for m in self.models}
+        results = self.scorer(
+            self.models, [{"id": c.id, **c.fields} for c in by_id.values()], events, as_of=as_of
+        )
+        s.contacts_scored = len(ids)
+        states = self.store.model_states(ids)
+        waiting = self._rejected_waiting(as_of, opts)
+        pending = _Pending()
+        changed: dict[tuple[str, str], ModelState] = {}
+        candidates: list[tuple[Action, ModelState, bool, str | None]] = []
+        for r in results:
+            if r.model not in live:
+                continue
+            model = by_name[r.model]
+            c = by_id[r.contact_id]
+            old = states.get((r.contact_id, r.model))
+            st = old or ModelState(
+                r.contact_id, r.model, None, None, armed=True, crossings=0, last_event=None
+            )
+            token = event_token(r.immediate_event) if r.immediate else None
+            crossing = st.armed and r.score >= model.threshold
+            if not st.armed and r.score < model.rearm_below:
+                st = _replace(st, armed=True, baseline_hot=False)
+            if crossing or (token is not None and token != st.last_event):
+                act = Action(
+                    contact_id=r.contact_id,
+                    model=r.model,
+                    kind="crossing" if crossing else "immediate",
+                    token="",
+                    score=float(r.score),
+                    band=str(r.band),
+                    contact_kind=c.kind,
+                    fields=c.fields,
+                    reasons=tuple(r.reasons),
+                )
+                candidates.append((act, st, crossing, token))
+            if old is None or _state_key(st) != _state_key(old):
+                changed[(r.contact_id, r.model)] = st
+            if c.id not in waiting and needs_write(
+                old, float(r.score), str(r.band), self.wb.min_change
+            ):
+                self._queue_write(pending, c, model, float(r.score), str(r.band))
+        pool = OwnerPool(self.wb.on_cross.owners.pool, self.connector.list_owners)
+        decided = self._decide(candidates, by_id, changed, pool, as_of, s, 0)
+        alerts = self.alerts.plan(decided.groups, now=as_of) if self.alerts else []
+        lost: set[tuple[str, str]] = set()
+        with self.store.tx() as conn:
+            for key, new in changed.items():
+                if not self.store.swap_model_state(conn, states.get(key), new):
+                    lost.add(key)  # another process moved this state first
+            groups = [g for g in decided.groups if (g[1].contact_id, g[1].model) not in lost]
+            self.store.add_intents(conn, [e for entries, _ in groups for e in entries], s.run_id)
+            self.store.add_intents(
+                conn, [a for a in alerts if (a.contact_id, a.model) not in lost], s.run_id
+            )
+            if groups and decided.rr_next is not None:
+                self.store.kv_set(conn, "owner_rr", decided.rr_next)
+        for _, act in decided.groups:
+            if (act.contact_id, act.model) in lost:
+                if act.kind == "crossing":
+                    s.crossings -= 1
+                else:
+                    s.immediate -= 1
+        if groups:
+            self.crash("after_intents")
+        # The score first (what a rep sees at once), then the actions, whose intents
+        # are already in the ledger: a crash between them loses neither.
+        queued, written = dict(pending.updates), dict(pending.written)
+        self._flush(pending, s, opts)
+        self._remember_serve_writes(written, queued, as_of)
+        for entries, _ in groups:
+            self._execute(entries, s)
+        if self.alerts is not None and (alerts or self.store.pending_actions()):
+            s.alerts = self.alerts.deliver(self.store).to_dict()
+        return s
+
+    def _resume_for(self, contact_ids: Sequence[str], s: RunSummary) -> None:
+        """Finish these contacts' intents left by an earlier attempt (a worker killed
+        between the intent and the CRM call): the ledger key makes the CRM call once."""
+        groups: dict[str, list[LedgerEntry]] = {}
+        wanted = set(contact_ids)
+        for e in self.store.pending_actions():
+            if e.kind != LedgerKind.ALERT and e.contact_id in wanted:
+                groups.setdefault(e.group_key, []).append(e)
+        s.actions_resumed += len(groups)
+        for entries in groups.values():
+            self._execute(entries, s)
+
+    def _remember_serve_writes(
+        self,
+        written: Mapping[str, list[tuple[str, str, float, str]]],
+        values: Mapping[str, ScoreUpdate],
+        at: datetime,
+    ) -> None:
+        """Record the score writes the CRM accepted (their written score is stored)."""
+        states = self.store.model_states(list(written))
+        done = {
+            cid: dict(values[cid].values)
+            for cid, rows in written.items()
+            if any(
+                (st := states.get((cid, model))) is not None and st.written_score == score
+                for _, model, score, _band in rows
+            )
+        }
+        if done:
+            with self.store.tx() as conn:
+                self.store.add_serve_writes(conn, done, at.timestamp())
+
+    def _forget_serve_writes(self, conn: Any, started: datetime) -> None:
+        """After a committed run: serve's writes made before the run read are settled
+        (read back as echoes, or never delivered); later ones wait for the next run."""
+        self.store.forget_serve_writes(conn, started.timestamp())
+
+    def _without_echoes(self, batch: ReadBatch, s: RunSummary) -> ReadBatch:
+        """Contacts read back whose only change is ``leadsync serve``'s score write:
+        the fields the sync keeps are as stored and the score fields hold what serve
+        wrote. They are not applied again nor counted as read; everything else is."""
+        serve_writes = self.store.serve_writes([c.id for c in batch.contacts])
+        if not serve_writes:
+            return batch
+        kept = [
+            c
+            for c in batch.contacts
+            if c.id not in serve_writes or not self._is_echo(c, serve_writes[c.id])
+        ]
+        s.serve_echoes += len(batch.contacts) - len(kept)
+        return dataclasses.replace(batch, contacts=tuple(kept))
+
+    def _is_echo(self, c: Any, values: Mapping[str, Any]) -> bool:
+        stored, _ = self.store.get_contact(c.id)
+        if stored is None:
+            return False
+        now = {k: v for k, v in c.fields.items() if k in self.keep_fields and v is not None}
+        before = {k: v for k, v in stored.fields.items() if k != UPDATED_AT}
+        if json.dumps(now, sort_keys=True, default=str) != json.dumps(
+            before, sort_keys=True, default=str
+        ):
+            return False
+        for name, value in values.items():
+            got = c.fields.get(name)
+            if got is None:
+                continue  # the connector does not read this field back
+            try:
+                if abs(float(got) - float(value)) > 1e-6:
+                    return False
+            except (TypeError, ValueError):
+                if str(got) != str(value):
+                    return False
+        return True
 
     def _grow(self, phase: str, n: int) -> None:
         """Raise a phase's known total by ``n`` (writes and actions are decided chunk

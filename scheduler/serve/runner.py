@@ -42,7 +42,18 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
-        self.redactor = redactor
+        # Every service started in this process adds its redactor: uvicorn's loggers
+        # are process-wide, and a second service (tests, the demo) has other secrets.
+        self.redactors: list[Redactor] = [redactor]
+
+    def add(self, redactor: Redactor) -> None:
+        if all(r is not redactor for r in self.redactors):
+            self.redactors.append(redactor)
+
+    def redactor(self, text: str) -> str:
+        for r in self.redactors:
+            text = r(text)
+        return text
 
     def _clean(self, value: object) -> object:
         return self.redactor(value) if isinstance(value, str) else value
@@ -60,7 +71,10 @@ class RedactingFilter(logging.Filter):
 def redact_uvicorn_logs(redactor: Redactor) -> None:
     for name in _UVICORN_LOGGERS:
         logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+        found = [f for f in logger.filters if isinstance(f, RedactingFilter)]
+        if found:
+            found[0].add(redactor)
+        else:
             logger.addFilter(RedactingFilter(redactor))
 
 

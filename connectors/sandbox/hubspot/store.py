@@ -23,6 +23,7 @@ from connectors.sandbox.hubspot.schema import (
     lifecycle_date_property,
 )
 from connectors.sandbox.hubspot.table import Props, Table
+from connectors.sandbox.hubspot.webhooks import WebhookSender
 from connectors.sandbox.world import (
     ACTIVITY_TYPES,
     CAMPAIGNS,
@@ -88,6 +89,74 @@ class ExtraActivity:
     kind: int
     ts: float
     detail: int
+
+
+class WatchedContacts(Table):
+    """The contacts table, telling a subscribed :class:`WebhookSender` what changes, as
+    HubSpot's webhooks do: creations, changes of subscribed properties, deletions and
+    merges. Every write of the API (and of ``simulate``) goes through here, so the
+    deliveries cannot miss a change the API made. A merge archives both records for
+    good and creates the survivor with ``hs_merged_object_ids``: those archives are
+    held until the create tells a merge from a purge."""
+
+    sender: WebhookSender | None = None
+    _held: list[int]
+
+    def _send(self) -> WebhookSender | None:
+        sender = self.sender
+        if sender is not None:
+            self.release()
+        return sender
+
+    def release(self) -> None:
+        """Send held removals that turned out not to be part of a merge."""
+        held, self._held = getattr(self, "_held", []), []
+        if self.sender is not None:
+            for object_id in held:
+                self.sender.contact_deleted(object_id)
+
+    def create(self, props: Props, now: float) -> int:
+        held = list(getattr(self, "_held", []))
+        merged = [int(v) for v in props.get("hs_merged_object_ids", "").split(";") if v]
+        absorbed = [i for i in held if i in merged]
+        self._held = [i for i in held if i not in merged]
+        slot = super().create(props, now)
+        sender = self._send()
+        if sender is not None:
+            object_id = int(self.ids[slot])
+            if absorbed:
+                sender.contacts_merged(object_id, absorbed)
+            else:
+                sender.contact_created(object_id)
+        return slot
+
+    def update(self, slot: int, changes: Props, now: float) -> None:
+        before = dict(self.props(slot))
+        super().update(slot, changes, now)
+        sender = self._send()
+        if sender is not None:
+            after = self.props(slot)
+            for name in changes:
+                if before.get(name) != after.get(name):
+                    sender.property_changed(int(self.ids[slot]), name, after.get(name))
+
+    def archive(self, slot: int, now: float, *, gone: bool = False) -> None:
+        super().archive(slot, now, gone=gone)
+        if self.sender is None:
+            return
+        if gone:
+            self._held = [*getattr(self, "_held", []), int(self.ids[slot])]
+        else:
+            sender = self._send()
+            if sender is not None:
+                sender.contact_deleted(int(self.ids[slot]))
+
+
+def attach_webhooks(store: Store, sender: WebhookSender | None) -> None:
+    """Deliver the store's contact changes to ``sender`` (None: stop)."""
+    table = store.tables["contacts"]
+    if isinstance(table, WatchedContacts):
+        table.sender = sender
 
 
 @dataclass
@@ -177,7 +246,7 @@ class Store:
 def build_store(world: World, *, lag: float, seed: int) -> Store:
     defs = builtin_properties()
     tables = {
-        name: Table(
+        name: (WatchedContacts if name == "contacts" else Table)(
             name,
             props,
             next_id=ENGAGEMENT_BASE[name] + CREATED_OFFSET if name in ENGAGEMENT_BASE else 1,

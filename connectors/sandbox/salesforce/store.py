@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from . import soql
 from .ids import make_id, normalise_id, parse_id
+from .outbound import OutboundMessenger
 from .schema import (
     BASE,
     RESPONDED_STATUSES,
@@ -175,6 +176,11 @@ class PreparedWrite:
 
 
 class Store:
+    # Outbound Messages for Lead and Contact changes not made by the API user (the
+    # record-triggered Flow of docs/realtime.md excludes the integration user): set by
+    # ``leadsync sandbox --outbound-url``; None sends nothing.
+    outbound: OutboundMessenger | None = None
+
     def __init__(
         self,
         world: World,
@@ -1158,6 +1164,11 @@ class Store:
                 row["SystemModstamp"] = self.now()
                 table.put(seq, row)
                 ids.append(who)
+                if self.outbound is not None:
+                    fields = {"Id": who}
+                    if row.get("Email"):
+                        fields["Email"] = str(row["Email"])
+                    self.outbound.record_changed(sobject, fields)
             return ids
 
     def _simulate_event(self, sobject: str, who: str, event: SimulatedEvent) -> bool:

@@ -1,0 +1,108 @@
+"""``leadsync serve`` end to end against the HubSpot sandbox: signed webhooks through
+the real service on uvicorn, the real processor and connector, then the scheduled sync."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from realtime_world import HubSpotWorld, RealTime, start_realtime
+from serve_helpers import hs_event
+
+
+@pytest.fixture
+def w(tmp_path: Path) -> Iterator[HubSpotWorld]:
+    world = HubSpotWorld(tmp_path)
+    yield world
+    world.close()
+
+
+@pytest.fixture
+def rt(w: HubSpotWorld, tmp_path: Path) -> Iterator[RealTime]:
+    assert w.run().exit_code == 0  # baseline
+    assert w.run().exit_code == 0  # reads the baseline's own writes back
+    service = start_realtime(w, tmp_path)
+    yield service
+    service.close()
+
+
+def _owned(w: HubSpotWorld) -> str:
+    cid = w.contact_ids()[5]
+    if not w.contact(cid).get("hubspot_owner_id"):
+        w.set_owner(cid, w.owners()[0])
+    return cid
+
+
+def test_webhook_change_is_scored_and_acted_on_in_one_drain(w: HubSpotWorld, rt: RealTime) -> None:
+    cid = _owned(w)
+    w.set_title(cid, "zzbuyer")
+    r = rt.live.hubspot([hs_event(1, int(cid), propertyValue="zzbuyer")])
+    assert r.status_code == 200
+    assert rt.drain() == 1
+    s = rt.processor.summaries[-1]
+    assert (s.crossings, s.deals, s.tasks, s.scores_written) == (1, 1, 1, 1)
+    assert float(w.contact(cid)["leadsync_score"]) >= 75
+    assert len(w.deals_of(cid)) == 1 and len(w.tasks_of(cid)) == 1
+    # The next scheduled run takes no second action, writes nothing, and does not
+    # take serve's score write for a change.
+    run = w.run()
+    assert run.exit_code == 0, run.error
+    assert (run.deals, run.tasks, run.crossings, run.scores_written) == (0, 0, 0, 0)
+    assert run.serve_echoes == 1 and run.contacts_read == 0
+    assert len(w.deals_of(cid)) == 1
+    assert w.writes() == 0
+
+
+def test_redelivery_and_reordering_act_once(w: HubSpotWorld, rt: RealTime) -> None:
+    cid = _owned(w)
+    w.set_title(cid, "zzbuyer")
+    later = hs_event(2, int(cid), propertyValue="zzbuyer")
+    earlier = hs_event(1, int(cid), propertyValue="zzcool", at=rt.live.clock().replace(minute=0))
+    assert rt.live.hubspot([later, earlier]).status_code == 200
+    rt.drain()
+    # HubSpot retries the same batch (same event ids), then another attempt.
+    assert rt.live.hubspot([later, earlier]).status_code == 200
+    assert rt.live.hubspot([{**later, "attemptNumber": 1}]).status_code == 200
+    rt.drain()
+    rt.live.clock.advance(seconds=30)
+    assert rt.live.hubspot([hs_event(3, int(cid), propertyValue="zzbuyer")]).status_code == 200
+    rt.drain()
+    assert len(w.deals_of(cid)) == 1 and len(w.tasks_of(cid)) == 1
+    # The score reflects the CRM now, not the order the payloads came in.
+    assert float(w.contact(cid)["leadsync_score"]) >= 75
+
+
+def test_a_lost_swap_skips_the_crossing(w: HubSpotWorld, rt: RealTime) -> None:
+    """Another process consumed the crossing between this batch's read and its
+    transaction: no intent, no deal."""
+    cid = _owned(w)
+    w.set_title(cid, "zzbuyer")
+    store = rt.processor.sync.store
+    real = store.model_states
+
+    def racing(ids: list[str]) -> dict:  # type: ignore[type-arg]
+        states = real(ids)
+        # the scheduled run consumes the crossing meanwhile
+        with store.tx() as conn:
+            for st in states.values():
+                store.put_model_states(
+                    conn, [type(st)(**{**_fields(st), "armed": False, "crossings": 1})]
+                )
+        return states
+
+    store.model_states = racing  # type: ignore[method-assign]
+    try:
+        assert rt.live.hubspot([hs_event(1, int(cid))]).status_code == 200
+        rt.drain()
+    finally:
+        store.model_states = real  # type: ignore[method-assign]
+    s = rt.processor.summaries[-1]
+    assert s.deals == 0 and s.crossings == 0
+    assert w.deals_of(cid) == [] and store.ledger_for(cid) == []
+
+
+def _fields(st: object) -> dict:  # type: ignore[type-arg]
+    import dataclasses
+
+    return {f.name: getattr(st, f.name) for f in dataclasses.fields(st)}  # type: ignore[arg-type]
