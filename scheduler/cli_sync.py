@@ -688,7 +688,15 @@ def register(app: typer.Typer) -> None:
                 code, _ = execute_run(fresh, RunOptions(), as_json=True)
                 return code
 
-            raise typer.Exit(run_scheduled(cfg.schedule, once))
+            retrain_every = cfg.schedule.retrain_every
+            retrain = None
+            if retrain_every is not None:
+                from scheduler.cli_train import retrain_job
+
+                retrain = retrain_job(config, retrain_every, lambda: datetime.now(UTC))
+            raise typer.Exit(
+                run_scheduled(cfg.schedule, once, retrain_every=retrain_every, retrain=retrain)
+            )
 
     @app.command()
     def purge(

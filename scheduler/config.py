@@ -227,8 +227,10 @@ class ScheduleConfig(_Strict):
     every: timedelta | None = None
     cron: str | None = None
     misfire_grace: timedelta = timedelta(minutes=5)
+    # Retrain the predictive models this often (docs/predictive.md); None: never.
+    retrain_every: timedelta | None = None
 
-    @field_validator("every", "misfire_grace", mode="before")
+    @field_validator("every", "misfire_grace", "retrain_every", mode="before")
     @classmethod
     def _dur(cls, v: Any) -> timedelta | None:
         if v is None:

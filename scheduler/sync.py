@@ -861,8 +861,7 @@ class Sync:
         queued, written = dict(pending.updates), dict(pending.written)
         self._flush(pending, s, opts)
         self._remember_serve_writes(written, queued, as_of)
-        for entries, _ in groups:
-            self._execute(entries, s)
+        self._execute([entries for entries, _ in groups], s)
         if self.alerts is not None and (alerts or self.store.pending_actions()):
             s.alerts = self.alerts.deliver(self.store).to_dict()
         return s
@@ -876,8 +875,7 @@ class Sync:
             if e.kind != LedgerKind.ALERT and e.contact_id in wanted:
                 groups.setdefault(e.group_key, []).append(e)
         s.actions_resumed += len(groups)
-        for entries in groups.values():
-            self._execute(entries, s)
+        self._execute(list(groups.values()), s)
 
     def _remember_serve_writes(
         self,
