@@ -84,19 +84,25 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
     ) -> None:
         """Per tenant: last run, next run, lag, state, error, API budget."""
-        from scheduler.scaleout.status import print_rows, status_rows
+        deployment_status(deployment, as_json=as_json)
 
-        try:
-            rows = status_rows(deployment)
-        except ConfigError as exc:
-            for line in exc.problems:
-                error_line(line)
-            raise typer.Exit(EXIT_USAGE) from None
-        if as_json:
-            for row in rows:
-                sys.stdout.write(json.dumps(row, sort_keys=True) + "\n")
-        else:
-            print_rows(rows)
+
+def deployment_status(deployment: str, *, as_json: bool) -> None:
+    """``leadsync deployment status`` and ``leadsync status --deployment``: one row per
+    tenant, from Redis only (no tenant database is opened)."""
+    from scheduler.scaleout.status import print_rows, status_rows
+
+    try:
+        rows = status_rows(deployment)
+    except ConfigError as exc:
+        for line in exc.problems:
+            error_line(line)
+        raise typer.Exit(EXIT_USAGE) from None
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, sort_keys=True) + "\n")
+    else:
+        print_rows(rows)
 
 
 def _standalone() -> typer.Typer:

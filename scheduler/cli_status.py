@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from scheduler.alerts.deliver import AlertsStatus, alerts_status
-from scheduler.cli_common import stdout
+from scheduler.cli_common import EXIT_USAGE, error_line, stdout
 from scheduler.cli_leads import short_time
 from scheduler.cli_sync import _guard, _load, _out, open_store
 from scheduler.state import StateStore, from_epoch
@@ -293,16 +293,30 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def status(
-        config: str = typer.Option(..., "--config", help="leadsync.yaml"),
+        config: Annotated[str | None, typer.Option("--config", help="leadsync.yaml")] = None,
         as_json: Annotated[bool, typer.Option("--json")] = False,
         cursor: Annotated[
             bool, typer.Option("--cursor", help="Also print the whole saved cursor.")
         ] = False,
+        deployment: Annotated[
+            str | None,
+            typer.Option("--deployment", help="A deployment file: one row per tenant."),
+        ] = None,
     ) -> None:
         """Last runs, cursor, pending and rejected records, actions waiting, API budget.
 
         Dry runs are marked, a failed run shows its error; ``--json`` summarises the
-        cursor (``--cursor`` adds all of it)."""
+        cursor (``--cursor`` adds all of it). With ``--deployment``: per tenant, last
+        and next run, lag, state, error and API budget (docs/scale-out.md)."""
+        if (config is None) == (deployment is None):
+            error_line("status: give exactly one of --config or --deployment")
+            raise typer.Exit(EXIT_USAGE)
+        if deployment is not None:
+            from scheduler.cli_scale import deployment_status
+
+            deployment_status(deployment, as_json=as_json)
+            return
+        assert config is not None
         with _guard():
             cfg = _load(config)
             store = open_store(cfg)

@@ -182,3 +182,18 @@ def test_a_bad_deployment_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
         lines = result.output.strip().splitlines()
         assert lines[0].startswith(f"{path}:1: broker: ")
         assert any(line.startswith(f"{path}:3: state: SQLite cannot be shared") for line in lines)
+
+
+def test_status_with_a_deployment_gives_the_same_rows(
+    tmp_path: Path, unique: str, redis_url: str, states: TenantStates
+) -> None:
+    from scheduler.cli import app
+
+    path = setup(tmp_path, unique, redis_url, {"a": "10m"})
+    result = CliRunner().invoke(app, ["status", "--deployment", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(line) for line in result.output.splitlines()]
+    assert row["tenant"] == "a" and row["state"] == "new"
+    neither = CliRunner().invoke(app, ["status"])
+    assert neither.exit_code == 2
+    assert "exactly one of --config or --deployment" in neither.output
