@@ -112,8 +112,7 @@ class OutcomeStore:
             self._md.create_all(conn, checkfirst=True)
             table = self.conversions
             present = {
-                c["name"]
-                for c in sa.inspect(conn).get_columns(table.name, schema=table.schema)
+                c["name"] for c in sa.inspect(conn).get_columns(table.name, schema=table.schema)
             }
             if "lead_created_at" not in present:
                 preparer = conn.dialect.identifier_preparer
@@ -151,9 +150,7 @@ class OutcomeStore:
                 "contact_id": c.contact_id,
                 "converted_at": epoch(c.converted_at),
                 "opportunity_id": c.opportunity_id,
-                "lead_created_at": None
-                if c.lead_created_at is None
-                else epoch(c.lead_created_at),
+                "lead_created_at": None if c.lead_created_at is None else epoch(c.lead_created_at),
             }
             for c in rows
         ]
