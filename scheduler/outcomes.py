@@ -14,7 +14,9 @@ overlap; rows are upserted on their keys, so a re-read changes nothing. The firs
 
 ``StoreHistory`` turns the store into a :class:`scheduler.backtest.HistorySource`.
 A converted Lead's history counts as its Contact's: its events are moved to the
-Contact, and the Contact gets the conversion instant as ``converted_at``.
+Contact, the Contact gets the conversion instant as ``converted_at`` and the Lead's
+creation as ``created_at`` (from the Lead's row, the conversion read, or, when neither
+is known, the person's first recorded activity).
 """
 
 from __future__ import annotations
