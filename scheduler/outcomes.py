@@ -14,7 +14,9 @@ overlap; rows are upserted on their keys, so a re-read changes nothing. The firs
 
 ``StoreHistory`` turns the store into a :class:`scheduler.backtest.HistorySource`.
 A converted Lead's history counts as its Contact's: its events are moved to the
-Contact, and the Contact gets the conversion instant as ``converted_at``.
+Contact, the Contact gets the conversion instant as ``converted_at`` and the Lead's
+creation as ``created_at`` (from the Lead's row, the conversion read, or, when neither
+is known, the person's first recorded activity).
 """
 
 from __future__ import annotations
@@ -61,6 +63,9 @@ class Conversion:
     contact_id: str
     converted_at: datetime
     opportunity_id: str | None = None
+    # When the Lead was created (Salesforce's ``Lead.CreatedDate``), if the CRM said so:
+    # the Contact a conversion creates is as old as the conversion, the person is not.
+    lead_created_at: datetime | None = None
 
 
 @dataclass
@@ -98,12 +103,27 @@ class OutcomeStore:
             sa.Column("contact_id", sa.String(100), nullable=False, index=True),
             sa.Column("converted_at", sa.Float, nullable=False),
             sa.Column("opportunity_id", sa.String(100), nullable=True),
+            sa.Column("lead_created_at", sa.Float, nullable=True),
         )
         self._md = md
 
     def ensure(self) -> None:
+        """Create the tables on first use; a conversions table from before the Lead's
+        creation was kept gains that (nullable) column."""
         with self.store.tx() as conn:
             self._md.create_all(conn, checkfirst=True)
+            table = self.conversions
+            present = {
+                c["name"] for c in sa.inspect(conn).get_columns(table.name, schema=table.schema)
+            }
+            if "lead_created_at" not in present:
+                preparer = conn.dialect.identifier_preparer
+                conn.execute(
+                    sa.text(
+                        f"ALTER TABLE {preparer.format_table(table)} "
+                        "ADD COLUMN lead_created_at FLOAT"
+                    )
+                )
 
     def cursor_key(self, pipeline: str) -> str:
         return f"outcomes:{pipeline}"
@@ -132,6 +152,7 @@ class OutcomeStore:
                 "contact_id": c.contact_id,
                 "converted_at": epoch(c.converted_at),
                 "opportunity_id": c.opportunity_id,
+                "lead_created_at": None if c.lead_created_at is None else epoch(c.lead_created_at),
             }
             for c in rows
         ]
@@ -169,7 +190,11 @@ class OutcomeStore:
             rows = conn.execute(sa.select(t).order_by(t.c.lead_id)).all()
         return [
             Conversion(
-                r.lead_id, r.contact_id, from_epoch(r.converted_at) or _EPOCH, r.opportunity_id
+                r.lead_id,
+                r.contact_id,
+                from_epoch(r.converted_at) or _EPOCH,
+                r.opportunity_id,
+                from_epoch(r.lead_created_at),
             )
             for r in rows
         ]
@@ -237,7 +262,8 @@ def _conversion_reader(
 
     def read(since: datetime | None) -> Iterable[Conversion]:
         for row in reads.read_conversions(since):
-            # a tuple (the protocol), or already a Conversion (an in-process reader)
+            # a tuple (the protocol; a fifth element is the Lead's creation), or
+            # already a Conversion (an in-process reader)
             yield row if isinstance(row, Conversion) else Conversion(*row)
 
     return read
@@ -281,6 +307,11 @@ class StoreHistory:
                 min(previous, c.converted_at) if previous else c.converted_at
             )
         lead_created: dict[str, datetime] = {}
+        for c in conversions.values():
+            if c.lead_created_at is not None:
+                before = lead_created.get(c.contact_id)
+                lead_created[c.contact_id] = min(before or c.lead_created_at, c.lead_created_at)
+        first_event: dict[str, datetime] = {}
         for chunk, chunk_events in self.store.iter_chunks(5000):
             for contact in chunk:
                 conversion = conversions.get(contact.id)
@@ -298,8 +329,20 @@ class StoreHistory:
                 if owner is not None:
                     event = {**event, "contact_id": owner.contact_id}
                 events.append(event)
+                who = event["contact_id"]
+                if who in converted_at:
+                    at = _as_datetime(event.get("occurred_at"))
+                    if at is not None and (who not in first_event or at < first_event[who]):
+                        first_event[who] = at
         for row in contacts:
             earlier = lead_created.get(row["id"])
+            if earlier is None:
+                # Neither the Lead (a first sync after the conversion reads unconverted
+                # Leads only) nor its creation is known: the person existed by their
+                # first recorded activity, which their Contact now carries. Without
+                # this bound a Lead converted before the first sync would enter every
+                # snapshot only at its conversion, after its deal: never a positive.
+                earlier = first_event.get(row["id"])
             own = _as_datetime(row.get("created_at"))
             if earlier is not None and (own is None or earlier < own):
                 row["created_at"] = earlier
