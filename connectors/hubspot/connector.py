@@ -81,6 +81,7 @@ DEAL_PROPERTIES = (
     "hubspot_owner_id",
     "createdate",
     "closedate",
+    "hs_is_closed",
     "hs_is_closed_won",
     KEY_PROPERTY,
 )
@@ -527,7 +528,15 @@ class HubSpotConnector:
     def _deal(self, raw: Raw, contact_id: str) -> DealRecord:
         props = raw.get("properties") or {}
         stage = to_text(props.get("dealstage"))
-        known = self._stage_map().get(stage or "")
+        # HubSpot derives ``hs_is_closed`` and ``hs_is_closed_won`` from the stage's
+        # metadata: read with the deal, they save the pipelines read; the stage map
+        # is the fallback for a portal that does not answer them.
+        closed_flag = to_text(props.get("hs_is_closed"))
+        known = (
+            (closed_flag == "false", to_text(props.get("hs_is_closed_won")) == "true")
+            if closed_flag in ("true", "false")
+            else self._stage_map().get(stage or "")
+        )
         if known is not None:
             is_open, won = known
         else:
