@@ -81,10 +81,12 @@ DEAL_PROPERTIES = (
     "hubspot_owner_id",
     "createdate",
     "closedate",
+    "hs_is_closed",
     "hs_is_closed_won",
     KEY_PROPERTY,
 )
 CLOSED_STAGES = {"closedwon": True, "closedlost": False}
+MAX_OWN_DEALS = 100_000
 PRIORITY = {"low": "LOW", "medium": "MEDIUM", "high": "HIGH"}
 TASK_TYPE = {"call": "CALL", "email": "EMAIL", "todo": "TODO"}
 _PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -181,6 +183,11 @@ class HubSpotConnector:
         self._sources_off: set[str] = set()
         self._stages: dict[str, tuple[bool, bool | None]] | None = None  # id -> (open, won)
         self._key_checked: set[str] = set()
+        # deal id -> contact id of the deals this connector created (or found by its
+        # key), each with the association it was created with: an outcomes read takes
+        # an open one's contact from here instead of an association read (see
+        # ``read_deal_outcomes``). Oldest dropped beyond MAX_OWN_DEALS.
+        self._own_deals: dict[str, str] = {}
         # Our own writes (see own_writes.py): those after a read are remembered with
         # that read and go into ``checkpoint()``; those made before any read wait
         # here for the next one.
@@ -527,7 +534,15 @@ class HubSpotConnector:
     def _deal(self, raw: Raw, contact_id: str) -> DealRecord:
         props = raw.get("properties") or {}
         stage = to_text(props.get("dealstage"))
-        known = self._stage_map().get(stage or "")
+        # HubSpot derives ``hs_is_closed`` and ``hs_is_closed_won`` from the stage's
+        # metadata: read with the deal, they save the pipelines read; the stage map
+        # is the fallback for a portal that does not answer them.
+        closed_flag = to_text(props.get("hs_is_closed"))
+        known = (
+            (closed_flag == "false", to_text(props.get("hs_is_closed_won")) == "true")
+            if closed_flag in ("true", "false")
+            else self._stage_map().get(stage or "")
+        )
         if known is not None:
             is_open, won = known
         else:
@@ -587,9 +602,19 @@ class HubSpotConnector:
             closed = [r for r in page if include_open or not self._deal(r, "").is_open]
             if not closed:
                 continue
-            links = reads.associations(
-                self.transport, "deals", "contacts", [str(r.get("id")) for r in closed]
+            # An open deal this connector created still has the contact it was created
+            # with (a later re-association is not seen until the deal closes); a closed
+            # deal's contacts are always read, since its outcome is attributed to them.
+            known = {
+                str(r.get("id")): [self._own_deals[str(r.get("id"))]]
+                for r in closed
+                if str(r.get("id")) in self._own_deals and self._deal(r, "").is_open
+            }
+            unknown = [str(r.get("id")) for r in closed if str(r.get("id")) not in known]
+            links = (
+                reads.associations(self.transport, "deals", "contacts", unknown) if unknown else {}
             )
+            links.update(known)
             for raw in closed:
                 for cid in links.get(str(raw.get("id")), []):
                     yield self._deal(raw, cid)
@@ -846,7 +871,14 @@ class HubSpotConnector:
         if not specs:
             return []
         inputs = [(spec.key, self._deal_input(spec)) for spec in specs]
-        return self._batch_create("deals", inputs)
+        outcomes = self._batch_create("deals", inputs)
+        contacts = {spec.key: spec.contact_id for spec in specs}
+        for outcome in outcomes:
+            if isinstance(outcome, ActionResult) and outcome.id and outcome.key in contacts:
+                self._own_deals[outcome.id] = contacts[outcome.key]
+        while len(self._own_deals) > MAX_OWN_DEALS:
+            self._own_deals.pop(next(iter(self._own_deals)))
+        return outcomes
 
     def create_tasks(self, specs: Sequence[TaskSpec]) -> Sequence[BatchOutcome]:
         """Tasks in batches of 100, as ``create_deals``."""

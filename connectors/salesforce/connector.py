@@ -619,22 +619,20 @@ class SalesforceConnector:
         if since is not None:
             clauses.append(f"SystemModstamp >= {soql_datetime(since)}")
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        # The contact roles come in the same query, as a parent-to-child sub-query:
+        # one call per page of Opportunities instead of two.
         soql = (
             "SELECT Id, Name, OwnerId, StageName, IsClosed, IsWon, Amount, CloseDate, "
-            f"CreatedDate FROM Opportunity{where} ORDER BY SystemModstamp, Id"
+            "CreatedDate, (SELECT ContactId FROM OpportunityContactRoles ORDER BY Id) "
+            f"FROM Opportunity{where} ORDER BY SystemModstamp, Id"
         )
         for page in self.api.query_pages(soql, what="read opportunities"):
             roles: dict[str, list[str]] = {}
-            template = (
-                "SELECT Id, OpportunityId, ContactId FROM OpportunityContactRole "
-                "WHERE OpportunityId IN {ids}"
-            )
-            for q, _chunk in chunk_ids([str(r["Id"]) for r in page], template):
-                for role_page in self.api.query_pages(q, what="read opportunity contacts"):
-                    for role in role_page:
-                        roles.setdefault(str(role["OpportunityId"]), []).append(
-                            str(role["ContactId"])
-                        )
+            for rec in page:
+                nested = rec.get("OpportunityContactRoles") or {}
+                roles[str(rec["Id"])] = [
+                    str(role["ContactId"]) for role in nested.get("records") or []
+                ]
             for rec in page:
                 close = parse_date(rec.get("CloseDate"))
                 is_open = rec.get("IsClosed") is False

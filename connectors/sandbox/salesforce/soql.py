@@ -1,12 +1,13 @@
 """A small SOQL parser: tokenizer plus recursive descent, for the SOQL connectors send.
 
-Supported: ``SELECT`` a field list (parent fields such as ``Account.Name`` included)
-or ``COUNT()``, ``FROM`` one object, ``WHERE`` with ``= != <> < <= > >= IN NOT IN LIKE``,
+Supported: ``SELECT`` a field list (parent fields such as ``Account.Name`` included,
+and parent-to-child sub-queries such as ``(SELECT ContactId FROM OpportunityContactRoles)``
+with their own ``WHERE``, ``ORDER BY`` and ``LIMIT``, one level deep) or ``COUNT()``, ``FROM`` one object, ``WHERE`` with ``= != <> < <= > >= IN NOT IN LIKE``,
 ``AND``/``OR``/``NOT`` and parentheses, literals (quoted strings with escapes, numbers,
 ``true``/``false``/``null``, unquoted date and datetime literals, and the relative ``TODAY``, ``YESTERDAY``,
 ``TOMORROW``, ``LAST_N_DAYS:n``, ``NEXT_N_DAYS:n``), ``ORDER BY`` several
 fields with ``ASC``/``DESC`` and ``NULLS FIRST``/``LAST``, ``LIMIT`` and ``OFFSET``.
-Anything else (sub-queries, ``GROUP BY``, functions, other relative date literals)
+Anything else (semi-join sub-selects in ``WHERE``, nested sub-queries, ``GROUP BY``, functions, other relative date literals)
 is refused with ``MALFORMED_QUERY`` rather than half-understood: a connector that
 depends on more must find out here, not in production.
 
@@ -90,6 +91,19 @@ class OrderItem:
 
 
 @dataclass(frozen=True, slots=True)
+class SubQuery:
+    """``(SELECT ... FROM <child relationship> ...)`` in a select list: the parent's
+    child records, answered as a nested query result (or ``null`` when none)."""
+
+    fields: tuple[FieldRef, ...]
+    relationship: str
+    relationship_pos: int
+    where: Expr | None
+    order: tuple[OrderItem, ...]
+    limit: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Query:
     fields: tuple[FieldRef, ...]
     count: bool
@@ -99,6 +113,7 @@ class Query:
     order: tuple[OrderItem, ...]
     limit: int | None
     offset: int | None
+    children: tuple[SubQuery, ...] = ()
 
 
 # ------------------------------------------------------------------ tokenizer
@@ -325,21 +340,29 @@ class _Parser:
         self.expect_kw("select")
         count = False
         fields: list[FieldRef] = []
+        children: list[SubQuery] = []
         if self.is_kw("count"):
             self.advance()
             self.expect_punct("(")
             self.expect_punct(")")
             count = True
         else:
-            fields.append(self.field())
+            self.select_item(fields, children)
             while self.tok.kind == "punct" and self.tok.text == ",":
                 self.advance()
-                fields.append(self.field())
+                self.select_item(fields, children)
         seen: set[str] = set()
         for ref in fields:
             key = ref.text.lower()
             if key in seen:
                 raise SoqlError("MALFORMED_QUERY", f"duplicate field selected: {ref.text}")
+            seen.add(key)
+        for child in children:
+            key = child.relationship.lower()
+            if key in seen:
+                raise SoqlError(
+                    "MALFORMED_QUERY", f"duplicate field selected: {child.relationship}"
+                )
             seen.add(key)
         self.expect_kw("from")
         if self.is_kw("group"):
@@ -391,6 +414,56 @@ class _Parser:
             tuple(order),
             limit,
             offset,
+            tuple(children),
+        )
+
+    def select_item(self, fields: list[FieldRef], children: list[SubQuery]) -> None:
+        """A field, or a parenthesised parent-to-child sub-query."""
+        if self.tok.kind == "punct" and self.tok.text == "(":
+            self.advance()
+            children.append(self.subquery())
+            self.expect_punct(")")
+            return
+        fields.append(self.field())
+
+    def subquery(self) -> SubQuery:
+        self.expect_kw("select")
+        if self.is_kw("count"):
+            raise self.error(message="COUNT() is not supported in a relationship sub-query")
+        fields: list[FieldRef] = [self.field()]
+        while self.tok.kind == "punct" and self.tok.text == ",":
+            self.advance()
+            if self.tok.kind == "punct" and self.tok.text == "(":
+                raise self.error(message="nested relationship sub-queries are not supported")
+            fields.append(self.field())
+        seen: set[str] = set()
+        for ref in fields:
+            key = ref.text.lower()
+            if key in seen:
+                raise SoqlError("MALFORMED_QUERY", f"duplicate field selected: {ref.text}")
+            seen.add(key)
+        self.expect_kw("from")
+        if self.tok.kind != "ident" or "." in self.tok.text:
+            raise self.error()
+        relationship = self.advance()
+        where = None
+        if self.is_kw("where"):
+            self.advance()
+            where = self.expr()
+        order: list[OrderItem] = []
+        if self.is_kw("order"):
+            self.advance()
+            self.expect_kw("by")
+            order.append(self.order_item())
+            while self.tok.kind == "punct" and self.tok.text == ",":
+                self.advance()
+                order.append(self.order_item())
+        limit = None
+        if self.is_kw("limit"):
+            self.advance()
+            limit = self.integer()
+        return SubQuery(
+            tuple(fields), relationship.text, relationship.pos, where, tuple(order), limit
         )
 
     def integer(self) -> int:

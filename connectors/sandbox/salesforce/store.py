@@ -105,6 +105,25 @@ def poly_type(sobject: str, row: Row) -> str:
     return sobject
 
 
+# Parent-to-child relationships a sub-query may name (``FROM OpportunityContactRoles``):
+# (parent, relationship) -> (child object, the child's field that points at the parent).
+# The standard names, as ``describe`` lists them in ``childRelationships``.
+CHILD_RELATIONSHIPS: dict[tuple[str, str], tuple[str, str]] = {
+    ("Opportunity", "OpportunityContactRoles"): ("OpportunityContactRole", "OpportunityId"),
+    ("Contact", "OpportunityContactRoles"): ("OpportunityContactRole", "ContactId"),
+    ("Account", "Contacts"): ("Contact", "AccountId"),
+    ("Account", "Opportunities"): ("Opportunity", "AccountId"),
+    ("Contact", "Tasks"): ("Task", "WhoId"),
+    ("Lead", "Tasks"): ("Task", "WhoId"),
+    ("Account", "Tasks"): ("Task", "WhatId"),
+    ("Opportunity", "Tasks"): ("Task", "WhatId"),
+    ("Contact", "Events"): ("Event", "WhoId"),
+    ("Lead", "Events"): ("Event", "WhoId"),
+    ("Campaign", "CampaignMembers"): ("CampaignMember", "CampaignId"),
+    ("Contact", "CampaignMembers"): ("CampaignMember", "ContactId"),
+    ("Lead", "CampaignMembers"): ("CampaignMember", "LeadId"),
+}
+
 # ------------------------------------------------------------------ field paths
 
 
@@ -163,6 +182,8 @@ class Cursor:
     page: int
     created: float
     all_rows: bool
+    # per sub-query: its relationship name, fields and each parent id's child rows
+    children: tuple[tuple[str, str, list[Path], dict[str, list[int]]], ...] = ()
 
 
 @dataclass
@@ -344,8 +365,66 @@ class Store:
                 seqs = seqs[: parsed.limit]
             if parsed.count:
                 return {"totalSize": len(seqs), "done": True, "records": []}
-            cursor = Cursor(obj.name, seqs, paths, page_size, self.clock.now(), all_rows)
+            children = tuple(
+                self._children(obj, table, seqs, sub, source, all_rows=all_rows)
+                for sub in parsed.children
+            )
+            cursor = Cursor(obj.name, seqs, paths, page_size, self.clock.now(), all_rows, children)
             return self._page(cursor, 0)
+
+    def _children(
+        self,
+        obj: SObjectSpec,
+        table: Table,
+        seqs: npt.NDArray[np.int64],
+        sub: soql.SubQuery,
+        source: str,
+        *,
+        all_rows: bool,
+    ) -> tuple[str, str, list[Path], dict[str, list[int]]]:
+        """A sub-query's child rows per parent id, filtered, ordered and limited per
+        parent as Salesforce does (the ``LIMIT`` applies to each parent's children)."""
+        found = next(
+            (
+                (rel, target)
+                for (parent, rel), target in CHILD_RELATIONSHIPS.items()
+                if parent == obj.name and rel.lower() == sub.relationship.lower()
+            ),
+            None,
+        )
+        if found is None or found[1][0] not in self.tables:
+            raise soql.SoqlError(
+                "INVALID_TYPE",
+                soql.located(
+                    source,
+                    sub.relationship_pos,
+                    f"Didn't understand relationship '{sub.relationship}' in FROM part of "
+                    "query call. If you are attempting to use a custom relationship, be sure "
+                    "to append the '__r' after the custom relationship name. Please reference "
+                    "your WSDL or the describe call for the appropriate names.",
+                ),
+            )
+        relationship, (child_name, link) = found
+        child = self.schema[child_name]
+        child_table = self.tables[child_name]
+        paths = [self.resolve(child, ref, source) for ref in sub.fields]
+        predicate = self._compile(child, sub.where, source) if sub.where is not None else None
+        parent_ids = {table.id_of(int(s)) for s in seqs.tolist()}
+        groups: dict[str, list[int]] = {}
+        if parent_ids:
+            for seq in child_table.seqs(include_deleted=all_rows).tolist():
+                row = child_table.row(seq)
+                parent_id = row.get(link)
+                if parent_id in parent_ids and (predicate is None or predicate(row)):
+                    groups.setdefault(str(parent_id), []).append(seq)
+        for parent_id, members in groups.items():
+            ordered = np.array(members, dtype=np.int64)
+            if sub.order:
+                ordered = self._order(child, child_table, ordered, sub.order, source)
+            if sub.limit is not None:
+                ordered = ordered[: sub.limit]
+            groups[parent_id] = [int(s) for s in ordered.tolist()]
+        return relationship, child_name, paths, groups
 
     def query_more(self, locator: str) -> dict[str, Any]:
         """The page at ``{locator}-{offset}``, reached through ``query/`` or ``queryAll/``
@@ -367,6 +446,21 @@ class Store:
         table = self.tables[cursor.sobject]
         chunk = cursor.seqs[start : start + cursor.page]
         records = [self.project(cursor.sobject, table.row(int(s)), cursor.paths) for s in chunk]
+        for record, seq in zip(records, chunk.tolist(), strict=True):
+            parent_id = table.id_of(int(seq))
+            for relationship, child_name, paths, groups in cursor.children:
+                members = groups.get(parent_id) or []
+                if not members:
+                    record[relationship] = None  # Salesforce answers null, not an empty list
+                    continue
+                child_table = self.tables[child_name]
+                record[relationship] = {
+                    "totalSize": len(members),
+                    "done": True,
+                    "records": [
+                        self.project(child_name, child_table.row(s), paths) for s in members
+                    ],
+                }
         out: dict[str, Any] = {"totalSize": len(cursor.seqs), "done": True, "records": records}
         end = start + len(chunk)
         if end < len(cursor.seqs):

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 
-from hs_conn_env import Env, Rule, error_json, sandbox_env
+import requests
+from hs_conn_env import TOKEN, Env, Rule, error_json, sandbox_env
 
 from connectors.base import (
     ActionResult,
@@ -224,3 +225,42 @@ def test_the_key_property_costs_no_call_once_it_exists_and_is_made_when_missing(
         out = later.create_deals([_deal(c, f"d-{c}") for c in contacts])
         assert _calls(env) == 2  # one keyed read, one batch create
         assert [isinstance(o, ActionResult) and o.created for o in out] == [False] * 5 + [True] * 5
+
+
+ASSOCIATION_READ = "POST /crm/v4/associations/deals/contacts/batch/read"
+
+
+def test_outcomes_of_our_open_deals_need_no_association_read() -> None:
+    """The next outcomes read lists the deals we created: an open one's contact is the
+    one we created it with; once closed, its contacts are read again."""
+    with sandbox_env(50) as env:
+        connector = env.connector()
+        contacts = sorted(env.contact_ids())[:3]
+        since = env.clock.datetime()
+        env.clock.advance(5)
+        made = connector.create_deals([_deal(c, f"deal-{c}") for c in contacts])
+        ids = {m.id: c for m, c in zip(made, contacts, strict=True) if isinstance(m, ActionResult)}
+        env.clock.advance(60)
+        env.app.reset_stats()
+        ours = [d for d in connector.read_deal_outcomes(since) if d.id in ids]
+        assert sorted((d.id, d.contact_id, d.is_open) for d in ours) == sorted(
+            (i, c, True) for i, c in ids.items()
+        )
+        assert ASSOCIATION_READ not in env.stats()["by_route"]
+
+        won = next(iter(ids))
+        since = env.clock.datetime()
+        env.clock.advance(5)
+        r = requests.patch(
+            f"{env.base_url}/crm/v3/objects/deals/{won}",
+            json={"properties": {"dealstage": "closedwon"}},
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=10,
+        )
+        assert r.status_code == 200, r.text
+        env.clock.advance(60)
+        env.app.reset_stats()
+        closed = [d for d in connector.read_deal_outcomes(since) if d.id == won]
+        assert [(d.contact_id, d.is_won) for d in closed] == [(ids[won], True)]
+        assert env.stats()["by_route"].get(ASSOCIATION_READ) == 1
+        connector.close()

@@ -222,3 +222,15 @@ def test_owners_set_owner_and_deal_outcomes() -> None:
         since = env.clock.datetime() + timedelta(days=1)
         assert list(connector.read_deal_outcomes(since)) == []
         connector.close()
+
+
+def test_deal_outcomes_tell_won_and_lost_without_the_pipelines_read() -> None:
+    """``hs_is_closed`` and ``hs_is_closed_won`` come with each deal: reading outcomes
+    costs no pipelines read."""
+    with sandbox_env(300) as env:
+        connector = env.connector()
+        outcomes = list(connector.read_deal_outcomes(None))
+        assert any(d.is_won for d in outcomes) and any(d.is_won is False for d in outcomes)
+        assert any(d.is_open and d.is_won is None for d in outcomes)
+        assert "GET /crm/v3/pipelines/deals" not in env.stats()["by_route"]
+        connector.close()

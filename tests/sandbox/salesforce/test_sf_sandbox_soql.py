@@ -79,7 +79,7 @@ def test_count_and_not_in_and_like() -> None:
     [
         "SELECT Id FROM Lead WHERE IsConverted = false AND Status = 'x' OR Email = 'y'",
         "SELECT Id FROM Lead GROUP BY Id",
-        "SELECT Id, (SELECT Id FROM Tasks) FROM Lead",
+        "SELECT Id, (SELECT Id, (SELECT Id FROM Tasks) FROM Tasks) FROM Lead",
         "SELECT Id FROM Lead WHERE Id IN (SELECT WhoId FROM Task)",
         'SELECT Id FROM Lead WHERE Name = "x"',
         "SELECT Id FROM Lead WHERE Name = 'unterminated",
