@@ -551,24 +551,21 @@ def connector_fields(config: SyncConfig) -> frozenset[str] | None:
     return frozenset(mapped()) if callable(mapped) else None
 
 
-def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> SyncConfig:
-    """Read, substitute and validate; raise :class:`ConfigError` with every problem found."""
-    p = Path(path)
-    source = str(path)
+def read_config_text(path: str | Path) -> str:
+    """A configuration file's text, or the one-line error every leadsync file gives."""
     try:
-        text = p.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError([f"{source}:1: (file): cannot read: {exc.strerror}"]) from None
-    return parse_config(text, source=source, base_dir=p.parent, env=env)
+        raise ConfigError([f"{path}:1: (file): cannot read: {exc.strerror}"]) from None
 
 
-def parse_config(
-    text: str,
-    *,
-    source: str = "<config>",
-    base_dir: str | Path = ".",
-    env: Mapping[str, str] | None = None,
-) -> SyncConfig:
+def located_mapping(
+    text: str, *, source: str, base_dir: str | Path, env: Mapping[str, str] | None, top: str
+) -> tuple[_Loader, dict[str, Any]]:
+    """Parse YAML 1.2 whose top is a mapping (``top`` lists its keys for the error),
+    substituting ``${VAR}``/``${file:}``: the loader that collects problems with their
+    lines, and the data. Shared by leadsync.yaml, its serve reading and deployment
+    files, so that they report bad YAML the same way."""
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
@@ -581,12 +578,31 @@ def parse_config(
     except YAMLError as exc:
         raise ConfigError([f"{source}:1: (yaml): {str(exc).splitlines()[0]}"]) from None
     if not isinstance(doc, CommentedMap):
-        raise ConfigError([f"{source}:1: (top): expected a mapping with crm, models, state, ..."])
+        raise ConfigError([f"{source}:1: (top): expected a mapping with {top}, ..."])
     loader = _Loader(source, Path(base_dir), os.environ if env is None else env)
     try:
-        data = loader.located.convert(doc)
+        data: dict[str, Any] = loader.located.convert(doc)
     except (TooBig, RecursionError) as exc:
         raise ConfigError([f"{source}:1: (yaml): {exc or 'nested too deeply'}"]) from None
+    return loader, data
+
+
+def load_config(path: str | Path, *, env: Mapping[str, str] | None = None) -> SyncConfig:
+    """Read, substitute and validate; raise :class:`ConfigError` with every problem found."""
+    text = read_config_text(path)
+    return parse_config(text, source=str(path), base_dir=Path(path).parent, env=env)
+
+
+def parse_config(
+    text: str,
+    *,
+    source: str = "<config>",
+    base_dir: str | Path = ".",
+    env: Mapping[str, str] | None = None,
+) -> SyncConfig:
+    loader, data = located_mapping(
+        text, source=source, base_dir=base_dir, env=env, top="crm, models, state"
+    )
     for reserved in ("base_dir", "source"):
         if reserved in data:
             loader.problem((reserved,), "unknown key", key=True)

@@ -9,7 +9,6 @@ with the others.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,12 +16,9 @@ from datetime import timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from scheduler.config import ConfigError, _Loader, parse_duration
-from scoring.yaml_problems import TooBig, model_keys, validation_problems
+from scheduler.config import ConfigError, located_mapping, parse_duration, read_config_text
+from scoring.yaml_problems import model_keys, validation_problems
 
 TENANT_ID = re.compile(r"^[a-z0-9_-]+$")
 MAX_ID = 40  # the schema name (ls_ + id) stays well under PostgreSQL's 63 characters
@@ -229,13 +225,8 @@ def _rel(base: Path, value: str) -> Path:
 
 def load_deployment(path: str | Path, *, env: Mapping[str, str] | None = None) -> Deployment:
     """Read, substitute and validate; raise :class:`ConfigError` with every problem."""
-    p = Path(path)
-    source = str(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{source}:1: (file): cannot read: {exc.strerror}"]) from None
-    return parse_deployment(text, source=source, base_dir=p.parent, env=env)
+    text = read_config_text(path)
+    return parse_deployment(text, source=str(path), base_dir=Path(path).parent, env=env)
 
 
 def parse_deployment(
@@ -245,25 +236,9 @@ def parse_deployment(
     base_dir: str | Path = ".",
     env: Mapping[str, str] | None = None,
 ) -> Deployment:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        doc = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = (mark.line + 1) if mark is not None else 1
-        raise ConfigError(
-            [f"{source}:{line}: (yaml): {(exc.problem or 'invalid YAML').strip()}"]
-        ) from None
-    except YAMLError as exc:
-        raise ConfigError([f"{source}:1: (yaml): {str(exc).splitlines()[0]}"]) from None
-    if not isinstance(doc, CommentedMap):
-        raise ConfigError([f"{source}:1: (top): expected a mapping with broker, redis, state, ..."])
-    loader = _Loader(source, Path(base_dir), os.environ if env is None else env)
-    try:
-        data = loader.located.convert(doc)
-    except (TooBig, RecursionError) as exc:
-        raise ConfigError([f"{source}:1: (yaml): {exc or 'nested too deeply'}"]) from None
+    loader, data = located_mapping(
+        text, source=source, base_dir=base_dir, env=env, top="broker, redis, state"
+    )
     for reserved in ("base_dir", "source"):
         if reserved in data:
             loader.problem((reserved,), "unknown key", key=True)
