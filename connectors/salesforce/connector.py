@@ -826,18 +826,10 @@ class SalesforceConnector:
             raise CRMResponseError(f"salesforce {what}: {reason}")
         return result
 
-    def create_deal(self, spec: DealSpec) -> ActionResult:
-        if spec.contact_kind == "lead":
-            return self._lead_status(spec)
-        rows = self._query_one(
-            format_soql(
-                "SELECT Id, AccountId, OwnerId FROM Contact WHERE Id = {}", spec.contact_id
-            ),
-            what="read contact for opportunity",
-        )
-        if not rows:
-            raise CRMResponseError(f"salesforce create_deal: no Contact {spec.contact_id}")
-        contact = rows[0]
+    def _opportunity(self, spec: DealSpec, contact: Mapping[str, Any]) -> dict[str, Any]:
+        """The Opportunity record for ``spec``, on the Contact's account and, without an
+        owner in the spec, with the Contact's owner (one shape for single and batch
+        creates, so that a retry in either path writes the same record)."""
         opp: dict[str, Any] = {
             "attributes": {"type": "Opportunity"},
             self.settings.key_field: spec.key,
@@ -852,6 +844,21 @@ class SalesforceConnector:
             opp["OwnerId"] = owner
         if spec.amount is not None:
             opp["Amount"] = spec.amount
+        return opp
+
+    def create_deal(self, spec: DealSpec) -> ActionResult:
+        if spec.contact_kind == "lead":
+            return self._lead_status(spec)
+        rows = self._query_one(
+            format_soql(
+                "SELECT Id, AccountId, OwnerId FROM Contact WHERE Id = {}", spec.contact_id
+            ),
+            what="read contact for opportunity",
+        )
+        if not rows:
+            raise CRMResponseError(f"salesforce create_deal: no Contact {spec.contact_id}")
+        contact = rows[0]
+        opp = self._opportunity(spec, contact)
         opp_id, created = self._create_keyed("Opportunity", opp, spec.key)
         self._ensure_contact_role(opp_id, spec.contact_id)
         note = None if contact.get("AccountId") else "the contact has no Account"
@@ -1011,21 +1018,7 @@ class SalesforceConnector:
             if contact is None:
                 out[spec.key] = RecordFailure(spec.key, f"no Contact {spec.contact_id}")
                 continue
-            opp: dict[str, Any] = {
-                "attributes": {"type": "Opportunity"},
-                self.settings.key_field: spec.key,
-                "Name": spec.name,
-                "StageName": spec.stage,
-                "CloseDate": spec.close_date.isoformat(),
-            }
-            if contact.get("AccountId"):
-                opp["AccountId"] = contact["AccountId"]
-            owner = spec.owner_id or contact.get("OwnerId")
-            if owner:
-                opp["OwnerId"] = owner
-            if spec.amount is not None:
-                opp["Amount"] = spec.amount
-            items.append((spec.key, spec.contact_id, opp))
+            items.append((spec.key, spec.contact_id, self._opportunity(spec, contact)))
         made = actions.create_keyed(
             self.api,
             "Opportunity",
