@@ -361,9 +361,9 @@ def to_score(
             batches[done] = batches.get(done, 0) + 1  # one done() per batch: one stamp
         routes: dict[str, int] = stats["by_route"]
         engagement_reads = sum(
-            n for r, n in routes.items()
-            if "batch/read" in r and "/contacts/" not in r and "associations" not in r
-        )  # fmt: skip
+            routes.get(f"POST /crm/v3/objects/{kind}/batch/read", 0)
+            for kind in ENGAGEMENT_PROPERTIES
+        )  # not the deal and task reads before a create: those are what is measured
         writes = sum(n for r, n in routes.items() if "contacts/batch/update" in r)
         kinds = len(ENGAGEMENT_PROPERTIES)
         minimum = (
