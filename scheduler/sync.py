@@ -759,7 +759,13 @@ class Sync:
         s.rejected_waiting = len(waited)
 
     # ------------------------------------------------ real time (leadsync serve)
-    def score_now(self, batch: ReadBatch, contact_ids: Sequence[str]) -> RunSummary:
+    def score_now(
+        self,
+        batch: ReadBatch,
+        contact_ids: Sequence[str],
+        *,
+        scores_written: Callable[[], object] | None = None,
+    ) -> RunSummary:
         """The per-contact pass of ``leadsync serve``: apply ``batch`` (contacts read by
         id, their events, product events, merges and deletions) to the local copy,
         re-score ``contact_ids``, fire immediate rules and crossings through the same
@@ -772,7 +778,9 @@ class Sync:
         skipped. The ledger key makes a second attempt a no-op. Models whose baseline
         has not been committed yet are left to the scheduled run (no action on a
         baseline). Score writes are recorded (``StateStore.add_serve_writes``) so that the next
-        run does not take them for changes."""
+        run does not take them for changes. ``scores_written`` is called once the score
+        write is acknowledged, before the deals and tasks (``leadsync serve`` times
+        "receipt to score written" by it)."""
         self._changed_ids = set()
         self._attempts = 0
         self._refusals = Counter()
@@ -860,6 +868,8 @@ class Sync:
         # are already in the ledger: a crash between them loses neither.
         queued, written = dict(pending.updates), dict(pending.written)
         self._flush(pending, s, opts)
+        if scores_written is not None:
+            scores_written()
         self._remember_serve_writes(written, queued, as_of)
         self._execute([entries for entries, _ in groups], s)
         if self.alerts is not None and (alerts or self.store.pending_actions()):

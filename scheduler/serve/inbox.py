@@ -82,6 +82,8 @@ def _table(md: sa.MetaData) -> sa.Table:
         sa.Column("claimed_by", sa.String(40)),
         sa.Column("expires_at", sa.Float),
         sa.Column("done_at", sa.Float),
+        # When the item's score write was acknowledged (its deals and tasks come after).
+        sa.Column("scored_at", sa.Float),
         sa.Column("error", sa.Text),
         sa.Index(f"{TABLE}_due", "status", "due_at"),
         sa.Index(f"{TABLE}_contact", "contact_id"),
@@ -120,12 +122,23 @@ class Inbox:
         """Create the table if it is missing (idempotent, safe from several processes)."""
         try:
             self.metadata.create_all(self.engine, checkfirst=True)
+            self._add_missing_columns()
         except sa.exc.SQLAlchemyError as exc:
             # Two processes creating at once: the loser finds the table there.
             with contextlib.suppress(sa.exc.SQLAlchemyError):
                 if sa.inspect(self.engine).has_table(TABLE, schema=self.t.schema):
                     return
             raise InboxError(f"inbox: cannot create its table: {_short(exc)}") from None
+
+    def _add_missing_columns(self) -> None:
+        """An inbox created by an earlier release lacks ``scored_at``: add it (nullable,
+        so existing rows stay valid). A concurrent process adding it first is fine."""
+        have = {c["name"] for c in sa.inspect(self.engine).get_columns(TABLE, schema=self.t.schema)}
+        if "scored_at" in have:
+            return
+        name = self.engine.dialect.identifier_preparer.format_table(self.t)
+        with contextlib.suppress(sa.exc.SQLAlchemyError), self.engine.begin() as conn:
+            conn.execute(sa.text(f"ALTER TABLE {name} ADD COLUMN scored_at FLOAT"))
 
     def close(self) -> None:
         self.engine.dispose()
@@ -240,13 +253,21 @@ class Inbox:
             more = more.with_for_update(skip_locked=True)
         return ids + [r[0] for r in conn.execute(more)]
 
-    def done(self, ids: Iterable[int]) -> None:
-        """Processed: kept (to dedupe redeliveries) until :meth:`purge`."""
+    def done(self, ids: Iterable[int], *, scored_at: datetime | None = None) -> None:
+        """Processed: kept (to dedupe redeliveries) until :meth:`purge`. ``scored_at`` is
+        when the items' score write was acknowledged (``done_at`` comes after the deals
+        and tasks)."""
         t = self.t
         stmt = (
             t.update()
             .where(t.c.id.in_(list(ids)))
-            .values(status=DONE, done_at=_epoch(self.now()), claimed_by=None, error=None)
+            .values(
+                status=DONE,
+                done_at=_epoch(self.now()),
+                scored_at=None if scored_at is None else _epoch(scored_at),
+                claimed_by=None,
+                error=None,
+            )
         )
         try:
             with self.engine.begin() as conn:

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from connectors.base import Merge, ReadBatch, ReadsContacts
 from scheduler.serve.inbox import InboxItem
@@ -57,7 +58,8 @@ class SyncProcessor:
             deletions=tuple(dict.fromkeys((*read.deletions, *p.deleted))),
         )
         ids = list(dict.fromkeys([*p.read, *(e.contact_id for e in p.events)]))
-        summary = sync.score_now(batch, ids)
+        scored: list[datetime] = []
+        summary = sync.score_now(batch, ids, scores_written=lambda: scored.append(sync.now()))
         self.summaries.append(summary)
         del self.summaries[: -self.keep]
         log.info(
@@ -68,4 +70,4 @@ class SyncProcessor:
             summary.deals,
             summary.tasks,
         )
-        return Processed(unmatched=p.unmatched)
+        return Processed(unmatched=p.unmatched, scored_at=scored[0] if scored else None)

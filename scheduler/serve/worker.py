@@ -27,9 +27,12 @@ __all__ = ["Drainer", "Processed", "Processor", "RecordingProcessor"]
 class Processed:
     """What a processor reports besides success: the ids of items whose contact is not
     known yet (a product event for an e-mail no CRM record has). They wait, and are
-    handed over again later, until the ``events.keep_unknown`` period ends."""
+    handed over again later, until the ``events.keep_unknown`` period ends.
+    ``scored_at`` is when the batch's score write was acknowledged (before its deals
+    and tasks): the end of "receipt to score written". ``None``: when processing ended."""
 
     unmatched: frozenset[int] = frozenset()
+    scored_at: datetime | None = None
 
 
 @runtime_checkable
@@ -135,22 +138,27 @@ class Drainer:
             )
             return len(items)
         unmatched = outcome.unmatched if outcome is not None else frozenset()
+        scored = outcome.scored_at if outcome is not None else None
         finished = [i for i in items if i.id not in unmatched]
-        self.inbox.done([i.id for i in finished])
+        self.inbox.done([i.id for i in finished], scored_at=scored)
         if unmatched:
             self.inbox.wait([i for i in items if i.id in unmatched], recheck=self.recheck)
         if self.metrics is not None:
-            now = self.now()
+            end = scored or self.now()
             for item in finished:
-                self.metrics.to_score.observe(max(0.0, (now - item.received_at).total_seconds()))
+                self.metrics.to_score.observe(max(0.0, (end - item.received_at).total_seconds()))
         return len(items)
 
     def run(self, stop: threading.Event) -> None:
-        """Drain until ``stop`` is set; pause ``settings.idle`` when nothing is due and
-        back off when the database fails."""
+        """Drain until ``stop`` is set; pause ``settings.idle`` when nothing is due,
+        start batches at least ``settings.min_interval`` apart, and back off when the
+        database fails. A batch takes whatever is waiting (up to ``batch_size``): it
+        never waits to fill."""
         sleep = self.sleep or stop.wait
         failures = 0
+        gap = self.settings.min_interval.total_seconds()
         while not stop.is_set():
+            started = self.now()
             try:
                 handled = self.run_once()
                 failures = 0
@@ -161,6 +169,10 @@ class Drainer:
                 continue
             if handled == 0:
                 sleep(self.settings.idle.total_seconds())
+            elif gap > 0:
+                rest = gap - (self.now() - started).total_seconds()
+                if rest > 0:  # what arrives meanwhile joins the next batch
+                    sleep(rest)
 
     def _maybe_purge(self) -> None:
         now = self.now()

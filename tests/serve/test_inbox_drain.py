@@ -217,3 +217,93 @@ def test_group_commit_counts_each_key_once_across_requests(inbox: tuple[Inbox, C
     got = box.add_groups([[_in("a", "1"), _in("b", "2")], [_in("b", "2"), _in("c", "3")], []])
     assert got == [(1, 1), (1, 1), (0, 0)]
     assert box.counts() == {"pending": 3}
+
+
+class ScoresFirst:
+    """A processor whose score write is acknowledged at ``scored`` and whose actions
+    (deals, tasks) then take ``actions`` more seconds."""
+
+    def __init__(self, clock: Clock, *, scored: float, actions: float) -> None:
+        self.clock, self.scored, self.actions = clock, scored, actions
+
+    def process(self, items: Sequence[InboxItem]) -> Processed | None:
+        self.clock.advance(seconds=self.scored)
+        at = self.clock()
+        self.clock.advance(seconds=self.actions)
+        return Processed(scored_at=at)
+
+
+def test_time_to_score_ends_when_the_score_write_is_acknowledged(
+    inbox: tuple[Inbox, Clock],
+) -> None:
+    box, clock = inbox
+    box.add([_in("a", "1")])
+    metrics = Metrics(depth=box.depth)
+    drainer = _drainer(box, clock, ScoresFirst(clock, scored=0.5, actions=3.0))
+    drainer.metrics = metrics
+    drainer.run_once()
+    text = metrics.render().decode()
+    assert 'leadsync_event_to_score_seconds_bucket{le="1.0"} 1.0' in text
+    with box.engine.connect() as conn:
+        received, scored, done = conn.execute(
+            sa.select(box.t.c.received_at, box.t.c.scored_at, box.t.c.done_at)
+        ).one()
+    assert scored - received == pytest.approx(0.5)  # the score, as a rep sees it
+    assert done - received == pytest.approx(3.5)  # the whole item, actions included
+
+
+def test_an_inbox_made_before_scored_at_existed_gains_the_column(tmp_path: Path) -> None:
+    clock = Clock()
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = Inbox(url, now=clock)
+    old.create()
+    with old.engine.begin() as conn:  # the layout of an earlier release
+        conn.execute(sa.text(f"ALTER TABLE {old.t.name} DROP COLUMN scored_at"))
+    old.close()
+    box = Inbox(url, now=clock)
+    box.create()
+    box.add([_in("a", "1")])
+    box.done([i.id for i in box.claim(10)], scored_at=clock())
+    assert box.counts() == {"done": 1}
+    box.close()
+
+
+def test_batch_starts_are_spaced_by_min_interval_so_items_join_the_next_batch(
+    tmp_path: Path,
+) -> None:
+    """Each batch costs the same few API calls whatever its size: spacing batch starts
+    lets a steady stream form larger batches instead of pausing inside one on the
+    CRM's rate limit. A batch that took longer than the interval is not followed by a
+    pause."""
+    import threading
+
+    clock = Clock()
+    box = Inbox(f"sqlite:///{tmp_path / 'state.db'}", now=clock)
+    box.create()
+    stop = threading.Event()
+    pauses: list[float] = []
+    sizes: list[int] = []
+
+    class Slow:
+        def process(self, items: Sequence[InboxItem]) -> Processed | None:
+            sizes.append(len(items))
+            clock.advance(seconds=0.3 if len(sizes) == 1 else 1.5)
+            return None
+
+    def sleep(seconds: float) -> None:
+        pauses.append(round(seconds, 3))
+        clock.advance(seconds=seconds)
+        if len(sizes) >= 2:
+            stop.set()
+
+    box.add([_in("a", "1")])
+    box.add([_in("b", "2")])
+    drainer = Drainer(
+        box, Slow(), now=clock, sleep=sleep,
+        settings=WorkerSettings(batch_size=1, min_interval="1s"),  # type: ignore[arg-type]
+    )  # fmt: skip
+    drainer.run(stop)
+    assert sizes == [1, 1]
+    # 1 s from the first batch's start; none after the slow second; then idle.
+    assert pauses == [0.7, 1.0]
+    box.close()

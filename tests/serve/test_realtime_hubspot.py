@@ -106,3 +106,35 @@ def _fields(st: object) -> dict:  # type: ignore[type-arg]
     import dataclasses
 
     return {f.name: getattr(st, f.name) for f in dataclasses.fields(st)}  # type: ignore[arg-type]
+
+
+def test_score_written_is_stamped_when_the_crm_took_the_score_before_any_deal(
+    w: HubSpotWorld, rt: RealTime
+) -> None:
+    import sqlalchemy as sa
+
+    cid = _owned(w)
+    w.set_title(cid, "zzbuyer")
+    sync = rt.processor.sync
+    seen: list[tuple[float, int]] = []
+    real = sync.score_now
+
+    def spy(batch, ids, *, scores_written=None):  # type: ignore[no-untyped-def]
+        def at_ack() -> None:
+            seen.append((float(w.contact(cid)["leadsync_score"]), len(w.deals_of(cid))))
+            assert scores_written is not None
+            scores_written()
+
+        return real(batch, ids, scores_written=at_ack)
+
+    sync.score_now = spy  # type: ignore[method-assign]
+    assert rt.live.hubspot([hs_event(1, int(cid), propertyValue="zzbuyer")]).status_code == 200
+    assert rt.drain() == 1
+    assert len(seen) == 1 and seen[0][0] >= 75 and seen[0][1] == 0  # score in, no deal yet
+    assert len(w.deals_of(cid)) == 1
+    box = rt.live.inbox
+    with box.engine.connect() as conn:
+        received, scored, done = conn.execute(
+            sa.select(box.t.c.received_at, box.t.c.scored_at, box.t.c.done_at)
+        ).one()
+    assert received <= scored <= done
