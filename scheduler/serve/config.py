@@ -9,19 +9,20 @@ with :class:`~scheduler.serve.settings.ServeConfig` and the rest exactly as
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from pydantic import ValidationError
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from scheduler.config import ConfigError, SyncConfig, _Loader, _validate
+from scheduler.config import (
+    ConfigError,
+    SyncConfig,
+    _validate,
+    located_mapping,
+    read_config_text,
+)
 from scheduler.serve.settings import ServeConfig
-from scoring.yaml_problems import TooBig, model_keys, validation_problems
+from scoring.yaml_problems import model_keys, validation_problems
 
 __all__ = ["load_serve_config", "parse_serve_config"]
 
@@ -31,12 +32,8 @@ def load_serve_config(
 ) -> tuple[SyncConfig, ServeConfig]:
     """The sync's configuration and its ``serve`` section; :class:`ConfigError` lists
     every problem found in either."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([f"{path}:1: (file): cannot read: {exc.strerror}"]) from None
-    return parse_serve_config(text, source=str(path), base_dir=p.parent, env=env)
+    text = read_config_text(path)
+    return parse_serve_config(text, source=str(path), base_dir=Path(path).parent, env=env)
 
 
 def parse_serve_config(
@@ -46,24 +43,9 @@ def parse_serve_config(
     base_dir: str | Path = ".",
     env: Mapping[str, str] | None = None,
 ) -> tuple[SyncConfig, ServeConfig]:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        doc = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = (mark.line + 1) if mark is not None else 1
-        what = (exc.problem or exc.context or "invalid YAML").strip()
-        raise ConfigError([f"{source}:{line}: (yaml): {what}"]) from None
-    except YAMLError as exc:
-        raise ConfigError([f"{source}:1: (yaml): {str(exc).splitlines()[0]}"]) from None
-    if not isinstance(doc, CommentedMap):
-        raise ConfigError([f"{source}:1: (top): expected a mapping with crm, models, serve, ..."])
-    loader = _Loader(source, Path(base_dir), os.environ if env is None else env)
-    try:
-        data: dict[str, Any] = loader.located.convert(doc)
-    except (TooBig, RecursionError) as exc:
-        raise ConfigError([f"{source}:1: (yaml): {exc or 'nested too deeply'}"]) from None
+    loader, data = located_mapping(
+        text, source=source, base_dir=base_dir, env=env, top="crm, models, serve"
+    )
     section = data.pop("serve", None)
     serve: ServeConfig | None = None
     if section is None:
