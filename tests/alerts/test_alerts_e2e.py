@@ -55,8 +55,12 @@ def test_hubspot_crossing_alerts_once_with_the_owner(tmp_path, catcher) -> None:
             f["text"] for f in body["blocks"][1]["fields"] if f["text"].startswith("*Owner*")
         )
         assert owner != "*Owner*\nno owner"
-        # The sandbox has no account-info endpoint: no portal id, so no link (and no failure).
-        assert "actions" not in [b["type"] for b in body["blocks"]]
+        # The portal id comes from one account-info read: the button opens the record.
+        from connectors.sandbox.hubspot.legacy import PORTAL_ID
+
+        [actions] = [b for b in body["blocks"] if b["type"] == "actions"]
+        url = actions["elements"][0]["url"]
+        assert url == f"https://app.hubspot.com/contacts/{PORTAL_ID}/record/0-1/{cid}"
         _run(w, catcher.url())
         assert len(catcher.requests) == 1
     finally:

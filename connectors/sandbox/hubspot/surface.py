@@ -108,6 +108,20 @@ def _ms(iso: str | None) -> int | None:
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
+# ``GET /account-info/v3/details`` as HubSpot answers it for a standard account.
+ACCOUNT_DETAILS: dict[str, JSONValue] = {
+    "portalId": PORTAL_ID,
+    "accountType": "STANDARD",
+    "timeZone": "US/Eastern",
+    "companyCurrency": "USD",
+    "additionalCurrencies": [],
+    "utcOffset": "-05:00",
+    "utcOffsetMilliseconds": -18000000,
+    "uiDomain": "app.hubspot.com",
+    "dataHostingLocation": "na1",
+}
+
+
 class Surface:
     """Routes the sandbox serves for connectors' sake; ``route`` is tried first."""
 
@@ -132,6 +146,9 @@ class Surface:
             if (a is None or b is None) and unmodelled_type(parts[3] if a is None else parts[4]):
                 return self._unmodelled_associations(method, parts[5:])
             return None
+        if parts == ["account-info", "v3", "details"] and method == "GET":
+            # The account's identity: record links in the HubSpot app need the portal id.
+            return lambda request, _a: self._ok(ACCOUNT_DETAILS)
         if parts == ["crm", "v3", "lists", "search"] and method == "POST":
             return lambda request, _a: self._ok({"lists": [], "hasMore": False, "offset": 0, "total": 0})  # fmt: skip
         if parts == ["crm-pipelines", "v1", "pipelines", "deals"] and method == "GET":
