@@ -675,15 +675,7 @@ class StateStore:
                     .order_by(ev.c.contact_id, ev.c.occurred_at, ev.c.event_id)
                 )
                 for e in conn.execute(eq):
-                    attrs = loads(e.attributes) or {}
-                    item = {k: v for k, v in attrs.items() if k not in _EVENT_KEYS}
-                    item.update(
-                        id=e.event_id,
-                        contact_id=e.contact_id,
-                        type=e.type,
-                        occurred_at=from_epoch(e.occurred_at),
-                    )
-                    events.append(item)
+                    events.append(_event_item(e))
             contacts = [
                 StoredContact(r.contact_id, r.kind, bool(r.converted), loads(r.fields) or {})
                 for r in rows
@@ -705,15 +697,7 @@ class StateStore:
                 .where(ev.c.contact_id == contact_id)
                 .order_by(ev.c.occurred_at, ev.c.event_id)
             ):
-                attrs = loads(e.attributes) or {}
-                item = {k: v for k, v in attrs.items() if k not in _EVENT_KEYS}
-                item.update(
-                    id=e.event_id,
-                    contact_id=e.contact_id,
-                    type=e.type,
-                    occurred_at=from_epoch(e.occurred_at),
-                )
-                events.append(item)
+                events.append(_event_item(e))
         return StoredContact(r.contact_id, r.kind, bool(r.converted), loads(r.fields) or {}), events
 
     def get_contacts(
@@ -738,15 +722,7 @@ class StateStore:
                     .order_by(ev.c.contact_id, ev.c.occurred_at, ev.c.event_id)
                 )
                 for e in conn.execute(q):
-                    attrs = loads(e.attributes) or {}
-                    item = {k: v for k, v in attrs.items() if k not in _EVENT_KEYS}
-                    item.update(
-                        id=e.event_id,
-                        contact_id=e.contact_id,
-                        type=e.type,
-                        occurred_at=from_epoch(e.occurred_at),
-                    )
-                    events.append(item)
+                    events.append(_event_item(e))
         return contacts, events
 
     # ------------------------------------------------------------- model state
@@ -1114,6 +1090,20 @@ class StateStore:
 
 
 _EVENT_KEYS = frozenset({"id", "contact_id", "type", "occurred_at"})
+
+
+def _event_item(e: Any) -> dict[str, Any]:
+    """An events row as the scoring core reads an event: its attributes, then the
+    columns (which win over attributes of the same name)."""
+    attrs = loads(e.attributes) or {}
+    item = {k: v for k, v in attrs.items() if k not in _EVENT_KEYS}
+    item.update(
+        id=e.event_id,
+        contact_id=e.contact_id,
+        type=e.type,
+        occurred_at=from_epoch(e.occurred_at),
+    )
+    return item
 
 
 def _ledger(r: Any) -> LedgerEntry:

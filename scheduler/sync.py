@@ -698,24 +698,9 @@ class Sync:
                         # Hot since a baseline and never acted on: a crossing now,
                         # which (like any) waits for a later run beyond the budget.
                         st = _replace(st, armed=True, baseline_hot=False)
-                    crossing = st.armed and r.score >= model.threshold
-                    if not st.armed and r.score < model.rearm_below:
-                        st = _replace(st, armed=True, baseline_hot=False)
-                    fresh_event = token is not None and token != st.last_event
-                    if crossing or fresh_event:
-                        kind = "crossing" if crossing else "immediate"
-                        act = Action(
-                            contact_id=r.contact_id,
-                            model=r.model,
-                            kind=kind,
-                            token="",
-                            score=float(r.score),
-                            band=str(r.band),
-                            contact_kind=c.kind,
-                            fields=c.fields,
-                            reasons=tuple(r.reasons),
-                        )
-                        candidates.append((act, st, crossing, token))
+                    st, candidate = _crossing(st, r, model, c, token)
+                    if candidate is not None:
+                        candidates.append(candidate)
                 if old is None or _state_key(st) != _state_key(old):
                     changed[(r.contact_id, r.model)] = st
                 if needs_write(
@@ -819,22 +804,9 @@ class Sync:
                 r.contact_id, r.model, None, None, armed=True, crossings=0, last_event=None
             )
             token = event_token(r.immediate_event) if r.immediate else None
-            crossing = st.armed and r.score >= model.threshold
-            if not st.armed and r.score < model.rearm_below:
-                st = _replace(st, armed=True, baseline_hot=False)
-            if crossing or (token is not None and token != st.last_event):
-                act = Action(
-                    contact_id=r.contact_id,
-                    model=r.model,
-                    kind="crossing" if crossing else "immediate",
-                    token="",
-                    score=float(r.score),
-                    band=str(r.band),
-                    contact_kind=c.kind,
-                    fields=c.fields,
-                    reasons=tuple(r.reasons),
-                )
-                candidates.append((act, st, crossing, token))
+            st, candidate = _crossing(st, r, model, c, token)
+            if candidate is not None:
+                candidates.append(candidate)
             if old is None or _state_key(st) != _state_key(old):
                 changed[(r.contact_id, r.model)] = st
             if c.id not in waiting and needs_write(
@@ -1271,6 +1243,32 @@ def _would_act(act: Action, entries: Sequence[LedgerEntry], pool: OwnerPool) -> 
     except Exception:  # a name is a nicety: a dry run never fails for want of one
         out["owner"] = owner_id
     return out
+
+
+def _crossing(
+    st: ModelState, r: ScoredRow, model: SyncModel, c: StoredContact, token: str | None
+) -> tuple[ModelState, tuple[Action, ModelState, bool, str | None] | None]:
+    """One score's effect on its model state outside a baseline, for the scheduled
+    pass and for ``serve`` alike: re-armed below ``rearm_below``, and a candidate
+    action when an armed contact reaches the threshold or a new immediate event
+    arrives (``_decide`` then says which candidates are acted on)."""
+    crossing = st.armed and r.score >= model.threshold
+    if not st.armed and r.score < model.rearm_below:
+        st = _replace(st, armed=True, baseline_hot=False)
+    if not crossing and (token is None or token == st.last_event):
+        return st, None
+    act = Action(
+        contact_id=r.contact_id,
+        model=r.model,
+        kind="crossing" if crossing else "immediate",
+        token="",
+        score=float(r.score),
+        band=str(r.band),
+        contact_kind=c.kind,
+        fields=c.fields,
+        reasons=tuple(r.reasons),
+    )
+    return st, (act, st, crossing, token)
 
 
 def _state_key(st: ModelState) -> tuple[Any, ...]:
