@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from connectors.base import CreatesInBatches, DealSpec, TaskSpec
+from connectors.base import CreatesInBatches, DealSpec, OwnerSpec, TaskSpec
 
 
 class Crossings:
@@ -105,6 +105,49 @@ def act(
         "actions": len(todo),
         "open_deal_skips": len(busy),
         "contacts": len(contacts),
+    }
+
+
+def act_heavy(
+    connector: Any, kinds: Mapping[str, str], n_actions: int, now: datetime
+) -> dict[str, Any]:
+    """An act step with ``n_actions`` crossings, as a campaign's burst gives one: the
+    owner list, an owner for each crossing person (round robin over the active
+    users, the sync's ``assign_owner``), the open-deal check, then deals and tasks
+    in batches. Every call from the owner list on is counted against the actions."""
+    if not isinstance(connector, CreatesInBatches):
+        raise RuntimeError(f"{connector.name}: no batch actions")
+    people = sorted(kinds)[:n_actions]
+    if len(people) < n_actions:
+        raise RuntimeError(f"only {len(people)} people to cross, {n_actions} asked")
+    before = connector.budget().calls
+    owners = [o for o in connector.list_owners() if o.active and o.kind == "person"]
+    assigned = list(
+        connector.set_owners(
+            [
+                OwnerSpec(
+                    key=f"bench-owner:{cid}",
+                    contact_id=cid,
+                    owner_id=owners[i % len(owners)].id,
+                    kind="lead" if kinds[cid] == "lead" else "contact",
+                )
+                for i, cid in enumerate(people)
+            ]
+        )
+    )
+    refused = [o for o in assigned if not hasattr(o, "created")]
+    if refused:
+        raise RuntimeError(f"{len(refused)} owner writes refused: {refused[0]}")
+    acted = act(connector, [(cid, "lead_score") for cid in people], now, kinds)
+    calls = connector.budget().calls - before
+    connector.close()
+    return {
+        "crm": connector.name,
+        "actions": acted["actions"],
+        "open_deal_skips": acted.get("open_deal_skips", 0),
+        "owner_writes": len(assigned),
+        "calls": calls,
+        "calls_per_action": round(calls / acted["actions"], 3) if acted["actions"] else None,
     }
 
 

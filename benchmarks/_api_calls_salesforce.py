@@ -15,6 +15,8 @@ import json
 import math
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from connectors.sandbox.framework import ManualClock, SandboxApp, mount_response
 from connectors.sandbox.salesforce import SalesforceSandbox
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _api_calls_actions import Crossings, act, act_minimum, outcomes
+from _api_calls_actions import Crossings, act, act_heavy, act_minimum, outcomes
 
 URL = "https://sf.benchmark.test"
 FIELDS = [FieldSpec("lead_score"), FieldSpec("lead_band", type="text")]
@@ -159,8 +161,10 @@ def _sync(
     }, new_cursor
 
 
-def run(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[str, Any]:
-    """Full then incremental score-and-write sync of ``n_contacts`` sandbox people."""
+@contextmanager
+def _org(n_contacts: int) -> Iterator[tuple[SalesforceSandbox, SandboxApp, ManualClock, Any]]:
+    """A sandbox org of ``n_contacts`` people with leadsync's fields, reached through
+    ``responses``; ``connect()`` makes a new connector (a new process's)."""
     clock = ManualClock()
     sandbox = SalesforceSandbox(contacts=n_contacts, clock=clock, instance_url=URL)
     for obj in ("Lead", "Contact"):
@@ -169,9 +173,9 @@ def run(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[str, Any]
     for obj in ("Opportunity", "Task"):
         sandbox.add_custom_field(obj, "leadsync_key__c", "string", external_id=True, unique=True)
     app = SandboxApp(sandbox, sleep=clock.sleep)
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        mount_responses(app, rsps, URL)
-        connector = SalesforceConnector.from_config(
+
+    def connect() -> SalesforceConnector:
+        return SalesforceConnector.from_config(
             {
                 "login_url": URL,
                 "instance_url": URL,
@@ -184,6 +188,16 @@ def run(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[str, Any]
             },
             context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
         )
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        mount_responses(app, rsps, URL)
+        yield sandbox, app, clock, connect
+
+
+def run(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[str, Any]:
+    """Full then incremental score-and-write sync of ``n_contacts`` sandbox people."""
+    with _org(n_contacts) as (sandbox, app, clock, connect):
+        connector = connect()
         check = connector.ensure_fields(FIELDS)
         if check.missing:
             raise RuntimeError("; ".join(check.instructions))
@@ -210,36 +224,15 @@ def run(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[str, Any]
 
 def run_schedule(n_contacts: int = 5_000) -> dict[str, Any]:
     """The whole-schedule sequence (see api_calls.py) with the starter model's actions
-    and an outcomes read in every run; runs an hour apart."""
+    and an outcomes read in every run; runs an hour apart, each a new connector that
+    starts from the stored (JSON) state, as a scheduled ``leadsync run`` is a new
+    process."""
     from api_calls import SCHEDULE, Scorer
 
-    clock = ManualClock()
-    sandbox = SalesforceSandbox(contacts=n_contacts, clock=clock, instance_url=URL)
-    for obj in ("Lead", "Contact"):
-        sandbox.add_custom_field(obj, "lead_score__c", "double")
-        sandbox.add_custom_field(obj, "lead_band__c", "string")
-    for obj in ("Opportunity", "Task"):
-        sandbox.add_custom_field(obj, "leadsync_key__c", "string", external_id=True, unique=True)
-    app = SandboxApp(sandbox, sleep=clock.sleep)
     scorer = Scorer()
     schedule = (scorer, Crossings(scorer.models))
     steps: list[dict[str, Any]] = []
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
-        mount_responses(app, rsps, URL)
-        connector = SalesforceConnector.from_config(
-            {
-                "login_url": URL,
-                "instance_url": URL,
-                "refresh_token": {
-                    "client_id": "sandbox-client",
-                    "client_secret": "sandbox-secret",
-                    "refresh_token": "sandbox-refresh",
-                },
-                "quota_share": 1.0,
-            },
-            context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
-        )
-        connector.ensure_fields(FIELDS)
+    with _org(n_contacts) as (sandbox, app, clock, connect):
         cursor: Cursor | None = None
         last = clock.datetime()
         for name, share in SCHEDULE:
@@ -247,12 +240,30 @@ def run_schedule(n_contacts: int = 5_000) -> dict[str, Any]:
                 sandbox.simulate_activity(max(1, round(n_contacts * share)), seed=len(steps))
                 clock.advance(60)
             started = clock.datetime()
+            connector = connect()
+            if cursor is None:  # the first run sets the fields up, as ``leadsync run`` does
+                connector.ensure_fields(FIELDS)
             step, cursor = _sync(connector, app, clock, cursor, schedule, since=last)
+            connector.close()
             last = started
             steps.append({"step": name, **step})
             clock.advance(3600)
-        connector.close()
     return {"crm": "salesforce", "contacts": n_contacts, "schedule": steps}
+
+
+def run_actions(n_actions: int, n_contacts: int) -> dict[str, Any]:
+    """One act step with ``n_actions`` crossings (Leads and Contacts as the org has
+    them) after a full read, in a new process; see ``act_heavy`` in api_calls.py."""
+    with _org(n_contacts) as (_sandbox, _app, clock, connect):
+        reader = connect()
+        reader.ensure_fields(FIELDS)
+        now = clock.datetime()
+        kinds: dict[str, str] = {}
+        for batch in reader.read_changes(None, until=now, events_since=now - timedelta(days=90)):
+            kinds.update((c.id, c.kind) for c in batch.contacts if not c.converted)
+        reader.close()
+        clock.advance(600)
+        return act_heavy(connect(), kinds, n_actions, clock.datetime())
 
 
 if __name__ == "__main__":

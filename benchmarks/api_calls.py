@@ -22,7 +22,15 @@ before its first write (one search page, usually) is overhead, not in the minimu
 
 Salesforce comes from ``benchmarks/_api_calls_salesforce.py`` (its own minimum).
 
-Run: ``python benchmarks/api_calls.py [n_contacts] [changed_share] [--crm hubspot|salesforce]``.
+Run: ``python benchmarks/api_calls.py [n_contacts] [changed_share] [--crm hubspot|salesforce]``;
+``--schedule`` for the whole-schedule sequence (each run a new process starting from
+the stored state; targets: every step within 1.25x, every no-change run at most 3
+calls); ``--actions N`` for one act step with N crossings (target: at most 0.1 calls
+per action, every call of the act step counted).
+
+Salesforce's ``/composite`` counts as one API call for up to five queries: the
+connector sends the objects' first pages and the next pages of a long query that way,
+so its calls can fall below the per-query minimum (which stays as it was defined).
 """
 
 from __future__ import annotations
@@ -51,7 +59,7 @@ from connectors.hubspot import HubSpotConnector
 from connectors.sandbox import HubSpotSandbox, ManualClock, SandboxApp, serve
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _api_calls_actions import Crossings, act, act_minimum, outcomes
+from _api_calls_actions import Crossings, act, act_heavy, act_minimum, outcomes
 from _outcome_reads import outcome_reads
 
 TOKEN = "benchmark-private-app-token"  # noqa: S105 (the sandbox's own token)
@@ -263,7 +271,9 @@ SCHEDULE = (
 
 def run_hubspot_schedule(n_contacts: int = 5_000) -> dict[str, Any]:
     """The whole-schedule sequence with the starter model's actions (deal and task for
-    each crossing) and an outcomes read in every run; runs an hour apart."""
+    each crossing) and an outcomes read in every run; runs an hour apart, each a new
+    connector that starts from the stored (JSON) state, as a scheduled
+    ``leadsync run`` is a new process."""
     clock = ManualClock()
     sandbox = HubSpotSandbox(contacts=n_contacts, clock=clock, tier="pro", tokens=(TOKEN,))
     app = SandboxApp(sandbox, sleep=clock.sleep)
@@ -271,8 +281,9 @@ def run_hubspot_schedule(n_contacts: int = 5_000) -> dict[str, Any]:
     scorer = Scorer()
     crossings = Crossings(scorer.models)
     steps: list[dict[str, Any]] = []
-    try:
-        connector = HubSpotConnector.from_config(
+
+    def connect() -> HubSpotConnector:
+        return HubSpotConnector.from_config(
             {
                 "access_token": TOKEN,
                 "base_url": server.base_url,
@@ -282,7 +293,8 @@ def run_hubspot_schedule(n_contacts: int = 5_000) -> dict[str, Any]:
             },
             context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
         )
-        connector.ensure_fields([FieldSpec(name) for name in scorer.fields])
+
+    try:
         cursor: Cursor | None = None
         last = clock.datetime()
         for name, share in SCHEDULE:
@@ -290,16 +302,53 @@ def run_hubspot_schedule(n_contacts: int = 5_000) -> dict[str, Any]:
                 sandbox.simulate_activity(max(1, round(n_contacts * share)), seed=len(steps))
                 clock.advance(60)
             started = clock.datetime()
+            connector = connect()
+            if cursor is None:  # the first run sets the fields up, as ``leadsync run`` does
+                connector.ensure_fields([FieldSpec(name) for name in scorer.fields])
             step, cursor = _hubspot_sync(
                 connector, app, clock, scorer, cursor, crossings=crossings, since=last
             )
+            connector.close()
             last = started
             steps.append({"step": name, **step})
             clock.advance(3600)
-        connector.close()
     finally:
         server.close()
     return {"crm": "hubspot", "contacts": n_contacts, "schedule": steps}
+
+
+def run_hubspot_actions(n_actions: int, n_contacts: int) -> dict[str, Any]:
+    """One act step with ``n_actions`` crossings after a full read, in a new process."""
+    clock = ManualClock()
+    sandbox = HubSpotSandbox(contacts=n_contacts, clock=clock, tier="pro", tokens=(TOKEN,))
+    app = SandboxApp(sandbox, sleep=clock.sleep)
+    server = serve(app, port=0)
+    scorer = Scorer()
+
+    def connect() -> HubSpotConnector:
+        return HubSpotConnector.from_config(
+            {
+                "access_token": TOKEN,
+                "base_url": server.base_url,
+                "tier": "pro",
+                "quota_share": 1.0,
+                "score_fields": {name: name for name in scorer.fields},
+            },
+            context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
+        )
+
+    try:
+        reader = connect()
+        reader.ensure_fields([FieldSpec(name) for name in scorer.fields])
+        now = clock.datetime()
+        kinds: dict[str, str] = {}
+        for batch in reader.read_changes(None, until=now, events_since=now - timedelta(days=90)):
+            kinds.update((c.id, c.kind) for c in batch.contacts)
+        reader.close()
+        clock.advance(600)
+        return act_heavy(connect(), kinds, n_actions, clock.datetime())
+    finally:
+        server.close()
 
 
 def run_salesforce(n_contacts: int, changed_share: float) -> dict[str, Any]:
@@ -331,10 +380,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--schedule", action="store_true", help="the whole-schedule sequence with actions"
     )
+    parser.add_argument(
+        "--actions",
+        type=int,
+        default=0,
+        metavar="N",
+        help="one act step with N crossings: calls per action (owner list and writes, "
+        "open-deal checks, key reads, creates with their links)",
+    )
     args = parser.parse_args(argv)
     results = []
     if args.schedule:
         return _print_schedule(args)
+    if args.actions:
+        return _print_actions(args)
     if args.crm in ("hubspot", "all"):
         results.append(run_hubspot(args.n_contacts, args.changed_share))
     if args.crm in ("salesforce", "all"):
@@ -356,6 +415,28 @@ def main(argv: list[str] | None = None) -> int:
                     f"{r['crm']:<10} {name:<28} calls {o['calls']:>6}  "
                     f"({o['deals']} deals, {o['conversions']} conversions read)"
                 )
+    return 0
+
+
+def _print_actions(args: argparse.Namespace) -> int:
+    runs = []
+    if args.crm in ("hubspot", "all"):
+        runs.append(run_hubspot_actions(args.actions, args.n_contacts))
+    if args.crm in ("salesforce", "all"):
+        try:
+            from benchmarks._api_calls_salesforce import run_actions
+        except ImportError:
+            from _api_calls_salesforce import run_actions  # type: ignore[no-redef]
+        runs.append(run_actions(args.actions, args.n_contacts))
+    if args.json:
+        print(json.dumps(runs, indent=2, default=str))
+        return 0
+    for r in runs:
+        print(
+            f"{r['crm']:<10} act step: {r['actions']} actions ({r['owner_writes']} owner writes, "
+            f"{r['open_deal_skips']} skipped for an open deal)  calls {r['calls']}  "
+            f"per action {r['calls_per_action']}  (target <= 0.1)"
+        )
     return 0
 
 

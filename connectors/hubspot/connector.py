@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time
 from typing import Any, Literal
 
@@ -187,7 +187,7 @@ class HubSpotConnector:
         # key), each with the association it was created with: an outcomes read takes
         # an open one's contact from here instead of an association read (see
         # ``read_deal_outcomes``). Oldest dropped beyond MAX_OWN_DEALS.
-        self._own_deals: dict[str, str] = {}
+        self._own_deals: dict[str, tuple[str, int]] = {}  # deal -> (contact, created ms)
         # Our own writes (see own_writes.py): those after a read are remembered with
         # that read and go into ``checkpoint()``; those made before any read wait
         # here for the next one.
@@ -225,13 +225,24 @@ class HubSpotConnector:
     # -------------------------------------------------------------------- state
     def load_state(self, data: StoredState | None) -> HubSpotState | None:
         """A stored state (the format has not changed since the first release)."""
-        return None if data is None else HubSpotState.from_json(data)
+        state = None if data is None else HubSpotState.from_json(data)
+        self._recall_deals(state)
+        return state
+
+    def _recall_deals(self, state: HubSpotState | None) -> None:
+        """The deals a previous process created, so that their contacts need no
+        association read (``read_deal_outcomes``); this process's own win."""
+        if state is not None:
+            self._own_deals = {**state.own_deals, **self._own_deals}
 
     def checkpoint(self) -> HubSpotState | None:
-        """The last complete read's state with the score writes made since: a new
-        value each time (the one the read yielded stays as it was)."""
+        """The last complete read's state with the score writes made since, and the
+        deals created: a new value each time (the one the read yielded stays as it
+        was)."""
         read = self._read
-        return read.snapshot() if read is not None and read.done else None
+        if read is None or not read.done:
+            return None
+        return replace(read.snapshot(), own_deals=self._own_deals)
 
     # -------------------------------------------------------------------- reads
     def read_changes(
@@ -248,6 +259,7 @@ class HubSpotConnector:
         A stored (JSON) state is accepted too and loaded first."""
         if state is not None and not isinstance(state, HubSpotState):
             state = HubSpotState.from_json(state)
+        self._recall_deals(state)
         until = _aware(until, "until")
         events_since = _aware(events_since, "events_since")
         props = self._contact_properties()
@@ -606,7 +618,7 @@ class HubSpotConnector:
             # with (a later re-association is not seen until the deal closes); a closed
             # deal's contacts are always read, since its outcome is attributed to them.
             known = {
-                str(r.get("id")): [self._own_deals[str(r.get("id"))]]
+                str(r.get("id")): [self._own_deals[str(r.get("id"))][0]]
                 for r in closed
                 if str(r.get("id")) in self._own_deals and self._deal(r, "").is_open
             }
@@ -873,9 +885,10 @@ class HubSpotConnector:
         inputs = [(spec.key, self._deal_input(spec)) for spec in specs]
         outcomes = self._batch_create("deals", inputs)
         contacts = {spec.key: spec.contact_id for spec in specs}
+        created = int(to_epoch_ms(self.context.now()))
         for outcome in outcomes:
             if isinstance(outcome, ActionResult) and outcome.id and outcome.key in contacts:
-                self._own_deals[outcome.id] = contacts[outcome.key]
+                self._own_deals[outcome.id] = (contacts[outcome.key], created)
         while len(self._own_deals) > MAX_OWN_DEALS:
             self._own_deals.pop(next(iter(self._own_deals)))
         return outcomes

@@ -12,12 +12,18 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote_plus
 
 import requests
 from simple_salesforce.api import Salesforce
-from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceResourceNotFound
+from simple_salesforce.exceptions import (
+    SalesforceError,
+    SalesforceMalformedRequest,
+    SalesforceResourceNotFound,
+)
 
 from connectors.base import (
     ConnectorConfigError,
@@ -38,6 +44,19 @@ log = logging.getLogger("leadsync.connectors.salesforce")
 class QueryLocatorExpired(CRMResponseError):
     """``nextRecordsUrl`` no longer works (locators expire after ~15 minutes idle):
     the reader restarts the query after the last row it has."""
+
+
+# Query operations one ``/composite`` request may hold (query, queryAll, query more).
+COMPOSITE_QUERIES = 5
+
+
+@dataclass(frozen=True)
+class Query:
+    """One SOQL query to run: ``what`` labels it in errors and in ``rows_read``."""
+
+    soql: str
+    what: str
+    include_deleted: bool = False
 
 
 class SalesforceApi:
@@ -77,6 +96,8 @@ class SalesforceApi:
         self.org_id: str | None = None  # the org (names the API budget once known)
         self.rows_read: Counter[str] = Counter()  # records per query label, for benchmarks
         self.page_size = 2000  # Sforce-Query-Options batchSize (200..2000); tests lower it
+        # False once the org (or whatever answers in its place) refused ``/composite``.
+        self.composite = True
 
     # -- plumbing -----------------------------------------------------------------------
     @property
@@ -176,36 +197,156 @@ class SalesforceApi:
             what=f"salesforce {what}",
         )
 
+    def _query_headers(self) -> dict[str, str]:
+        if self.page_size == 2000:
+            return {}
+        return {"Sforce-Query-Options": f"batchSize={self.page_size}"}
+
     def query_pages(
-        self, soql: str, *, what: str, include_deleted: bool = False
+        self,
+        soql: str,
+        *,
+        what: str,
+        include_deleted: bool = False,
+        first: Mapping[str, Any] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Pages (up to 2,000 records each) of one SOQL query, following
-        ``nextRecordsUrl``. Raises ``QueryLocatorExpired`` when a locator stops working."""
+        ``nextRecordsUrl``. ``first``: its first page, already fetched (``first_pages``).
+        Raises ``QueryLocatorExpired`` when a locator stops working."""
         timeout = self.settings.timeout_seconds
-        headers = (
-            {"Sforce-Query-Options": f"batchSize={self.page_size}"}
-            if self.page_size != 2000
-            else {}
-        )
-        result = self.call(
-            what,
-            lambda sf: sf.query(
-                soql, include_deleted=include_deleted, timeout=timeout, headers=headers
-            ),
-        )
+        headers = self._query_headers()
+        result: Any = first
+        if result is None:
+            result = self.call(
+                what,
+                lambda sf: sf.query(
+                    soql, include_deleted=include_deleted, timeout=timeout, headers=headers
+                ),
+            )
+        got = 0
+        ahead: list[Any] = []  # pages fetched before they are wanted (``_more_pages``)
         while True:
             records = result.get("records") if isinstance(result, dict) else None
             if not isinstance(records, list):
                 raise CRMResponseError(f"salesforce {what}: query answer has no records list")
             self.rows_read[what] += len(records)
+            got += len(records)
             yield records
             next_url = result.get("nextRecordsUrl")
             if result.get("done", True) or not next_url:
                 return
-            result = self._more(what, str(next_url), timeout)
+            if not ahead:
+                total = result.get("totalSize")
+                left = total - got if isinstance(total, int) else 0
+                ahead = self._more_pages(what, str(next_url), timeout, left, len(records))
+            result = ahead.pop(0)
 
     def _more(self, what: str, url: str, timeout: float) -> Any:
         return self.call(what, lambda sf: _query_more(sf, url, timeout))
+
+    def _more_pages(self, what: str, url: str, timeout: float, left: int, page: int) -> list[Any]:
+        """The next pages of a query: as many as ``left`` rows need (at most five)
+        in one ``/composite`` request, each following the one before it by a
+        reference to its ``nextRecordsUrl``. A failed first subrequest is asked
+        again alone, so that an expired locator raises ``QueryLocatorExpired``; a
+        later failure keeps the pages before it (the reader goes on from there)."""
+        wanted = min(COMPOSITE_QUERIES, -(-left // page)) if page > 0 and left > 0 else 1
+        if wanted < 2 or not self.composite:
+            return [self._more(what, url, timeout)]
+        results = self._composite(
+            [
+                {"method": "GET", "url": url if i == 0 else f"@{{m{i - 1}.nextRecordsUrl}}"}
+                for i in range(wanted)
+            ],
+            what=what,
+            prefix="m",
+        )
+        pages: list[Any] = []
+        for result in results or ():
+            if result is None:
+                break
+            pages.append(result)
+        return pages or [self._more(what, url, timeout)]
+
+    def _composite(
+        self, subrequests: Sequence[Mapping[str, Any]], *, what: str, prefix: str
+    ) -> list[dict[str, Any] | None] | None:
+        """One ``/composite`` request of read-only subrequests, referenced as
+        ``<prefix><n>``: the body of each that answered 200 with a records list,
+        else None. None for the whole when ``/composite`` is refused (and not
+        tried again by this process)."""
+        body = {
+            "allOrNone": False,
+            "compositeRequest": [
+                {**sub, "referenceId": f"{prefix}{i}"} for i, sub in enumerate(subrequests)
+            ],
+        }
+        timeout = self.settings.timeout_seconds
+
+        def attempt(sf: Salesforce) -> Any:
+            try:
+                return sf.restful("composite", method="POST", json=body, timeout=timeout)
+            except (SalesforceMalformedRequest, SalesforceResourceNotFound):
+                return None
+            except SalesforceError as exc:
+                if exc.status == 405:
+                    return None
+                raise
+
+        answer = self.call(what, attempt)
+        results = answer.get("compositeResponse") if isinstance(answer, dict) else None
+        if not isinstance(results, list) or len(results) != len(subrequests):
+            self.composite = False
+            self.log.info("salesforce: /composite is not available here; queries go one by one")
+            return None
+        pages: list[dict[str, Any] | None] = []
+        for i, result in enumerate(results):
+            ok = (
+                isinstance(result, dict)
+                and result.get("referenceId") == f"{prefix}{i}"
+                and result.get("httpStatusCode") == 200
+                and isinstance(result.get("body"), dict)
+                and isinstance(result["body"].get("records"), list)
+            )
+            pages.append(result["body"] if ok else None)
+        return pages
+
+    def first_pages(self, queries: Sequence[Query]) -> list[dict[str, Any] | None]:
+        """The first page of each query, five queries to a ``/composite`` request:
+        Salesforce counts the whole request as one call against the org's daily
+        allowance, where the queries alone would cost one each. ``None`` stands for
+        a query to run alone with ``query_pages``: a subrequest that failed (run
+        alone, it meets the full response table: retries, session renewal, a clear
+        error) or every query when ``/composite`` is refused (an endpoint in front
+        of the org that lacks it)."""
+        out: list[dict[str, Any] | None] = [None] * len(queries)
+        if len(queries) < 2:
+            return out
+        for start in range(0, len(queries), COMPOSITE_QUERIES):
+            chunk = queries[start : start + COMPOSITE_QUERIES]
+            if len(chunk) < 2 or not self.composite:
+                continue  # one query costs one call either way
+            for offset, page in enumerate(self._composite_queries(chunk)):
+                out[start + offset] = page
+        return out
+
+    def _composite_queries(self, queries: Sequence[Query]) -> list[dict[str, Any] | None]:
+        version = self.settings.version
+        headers = self._query_headers()
+        results = self._composite(
+            [
+                {
+                    "method": "GET",
+                    "url": f"/services/data/v{version}/"
+                    f"{'queryAll' if q.include_deleted else 'query'}/?q={quote_plus(q.soql)}",
+                    **({"httpHeaders": headers} if headers else {}),
+                }
+                for q in queries
+            ],
+            what=" + ".join(q.what for q in queries),
+            prefix="q",
+        )
+        return results if results is not None else [None] * len(queries)
 
     def collection(
         self, method: str, records: list[dict[str, Any]], *, what: str, path: str = ""

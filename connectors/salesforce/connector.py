@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
@@ -46,7 +47,7 @@ from connectors.base import (
 )
 from connectors.fieldcheck import salesforce_field_problem
 from connectors.salesforce import actions, mapping
-from connectors.salesforce.api import QueryLocatorExpired, SalesforceApi
+from connectors.salesforce.api import Query, QueryLocatorExpired, SalesforceApi
 from connectors.salesforce.config import (
     SalesforceSettings,
     SalesforceSettingsModel,
@@ -163,6 +164,17 @@ def _record_error(result: Mapping[str, Any]) -> tuple[str, bool]:
     return "; ".join(parts) or "refused without a reason", retriable
 
 
+@dataclass(frozen=True)
+class _ChangeQuery:
+    """What one object's change read asks for (see ``_change_query``)."""
+
+    obj: str
+    since: datetime | None
+    until: datetime
+    full: bool
+    master: bool | None  # None: a plain query; else a queryAll (with MasterRecordId if True)
+
+
 class SalesforceConnector:
     """``connectors.base.Connector`` for Salesforce through simple-salesforce."""
 
@@ -249,20 +261,31 @@ class SalesforceConnector:
         # Leads and Contacts share batches so that each engagement query carries as many
         # ids as the URL allows (a small incremental read needs one query per source).
         buffer: list[tuple[str, dict[str, Any]]] = []
+        # An incremental read is one queryAll per object: changed rows and rows
+        # deleted (or merged away) in the same window, told apart by IsDeleted,
+        # instead of a second query for the recycle bin. The objects' first pages
+        # come in one request (``first_pages``).
+        plans: dict[str, tuple[ObjectState | None, _ChangeQuery]] = {}
         for obj in self.settings.objects:
             prev = state.objects.get(obj) if state is not None else None
-            since = None if prev is None else prev.until - lookback
+            known_master = prev.master if prev is not None else None
+            plans[obj] = (
+                prev,
+                _ChangeQuery(
+                    obj,
+                    since=None if prev is None else prev.until - lookback,
+                    until=until,
+                    full=prev is None,
+                    master=None if prev is None else self._has_master(obj, known_master),
+                ),
+            )
+        firsts = self.api.first_pages([self._change_query(q) for _p, q in plans.values()])
+        for (obj, (prev, plan)), first in zip(plans.items(), firsts, strict=True):
             seen: dict[str, str] = dict(prev.seen) if prev is not None else {}
             known_master = prev.master if prev is not None else None
             emitted: set[str] = set()
             new_seen: dict[str, str] = {}
-            # An incremental read is one queryAll per object: changed rows and rows
-            # deleted (or merged away) in the same window, told apart by IsDeleted,
-            # instead of a second query for the recycle bin.
-            master = None if prev is None else self._has_master(obj, known_master)
-            pages = self._changed_pages(
-                obj, since=since, until=until, full=prev is None, master=master
-            )
+            pages = self._changed_pages(plan, first=first)
             for records in pages:
                 for rec in records:
                     ident = str(rec.get("Id"))
@@ -410,31 +433,36 @@ class SalesforceConnector:
             return mapping.select_fields(fmap, extra, obj=obj), where
         return mapping.select_fields(fmap, audit, obj=obj), ""
 
+    def _change_query(self, plan: _ChangeQuery, after: tuple[datetime, str] | None = None) -> Query:
+        """The query of ``plan``'s rows, resumed after ``after`` when given."""
+        obj = plan.obj
+        fields, where = self._select(obj, full=plan.full)
+        if plan.master is not None:
+            fields = [*fields, "IsDeleted", *(["MasterRecordId"] if plan.master else [])]
+        soql = changes_query(
+            obj, fields, since=plan.since, until=plan.until, after=after, extra_where=where
+        )
+        return Query(soql, f"read {obj} changes", include_deleted=plan.master is not None)
+
     def _changed_pages(
-        self,
-        obj: str,
-        *,
-        since: datetime | None,
-        until: datetime,
-        full: bool,
-        master: bool | None = None,
+        self, plan: _ChangeQuery, *, first: Mapping[str, Any] | None = None
     ) -> Iterator[list[dict[str, Any]]]:
-        """Pages of ``obj`` changed in the window. ``master`` not None makes it a
-        ``queryAll`` that also returns the rows deleted in the window, with
-        ``IsDeleted`` (and ``MasterRecordId`` when ``master`` is True)."""
-        fields, where = self._select(obj, full=full)
-        include_deleted = master is not None
-        if include_deleted:
-            fields = [*fields, "IsDeleted", *(["MasterRecordId"] if master else [])]
+        """Pages of ``plan.obj`` changed in the window (``first``: the first page, when
+        it came with other queries). ``plan.master`` not None makes it a ``queryAll``
+        that also returns the rows deleted in the window, with ``IsDeleted`` (and
+        ``MasterRecordId`` when ``master`` is True)."""
+        obj = plan.obj
         after: tuple[datetime, str] | None = None
         for _ in range(MAX_LOCATOR_RESTARTS + 1):
-            soql = changes_query(
-                obj, fields, since=since, until=until, after=after, extra_where=where
-            )
+            query = self._change_query(plan, after)
             try:
                 for page in self.api.query_pages(
-                    soql, what=f"read {obj} changes", include_deleted=include_deleted
+                    query.soql,
+                    what=query.what,
+                    include_deleted=query.include_deleted,
+                    first=first,
                 ):
+                    first = None  # a restart queries again
                     if page:
                         last = page[-1]
                         stamp = parse_datetime(last.get("SystemModstamp"))
@@ -479,8 +507,9 @@ class SalesforceConnector:
         ):
             queries.append(("CampaignMember", soql, mapping.campaign_member_event))
         events: dict[str, EventRecord] = {}
-        for name, soql, convert in queries:
-            for page in self.api.query_pages(soql, what=f"read {name}"):
+        firsts = self.api.first_pages([Query(soql, f"read {name}") for name, soql, _c in queries])
+        for (name, soql, convert), first in zip(queries, firsts, strict=True):
+            for page in self.api.query_pages(soql, what=f"read {name}", first=first):
                 for rec in page:
                     event = convert(rec)
                     if event is not None and event.occurred_at >= since:
@@ -496,8 +525,9 @@ class SalesforceConnector:
             ("Event", _EVENT_WINDOW.format(since=lit), mapping.event_event),
             ("CampaignMember", _MEMBER_WINDOW.format(since=lit), mapping.campaign_member_event),
         )
-        for name, soql, convert in sources:
-            for page in self.api.query_pages(soql, what=f"read {name}"):
+        firsts = self.api.first_pages([Query(soql, f"read {name}") for name, soql, _c in sources])
+        for (name, soql, convert), first in zip(sources, firsts, strict=True):
+            for page in self.api.query_pages(soql, what=f"read {name}", first=first):
                 events = [
                     e
                     for e in map(convert, page)

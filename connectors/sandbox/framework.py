@@ -28,7 +28,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, TypedDict
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    NotRequired,
+    Protocol,
+    TypeAlias,
+    TypedDict,
+    runtime_checkable,
+)
 from urllib.parse import parse_qs, urlsplit
 
 if TYPE_CHECKING:
@@ -178,11 +186,23 @@ class Flavour(Protocol):
 
 
 class Stats(TypedDict):
-    """``GET /__sandbox/stats``: requests served, by route and by status."""
+    """``GET /__sandbox/stats``: requests served, by route and by status; and, for a
+    flavour with requests that carry others (Salesforce's ``/composite``), those
+    subrequests by route (they are not in ``total``: the API counts the carrier)."""
 
     total: int
     by_route: dict[str, int]
     by_status: dict[str, int]
+    subrequests: NotRequired[dict[str, int]]
+
+
+@runtime_checkable
+class CountsSubrequests(Protocol):
+    """A flavour that serves requests inside other requests and counts them."""
+
+    def subrequest_counts(self) -> dict[str, int]: ...
+
+    def reset_subrequest_counts(self) -> None: ...
 
 
 @dataclass
@@ -284,16 +304,21 @@ class SandboxApp:
 
     def stats(self) -> Stats:
         with self._lock:
-            return {
+            stats: Stats = {
                 "total": sum(self.by_route.values()),
                 "by_route": dict(self.by_route),
                 "by_status": dict(self.by_status),
             }
+        if isinstance(self.flavour, CountsSubrequests):
+            stats["subrequests"] = self.flavour.subrequest_counts()
+        return stats
 
     def reset_stats(self) -> None:
         with self._lock:
             self.by_route.clear()
             self.by_status.clear()
+        if isinstance(self.flavour, CountsSubrequests):
+            self.flavour.reset_subrequest_counts()
 
     # the request path -------------------------------------------------------------
     def __call__(self, request: Request) -> Response:

@@ -12,14 +12,14 @@ import hashlib
 import hmac
 import secrets
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
 from connectors.sandbox.framework import BadRequestBody, Clock, Request, Response, SystemClock
 
-from . import soql, versions
+from . import composite, soql, versions
 from .bulk import Bulk, is_minted
 from .ids import make_id, parse_id
 from .schema import API_VERSION, BASE, custom_field
@@ -104,6 +104,7 @@ class SalesforceSandbox:
         self._refresh_token = refresh_token
         self._configured_sessions = tuple(session_ids)
         self._lock = threading.Lock()
+        self._subrequests: Counter[str] = Counter()  # served inside /composite, by route
         self._sessions: dict[str, float] = {}  # session id -> last use
         self._calls: deque[float] = deque()
         self._key_pem: bytes | None = None
@@ -300,13 +301,34 @@ class SalesforceSandbox:
         split = versions.split_data_path(path)
         if split is None or not versions.is_supported(split[0]):
             return self._error(404, "NOT_FOUND", "The requested resource does not exist")
-        version, rest = split
-        request = versions.rebase(request, rest)
-        path = request.path.rstrip("/") or "/"
         if not self._authenticate(request):
             return self._error(401, "INVALID_SESSION_ID", "Session expired or invalid")
         if not self._spend_call():
             return self._error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        return self._data(request, *split)
+
+    def subrequest_counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._subrequests)
+
+    def reset_subrequest_counts(self) -> None:
+        with self._lock:
+            self._subrequests.clear()
+
+    def _subrequest(self, request: Request) -> Response:
+        """One subrequest of ``/composite``: the same user, no call of its own."""
+        with self._lock:
+            self._subrequests[self.route_key(request)] += 1
+        split = versions.split_data_path(request.path.rstrip("/") or "/")
+        if split is None or not versions.is_supported(split[0]):
+            return self._error(404, "NOT_FOUND", "The requested resource does not exist")
+        if not self._authenticate(request):
+            return self._error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        return self._data(request, *split)
+
+    def _data(self, request: Request, version: str, rest: str) -> Response:
+        request = versions.rebase(request, rest)
+        path = request.path.rstrip("/") or "/"
         parts = [unquote(p) for p in path[len(BASE) :].split("/") if p]
         try:
             return versions.restamp(self._route(request, parts, version), version)
@@ -347,6 +369,10 @@ class SalesforceSandbox:
             return self._sobjects(request, parts[1:])
         if head == "composite" and len(parts) >= 2 and parts[1] == "sobjects":
             return self._collections(request, parts[2:])
+        if head == "composite" and len(parts) == 1:
+            answer = composite.composite(request, self._subrequest, self._allow)
+            answer.headers.update(self._limit_header())  # the usage after the whole request
+            return answer
         if head == "composite" and parts[1:] == ["batch"]:
             return self.bulk.composite_batch(request, version, self.handle)
         if head == "jobs":

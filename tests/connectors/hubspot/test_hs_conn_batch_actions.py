@@ -17,6 +17,7 @@ from connectors.base import (
     RecordFailure,
     TaskSpec,
 )
+from connectors.hubspot.state import HubSpotState
 from connectors.sandbox import Request
 
 
@@ -264,3 +265,54 @@ def test_outcomes_of_our_open_deals_need_no_association_read() -> None:
         assert [(d.contact_id, d.is_won) for d in closed] == [(ids[won], True)]
         assert env.stats()["by_route"].get(ASSOCIATION_READ) == 1
         connector.close()
+
+
+def test_a_new_process_knows_the_contacts_of_the_deals_the_last_run_created() -> None:
+    """A scheduled ``leadsync run`` is a new process each time: the deals the last
+    run created come back in the state, so their first outcomes read needs no
+    association read either; a state from before this memory still loads."""
+    with sandbox_env(50) as env:
+        first = env.connector()
+        now = env.clock.datetime()
+        list(first.read_changes(None, until=now, events_since=now))
+        contacts = sorted(env.contact_ids())[:3]
+        since = env.clock.datetime()
+        env.clock.advance(5)
+        made = first.create_deals([_deal(c, f"deal-{c}") for c in contacts])
+        ids = {m.id: c for m, c in zip(made, contacts, strict=True) if isinstance(m, ActionResult)}
+        state = first.checkpoint()
+        assert state is not None
+        stored = json.loads(json.dumps(state.to_json()))
+        first.close()
+
+        env.clock.advance(60)
+        later = env.connector()
+        assert later.load_state(stored) == HubSpotState.from_json(stored)
+        env.app.reset_stats()
+        ours = [d for d in later.read_deal_outcomes(since) if d.id in ids]
+        assert sorted((d.id, d.contact_id) for d in ours) == sorted(ids.items())
+        assert ASSOCIATION_READ not in env.stats()["by_route"]
+        later.close()
+
+        older = env.connector()  # a state stored before deals were remembered
+        older.load_state({k: v for k, v in stored.items() if k != "own_deals"})
+        env.app.reset_stats()
+        again = [d for d in older.read_deal_outcomes(since) if d.id in ids]
+        assert sorted((d.id, d.contact_id) for d in again) == sorted(ids.items())
+        assert env.stats()["by_route"].get(ASSOCIATION_READ) == 1
+        older.close()
+
+
+def test_the_state_keeps_a_week_of_created_deals() -> None:
+    day = 86_400_000
+    now = 100 * day
+    state = HubSpotState(
+        since_ms=now,
+        own_deals={
+            "d-old": ("c1", now - 8 * day),
+            "d-new": ("c2", now - day),
+            "d-now": ("c3", now),
+        },
+    )
+    back = HubSpotState.from_json(json.loads(json.dumps(state.to_json())))
+    assert dict(back.own_deals) == {"d-new": ("c2", now - day), "d-now": ("c3", now)}

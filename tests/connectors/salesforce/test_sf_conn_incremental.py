@@ -20,6 +20,7 @@ WINDOW = timedelta(days=90)
 API = "/services/data/v59.0"
 TOKEN_ROUTE = "POST /services/oauth2/token"
 QUERY_ALL_ROUTE = f"GET {API}/queryAll"
+COMPOSITE_ROUTE = f"POST {API}/composite"
 
 
 def _read(c: SalesforceConnector, clock: ManualClock, cursor: Cursor | None) -> list[ReadBatch]:
@@ -64,7 +65,7 @@ def _live_contacts(org: Org, n: int) -> list[str]:
     return [table.id_of(int(s)) for s in table.seqs(include_deleted=False)[:n]]
 
 
-def test_empty_incremental_read_costs_one_query_all_per_object(org: Org) -> None:
+def test_empty_incremental_read_costs_one_call_holding_a_query_all_per_object(org: Org) -> None:
     first = org.connector()
     first.ensure_fields([FieldSpec("lead_score")])  # the baseline run describes the objects
     cursor = _cursor(_read(first, org.clock, None))
@@ -76,15 +77,17 @@ def test_empty_incremental_read_costs_one_query_all_per_object(org: Org) -> None
     batches = _read(c, org.clock, cursor)
     stats = _stats(org)
     assert _ids(batches) == [] and not any(b.deletions or b.merges for b in batches)
-    assert stats["by_route"] == {TOKEN_ROUTE: 1, QUERY_ALL_ROUTE: 2}
-    assert stats["by_status"] == {"200": 3}
-    assert _api_calls(stats) == 2 == c.budget().calls
-    assert org.sandbox.api_usage()[0] - used_before == 2
+    # Both objects' queryAll in one composite request, which the org counts once.
+    assert stats["by_route"] == {TOKEN_ROUTE: 1, COMPOSITE_ROUTE: 1}
+    assert stats["subrequests"] == {QUERY_ALL_ROUTE: 2}
+    assert stats["by_status"] == {"200": 2}
+    assert _api_calls(stats) == 1 == c.budget().calls
+    assert org.sandbox.api_usage()[0] - used_before == 1
     # The same connector again: no token request either.
     org.clock.advance(900)
     _reset_stats(org)
     _read(c, org.clock, _cursor(batches))
-    assert _stats(org)["by_route"] == {QUERY_ALL_ROUTE: 2}
+    assert _stats(org)["by_route"] == {COMPOSITE_ROUTE: 1}
 
 
 def test_describe_is_remembered_in_the_cursor_for_a_day(org: Org) -> None:
@@ -95,16 +98,16 @@ def test_describe_is_remembered_in_the_cursor_for_a_day(org: Org) -> None:
     org.clock.advance(900)
     _reset_stats(org)
     cursor = _cursor(_read(org.connector(), org.clock, cursor))
-    assert _stats(org)["by_route"] == {TOKEN_ROUTE: 1, QUERY_ALL_ROUTE: 2, **describe}
+    assert _stats(org)["by_route"] == {TOKEN_ROUTE: 1, COMPOSITE_ROUTE: 1, **describe}
     for hours in (1, 23):
         org.clock.advance(hours * 3600)
         _reset_stats(org)
         cursor = _cursor(_read(org.connector(), org.clock, cursor))
-        assert _stats(org)["by_route"] == {TOKEN_ROUTE: 1, QUERY_ALL_ROUTE: 2}
+        assert _stats(org)["by_route"] == {TOKEN_ROUTE: 1, COMPOSITE_ROUTE: 1}
     org.clock.advance(2 * 3600)  # more than a day since the describe: asked again
     _reset_stats(org)
     _read(org.connector(), org.clock, cursor)
-    assert _stats(org)["by_route"] == {TOKEN_ROUTE: 1, QUERY_ALL_ROUTE: 2, **describe}
+    assert _stats(org)["by_route"] == {TOKEN_ROUTE: 1, COMPOSITE_ROUTE: 1, **describe}
 
 
 def test_deletions_come_from_the_same_query_all_and_are_reported_once(org: Org) -> None:
@@ -125,7 +128,7 @@ def test_deletions_come_from_the_same_query_all_and_are_reported_once(org: Org) 
     assert _ids(batches) == [edited]
     # One queryAll per object for changes and deletions; the rest is the edited
     # contact's engagement (one query per source).
-    assert _stats(org)["by_route"][QUERY_ALL_ROUTE] == 2
+    assert _stats(org)["subrequests"][QUERY_ALL_ROUTE] == 2
     assert set(c.api.rows_read) == {
         "read Lead changes",
         "read Contact changes",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -174,26 +175,31 @@ def test_deleted_and_merged_away_records_are_reported(org: Org) -> None:
 
 
 class _LocatorExpiresOnce:
-    """Wraps the sandbox app: the second ``nextRecordsUrl`` request is refused with
-    ``INVALID_QUERY_LOCATOR`` once, as when a locator sat idle too long."""
+    """Wraps the sandbox app: at the first request for a ``nextRecordsUrl`` (alone or
+    in a composite request) the org's locators expire, as when they sat idle too
+    long, and that request meets ``INVALID_QUERY_LOCATOR``."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.more = 0
 
     def __call__(self, request: Request) -> Response:
-        if "/query/01g" in request.path:
+        # A query-more alone or inside a composite request: at the second, every
+        # locator of the org expires (the reader must restart after its last row).
+        if "/query/01g" in request.path or b"/query/01g" in request.body:
             self.more += 1
-            if self.more == 2:
-                return Response.json(
-                    400,
-                    [{"errorCode": "INVALID_QUERY_LOCATOR", "message": "invalid query locator"}],
-                )
+            if self.more == 1:
+                store = self.app.flavour.store
+                with store.lock:
+                    store.cursors.clear()
         response: Response = self.app(request)
         return response
 
 
-def test_expired_query_locator_resumes_after_the_last_row(clock: ManualClock) -> None:
+@pytest.mark.parametrize("composite", [True, False], ids=["composite", "one-by-one"])
+def test_expired_query_locator_resumes_after_the_last_row(
+    clock: ManualClock, composite: bool
+) -> None:
     fronts: list[_LocatorExpiresOnce] = []
 
     def wrap(app: Any) -> _LocatorExpiresOnce:
@@ -206,8 +212,9 @@ def test_expired_query_locator_resumes_after_the_last_row(clock: ManualClock) ->
         clock.advance(60)
         c = org.connector()
         c.api.page_size = 200  # the API's smallest batch size: several locators per query
+        c.api.composite = composite
         ids = _ids(_read(c, clock))
-        assert fronts[0].more >= 2
+        assert fronts[0].more >= 2  # the expired request and the ones after the restart
         assert len(ids) == len(set(ids))
         assert set(ids) == _sandbox_people(org) and changed <= set(ids)
 
@@ -237,3 +244,81 @@ def test_own_score_writes_are_not_read_back_but_later_changes_are(org: Org) -> N
     plain = org.connector()
     forgetful = dict(after_writes.to_json(), own_writes={})
     assert len(_ids(_read(plain, org.clock, forgetful))) >= len(people)
+
+
+class _CompositeFront:
+    """Wraps the sandbox app: ``/composite`` refused as an endpoint that lacks it
+    would (``refuse``), or answered with its second subrequest failed (``fail``)."""
+
+    def __init__(self, app: Any, *, refuse: bool = False, fail: bool = False) -> None:
+        self.app, self.refuse, self.fail = app, refuse, fail
+        self.composites = 0
+
+    def __call__(self, request: Request) -> Response:
+        if not request.path.endswith("/composite"):
+            response: Response = self.app(request)
+            return response
+        self.composites += 1
+        if self.refuse:
+            return Response.json(
+                404,
+                [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}],
+            )
+        response = self.app(request)
+        body = json.loads(response.body)
+        if self.fail and len(body["compositeResponse"]) > 1:
+            body["compositeResponse"][1] = {
+                "body": [{"errorCode": "UNKNOWN_EXCEPTION", "message": "try again"}],
+                "httpHeaders": {},
+                "httpStatusCode": 500,
+                "referenceId": body["compositeResponse"][1]["referenceId"],
+            }
+        return Response.json(200, body, response.headers)
+
+
+@pytest.mark.parametrize("mode", ["refused", "subrequest fails"])
+def test_reads_stay_whole_when_composite_is_refused_or_a_subrequest_fails(
+    clock: ManualClock, mode: str
+) -> None:
+    # The same people and events as with every query on its own: a query whose
+    # subrequest failed is run alone; a refused /composite is not tried again.
+    fronts: list[_CompositeFront] = []
+
+    def wrap(app: Any) -> _CompositeFront:
+        fronts.append(_CompositeFront(app, refuse=mode == "refused", fail=mode != "refused"))
+        return fronts[-1]
+
+    for org in responses_org(clock, 600, wrap=wrap):
+        clock.advance(3600)
+        org.sandbox.simulate_activity(40, seed=5)
+        clock.advance(60)
+        plain = org.connector()
+        plain.api.composite = False
+        expected = _read(plain, clock)
+        c = org.connector()
+        c.api.page_size = 200  # several pages per query: query-more requests too
+        batches = _read(c, clock)
+        assert sorted(_ids(batches)) == sorted(_ids(expected))
+        assert sorted(e.id for b in batches for e in b.events) == sorted(
+            e.id for b in expected for e in b.events
+        )
+        if mode == "refused":
+            assert fronts[0].composites == 1 and c.api.composite is False
+        else:
+            assert fronts[0].composites > 1 and c.api.composite is True
+
+
+def test_a_long_read_takes_its_pages_five_to_a_call(clock: ManualClock) -> None:
+    for org in responses_org(clock, 1200):
+        c = org.connector()
+        c.api.page_size = 200
+        plain = org.connector()
+        plain.api.page_size = 200
+        plain.api.composite = False
+        expected = _ids(_read(plain, clock))
+        before = c.budget().calls
+        ids = _ids(_read(c, clock))
+        assert ids == expected and len(ids) == len(set(ids))
+        # 1,200 people at 200 a page: the change queries alone are six pages or more.
+        pages = sum(-(-n // 200) for n in c.api.rows_read.values())
+        assert c.budget().calls - before <= -(-pages // 2)

@@ -133,7 +133,7 @@ def test_session_expiry_mid_run_reauthenticates_with_jwt(org: Org) -> None:
     c = org.connector()
     now = org.clock.datetime()
     c.list_owners()  # signed in
-    set_faults(org, expire_token_after=2)  # every session dies two calls into the read
+    set_faults(org, expire_token_after=1)  # the session dies one call into the read
     batches = list(c.read_changes(None, until=now, events_since=now - timedelta(days=30)))
     ids = [x.id for b in batches for x in b.contacts]
     assert len(ids) == len(set(ids)) and batches[-1].cursor is not None
@@ -223,7 +223,9 @@ def test_lead_gets_a_status_change_instead_of_a_deal(org: Org) -> None:
 
 
 def test_request_limit_exceeded_ends_the_run_without_sleeping(clock: ManualClock) -> None:
-    for org in responses_org(clock, 300, daily_limit=4):
+    # One call's allowance: the read's first request (one composite request for the
+    # objects' first pages) spends it, and the next one would be refused.
+    for org in responses_org(clock, 300, daily_limit=1):
         c = org.connector(quota_share=1, headroom=1)  # let the org itself refuse
         now = clock.datetime()
         batches: list[Any] = []
@@ -232,9 +234,10 @@ def test_request_limit_exceeded_ends_the_run_without_sleeping(clock: ManualClock
         assert not any(b.cursor for b in batches)  # no cursor: the next run re-reads
         assert org.sleeps == []
         # The headers said nothing was left, so it stopped before a call the org would refuse.
-        assert org.sandbox.api_usage() == (4, 4)
+        assert org.sandbox.api_usage() == (1, 1)
         assert "403" not in org.app.stats()["by_status"]
         org.sandbox.reset()
+        org.sandbox.daily_limit = 4  # room for signing in and listing owners below
         # The storm from the start: the sandbox refuses the token request as well
         # (Salesforce would not); either way the run stops as out of quota.
         set_faults(org, rate_limit_storm=True)
@@ -252,13 +255,13 @@ def test_request_limit_exceeded_ends_the_run_without_sleeping(clock: ManualClock
 
 
 def test_quota_share_stops_the_run_before_the_org_runs_dry(clock: ManualClock) -> None:
-    for org in responses_org(clock, 2000, daily_limit=100):
-        c = org.connector(quota_share=0.05)
+    for org in responses_org(clock, 2000, daily_limit=40):
+        c = org.connector(quota_share=0.05)  # two calls of the org's forty
         now = clock.datetime()
         with pytest.raises(QuotaExhausted, match="quota_share"):
             list(c.read_changes(None, until=now, events_since=now - timedelta(days=30)))
         used, _ = org.sandbox.api_usage()
-        assert used <= 5 and org.app.stats()["by_status"].keys() == {"200"}
+        assert used <= 2 and org.app.stats()["by_status"].keys() == {"200"}
 
 
 class _PlantsSecrets:

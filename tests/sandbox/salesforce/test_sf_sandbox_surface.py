@@ -263,6 +263,92 @@ def test_composite_batch_caps_at_25(rsps: responses.RequestsMock) -> None:
     assert answer.status_code == 400
 
 
+# ------------------------------------------------------------------- composite
+
+
+def test_composite_runs_queries_in_one_call_and_follows_references(
+    rsps: responses.RequestsMock, box: SalesforceSandbox
+) -> None:
+    leads = held(box, "Lead")
+    used_before, _limit = box.api_usage()
+    q = "SELECT+Id+FROM+Lead+ORDER+BY+Id"
+    answer = requests.post(
+        f"{INSTANCE}/services/data/v62.0/composite",
+        json={"allOrNone": False, "compositeRequest": [
+            {"method": "GET", "url": f"/services/data/v62.0/query/?q={q}", "referenceId": "first",
+             "httpHeaders": {"Sforce-Query-Options": "batchSize=200"}},
+            {"method": "GET", "url": "@{first.nextRecordsUrl}", "referenceId": "second"},
+            {"method": "GET", "url": "/services/data/v62.0/queryAll/?q=SELECT+Id+FROM+Contact",
+             "referenceId": "contacts"},
+            {"method": "GET", "url": "@{nowhere.nextRecordsUrl}", "referenceId": "dangling"},
+        ]},
+        headers=AUTH, timeout=5,
+    )  # fmt: skip
+    assert answer.status_code == 200
+    results = answer.json()["compositeResponse"]
+    assert [r["referenceId"] for r in results] == ["first", "second", "contacts", "dangling"]
+    assert [r["httpStatusCode"] for r in results] == [200, 200, 200, 400]
+    first, second = results[0]["body"], results[1]["body"]
+    assert len(first["records"]) == 200 and first["totalSize"] == len(leads)
+    assert first["nextRecordsUrl"].startswith("/services/data/v62.0/query/")
+    ids = [r["Id"] for r in first["records"] + second["records"]]
+    assert ids == sorted(r["Id"] for r in leads)[: len(ids)] and len(set(ids)) == len(ids)
+    assert results[3]["body"][0]["errorCode"] == "PROCESSING_HALTED"
+    used_after, _limit = box.api_usage()
+    assert used_after - used_before == 1  # the whole request is one call
+
+
+@pytest.mark.parametrize(
+    ("subrequests", "why"),
+    [
+        ([{"method": "GET", "url": "/services/data/v62.0/query/?q=SELECT+Id+FROM+Lead",
+           "referenceId": f"q{i}"} for i in range(6)], "six query operations"),
+        ([{"method": "GET", "url": "/services/data/v62.0/limits", "referenceId": f"r{i}"}
+          for i in range(26)], "26 subrequests"),
+        ([{"method": "GET", "url": "/services/data/v62.0/limits", "referenceId": "same"}] * 2,
+         "a repeated referenceId"),
+        ([{"method": "GET", "url": "/services/data/v62.0/limits"}], "no referenceId"),
+    ],
+)  # fmt: skip
+def test_composite_refuses_a_malformed_request_whole(
+    rsps: responses.RequestsMock, box: SalesforceSandbox, subrequests: list[Any], why: str
+) -> None:
+    lead = held(box, "Lead")[0]
+    body = {"compositeRequest": [
+        *subrequests,
+        {"method": "PATCH", "url": f"/services/data/v62.0/sobjects/Lead/{lead['Id']}",
+         "referenceId": "write", "body": {"Title": "Must not land"}},
+    ]}  # fmt: skip
+    if why == "26 subrequests":
+        body["compositeRequest"] = body["compositeRequest"][1:]
+    answer = requests.post(
+        f"{INSTANCE}/services/data/v62.0/composite", json=body, headers=AUTH, timeout=5
+    )
+    assert answer.status_code == 400, why
+    assert box.store.get("Lead", lead["Id"], ["Title"])["Title"] != "Must not land"
+
+
+def test_composite_writes_and_refuses_all_or_none_it_cannot_roll_back(
+    rsps: responses.RequestsMock, box: SalesforceSandbox
+) -> None:
+    lead = held(box, "Lead")[0]
+    write = {"method": "PATCH", "url": f"/services/data/v62.0/sobjects/Lead/{lead['Id']}",
+             "referenceId": "write", "body": {"Title": "Composed"}}  # fmt: skip
+    refused = requests.post(
+        f"{INSTANCE}/services/data/v62.0/composite",
+        json={"allOrNone": True, "compositeRequest": [write]},
+        headers=AUTH, timeout=5,
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert box.store.get("Lead", lead["Id"], ["Title"])["Title"] != "Composed"
+    done = requests.post(
+        f"{INSTANCE}/services/data/v62.0/composite",
+        json={"compositeRequest": [write]}, headers=AUTH, timeout=5,
+    )  # fmt: skip
+    assert done.json()["compositeResponse"][0]["httpStatusCode"] == 204
+    assert box.store.get("Lead", lead["Id"], ["Title"])["Title"] == "Composed"
+
+
 # ---------------------------------------------------------------- Bulk API 1.0
 
 
