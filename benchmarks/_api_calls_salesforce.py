@@ -129,6 +129,7 @@ def _sync(
         raise RuntimeError(f"{len(result.failed)} score writes failed: {result.failed[0]}")
     people = len(live) if schedule is not None else len(writes)
     updates = len(writes)
+    clock.advance(1)  # the act step comes after the score writes, with stamps of its own
     acted = act(connector, crossed, now, kinds) if schedule is not None else {}
     outcome_calls, outcome_min = outcomes(connector, since) if since is not None else (0, 0)
     # the state after the run's writes and actions (our own writes included)

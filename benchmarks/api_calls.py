@@ -183,6 +183,7 @@ def _hubspot_sync(
         updates += len(writes)
         if crossings is not None:
             crossed += crossings.crossed(scores, baseline=cursor is None)
+    clock.advance(1)  # the act step comes after the score writes, with stamps of its own
     acted = act(connector, crossed, now, {}) if crossings is not None else {}
     outcome_calls, outcome_min = outcomes(connector, since) if since is not None else (0, 0)
     # the state after the run's writes and actions (our own writes included)

@@ -22,6 +22,7 @@ from connectors.base import (
     BatchOutcome,
     Budget,
     ConnectorConfigError,
+    ConnectorError,
     ContactKind,
     ContactRecord,
     CRMResponseError,
@@ -46,11 +47,14 @@ from connectors.base import (
 from connectors.fieldcheck import hubspot_property_problem
 from connectors.hubspot import actions, reads
 from connectors.hubspot.own_writes import (
+    OWNER_PROPERTY,
     OwnWriteChecks,
     OwnWrites,
     ReadWrites,
     fields_digest,
+    rest_digest,
     stamp_ms,
+    with_owner,
 )
 from connectors.hubspot.reads import Raw, SourceUnavailable
 from connectors.hubspot.settings import HubSpotSettingsModel
@@ -188,11 +192,14 @@ class HubSpotConnector:
         # an open one's contact from here instead of an association read (see
         # ``read_deal_outcomes``). Oldest dropped beyond MAX_OWN_DEALS.
         self._own_deals: dict[str, tuple[str, int]] = {}  # deal -> (contact, created ms)
+        # Contacts a deal of ours was associated with since the last checkpoint.
+        self._linked: set[str] = set()
         # Our own writes (see own_writes.py): those after a read are remembered with
         # that read and go into ``checkpoint()``; those made before any read wait
         # here for the next one.
         self._read: ReadWrites | None = None
-        self._read_hash: dict[str, str] = {}
+        # id -> (digest of the read fields but the owner, the owner): our writes' digests
+        self._read_hash: dict[str, tuple[str, str | None]] = {}
         self._unattached = OwnWrites()
         self.echoes_skipped = 0  # contacts not delivered: only our write changed them
         self.fast_reads = 0  # incremental reads settled by one count
@@ -238,11 +245,33 @@ class HubSpotConnector:
     def checkpoint(self) -> HubSpotState | None:
         """The last complete read's state with the score writes made since, and the
         deals created: a new value each time (the one the read yielded stays as it
-        was)."""
+        was). Contacts our deals were associated with get their new stamps first
+        (``_settle_linked``)."""
         read = self._read
         if read is None or not read.done:
             return None
+        self._settle_linked()
         return replace(read.snapshot(), own_deals=self._own_deals)
+
+    def _settle_linked(self) -> None:
+        """A deal associated with a contact raises the contact's calculated
+        ``num_associated_deals``, which moves its ``lastmodifieddate`` to a stamp no
+        answer of ours carried: read those contacts' stamps (one batch read per 100)
+        and remember them as our own writes, with the digest of the fields we read,
+        so that the next read does not take them for changes. If the read fails, or
+        HubSpot recalculates after it, those contacts are re-read next run: a cost,
+        never a miss."""
+        ids = sorted(self._linked)
+        self._linked.clear()
+        if not ids:
+            return
+        try:
+            raws = reads.batch_read(self.transport, "contacts", ids, ["lastmodifieddate"])
+        except ConnectorError as exc:
+            self.log.info("hubspot: new stamps of linked contacts not read: %s", exc)
+            return
+        stamps = {str(r.get("id")): s for r in raws if (s := stamp_ms(r)) is not None}
+        self._remember(stamps)
 
     # -------------------------------------------------------------------- reads
     def read_changes(
@@ -328,8 +357,9 @@ class HubSpotConnector:
                     and stamp >= read.suspects.get(cid, stamp + 1)
                 ):
                     del read.suspects[cid]  # read at (or after) the version the check saw
-                digest = self._digest(raw)
-                self._read_hash[cid] = digest  # for our write of it, if any
+                rest, owner = self._digest_parts(raw)
+                digest = with_owner(rest, owner)
+                self._read_hash[cid] = (rest, owner)  # for our write of it, if any
                 if stamp is not None and boundary.get(cid) == stamp:
                     continue  # delivered by the previous run, unchanged since
                 if stamp is not None and own.is_echo(cid, stamp, digest):
@@ -374,6 +404,13 @@ class HubSpotConnector:
     def _digest(self, raw: Raw) -> str:
         skip = [self._crm_field(f) for f in self.settings.score_fields]
         return fields_digest(raw.get("properties") or {}, skip)
+
+    def _digest_parts(self, raw: Raw) -> tuple[str, str | None]:
+        """``_digest`` as (the fields but the owner, the owner): see ``with_owner``."""
+        props = raw.get("properties") or {}
+        skip = [self._crm_field(f) for f in self.settings.score_fields]
+        owner = props.get(OWNER_PROPERTY)
+        return rest_digest(props, skip), None if owner in (None, "") else str(owner)
 
     def _batch(self, raws: Sequence[Raw], ctx: _EventContext) -> ReadBatch:
         contacts = [self._contact(r) for r in raws]
@@ -778,13 +815,19 @@ class HubSpotConnector:
             read.suspects = self.checks.changed_after_read(read)
             read.checked = read.complete
 
-    def _remember(self, stamps: Mapping[str, int]) -> None:
+    def _remember(
+        self, stamps: Mapping[str, int], *, owners: Mapping[str, str] | None = None
+    ) -> None:
         """Our writes' stamps (score writes, owner changes), remembered with the read
-        before them so that the next read does not take them for changes."""
+        before them so that the next read does not take them for changes. ``owners``:
+        the owners these writes set, which the remembered digest must include."""
         read = self._read
         own = read.own if read is not None else self._unattached
         for cid, stamp in stamps.items():
-            digest = self._read_hash.get(cid) or own.digest(cid)
+            parts = self._read_hash.get(cid)
+            if parts is not None and owners is not None and cid in owners:
+                parts = self._read_hash[cid] = (parts[0], owners[cid])
+            digest = with_owner(*parts) if parts is not None else own.digest(cid)
             dirty = read is None or cid in (read.suspects or {})
             own.record(cid, stamp, digest, dirty=dirty)
         if read is not None:
@@ -889,6 +932,8 @@ class HubSpotConnector:
         for outcome in outcomes:
             if isinstance(outcome, ActionResult) and outcome.id and outcome.key in contacts:
                 self._own_deals[outcome.id] = (contacts[outcome.key], created)
+                if outcome.created:
+                    self._linked.add(contacts[outcome.key])
         while len(self._own_deals) > MAX_OWN_DEALS:
             self._own_deals.pop(next(iter(self._own_deals)))
         return outcomes
@@ -906,7 +951,8 @@ class HubSpotConnector:
             return []
         self._before_write()
         outcomes, stamps = actions.set_owners(self.transport, specs)
-        self._remember(stamps)
+        # the digest after the write has the new owner (it is one of the read fields)
+        self._remember(stamps, owners={s.contact_id: s.owner_id for s in specs})
         return outcomes
 
     def _batch_create(

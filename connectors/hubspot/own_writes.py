@@ -61,15 +61,32 @@ DIGEST_BYTES = 6  # 12 hex characters: ~20 bytes per remembered write in the cur
 NEVER_HASHED = frozenset({"lastmodifieddate", "hs_lastmodifieddate"})
 
 
+# The owner is hashed apart from the rest: leadsync writes it too (assigning a rep
+# before acting), and the digest after that write is then known without the fields.
+OWNER_PROPERTY = "hubspot_owner_id"
+
+
 def fields_digest(properties: Mapping[str, Any], skip: Collection[str]) -> str:
     """A short digest of the properties we read, leaving out the stamps and the
     properties we write ourselves (which our own write changes)."""
+    return with_owner(rest_digest(properties, skip), properties.get(OWNER_PROPERTY))
+
+
+def rest_digest(properties: Mapping[str, Any], skip: Collection[str]) -> str:
+    """``fields_digest`` without the owner (see ``with_owner``)."""
     kept = {
         k: v
         for k, v in properties.items()
-        if k not in NEVER_HASHED and k not in skip and v not in (None, "")
+        if k not in NEVER_HASHED and k not in skip and k != OWNER_PROPERTY and v not in (None, "")
     }
     payload = json.dumps(kept, sort_keys=True, default=str)
+    return hashlib.blake2b(payload.encode(), digest_size=DIGEST_BYTES).hexdigest()
+
+
+def with_owner(rest: str, owner: object) -> str:
+    """The digest of a contact whose other fields hash to ``rest`` and whose owner
+    is ``owner``: what our owner write leaves behind, computed without a read."""
+    payload = f"{rest}|{'' if owner in (None, '') else owner}"
     return hashlib.blake2b(payload.encode(), digest_size=DIGEST_BYTES).hexdigest()
 
 

@@ -95,11 +95,31 @@ _NOT_HASHED = frozenset(
 )
 
 
+# Read fields leadsync also writes (the owner it assigns, the Lead status it sets):
+# hashed apart from the rest, so that the digest after our write of them is known
+# without reading the record again (see ``_digest_with``).
+_WE_WRITE = ("OwnerId", "Status")
+
+
 def _fields_hash(rec: Mapping[str, Any]) -> str:
     """A short digest of the fields we read (not the audit stamps our writes move)."""
+    return _digest_with(*_hash_parts(rec))
+
+
+def _hash_parts(rec: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``_fields_hash`` as (the digest of the fields leadsync never writes, the values
+    of those it does)."""
     payload = json.dumps(
-        {k: v for k, v in rec.items() if k not in _NOT_HASHED}, sort_keys=True, default=str
+        {k: v for k, v in rec.items() if k not in _NOT_HASHED and k not in _WE_WRITE},
+        sort_keys=True,
+        default=str,
     )
+    rest = hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
+    return rest, {k: rec[k] for k in _WE_WRITE if k in rec}
+
+
+def _digest_with(rest: str, written: Mapping[str, Any]) -> str:
+    payload = json.dumps([rest, dict(written)], sort_keys=True, default=str)
     return hashlib.blake2b(payload.encode(), digest_size=8).hexdigest()
 
 
@@ -193,7 +213,8 @@ class SalesforceConnector:
         # record next run, the state carries when we wrote each one and a hash of the
         # fields we had read (see _is_own_echo): ``checkpoint()`` adds the writes
         # made since the last complete read to that read's objects.
-        self._read_hash: dict[str, str] = {}
+        # id -> ``_hash_parts`` of the record as read: our writes' digests (``_wrote``)
+        self._read_hash: dict[str, tuple[str, dict[str, Any]]] = {}
         self._own_writes: dict[str, tuple[str, str]] = {}
         self._objects: dict[str, ObjectState] | None = None  # the last complete read's
         # object -> lower-case field name -> describe entry, and when it was described
@@ -294,7 +315,8 @@ class SalesforceConnector:
                     # A delete in the same second as the last edit keeps the stamp:
                     # the mark tells the two apart.
                     mark = DELETED_MARK + stamp if deleted else stamp
-                    digest = "" if deleted else _fields_hash(rec)
+                    parts = None if deleted else _hash_parts(rec)
+                    digest = "" if parts is None else _digest_with(*parts)
                     if ident in emitted or _unchanged(seen.get(ident), mark, digest):
                         continue  # read twice in this run, or unchanged since the last run
                     emitted.add(ident)
@@ -316,7 +338,8 @@ class SalesforceConnector:
                     if self._is_own_echo(rec, digest, own.get(ident)):
                         self.echoes_skipped += 1
                         continue
-                    self._read_hash[ident] = digest
+                    assert parts is not None  # (deleted rows went on above)
+                    self._read_hash[ident] = parts
                     buffer.append((obj, rec))
                     if by_window and not rec.get("IsConverted"):
                         people.add(ident)
@@ -833,9 +856,7 @@ class SalesforceConnector:
                 for rec, res in zip(chunk, results, strict=True):
                     if res.get("success"):
                         succeeded.append(rec["id"])
-                        digest = self._read_hash.get(rec["id"])
-                        if digest is not None:
-                            self._own_writes[rec["id"]] = (wrote, digest)
+                        self._wrote(rec, wrote)
                         continue
                     reason, retriable = _record_error(res)
                     if retriable and attempt == 0:
@@ -1121,6 +1142,18 @@ class SalesforceConnector:
                 )
             )
 
+    def _wrote(self, record: Mapping[str, Any], wrote: str) -> None:
+        """Remember our write of ``record`` (a collection record: ``id`` and the fields
+        written) with the digest its read fields have after it."""
+        ident = str(record["id"])
+        parts = self._read_hash.get(ident)
+        if parts is None:
+            return
+        rest, written = parts
+        written = {**written, **{k: record[k] for k in _WE_WRITE if k in record}}
+        self._read_hash[ident] = (rest, written)
+        self._own_writes[ident] = (wrote, _digest_with(rest, written))
+
     def _update_people(self, records: list[dict[str, Any]], *, what: str) -> dict[str, str | None]:
         """Updates of Leads and Contacts, 200 per collection; ``id → None`` when
         written, else the reason. Each write is remembered like a score write, so
@@ -1133,9 +1166,7 @@ class SalesforceConnector:
             for rec, res in zip(chunk, results, strict=True):
                 if res.get("success"):
                     out[rec["id"]] = None
-                    digest = self._read_hash.get(rec["id"])
-                    if digest is not None:
-                        self._own_writes[rec["id"]] = (wrote, digest)
+                    self._wrote(rec, wrote)
                 else:
                     out[rec["id"]] = _record_error(res)[0]
         return out

@@ -636,14 +636,20 @@ class HubSpotSandbox:
         contact's activity properties, as HubSpot's do ("Last activity date" for all,
         "Last contacted" and the sales-activity stamp for the ones that reach the
         person), so its ``lastmodifieddate`` moves and incremental reads see it.
-        ``a`` is the engagement's type and ``b``/``b_id`` the other end."""
-        if a not in ACTIVITY_OBJECTS or b != "contacts":
+        ``a`` is the engagement's type and ``b``/``b_id`` the other end. A deal
+        associated with a contact raises the contact's calculated
+        ``num_associated_deals``, which moves its ``lastmodifieddate`` as well."""
+        if b != "contacts" or (a not in ACTIVITY_OBJECTS and a != "deals"):
             return
         table = self._table("contacts")
         slot = self._slot_by_id("contacts", str(b_id))
         if slot is None:
             return
         now = self._now()
+        if a == "deals":
+            deals = int(table.props(slot).get("num_associated_deals") or 0)
+            table.update(slot, {"num_associated_deals": str(deals + 1)}, now)
+            return
         stamp = iso_ms(now)
         changes: Props = {"notes_last_updated": stamp}
         if a != "notes":

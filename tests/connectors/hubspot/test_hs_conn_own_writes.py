@@ -478,3 +478,62 @@ def test_a_connector_that_never_completed_a_read_has_no_checkpoint() -> None:
     with sandbox_env(20) as env:
         connector = env.connector(**SCORE)
         assert connector.checkpoint() is None
+
+
+def test_contacts_our_deals_were_linked_to_are_not_taken_for_changes() -> None:
+    """A deal associated with a contact moves the contact's stamp (its deal count is
+    recalculated) after our score write: the checkpoint reads the new stamps, so the
+    next run is still one count; a contact someone else edits is still delivered."""
+    from datetime import date
+
+    from connectors.base import ActionResult, DealSpec
+
+    with sandbox_env(300) as env:
+        base = _baseline(env)
+        env.clock.advance(1)  # the act step, after the score writes
+        linked = sorted(base.ids)[:5]
+        made = base.connector.create_deals(
+            [
+                DealSpec(
+                    key=f"deal-{cid}",
+                    contact_id=cid,
+                    name=f"Hot lead {cid}",
+                    owner_id=None,
+                    stage="appointmentscheduled",
+                    close_date=date(2027, 1, 31),
+                )
+                for cid in linked
+            ]
+        )
+        assert all(isinstance(m, ActionResult) and m.created for m in made)
+        env.app.reset_stats()
+        cursor = _checkpoint(base.connector)
+        assert env.stats()["by_route"] == {"POST /crm/v3/objects/contacts/batch/read": 1}
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, calls = _read(env, cursor)
+        assert _ids(batches) == [] and connector.fast_reads == 1 and calls <= 2
+
+        _edit(env, linked[0], jobtitle="Chief Revenue Officer")
+        env.clock.advance(QUARTER_HOUR)
+        again, _, _ = _read(env, batches[-1].cursor)
+        assert _ids(again) == [linked[0]]
+
+
+def test_our_owner_writes_are_remembered_with_the_new_owner() -> None:
+    """The owner is one of the fields a read hashes: the digest remembered for our
+    owner write is the one the next read computes, so those contacts are not re-read."""
+    from connectors.base import OwnerSpec
+
+    with sandbox_env(300) as env:
+        base = _baseline(env)
+        env.clock.advance(1)
+        owner = base.connector.list_owners()[0].id
+        assigned = sorted(base.ids)[-4:]
+        out = base.connector.set_owners(
+            [OwnerSpec(key=f"own-{cid}", contact_id=cid, owner_id=owner) for cid in assigned]
+        )
+        assert len(out) == len(assigned)
+        cursor = _checkpoint(base.connector)
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, calls = _read(env, cursor)
+        assert _ids(batches) == [] and connector.fast_reads == 1 and calls <= 2

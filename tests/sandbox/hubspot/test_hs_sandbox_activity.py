@@ -105,7 +105,7 @@ def test_an_association_added_later_touches_the_contact_too(
     assert after["notes_last_contacted"] == after["lastmodifieddate"]
 
 
-def test_deals_and_tasks_do_not_count_as_activity(
+def test_a_task_does_not_count_as_activity(
     hs_client: Any, hs_sandbox: HubSpotSandbox, hs_clock: ManualClock
 ) -> None:
     """leadsync's own follow-up task must not look like the person's activity."""
@@ -129,3 +129,42 @@ def test_deals_and_tasks_do_not_count_as_activity(
         ),
     )
     assert _props(hs_client, cid) == before
+
+
+def test_a_deal_associated_with_a_contact_moves_its_deal_count_and_stamp(
+    hs_client: Any, hs_sandbox: HubSpotSandbox, hs_clock: ManualClock
+) -> None:
+    """``num_associated_deals`` is calculated: a new deal raises it, so the contact
+    shows up as changed to a read on ``lastmodifieddate``, though not as activity."""
+    cid = _contact(hs_client, hs_sandbox)
+    before = _props(hs_client, cid)
+    deals_before = int(
+        hs_client.crm.contacts.basic_api.get_by_id(
+            cid, properties=["num_associated_deals"]
+        ).properties.get("num_associated_deals")
+        or 0
+    )
+    hs_clock.advance(60)
+    hs_client.crm.objects.basic_api.create(
+        "deals",
+        SimplePublicObjectInputForCreate(
+            properties={"dealname": "Hot lead", "dealstage": "appointmentscheduled"},
+            associations=[
+                PublicAssociationsForObject(
+                    to=PublicObjectId(id=cid),
+                    types=[
+                        AssociationSpec(
+                            association_category="HUBSPOT_DEFINED", association_type_id=3
+                        )
+                    ],
+                )
+            ],
+        ),
+    )
+    after = _props(hs_client, cid)
+    assert after["lastmodifieddate"] > before["lastmodifieddate"]
+    assert {k: v for k, v in after.items() if k != "lastmodifieddate"} == {
+        k: v for k, v in before.items() if k != "lastmodifieddate"
+    }
+    got = hs_client.crm.contacts.basic_api.get_by_id(cid, properties=["num_associated_deals"])
+    assert int(got.properties["num_associated_deals"]) == deals_before + 1
