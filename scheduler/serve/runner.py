@@ -31,6 +31,10 @@ __all__ = ["RedactingFilter", "RunningService", "build_service", "serve_on", "st
 
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
+#: Seconds an idle kept-alive connection stays open: a slow client cannot hold one
+#: for ever. A client reusing connections must drop its idle ones before this.
+KEEP_ALIVE_S = 5
+
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
@@ -133,8 +137,7 @@ def _config(service: Service, host: str, port: int, log_level: str) -> uvicorn.C
         log_level=log_level,
         lifespan="on",
         server_header=False,
-        # A slow client cannot hold a connection open for ever.
-        timeout_keep_alive=5,
+        timeout_keep_alive=KEEP_ALIVE_S,
         proxy_headers=False,
     )
     redact_uvicorn_logs(service.redactor)  # after uvicorn configured its loggers
@@ -162,9 +165,18 @@ class RunningService:
     thread: threading.Thread
     url: str
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server and wait for its thread: a server left running outlives its
+        caller (a test, the demo) and logs into streams that are closed by then. Past
+        ``timeout`` the open connections are dropped (uvicorn's ``force_exit``); a
+        thread that still does not end is an error. Stopping twice is harmless."""
         self.server.should_exit = True
-        self.thread.join(30)
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            self.server.force_exit = True
+            self.thread.join(5)
+        if self.thread.is_alive():
+            raise RuntimeError(f"the service on {self.url} did not stop")
         self.service.inbox.close()
 
     def __enter__(self) -> RunningService:
@@ -196,7 +208,7 @@ def start_in_thread(
     thread.start()
     ready.wait(30)
     if "url" not in bound:
-        server.should_exit = True
-        thread.join(5)
+        server.should_exit = server.force_exit = True
+        thread.join(30)
         raise RuntimeError("the service did not start")
     return RunningService(service, server, thread, bound["url"])

@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from serve_helpers import Clock, Live, serve_config
+from serve_helpers import Clock, Live, serve_config, start_server
 
 from connectors.runtime import Redactor
 from scheduler.serve.app import Service
 from scheduler.serve.inbox import Inbox
 from scheduler.serve.metrics import Metrics
 from scheduler.serve.processor import SyncProcessor
-from scheduler.serve.runner import start_in_thread
 from scheduler.serve.worker import Drainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scheduler"))
@@ -41,8 +40,7 @@ class RealTime:
         return total
 
     def close(self) -> None:
-        self.live.client.close()
-        self.live.running.stop()
+        self.live.close()
 
 
 def start_realtime(world: HubSpotWorld, tmp_path: Path, **sync_kw: Any) -> RealTime:
@@ -54,6 +52,6 @@ def start_realtime(world: HubSpotWorld, tmp_path: Path, **sync_kw: Any) -> RealT
     processor = SyncProcessor(world.sync(**sync_kw))
     drainer = Drainer(inbox, processor, now=clock, sleep=lambda s: None, metrics=metrics)
     service = Service(serve_config(), inbox, clock, metrics, Redactor(), drainer=None)
-    running = start_in_thread(service)
+    running = start_server(service)
     live = Live(running, clock, inbox, processor, drainer, httpx.Client(timeout=10))  # type: ignore[arg-type]
     return RealTime(live, processor)

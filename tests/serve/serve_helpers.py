@@ -5,6 +5,8 @@ never pick another folder's conftest.)"""
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +68,11 @@ class Live:
     @property
     def url(self) -> str:
         return self.running.url
+
+    def close(self) -> None:
+        """Stop the server (and its drainer) and wait for its threads to end."""
+        self.client.close()
+        self.running.stop()
 
     def hubspot(
         self,
@@ -153,5 +160,35 @@ def start_live(
         Redactor(),
         drainer=drainer if worker else None,
     )
-    running = start_in_thread(service, log_level=log_level)
+    running = start_server(service, log_level=log_level)
     return Live(running, clock, inbox, processor, drainer, httpx.Client(timeout=10))
+
+
+# --------------------------------------------------------- servers left running
+
+#: The thread names of a server started in this process: uvicorn's and the drainer's.
+SERVER_THREADS = ("leadsync-serve", "leadsync-drainer")
+_started: list[RunningService] = []
+
+
+def start_server(service: Service, **kw: Any) -> RunningService:
+    """``start_in_thread``, remembered so that a server a test forgot can be stopped."""
+    running = start_in_thread(service, **kw)
+    _started[:] = [r for r in _started if r.thread.is_alive()]
+    _started.append(running)
+    return running
+
+
+def server_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name in SERVER_THREADS and t.is_alive()]
+
+
+def stop_leftovers(threads: Iterable[threading.Thread]) -> None:
+    """Stop the servers these threads belong to (those started here), then wait for
+    the rest a little: the next test must not inherit a running server."""
+    left = set(threads)
+    for running in list(_started):
+        if running.thread in left:
+            running.stop()
+    for t in left:
+        t.join(10)

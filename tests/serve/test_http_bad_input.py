@@ -82,16 +82,15 @@ def test_unknown_routes_and_methods_are_4xx(live: Live) -> None:
     assert live.client.post(live.url + "/webhooks/salesforce/").status_code == 404
 
 
-def test_a_source_left_out_of_the_config_has_no_endpoint(tmp_path: Path) -> None:
+def test_a_source_left_out_of_the_config_has_no_endpoint(
+    tmp_path: Path, serving: list[object]
+) -> None:
     from serve_helpers import serve_config
 
     service = start_live(tmp_path, config=serve_config(hubspot=None, salesforce=None))
-    try:
-        assert service.hubspot([hs_event(1, 1)]).status_code == 404
-        assert service.salesforce(b"<x/>").status_code == 404
-    finally:
-        service.client.close()
-        service.running.stop()
+    serving.append(service)
+    assert service.hubspot([hs_event(1, 1)]).status_code == 404
+    assert service.salesforce(b"<x/>").status_code == 404
 
 
 class _Lines(logging.Handler):
@@ -104,8 +103,9 @@ class _Lines(logging.Handler):
 
 
 @pytest.fixture
-def chatty(tmp_path: Path) -> Iterator[tuple[Live, _Lines]]:
+def chatty(tmp_path: Path, serving: list[object]) -> Iterator[tuple[Live, _Lines]]:
     service = start_live(tmp_path, log_level="info", worker=True)
+    serving.append(service)
     # after the start: uvicorn replaces the handlers of its loggers when configured
     handler = _Lines()
     names = ("leadsync.serve", "uvicorn.access", "uvicorn.error")
@@ -115,8 +115,7 @@ def chatty(tmp_path: Path) -> Iterator[tuple[Live, _Lines]]:
     try:
         yield service, handler
     finally:
-        service.client.close()
-        service.running.stop()
+        service.close()  # before the handler goes: the shutdown logs too
         for name in names:
             logging.getLogger(name).removeHandler(handler)
 
@@ -177,9 +176,10 @@ _json = st.recursive(
 @pytest.fixture(scope="module")
 def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     service = start_live(tmp_path_factory.mktemp("fuzz"))
-    yield service
-    service.client.close()
-    service.running.stop()
+    try:
+        yield service
+    finally:
+        service.close()
 
 
 @settings(

@@ -19,12 +19,12 @@ def w(tmp_path: Path) -> Iterator[HubSpotWorld]:
 
 
 @pytest.fixture
-def rt(w: HubSpotWorld, tmp_path: Path) -> Iterator[RealTime]:
+def rt(w: HubSpotWorld, tmp_path: Path, serving: list[object]) -> RealTime:
     assert w.run().exit_code == 0  # baseline
     assert w.run().exit_code == 0  # reads the baseline's own writes back
     service = start_realtime(w, tmp_path)
-    yield service
-    service.close()
+    serving.append(service)
+    return service
 
 
 def _owned(w: HubSpotWorld) -> str:

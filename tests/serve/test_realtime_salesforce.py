@@ -19,12 +19,12 @@ def w(tmp_path: Path) -> Iterator[SalesforceWorld]:
 
 
 @pytest.fixture
-def rt(w: SalesforceWorld, tmp_path: Path) -> Iterator[RealTime]:
+def rt(w: SalesforceWorld, tmp_path: Path, serving: list[object]) -> RealTime:
     assert w.run().exit_code == 0
     assert w.run().exit_code == 0
     service = start_realtime(w, tmp_path)
-    yield service
-    service.close()
+    serving.append(service)
+    return service
 
 
 def test_outbound_message_is_scored_and_acted_on_once(w: SalesforceWorld, rt: RealTime) -> None:

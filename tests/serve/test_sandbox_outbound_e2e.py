@@ -22,12 +22,12 @@ def w(tmp_path: Path) -> Iterator[SalesforceWorld]:
 
 
 @pytest.fixture
-def rt(w: SalesforceWorld, tmp_path: Path) -> Iterator[RealTime]:
+def rt(w: SalesforceWorld, tmp_path: Path, serving: list[object]) -> RealTime:
     assert w.run().exit_code == 0
     assert w.run().exit_code == 0
     service = start_realtime(w, tmp_path)
-    yield service
-    service.close()
+    serving.append(service)
+    return service
 
 
 def test_simulated_activity_is_delivered_and_scored(w: SalesforceWorld, rt: RealTime) -> None:

@@ -23,12 +23,12 @@ def w(tmp_path: Path) -> Iterator[HubSpotWorld]:
 
 
 @pytest.fixture
-def rt(w: HubSpotWorld, tmp_path: Path) -> Iterator[RealTime]:
+def rt(w: HubSpotWorld, tmp_path: Path, serving: list[object]) -> RealTime:
     assert w.run().exit_code == 0
     assert w.run().exit_code == 0
     service = start_realtime(w, tmp_path)
-    yield service
-    service.close()
+    serving.append(service)
+    return service
 
 
 def _sender(w: HubSpotWorld, rt: RealTime) -> WebhookSender:
