@@ -518,6 +518,24 @@ class ReadsContacts(Protocol):
 
 
 @runtime_checkable
+class SharesOwnWrites(Protocol):
+    """Score writes made by one process (``leadsync serve``, after reads by id) told
+    to another's next change read (the scheduled run), so that it skips their echoes
+    as it skips its own: without this it re-reads every contact the first wrote."""
+
+    def own_writes(self) -> StoredState:
+        """The score writes this connector made outside a change read, as JSON."""
+        ...
+
+    def with_own_writes(
+        self, state: ConnectorState | None, writes: StoredState
+    ) -> ConnectorState | None:
+        """``state`` with ``writes`` (another instance's ``own_writes()``) remembered
+        as this connector's own; ``None`` stays ``None`` (a full read skips nothing)."""
+        ...
+
+
+@runtime_checkable
 class ReadsConversions(Protocol):
     """A CRM whose leads convert into contacts (Salesforce): outcomes for backtests."""
 

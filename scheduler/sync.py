@@ -35,6 +35,7 @@ from connectors.base import (
     Redactor,
     ReportsRejected,
     ScoreUpdate,
+    SharesOwnWrites,
 )
 from scheduler.cli_common import ExitCode, stop_for
 from scheduler.config import SyncConfig, WritebackConfig, redact
@@ -82,6 +83,9 @@ DRY_RUN_LIST_MAX = 1000
 # The state store's record of each model's band field, so that a changed band field
 # re-writes that model's bands to the new field (without being a model change).
 BAND_FIELDS_KEY = "band_fields"
+# leadsync serve's connector-level score writes (``SharesOwnWrites.own_writes``), per
+# pipeline: the next run's read skips their echoes before reading any engagement.
+SERVE_OWN_WRITES_KEY = "serve_own_writes:{pipeline}"
 # The digest of the fields last ensured: a real run checks (and creates) fields on a
 # baseline and whenever the set of fields it writes changed.
 FIELDS_KEY = "fields_ensured"
@@ -484,6 +488,10 @@ class Sync:
         # 4: read changes into the local copy ----------------------------------
         stored = None if opts.full else self.store.get_cursor(self.pipeline)
         state = self.connector.load_state(stored)
+        if isinstance(self.connector, SharesOwnWrites):
+            shared = self.store.kv_get(SERVE_OWN_WRITES_KEY.format(pipeline=self.pipeline))
+            if isinstance(shared, dict) and shared:
+                state = self.connector.with_own_writes(state, shared)
         hist = self.history()
         events_since = EPOCH if hist is None else started - hist
         read_state = self._read(state, started, events_since, s)
@@ -844,6 +852,8 @@ class Sync:
             scores_written()
         self._remember_serve_writes(written, queued, as_of)
         self._execute([entries for entries, _ in groups], s)
+        if written or groups:  # after the actions: their deals move contacts' stamps too
+            self._share_own_writes()
         if self.alerts is not None and (alerts or self.store.pending_actions()):
             s.alerts = self.alerts.deliver(self.store).to_dict()
         return s
@@ -878,6 +888,16 @@ class Sync:
         if done:
             with self.store.tx() as conn:
                 self.store.add_serve_writes(conn, done, at.timestamp())
+
+    def _share_own_writes(self) -> None:
+        """Hand serve's connector-level writes (stamps and digests) to the next run's
+        read, which then skips their echoes as its own instead of re-reading them and
+        their engagement; ``_without_echoes`` stays the check for the rest (a write
+        this replaces before the run read it, another worker's)."""
+        if isinstance(self.connector, SharesOwnWrites):
+            shared = self.connector.own_writes()
+            with self.store.tx() as conn:
+                self.store.kv_set(conn, SERVE_OWN_WRITES_KEY.format(pipeline=self.pipeline), shared)
 
     def _forget_serve_writes(self, conn: Any, started: datetime) -> None:
         """After a committed run: serve's writes made before the run read are settled

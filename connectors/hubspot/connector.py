@@ -11,6 +11,7 @@ property (``idProperty``), tasks by reading the contact's associated tasks.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -58,7 +59,7 @@ from connectors.hubspot.own_writes import (
 )
 from connectors.hubspot.reads import Raw, SourceUnavailable
 from connectors.hubspot.settings import HubSpotSettingsModel
-from connectors.hubspot.state import HubSpotState
+from connectors.hubspot.state import HubSpotState, pack_own_deals, unpack_own_deals
 from connectors.hubspot.transport import HubSpotTransport, OAuthCredentials
 from connectors.hubspot.values import (
     ANALYTICS_PROPERTIES,
@@ -398,8 +399,50 @@ class HubSpotConnector:
         if not wanted:
             return ReadBatch()
         raws = reads.batch_read(self.transport, "contacts", wanted, self._contact_properties())
+        # the digests of what was read: a score write after this read is then known
+        # as ours by another process's change read (``own_writes``)
+        self._read_hash.update({str(r.get("id")): self._digest_parts(r) for r in raws})
         now = self.context.now()
         return self._batch(raws, _EventContext(events_since, now, events_since, portal=False))
+
+    def own_writes(self) -> StoredState:
+        """Score writes made outside a change read (``leadsync serve``'s, after
+        ``read_contacts``), packed as the cursor packs them: ``with_own_writes`` of
+        the scheduled run's connector takes them. Those older than a day are dropped
+        (a run reads at least that often; an older one only costs a re-read)."""
+        self._settle_linked()  # the contacts its deals were linked to, as checkpoint() does
+        horizon = int(to_epoch_ms(self.context.now())) - 86_400_000
+        self._unattached = self._unattached.expire(horizon)
+        packed: dict[str, object] = dict(self._unattached.pack())
+        deals = pack_own_deals(self._own_deals, now_ms=int(to_epoch_ms(self.context.now())))
+        if deals:
+            packed["own_deals"] = deals  # so that the run's outcomes read knows their contacts
+        return packed
+
+    def with_own_writes(
+        self, state: HubSpotState | StoredState | None, writes: StoredState
+    ) -> HubSpotState | None:
+        """``state`` with another process's score writes (``own_writes``) as this
+        connector's own, so that the read from it skips their echoes by digest. They
+        count as dirty (nothing checked them against other clients' changes): while
+        one is inside the read's window a search replaces the count shortcut."""
+        if state is None:
+            return None
+        if not isinstance(state, HubSpotState):
+            state = HubSpotState.from_json(state)
+        try:
+            other = OwnWrites.unpack(writes)
+            deals = unpack_own_deals(writes)
+        except (TypeError, ValueError, AttributeError):
+            return state  # unreadable: only costs a re-read
+        own = state.own_writes()
+        own.absorb(other.missing_from(own))
+        return dataclasses.replace(
+            state,
+            own=own.stamps,
+            own_dirty_until=own.dirty_until,
+            own_deals={**deals, **state.own_deals},
+        )
 
     def _digest(self, raw: Raw) -> str:
         skip = [self._crm_field(f) for f in self.settings.score_fields]

@@ -96,15 +96,7 @@ class HubSpotState:
                 if cid
             }
             own = OwnWrites.unpack(data)
-            deals = data.get("own_deals") or {}
-            if not isinstance(deals, Mapping):
-                raise TypeError("own_deals is not an object")
-            own_deals: dict[str, tuple[str, int]] = {}
-            for stamp, pairs in deals.items():
-                for pair in str(pairs).split(","):
-                    deal, _, contact = pair.partition(":")
-                    if deal and contact:
-                        own_deals[deal] = (contact, int(stamp))
+            own_deals = unpack_own_deals(data)
             return cls(
                 since_ms=int(since),
                 boundary=boundary,
@@ -144,3 +136,18 @@ def pack_own_deals(deals: Mapping[str, tuple[str, int]], *, now_ms: int) -> dict
     for ms, deal, contact in recent:
         grouped.setdefault(ms, []).append(f"{deal}:{contact}")
     return {str(ms): ",".join(sorted(pairs)) for ms, pairs in sorted(grouped.items())}
+
+
+def unpack_own_deals(data: StoredState) -> dict[str, tuple[str, int]]:
+    """The ``own_deals`` of a stored state (``pack_own_deals``); raises ``TypeError``
+    or ``ValueError`` for what it cannot read."""
+    deals = data.get("own_deals") or {}
+    if not isinstance(deals, Mapping):
+        raise TypeError("own_deals is not an object")
+    out: dict[str, tuple[str, int]] = {}
+    for stamp, pairs in deals.items():
+        for pair in str(pairs).split(","):
+            deal, _, contact = pair.partition(":")
+            if deal and contact:
+                out[deal] = (contact, int(stamp))
+    return out

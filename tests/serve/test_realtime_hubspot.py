@@ -45,11 +45,16 @@ def test_webhook_change_is_scored_and_acted_on_in_one_drain(w: HubSpotWorld, rt:
     assert float(w.contact(cid)["leadsync_score"]) >= 75
     assert len(w.deals_of(cid)) == 1 and len(w.tasks_of(cid)) == 1
     # The next scheduled run takes no second action, writes nothing, and does not
-    # take serve's score write for a change.
+    # take serve's score write, nor the deal's move of the contact's stamp, for a change.
+    w.app.reset_stats()
     run = w.run()
     assert run.exit_code == 0, run.error
     assert (run.deals, run.tasks, run.crossings, run.scores_written) == (0, 0, 0, 0)
-    assert run.serve_echoes == 1 and run.contacts_read == 0
+    # (its connector skips the echo: serve shared its write's stamp and digest)
+    assert run.serve_echoes == 0 and run.contacts_read == 0
+    # serve shared its deal's contact too: the outcomes read needs no association read
+    routes = w.app.stats()["by_route"]
+    assert "POST /crm/v4/associations/deals/contacts/batch/read" not in routes, routes
     assert len(w.deals_of(cid)) == 1
     assert w.writes() == 0
 

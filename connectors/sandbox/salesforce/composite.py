@@ -90,6 +90,22 @@ def _is_query(method: str, url: str) -> bool:
     return method.upper() == "GET" and bool(_QUERY_URL.match(url))
 
 
+def writes(request: Request) -> bool:
+    """Whether a ``/composite`` request holds a subrequest other than a GET (an
+    unreadable body counts as a write: it may be one)."""
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        return True
+    subrequests = body.get("compositeRequest") if isinstance(body, dict) else None
+    if not isinstance(subrequests, list):
+        return True
+    return any(
+        not isinstance(sub, dict) or str(sub.get("method", "")).upper() != "GET"
+        for sub in subrequests
+    )
+
+
 def composite(
     request: Request,
     dispatch: Callable[[Request], Response],
@@ -189,4 +205,4 @@ def composite(
     return Response.json(200, {"compositeResponse": results})
 
 
-__all__ = ["MAX_QUERIES", "MAX_SUBREQUESTS", "composite"]
+__all__ = ["MAX_QUERIES", "MAX_SUBREQUESTS", "composite", "writes"]

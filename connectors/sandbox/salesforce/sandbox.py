@@ -223,9 +223,13 @@ class SalesforceSandbox:
         return f"{request.method} /" + "/".join(out)
 
     def is_write(self, request: Request) -> bool:
-        return request.method in ("POST", "PATCH", "PUT", "DELETE") and not request.path.startswith(
-            "/services/oauth2"
-        )
+        if request.method not in ("POST", "PATCH", "PUT", "DELETE"):
+            return False
+        if request.path.startswith("/services/oauth2"):
+            return False
+        if request.method == "POST" and request.path.rstrip("/").endswith("/composite"):
+            return composite.writes(request)  # reads carried in a POST are still reads
+        return True
 
     def error_response(self, request: Request, status: int) -> Response:
         code, message = _ERROR_CODES.get(status, ("UNKNOWN_EXCEPTION", "Unexpected error"))
