@@ -14,6 +14,7 @@ probability the way a user reads "72 of 100".
 
     python benchmarks/predictive.py                      # HubSpot, milestone deal
     python benchmarks/predictive.py --crm salesforce --milestone won
+    python benchmarks/predictive.py --seeds dev          # the development seeds
 """
 
 from __future__ import annotations
@@ -70,6 +71,23 @@ def one(crm: str, seed: int, contacts: int, days: int, options: TrainOptions) ->
         }
 
 
+def _seeds(values: list[str]) -> list[int]:
+    """``report`` (the default), ``dev`` or seed numbers."""
+    named = {"report": REPORT_SEEDS, "dev": DEVELOPMENT_SEEDS}
+    out: list[int] = []
+    for value in values:
+        if value in named:
+            out.extend(named[value])
+            continue
+        try:
+            out.append(int(value))
+        except ValueError:
+            raise SystemExit(
+                f"--seeds: expected report, dev or seed numbers, got {value!r}"
+            ) from None
+    return out
+
+
 def _f(value: object) -> str:
     return "n/a" if value is None else f"{float(value):.3f}"  # type: ignore[arg-type]
 
@@ -78,7 +96,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--contacts", type=int, default=10_000)
     parser.add_argument("--days", type=int, default=DEFAULT_DAYS)
-    parser.add_argument("--seeds", type=int, nargs="+", default=list(REPORT_SEEDS))
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        default=["report"],
+        help="report (7001-7003, the default), dev (101-103, for development) or numbers",
+    )
     parser.add_argument("--crm", choices=["hubspot", "salesforce"], default="hubspot")
     parser.add_argument("--horizon-days", type=int, default=90)
     parser.add_argument("--milestone", choices=["won", "deal"], default="deal")
@@ -101,7 +124,7 @@ def main() -> None:
         flush=True,
     )
     began = time.perf_counter()
-    for seed in args.seeds:
+    for seed in _seeds(args.seeds):
         try:
             r = one(args.crm, seed, args.contacts, args.days, options)
         except TooLittleData as exc:

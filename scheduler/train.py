@@ -34,6 +34,8 @@ from scoring.model import PredictiveSpec, ScoringModel
 from scoring.predictive import (
     ARTIFACT_FORMAT,
     ARTIFACT_VERSION,
+    EVENT_WINDOWS,
+    SINCE_CAP_DAYS,
     Artifact,
     Calibration,
     Estimator,
@@ -55,6 +57,8 @@ __all__ = [
     "at_least_as_good",
     "beside_rules",
     "build_training_set",
+    "first_usable",
+    "history_needed",
     "judge_retrain",
     "old_holdout_for",
     "reliability_curve",
@@ -157,17 +161,43 @@ def plan(
 def first_usable(data: HistoryData, base: ScoringModel) -> datetime | None:
     """The first snapshot whose features the kept history can compute in full: the sync
     keeps events from ``kept_since`` on (or from its first kept event, when later) and
-    the base model reads ``history_days`` back. An earlier snapshot would teach the
+    the features read :func:`history_needed` back. An earlier snapshot would teach the
     model that nobody engaged, only because nothing older was kept. An export (no
     ``kept_since``) is taken as the whole history."""
-    if data.kept_since is None or base.history_days is None:
+    if data.kept_since is None:
+        return None
+    needed = history_needed(base, data.events)
+    if needed is None:
         return None
     start = data.kept_since
     if data.events.height:
         earliest = data.events.get_column("occurred_at").min()
         if isinstance(earliest, datetime) and earliest > start:
             start = earliest
-    return start + timedelta(days=base.history_days)
+    return start + timedelta(days=needed)
+
+
+def history_needed(base: ScoringModel, events: pl.DataFrame) -> float | None:
+    """Days of events the features at one snapshot read: the base model's
+    ``history_days`` over the rules whose event type the history holds at all (at least
+    the per-event-type windows), or None for all of it.
+
+    A rule whose events the CRM never records reads nothing however long its window:
+    Salesforce keeps an unsubscribe as a flag on the person, never as an event, so the
+    starter model's year-long unsubscribe window would otherwise discard a year of a
+    Salesforce history that every feature can use."""
+    present = (
+        set(events.get_column("type").unique().to_list()) if "type" in events.columns else set()
+    )
+    windows: list[float] = [max(EVENT_WINDOWS), SINCE_CAP_DAYS]
+    for rule in base.behavior_rules:
+        if rule.event not in present:
+            continue
+        if rule.window_days is None:
+            return None
+        windows.append(rule.window_days)
+    longest_step = max((step.inactive_days for step in base.decay), default=0.0)
+    return max(windows) + longest_step
 
 
 def choose_features(

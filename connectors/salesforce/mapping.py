@@ -198,17 +198,34 @@ def task_event(record: Mapping[str, Any]) -> EventRecord | None:
 
 
 def event_event(record: Mapping[str, Any]) -> EventRecord | None:
+    """A meeting booked, or (a deleted Event, which only ``queryAll`` returns) cancelled.
+
+    Salesforce has no "cancelled" Event: a meeting called off is deleted, from the
+    calendar or by the rep. A deleted Event is a ``meeting_cancelled`` at its deletion
+    (``SystemModstamp``), with an id of its own, so that the booking read before it
+    stays a booking: HubSpot reports both, and a cancellation says something a
+    booking alone does not."""
     who = record.get("WhoId")
     # The signal is the booking, so the Event's creation time, not the meeting's start.
     occurred = parse_datetime(record.get("CreatedDate"))
     if not who or occurred is None:
         return None
+    attributes = {"subject": record.get("Subject")} if record.get("Subject") else {}
+    if record.get("IsDeleted"):
+        deleted = parse_datetime(record.get("SystemModstamp"))
+        return EventRecord(
+            id=f"sf-event-{record['Id']}-cancelled",
+            contact_id=str(who),
+            type=v.MEETING_CANCELLED,
+            occurred_at=max(occurred, deleted) if deleted is not None else occurred,
+            attributes=attributes,
+        )
     return EventRecord(
         id=f"sf-event-{record['Id']}",
         contact_id=str(who),
         type=v.MEETING_BOOKED,
         occurred_at=occurred,
-        attributes={"subject": record.get("Subject")} if record.get("Subject") else {},
+        attributes=attributes,
     )
 
 

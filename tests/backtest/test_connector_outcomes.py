@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from connectors.sandbox.framework import ManualClock
@@ -50,4 +51,26 @@ def test_salesforce_opportunities_open_and_closed_and_conversions() -> None:
         assert all(
             isinstance(c, Conversion) and c.contact_id.startswith("003") for c in conversions
         )
+        connector.close()
+
+
+def test_salesforce_conversions_carry_the_leads_creation() -> None:
+    """The Contact a conversion creates is as old as the conversion: the Lead's
+    CreatedDate is what tells a backtest since when the person was a lead to score."""
+    for org in responses_org(ManualClock()):
+        connector = org.connector()
+        reader = _conversion_reader(connector)
+        assert reader is not None
+        conversions = list(reader(None))
+        table = org.sandbox.store.tables["Lead"]
+        created = {
+            r["Id"]: datetime.fromtimestamp(r["CreatedDate"], tz=UTC)  # the store keeps epochs
+            for r in (table.row(s) for s in range(table.n))
+            if r.get("IsConverted")
+        }
+        assert conversions
+        for c in conversions:
+            assert c.lead_created_at is not None
+            assert abs(c.lead_created_at - created[c.lead_id]) < timedelta(seconds=1)
+            assert c.lead_created_at <= c.converted_at + timedelta(days=1)
         connector.close()

@@ -121,3 +121,46 @@ def test_training_starts_where_the_kept_history_covers_the_base_model(
     assert training and min(training) >= start
     unclipped, same_holdout = plan(end, TrainOptions())
     assert min(unclipped) < start and same_holdout == holdout
+
+
+_UNSUBSCRIBE_MODEL = """
+models:
+  - name: quiet
+    score_field: leadsync_score
+    bands: {hot: 50, warm: 25}
+    rules:
+      - {id: meeting, kind: behavior, event: meeting_booked, points: 30, window_days: 45}
+      - {id: unsubscribe, kind: behavior, event: unsubscribe, points: -30, window_days: 365}
+    decay:
+      - {inactive_days: 40, points: -10}
+"""
+
+
+def test_a_rule_whose_events_the_history_never_holds_does_not_hold_training_back(
+    history: object,
+) -> None:
+    """Salesforce keeps an unsubscribe as a flag, never as an event: the starter model's
+    year-long unsubscribe window reads nothing there and must not cost a year of
+    training snapshots. Once the history holds such an event, its window counts."""
+    import polars as pl
+
+    from scheduler.train import first_usable, history_needed
+    from scoring.model import load_models
+    from scoring.predictive import EVENT_WINDOWS
+
+    base = load_models(_UNSUBSCRIBE_MODEL, "quiet.yaml").get("quiet")
+    assert base.history_days == 365 + 40
+    kept = datetime(2024, 12, 1, tzinfo=UTC)
+    pruned = replace(history, kept_since=kept)  # type: ignore[type-var]
+    events = pruned.events.filter(pl.col("occurred_at") >= kept)
+    pruned = replace(pruned, events=events)
+    assert "unsubscribe" not in set(events.get_column("type").to_list())
+    start = events.get_column("occurred_at").min()
+    # the per-event-type features read 90 days; the meeting rule 45; decay 40 more
+    assert history_needed(base, events) == max(EVENT_WINDOWS) + 40
+    assert first_usable(pruned, base) == start + timedelta(days=max(EVENT_WINDOWS) + 40)
+
+    one = events.head(1).with_columns(pl.lit("unsubscribe").alias("type"))
+    with_unsubscribe = replace(pruned, events=pl.concat([events, one]))
+    assert history_needed(base, with_unsubscribe.events) == 365 + 40
+    assert first_usable(with_unsubscribe, base) == start + timedelta(days=365 + 40)

@@ -90,6 +90,27 @@ def test_campaign_members_only_count_responses() -> None:
     assert meeting is not None and meeting.type == "meeting_booked"
 
 
+def test_a_deleted_event_is_a_meeting_cancelled_at_its_deletion() -> None:
+    """Salesforce cancels a meeting by deleting its Event (``queryAll`` still returns
+    it): a cancellation, dated when it was deleted, beside the booking read before."""
+    record = {
+        "Id": "00U1",
+        "WhoId": "003X",
+        "Subject": "Demo",
+        "CreatedDate": "2026-06-01T09:00:00.000+0000",
+        "SystemModstamp": "2026-06-03T15:30:00.000+0000",
+    }
+    booked = mapping.event_event(record)
+    cancelled = mapping.event_event({**record, "IsDeleted": True})
+    assert booked is not None and booked.type == "meeting_booked"
+    assert cancelled is not None and cancelled.type == "meeting_cancelled"
+    assert cancelled.occurred_at == datetime(2026, 6, 3, 15, 30, tzinfo=UTC)
+    assert cancelled.contact_id == "003X" and cancelled.id != booked.id
+    # without a deletion stamp it is dated by the Event's creation
+    bare = mapping.event_event({**record, "IsDeleted": True, "SystemModstamp": None})
+    assert bare is not None and bare.occurred_at == datetime(2026, 6, 1, 9, tzinfo=UTC)
+
+
 def _lead(status: str | None) -> dict[str, object]:
     return {"Id": "00Q1", "LastName": "Ito", "Status": status}
 
