@@ -144,18 +144,22 @@ _TASK_QUERY = (
     "SELECT Id, WhoId, TaskSubtype, Type, Subject, Status, CreatedDate, CompletedDateTime "
     "FROM Task WHERE WhoId IN {{ids}} AND IsClosed = true AND CreatedDate >= {since}"
 )
+# Events are read with ``queryAll``: a meeting called off is a deleted Event, which
+# mapping.event_event reports as ``meeting_cancelled``.
 _EVENT_QUERY = (
-    "SELECT Id, WhoId, Subject, StartDateTime, CreatedDate FROM Event "
-    "WHERE WhoId IN {{ids}} AND CreatedDate >= {since}"
+    "SELECT Id, WhoId, Subject, StartDateTime, CreatedDate, IsDeleted, SystemModstamp "
+    "FROM Event WHERE WhoId IN {{ids}} AND CreatedDate >= {since}"
 )
 _TASK_WINDOW = (
     "SELECT Id, WhoId, TaskSubtype, Type, Subject, Status, CreatedDate, CompletedDateTime "
     "FROM Task WHERE IsClosed = true AND CreatedDate >= {since} AND WhoId != null"
 )
 _EVENT_WINDOW = (
-    "SELECT Id, WhoId, Subject, StartDateTime, CreatedDate FROM Event "
-    "WHERE CreatedDate >= {since} AND WhoId != null"
+    "SELECT Id, WhoId, Subject, StartDateTime, CreatedDate, IsDeleted, SystemModstamp "
+    "FROM Event WHERE CreatedDate >= {since} AND WhoId != null"
 )
+# Sources read with ``queryAll`` (deleted rows too).
+_WITH_DELETED = frozenset({"Event"})
 _MEMBER_WINDOW = (
     "SELECT Id, LeadId, ContactId, HasResponded, FirstRespondedDate, CreatedDate, "
     "Campaign.Type, Campaign.Name FROM CampaignMember WHERE HasResponded = true "
@@ -530,9 +534,12 @@ class SalesforceConnector:
         ):
             queries.append(("CampaignMember", soql, mapping.campaign_member_event))
         events: dict[str, EventRecord] = {}
-        firsts = self.api.first_pages([Query(soql, f"read {name}") for name, soql, _c in queries])
-        for (name, soql, convert), first in zip(queries, firsts, strict=True):
-            for page in self.api.query_pages(soql, what=f"read {name}", first=first):
+        asked = [Query(soql, f"read {name}", name in _WITH_DELETED) for name, soql, _c in queries]
+        firsts = self.api.first_pages(asked)
+        for (_n, _s, convert), query, first in zip(queries, asked, firsts, strict=True):
+            for page in self.api.query_pages(
+                query.soql, what=query.what, include_deleted=query.include_deleted, first=first
+            ):
                 for rec in page:
                     event = convert(rec)
                     if event is not None and event.occurred_at >= since:
@@ -548,9 +555,12 @@ class SalesforceConnector:
             ("Event", _EVENT_WINDOW.format(since=lit), mapping.event_event),
             ("CampaignMember", _MEMBER_WINDOW.format(since=lit), mapping.campaign_member_event),
         )
-        firsts = self.api.first_pages([Query(soql, f"read {name}") for name, soql, _c in sources])
-        for (name, soql, convert), first in zip(sources, firsts, strict=True):
-            for page in self.api.query_pages(soql, what=f"read {name}", first=first):
+        asked = [Query(soql, f"read {name}", name in _WITH_DELETED) for name, soql, _c in sources]
+        firsts = self.api.first_pages(asked)
+        for (_n, _s, convert), query, first in zip(sources, asked, firsts, strict=True):
+            for page in self.api.query_pages(
+                query.soql, what=query.what, include_deleted=query.include_deleted, first=first
+            ):
                 events = [
                     e
                     for e in map(convert, page)

@@ -341,3 +341,25 @@ def test_a_long_read_takes_its_pages_five_to_a_call(clock: ManualClock) -> None:
         # 1,200 people at 200 a page: the change queries alone are six pages or more.
         pages = sum(-(-n // 200) for n in c.api.rows_read.values())
         assert c.budget().calls - before <= -(-pages // 2)
+
+
+def test_a_meeting_called_off_comes_as_a_cancellation(org: Org) -> None:
+    """A deleted Event is a meeting called off: the Event queries run as ``queryAll``
+    (in the composite request too), so the read reports ``meeting_cancelled``."""
+    c = org.connector()
+    events = org.sandbox.store.query(
+        "SELECT Id, WhoId FROM Event WHERE WhoId != null", all_rows=False, page_size=10**9
+    )["records"]
+    assert events
+    gone = events[0]
+    org.clock.advance(60)
+    c.api.client().restful(f"sobjects/Event/{gone['Id']}", method="DELETE")
+    org.clock.advance(60)
+    deleted_at = org.clock.datetime() - timedelta(seconds=60)
+    read = [e for b in _read(c, org.clock) for e in b.events]
+    cancelled = [e for e in read if e.type == "meeting_cancelled" and e.occurred_at == deleted_at]
+    assert [e.contact_id for e in cancelled] == [gone["WhoId"]]
+    plain = org.connector()
+    plain.api.composite = False  # one query at a time: the same
+    again = [e for b in _read(plain, org.clock) for e in b.events]
+    assert sorted(e.id for e in again) == sorted(e.id for e in read)
