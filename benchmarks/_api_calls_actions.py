@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from connectors.base import CreatesInBatches, DealSpec, OwnerSpec, TaskSpec
+from connectors.base import CreatesInBatches, DealSpec, OwnerSpec, ReadsConversions, TaskSpec
 
 
 class Crossings:
@@ -162,11 +162,15 @@ def act_minimum(crm: str, acted: Mapping[str, int], per_query: int = 400) -> int
 
 
 def outcomes(connector: Any, since: datetime | None) -> tuple[int, int]:
-    """Calls of one outcomes read (deals changed since ``since``), and its minimum:
-    one page of changed deals per 200, and, when any changed, their contacts' links
-    (HubSpot: one association read per 1,000; Salesforce: in the same query)."""
+    """Calls of one outcomes read (deals changed since ``since``, and on Salesforce
+    the Lead conversions, as the sync reads them), and its minimum: one page of
+    changed deals per 200, and, when any changed, their contacts' links (HubSpot: one
+    association read per 1,000; Salesforce: in the same query; the conversions come
+    with the Opportunities)."""
     before = connector.budget().calls
     deals = {d.id for d in connector.read_deal_outcomes(since)}
+    if isinstance(connector, ReadsConversions):  # as the sync's outcomes read does
+        list(connector.read_conversions(since))
     calls = int(connector.budget().calls - before)
     minimum = max(1, math.ceil(len(deals) / 200))
     if connector.name == "hubspot":

@@ -98,6 +98,9 @@ class SalesforceApi:
         self.page_size = 2000  # Sforce-Query-Options batchSize (200..2000); tests lower it
         # False once the org (or whatever answers in its place) refused ``/composite``.
         self.composite = True
+        # First pages fetched ahead (``prefetch``), by query; dropped when a query not
+        # fetched with them starts first, so that a page is never served stale.
+        self._ahead: dict[tuple[str, bool], dict[str, Any]] = {}
 
     # -- plumbing -----------------------------------------------------------------------
     @property
@@ -215,7 +218,10 @@ class SalesforceApi:
         Raises ``QueryLocatorExpired`` when a locator stops working."""
         timeout = self.settings.timeout_seconds
         headers = self._query_headers()
-        result: Any = first
+        fetched = self._ahead.pop((soql, include_deleted), None)
+        if fetched is None:
+            self._ahead.clear()  # another query came first: the pages ahead may be stale
+        result: Any = first if first is not None else fetched
         if result is None:
             result = self.call(
                 what,
@@ -310,6 +316,14 @@ class SalesforceApi:
             )
             pages.append(result["body"] if ok else None)
         return pages
+
+    def prefetch(self, queries: Sequence[Query]) -> None:
+        """Fetch the first pages of queries that will run one after the other
+        (``first_pages``): each is served to the ``query_pages`` of the same query if
+        no other query starts before it."""
+        for query, page in zip(queries, self.first_pages(queries), strict=True):
+            if page is not None:
+                self._ahead[(query.soql, query.include_deleted)] = page
 
     def first_pages(self, queries: Sequence[Query]) -> list[dict[str, Any] | None]:
         """The first page of each query, five queries to a ``/composite`` request:

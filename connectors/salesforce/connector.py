@@ -689,6 +689,11 @@ class SalesforceConnector:
             "CreatedDate, (SELECT ContactId FROM OpportunityContactRoles ORDER BY Id) "
             f"FROM Opportunity{where} ORDER BY SystemModstamp, Id"
         )
+        # The outcomes read asks for the Lead conversions of the same window next:
+        # both first pages come in one composite request (one call).
+        from connectors.salesforce.outcomes import conversions_query
+
+        self.api.prefetch([Query(soql, "read opportunities"), conversions_query(since)])
         for page in self.api.query_pages(soql, what="read opportunities"):
             roles: dict[str, list[str]] = {}
             for rec in page:

@@ -16,19 +16,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, time
 from typing import Any
 
+from connectors.salesforce.api import Query
 from connectors.salesforce.soql import parse_date, parse_datetime, soql_datetime
 
-__all__ = ["ConversionRow", "read_conversions"]
+__all__ = ["ConversionRow", "conversions_query", "read_conversions"]
 
 # lead, contact, when, opportunity, and when the Lead was created
 ConversionRow = tuple[str, str, datetime, str | None, datetime | None]
 
 
-def read_conversions(connector: Any, since: datetime | None) -> Iterator[Any]:
-    """``(lead_id, contact_id, converted_at, opportunity_id, lead_created_at)`` of
-    converted Leads: ``ConversionRow``s, the protocol's four elements and the Lead's
-    creation (typed ``Any`` so that the connector's four-element signature still
-    holds)."""
+def conversions_query(since: datetime | None) -> Query:
+    """The converted Leads modified since ``since`` (all of them without it)."""
     where = "IsConverted = true AND ConvertedContactId != null"
     if since is not None:
         where += f" AND SystemModstamp >= {soql_datetime(since)}"
@@ -36,7 +34,16 @@ def read_conversions(connector: Any, since: datetime | None) -> Iterator[Any]:
         "SELECT Id, CreatedDate, ConvertedDate, ConvertedContactId, ConvertedOpportunityId "
         f"FROM Lead WHERE {where} ORDER BY SystemModstamp, Id"
     )
-    for page in connector.api.query_pages(soql, what="read converted leads"):
+    return Query(soql, "read converted leads")
+
+
+def read_conversions(connector: Any, since: datetime | None) -> Iterator[Any]:
+    """``(lead_id, contact_id, converted_at, opportunity_id, lead_created_at)`` of
+    converted Leads: ``ConversionRow``s, the protocol's four elements and the Lead's
+    creation (typed ``Any`` so that the connector's four-element signature still
+    holds)."""
+    query = conversions_query(since)
+    for page in connector.api.query_pages(query.soql, what=query.what):
         for rec in page:
             day = parse_date(rec.get("ConvertedDate"))
             if day is None:

@@ -363,3 +363,25 @@ def test_a_meeting_called_off_comes_as_a_cancellation(org: Org) -> None:
     plain.api.composite = False  # one query at a time: the same
     again = [e for b in _read(plain, org.clock) for e in b.events]
     assert sorted(e.id for e in again) == sorted(e.id for e in read)
+
+
+def test_the_outcomes_read_takes_deals_and_conversions_in_one_call(org: Org) -> None:
+    """Opportunities and Lead conversions of one window: one composite request, the
+    same rows as each query alone; a page fetched ahead is never served late."""
+    c = org.connector()
+    plain = org.connector()
+    plain.api.composite = False
+    since = org.clock.datetime() - timedelta(days=400)
+    expected = (list(plain.read_deal_outcomes(since)), list(plain.read_conversions(since)))
+    assert expected[0] and expected[1]
+    list(c.list_owners())  # signed in, so that only the outcomes read is counted
+    before = c.budget().calls
+    got = (list(c.read_deal_outcomes(since)), list(c.read_conversions(since)))
+    assert got == expected
+    assert c.budget().calls - before == 1
+    # fetched ahead, then another query first: the conversions are read afresh
+    list(c.read_deal_outcomes(since))
+    list(c.list_owners())
+    before = c.budget().calls
+    assert list(c.read_conversions(since)) == expected[1]
+    assert c.budget().calls - before == 1
