@@ -561,8 +561,9 @@ def main() -> None:
     parser.add_argument("--score-contacts", type=int, default=2000)
     parser.add_argument("--only-score", action="store_true", help="Run phase 3 only.")
     parser.add_argument(
-        "--score-min-interval", type=float, default=0.0,
-        help="serve.worker.min_interval for phase 3 (seconds between batch starts).",
+        "--score-min-interval", type=float, default=1.0,
+        help="serve.worker.min_interval for phase 3 (seconds between batch starts; "
+        "1 s is serve's default).",
     )  # fmt: skip
     args = parser.parse_args()
     if args.only_score:

@@ -85,12 +85,27 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to ``sys.stderr`` as it is when a record is emitted, not as it was when
+    the handler was made: whoever ran the command (a test runner, a supervisor) may
+    have replaced and closed the stream it had, and a thread still running (serve's
+    server, a worker) must not log into a closed stream."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # always the current sys.stderr
+
+
 def setup_logging(level: int = logging.WARNING) -> None:
     root = logging.getLogger("leadsync")
     if not any(isinstance(f, _RedactingFilter) for f in root.filters):
         root.addFilter(_RedactingFilter())
     if not root.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handler.addFilter(_RedactingFilter())
         root.addHandler(handler)

@@ -1,9 +1,10 @@
 """A CLI command run in a test (``CliRunner``) installs the ``leadsync`` log handler
-on the runner's stderr, which is closed when the command returns; a test that
-raises a logger's level leaves it raised. Neither may outlive its test: a later
-test's server thread would log into the closed stream (``--- Logging error ---``).
-The two tests run in this order: the first leaves both behind, the second finds
-them restored (``conftest.logging_restored``)."""
+while the runner's stderr is in place, and the runner closes that stream when the
+command returns; a test that raises a logger's level leaves it raised. Neither may
+harm a later test: a server thread still running would log into the closed stream
+(``--- Logging error ---``). The handler writes to whatever ``sys.stderr`` is when a
+record comes (``cli_sync._CurrentStderr``), and levels are restored after each serve
+test (``conftest.logging_restored``). The two tests run in this order."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import io
 import logging
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from scheduler.cli import app
@@ -28,15 +30,19 @@ def _closed_streams() -> list[str]:
     return out
 
 
-def test_a_cli_command_installs_its_log_handler(tmp_path: Path) -> None:
-    before = len(logging.getLogger("leadsync").handlers)
+def test_the_cli_log_handler_outlives_the_runners_stream(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = CliRunner().invoke(app, ["run", "--config", str(tmp_path / "missing.yaml")])
     assert out.exit_code != 0
+    assert logging.getLogger("leadsync").handlers  # the command installed it
+    assert _closed_streams() == []  # the runner's stream is closed, and not used
+    SERVE.warning("a line logged after the command returned")
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "a line logged after" in err
     SERVE.setLevel(logging.DEBUG)  # as a test reading the debug lines does
-    if before == 0:
-        assert _closed_streams()  # the runner's stream, closed once the command returned
 
 
-def test_no_handler_or_level_is_left_by_an_earlier_test() -> None:
+def test_no_level_is_left_by_an_earlier_test() -> None:
     assert _closed_streams() == []
     assert SERVE.level == logging.NOTSET
