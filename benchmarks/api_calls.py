@@ -259,6 +259,20 @@ def run_hubspot(n_contacts: int = 10_000, changed_share: float = 0.01) -> dict[s
     }
 
 
+def _connect(base_url: str, clock: ManualClock, scorer: Scorer) -> HubSpotConnector:
+    """A new connector to the benchmark's portal: a new process's."""
+    return HubSpotConnector.from_config(
+        {
+            "access_token": TOKEN,
+            "base_url": base_url,
+            "tier": "pro",
+            "quota_share": 1.0,
+            "score_fields": {name: name for name in scorer.fields},
+        },
+        context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
+    )
+
+
 SCHEDULE = (
     ("full", None),
     ("no change", 0.0),
@@ -284,16 +298,7 @@ def run_hubspot_schedule(n_contacts: int = 5_000) -> dict[str, Any]:
     steps: list[dict[str, Any]] = []
 
     def connect() -> HubSpotConnector:
-        return HubSpotConnector.from_config(
-            {
-                "access_token": TOKEN,
-                "base_url": server.base_url,
-                "tier": "pro",
-                "quota_share": 1.0,
-                "score_fields": {name: name for name in scorer.fields},
-            },
-            context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
-        )
+        return _connect(server.base_url, clock, scorer)
 
     try:
         cursor: Cursor | None = None
@@ -327,16 +332,7 @@ def run_hubspot_actions(n_actions: int, n_contacts: int) -> dict[str, Any]:
     scorer = Scorer()
 
     def connect() -> HubSpotConnector:
-        return HubSpotConnector.from_config(
-            {
-                "access_token": TOKEN,
-                "base_url": server.base_url,
-                "tier": "pro",
-                "quota_share": 1.0,
-                "score_fields": {name: name for name in scorer.fields},
-            },
-            context=RuntimeContext(now=clock.datetime, sleep=clock.sleep),
-        )
+        return _connect(server.base_url, clock, scorer)
 
     try:
         reader = connect()

@@ -275,7 +275,12 @@ class SalesforceApi:
         return pages or [self._more(what, url, timeout)]
 
     def _composite(
-        self, subrequests: Sequence[Mapping[str, Any]], *, what: str, prefix: str
+        self,
+        subrequests: Sequence[Mapping[str, Any]],
+        *,
+        what: str,
+        prefix: str,
+        body_key: str = "records",
     ) -> list[dict[str, Any] | None] | None:
         """One ``/composite`` request of read-only subrequests, referenced as
         ``<prefix><n>``: the body of each that answered 200 with a records list,
@@ -312,10 +317,35 @@ class SalesforceApi:
                 and result.get("referenceId") == f"{prefix}{i}"
                 and result.get("httpStatusCode") == 200
                 and isinstance(result.get("body"), dict)
-                and isinstance(result["body"].get("records"), list)
+                and isinstance(result["body"].get(body_key), list)
             )
             pages.append(result["body"] if ok else None)
         return pages
+
+    def ahead(self, query: Query) -> dict[str, Any] | None:
+        """The first page ``prefetch`` fetched for ``query``, taken (None if none)."""
+        return self._ahead.pop((query.soql, query.include_deleted), None)
+
+    def describe_many(self, objects: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """``describe`` of several objects in one ``/composite`` request; an object
+        whose subrequest failed is described alone (``describe``, with its errors)."""
+        results: list[dict[str, Any] | None] | None = None
+        if len(objects) > 1 and self.composite:
+            version = self.settings.version
+            results = self._composite(
+                [
+                    {"method": "GET", "url": f"/services/data/v{version}/sobjects/{obj}/describe"}
+                    for obj in objects
+                ],
+                what="describe " + ", ".join(objects),
+                prefix="d",
+                body_key="fields",
+            )
+        out: dict[str, dict[str, Any]] = {}
+        for i, obj in enumerate(objects):
+            found = results[i] if results is not None else None
+            out[obj] = found if found is not None else self.describe(obj)
+        return out
 
     def prefetch(self, queries: Sequence[Query]) -> None:
         """Fetch the first pages of queries that will run one after the other

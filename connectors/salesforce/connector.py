@@ -188,6 +188,18 @@ def _record_error(result: Mapping[str, Any]) -> tuple[str, bool]:
     return "; ".join(parts) or "refused without a reason", retriable
 
 
+_QUEUES = Query("SELECT Id, Name, Email FROM Group WHERE Type = 'Queue' ORDER BY Id", "read queues")
+
+
+def _queue(rec: Mapping[str, Any]) -> Owner:
+    return Owner(
+        id=str(rec["Id"]),
+        email=rec.get("Email") or None,
+        name=rec.get("Name") or None,
+        kind="queue",
+    )
+
+
 @dataclass(frozen=True)
 class _ChangeQuery:
     """What one object's change read asks for (see ``_change_query``)."""
@@ -569,15 +581,18 @@ class SalesforceConnector:
                 if events:
                     yield ReadBatch(events=tuple(events))
 
-    def _fields(self, obj: str) -> dict[str, Mapping[str, Any]]:
+    def _fields(self, obj: str, *, with_: Sequence[str] = ()) -> dict[str, Mapping[str, Any]]:
+        """``obj``'s fields by lower-case name, described once per connector; ``with_``
+        names objects about to be needed too, described in the same request."""
         if obj not in self._described:
-            described = self.api.describe(obj)
-            self._described_at[obj] = self._ctx.now()
-            self._described[obj] = {
-                str(f.get("name", "")).lower(): f
-                for f in described.get("fields", [])
-                if isinstance(f, Mapping)
-            }
+            wanted = [obj, *(o for o in with_ if o != obj and o not in self._described)]
+            for name, described in self.api.describe_many(wanted).items():
+                self._described_at[name] = self._ctx.now()
+                self._described[name] = {
+                    str(f.get("name", "")).lower(): f
+                    for f in described.get("fields", [])
+                    if isinstance(f, Mapping)
+                }
         return self._described[obj]
 
     def list_owners(self) -> Sequence[Owner]:
@@ -588,6 +603,8 @@ class SalesforceConnector:
         queues out."""
         owners: list[Owner] = []
         soql = "SELECT Id, Email, Name, IsActive FROM User ORDER BY Id"
+        if self._queues_readable is not False:  # users and queues in one request
+            self.api.prefetch([Query(soql, "read users"), _QUEUES])
         for page in self.api.query_pages(soql, what="read users"):
             for rec in page:
                 owners.append(
@@ -605,8 +622,12 @@ class SalesforceConnector:
         return owners
 
     def _queues(self) -> list[Owner] | None:
-        soql = "SELECT Id, Name, Email FROM Group WHERE Type = 'Queue' ORDER BY Id"
+        soql = _QUEUES.soql
         timeout = self.settings.timeout_seconds
+        first = self.api.ahead(_QUEUES)
+        if first is not None:  # came with the users (a refusal comes as None: asked below)
+            pages = self.api.query_pages(soql, what=_QUEUES.what, first=first)
+            return [_queue(rec) for page in pages for rec in page]
 
         def attempt(sf: Any) -> list[dict[str, Any]] | None:
             try:
@@ -622,15 +643,7 @@ class SalesforceConnector:
         if records is None:
             self.api.log.info("salesforce: Group queries are refused here; queues not listed")
             return None
-        return [
-            Owner(
-                id=str(rec["Id"]),
-                email=rec.get("Email") or None,
-                name=rec.get("Name") or None,
-                kind="queue",
-            )
-            for rec in records
-        ]
+        return [_queue(rec) for rec in records]
 
     def open_deals(self, contact_ids: Sequence[str]) -> Mapping[str, Sequence[DealRecord]]:
         out: dict[str, list[DealRecord]] = {cid: [] for cid in contact_ids}
@@ -643,8 +656,9 @@ class SalesforceConnector:
         # connector would otherwise take its own open deal for someone else's.
         if not ids:
             return out
+        # (Task is described in the same request: the act step's tasks need it next)
         has_key = self._key_on_opportunity or (
-            self.settings.key_field.lower() in self._fields("Opportunity")
+            self.settings.key_field.lower() in self._fields("Opportunity", with_=("Task",))
         )
         key = f", Opportunity.{self.settings.key_field}" if has_key else ""
         template = (

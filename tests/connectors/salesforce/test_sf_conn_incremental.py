@@ -263,6 +263,18 @@ def test_lead_queues_are_listed_where_group_can_be_queried(
 
         def __call__(self, request: Request) -> Response:
             soql = request.param("q") or ""
+            if request.path.endswith("/composite") and b"FROM+Group" in request.body:
+                # asked inside a composite request: the same answer as alone
+                self.asked += 1
+                answer = self.app(request)
+                if queryable:
+                    return answer
+                body = json.loads(answer.body)
+                for result in body["compositeResponse"]:
+                    if result["referenceId"] == "q1":
+                        result["httpStatusCode"] = 400
+                        result["body"] = [{"errorCode": "MALFORMED_QUERY", "message": "Group"}]
+                return Response.json(200, body, answer.headers)
             if "FROM Group" in soql:
                 self.asked += 1
                 if queryable:
@@ -302,4 +314,6 @@ def test_lead_queues_are_listed_where_group_can_be_queried(
         assert bool(queues) is queryable
         assert all(q.id.startswith("00G") and q.name for q in queues)
         c.list_owners()
-        assert fronts[0].asked == (2 if queryable else 1)  # a refusal is remembered
+        # Queryable: asked with the users each time. Refused: inside the composite
+        # request, then alone (for the refusal's own answer), and never again.
+        assert fronts[0].asked == 2
