@@ -24,7 +24,14 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from connectors.base import CreatesInBatches, DealSpec, OwnerSpec, ReadsConversions, TaskSpec
+from connectors.base import (
+    CreatesInBatches,
+    DealSpec,
+    OwnerSpec,
+    ReadsConversions,
+    SharesOwnWrites,
+    TaskSpec,
+)
 
 
 class Crossings:
@@ -114,7 +121,8 @@ def act_heavy(
     """An act step with ``n_actions`` crossings, as a campaign's burst gives one: the
     owner list, an owner for each crossing person (round robin over the active
     users, the sync's ``assign_owner``), the open-deal check, then deals and tasks
-    in batches. Every call from the owner list on is counted against the actions."""
+    in batches, and (HubSpot) the read of the stamps the deals moved. Every call from
+    the owner list on is counted against the actions."""
     if not isinstance(connector, CreatesInBatches):
         raise RuntimeError(f"{connector.name}: no batch actions")
     people = sorted(kinds)[:n_actions]
@@ -139,6 +147,10 @@ def act_heavy(
     if refused:
         raise RuntimeError(f"{len(refused)} owner writes refused: {refused[0]}")
     acted = act(connector, [(cid, "lead_score") for cid in people], now, kinds)
+    if isinstance(connector, SharesOwnWrites):
+        # HubSpot: the new stamps of the contacts the deals were linked to, read once
+        # after the step (at the checkpoint, or when serve hands its writes on)
+        connector.own_writes()
     calls = connector.budget().calls - before
     connector.close()
     return {
