@@ -52,7 +52,6 @@ from connectors.hubspot.own_writes import (
     OwnWriteChecks,
     OwnWrites,
     ReadWrites,
-    fields_digest,
     rest_digest,
     stamp_ms,
     with_owner,
@@ -445,8 +444,7 @@ class HubSpotConnector:
         )
 
     def _digest(self, raw: Raw) -> str:
-        skip = [self._crm_field(f) for f in self.settings.score_fields]
-        return fields_digest(raw.get("properties") or {}, skip)
+        return with_owner(*self._digest_parts(raw))
 
     def _digest_parts(self, raw: Raw) -> tuple[str, str | None]:
         """``_digest`` as (the fields but the owner, the owner): see ``with_owner``."""

@@ -218,7 +218,7 @@ class SalesforceApi:
         Raises ``QueryLocatorExpired`` when a locator stops working."""
         timeout = self.settings.timeout_seconds
         headers = self._query_headers()
-        fetched = self._ahead.pop((soql, include_deleted), None)
+        fetched = self.ahead(Query(soql, what, include_deleted))
         if fetched is None:
             self._ahead.clear()  # another query came first: the pages ahead may be stale
         result: Any = first if first is not None else fetched

@@ -101,14 +101,10 @@ _NOT_HASHED = frozenset(
 _WE_WRITE = ("OwnerId", "Status")
 
 
-def _fields_hash(rec: Mapping[str, Any]) -> str:
-    """A short digest of the fields we read (not the audit stamps our writes move)."""
-    return _digest_with(*_hash_parts(rec))
-
-
 def _hash_parts(rec: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``_fields_hash`` as (the digest of the fields leadsync never writes, the values
-    of those it does)."""
+    """A digest of the fields we read (not the audit stamps our writes move), in two
+    parts: the digest of the fields leadsync never writes, and the values of those it
+    does; ``_digest_with`` joins them."""
     payload = json.dumps(
         {k: v for k, v in rec.items() if k not in _NOT_HASHED and k not in _WE_WRITE},
         sort_keys=True,
@@ -466,7 +462,7 @@ class SalesforceConnector:
         if obj == "Lead":
             # A full sync wants people to score; an incremental one also wants to see
             # conversions, which it reports as merges into the new Contact. The same
-            # fields either way, so that _fields_hash compares like with like.
+            # fields either way, so that _hash_parts compares like with like.
             extra = [*audit, "IsConverted", "ConvertedContactId"]
             where = "IsConverted = false" if full else ""
             return mapping.select_fields(fmap, extra, obj=obj), where
