@@ -12,7 +12,8 @@ Minimum of the act step, per run with ``a`` actions (0 when none):
   Salesforce  ceil(a / ids per query) open-opportunity queries + as many Contact reads
               (an Opportunity needs the Contact's Account) + ceil(a / 200) upserts for
               Opportunities, contact roles and Tasks each
-The keyed reads that make each create exactly-once are overhead, not minimum.
+The keyed reads that make a retried create exactly-once are overhead, not minimum; an
+action the ledger never sent needs none (HubSpot's unique key still refuses a second).
 Outcomes: one page of changed deals (HubSpot deal search / Salesforce Opportunity
 query), plus their contacts' association reads when any changed.
 """
@@ -29,6 +30,7 @@ from connectors.base import (
     DealSpec,
     OwnerSpec,
     ReadsConversions,
+    ScoreUpdate,
     SharesOwnWrites,
     TaskSpec,
 )
@@ -85,6 +87,7 @@ def act(
             close_date=date(2027, 1, 31),
             contact_kind="lead" if kinds.get(c) == "lead" else "contact",
             crm_options={"lead_status": "Working - Contacted"},
+            first_attempt=True,  # as the sync hands on an action its ledger never sent
         )
         for c, f in todo
     ]
@@ -97,6 +100,7 @@ def act(
             body="crossed",
             due_at=now + timedelta(days=1),
             contact_kind="lead" if kinds.get(c) == "lead" else "contact",
+            first_attempt=True,
         )
         for c, f in todo
     ]
@@ -116,13 +120,16 @@ def act(
 
 
 def act_heavy(
-    connector: Any, kinds: Mapping[str, str], n_actions: int, now: datetime
+    connector: Any, kinds: Mapping[str, str], n_actions: int, now: datetime, score_field: str
 ) -> dict[str, Any]:
     """An act step with ``n_actions`` crossings, as a campaign's burst gives one: the
     owner list, an owner for each crossing person (round robin over the active
     users, the sync's ``assign_owner``), the open-deal check, then deals and tasks
     in batches, and (HubSpot) the read of the stamps the deals moved. Every call from
-    the owner list on is counted against the actions."""
+    the owner list on is counted against the actions, but the score writes of the
+    people acted on: the sync writes their new scores after the actions (which is
+    why their answers carry the stamps the deals moved), and those writes are the
+    write step's, made with or without actions."""
     if not isinstance(connector, CreatesInBatches):
         raise RuntimeError(f"{connector.name}: no batch actions")
     people = sorted(kinds)[:n_actions]
@@ -147,17 +154,21 @@ def act_heavy(
     if refused:
         raise RuntimeError(f"{len(refused)} owner writes refused: {refused[0]}")
     acted = act(connector, [(cid, "lead_score") for cid in people], now, kinds)
+    writing = connector.budget().calls
+    connector.write_scores([ScoreUpdate(cid, {score_field: 90.0}) for cid in people])
+    score_write_calls = connector.budget().calls - writing
     if isinstance(connector, SharesOwnWrites):
         # HubSpot: the new stamps of the contacts the deals were linked to, read once
         # after the step (at the checkpoint, or when serve hands its writes on)
         connector.own_writes()
-    calls = connector.budget().calls - before
+    calls = connector.budget().calls - before - score_write_calls
     connector.close()
     return {
         "crm": connector.name,
         "actions": acted["actions"],
         "open_deal_skips": acted.get("open_deal_skips", 0),
         "owner_writes": len(assigned),
+        "score_write_calls_not_counted": score_write_calls,
         "calls": calls,
         "calls_per_action": round(calls / acted["actions"], 3) if acted["actions"] else None,
     }

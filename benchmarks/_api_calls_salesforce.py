@@ -124,13 +124,14 @@ def _sync(
             ScoreUpdate(c.id, {"lead_score": min(99, 5 * counts.get(c.id, 0))}, c.kind)
             for c in live.values()
         ]
+    people = len(live) if schedule is not None else len(writes)
+    updates = len(writes)
+    clock.advance(1)  # as in the sync: the act step, then the score writes
+    acted = act(connector, crossed, now, kinds) if schedule is not None else {}
+    clock.advance(1)
     result = connector.write_scores(writes)
     if result.failed:
         raise RuntimeError(f"{len(result.failed)} score writes failed: {result.failed[0]}")
-    people = len(live) if schedule is not None else len(writes)
-    updates = len(writes)
-    clock.advance(1)  # the act step comes after the score writes, with stamps of its own
-    acted = act(connector, crossed, now, kinds) if schedule is not None else {}
     outcome_calls, outcome_min = outcomes(connector, since) if since is not None else (0, 0)
     # the state after the run's writes and actions (our own writes included)
     state = connector.checkpoint()
@@ -264,7 +265,7 @@ def run_actions(n_actions: int, n_contacts: int) -> dict[str, Any]:
             kinds.update((c.id, c.kind) for c in batch.contacts if not c.converted)
         reader.close()
         clock.advance(600)
-        return act_heavy(connect(), kinds, n_actions, clock.datetime())
+        return act_heavy(connect(), kinds, n_actions, clock.datetime(), FIELDS[0].name)
 
 
 if __name__ == "__main__":

@@ -65,6 +65,7 @@ from _outcome_reads import outcome_reads
 TOKEN = "benchmark-private-app-token"  # noqa: S105 (the sandbox's own token)
 MODEL_FILE = Path(__file__).resolve().parents[1] / "scoring" / "data" / "models" / "starter.yaml"
 ENGAGEMENT = ("calls", "emails", "meetings", "notes")
+WRITE_BATCH = 1000  # the sync's writeback.write_batch default
 
 
 class Scorer:
@@ -162,10 +163,10 @@ def _hubspot_sync(
     now = clock.datetime()
     read = updates = 0
     crossed: list[tuple[str, str]] = []
+    pending: dict[str, ScoreUpdate] = {}
     for batch in connector.read_changes(cursor, until=now, events_since=now - timedelta(days=90)):
         read += len(batch.contacts)
         scores = scorer.scores(batch.contacts, batch.events, now)
-        writes = []
         for contact in batch.contacts:
             values = {
                 name: value
@@ -176,15 +177,18 @@ def _hubspot_sync(
                 if _rounded(contact.fields.get(name)) != _rounded(value)
             }
             if values:
-                writes.append(ScoreUpdate(contact.id, values))
-        result = connector.write_scores(writes)
-        if result.failed:
-            raise RuntimeError(f"{len(result.failed)} score writes failed: {result.failed[0]}")
-        updates += len(writes)
+                pending[contact.id] = ScoreUpdate(contact.id, values)
         if crossings is not None:
             crossed += crossings.crossed(scores, baseline=cursor is None)
-    clock.advance(1)  # the act step comes after the score writes, with stamps of its own
+        if len(pending) >= WRITE_BATCH:
+            # as the sync flushes a full batch: the writes of whom it will act on wait
+            held = {cid for cid, _ in crossed}
+            updates += _write(connector, [u for cid, u in pending.items() if cid not in held])
+            pending = {cid: u for cid, u in pending.items() if cid in held}
+    clock.advance(1)  # the act step comes before the last score writes, as in the sync
     acted = act(connector, crossed, now, {}) if crossings is not None else {}
+    clock.advance(1)
+    updates += _write(connector, list(pending.values()))
     outcome_calls, outcome_min = outcomes(connector, since) if since is not None else (0, 0)
     # the state after the run's writes and actions (our own writes included)
     state = connector.checkpoint()
@@ -323,6 +327,13 @@ def run_hubspot_schedule(n_contacts: int = 5_000) -> dict[str, Any]:
     return {"crm": "hubspot", "contacts": n_contacts, "schedule": steps}
 
 
+def _write(connector: HubSpotConnector, writes: list[ScoreUpdate]) -> int:
+    result = connector.write_scores(writes)
+    if result.failed:
+        raise RuntimeError(f"{len(result.failed)} score writes failed: {result.failed[0]}")
+    return len(writes)
+
+
 def run_hubspot_actions(n_actions: int, n_contacts: int) -> dict[str, Any]:
     """One act step with ``n_actions`` crossings after a full read, in a new process."""
     clock = ManualClock()
@@ -343,7 +354,7 @@ def run_hubspot_actions(n_actions: int, n_contacts: int) -> dict[str, Any]:
             kinds.update((c.id, c.kind) for c in batch.contacts)
         reader.close()
         clock.advance(600)
-        return act_heavy(connect(), kinds, n_actions, clock.datetime())
+        return act_heavy(connect(), kinds, n_actions, clock.datetime(), scorer.fields[0])
     finally:
         server.close()
 

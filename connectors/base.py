@@ -242,6 +242,10 @@ class DealSpec:
     # ``lead_status``, set on a Lead instead of creating a deal); a connector ignores
     # the names it does not know and fills the ones missing from its own settings.
     crm_options: Mapping[str, str] = field(default_factory=dict)
+    # True only when the caller's ledger proves that no earlier call carried this key
+    # (it marks each batch as sent before sending it): the connector may then create
+    # without looking for the key first. False (unknown) always looks.
+    first_attempt: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,6 +261,7 @@ class TaskSpec:
     priority: Literal["low", "medium", "high"] = "high"
     type: Literal["call", "email", "todo"] = "call"
     contact_kind: ContactKind = "contact"
+    first_attempt: bool = False  # as DealSpec's
 
 
 @dataclass(frozen=True, slots=True)

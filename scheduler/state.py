@@ -29,7 +29,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class StateError(Exception):
@@ -157,6 +157,9 @@ def _tables(md: sa.MetaData) -> dict[str, sa.Table]:
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
         sa.Column("created_at", sa.Float, nullable=False),
         sa.Column("updated_at", sa.Float, nullable=False),
+        # committed before the first call that carries the entry: without it, the
+        # entry certainly never reached the CRM (see ``StateStore.mark_sent``)
+        sa.Column("sent", sa.Boolean, nullable=False, server_default=sa.false()),
     )
     t["rejected"] = sa.Table(
         "ls_rejected",
@@ -261,11 +264,20 @@ def _migration_3(conn: Connection, tables: dict[str, sa.Table]) -> None:
     tables["serve_writes"].create(conn, checkfirst=True)
 
 
+def _migration_4(conn: Connection, tables: dict[str, sa.Table]) -> None:
+    """``sent`` on ledger entries. An earlier release kept no such mark, and a crash
+    may have followed any entry's call, so every entry it left counts as sent."""
+    led = tables["ledger"]
+    if _add_column(conn, led, "sent"):
+        conn.execute(led.update().values(sent=True))
+
+
 # Append-only: (version, function). A released migration is never edited.
 MIGRATIONS: list[tuple[int, Callable[[Connection, dict[str, sa.Table]], None]]] = [
     (1, _migration_1),
     (2, _migration_2),
     (3, _migration_3),
+    (4, _migration_4),
 ]
 
 
@@ -920,8 +932,27 @@ class StateStore:
                     attempts=0,
                     created_at=now,
                     updated_at=now,
+                    sent=False,
                 )
             )
+
+    def mark_sent(self, keys: Sequence[str]) -> set[str]:
+        """Commit that calls carrying these entries may now leave, and return the keys
+        that no call had carried before. The mark precedes every such call, so only
+        for those keys is it certain that the CRM has no record yet, and the action
+        can be created without first looking for its key there."""
+        led = self.t["ledger"]
+        fresh: set[str] = set()
+        with self.tx() as conn:
+            for chunk in _chunks(list(dict.fromkeys(keys)), 500):
+                unsent = sa.and_(led.c.key.in_(chunk), led.c.sent == sa.false())
+                if conn.dialect.update_returning:
+                    q = led.update().where(unsent).values(sent=True).returning(led.c.key)
+                    fresh.update(conn.execute(q).scalars())
+                else:  # SQLite before 3.35; writers are serialised there
+                    fresh.update(conn.execute(sa.select(led.c.key).where(unsent)).scalars())
+                    conn.execute(led.update().where(unsent).values(sent=True))
+        return fresh
 
     def pending_actions(self) -> list[LedgerEntry]:
         led = self.t["ledger"]

@@ -745,7 +745,7 @@ class Sync:
             if not opts.dry_run:
                 self._grow("write", self._attempts + len(pending) - self._totals.get("write", 0))
             if len(pending) >= self.wb.write_batch:
-                self._flush(pending, s, opts)
+                self._flush(pending, s, opts, hold=_contacts_of(acting, self.wb.write_batch))
             self.progress.advance("score", len(contacts))
         self._execute(acting, s)
         self._flush(pending, s, opts)
@@ -1071,7 +1071,11 @@ class Sync:
         stops at its first failure (the rest stay as intents for the next run)."""
         if groups:
             execute_groups(
-                self.connector, groups, record=lambda out: self._record(out, s), crash=self.crash
+                self.connector,
+                groups,
+                record=lambda out: self._record(out, s),
+                crash=self.crash,
+                mark_sent=self.store.mark_sent,
             )
             self.progress.advance("act", len(groups))
 
@@ -1124,12 +1128,23 @@ class Sync:
         pending.updates[c.id] = ScoreUpdate(c.id, values, kind=c.kind)  # type: ignore[arg-type]
         pending.written.setdefault(c.id, []).append((c.id, model.name, score, band))
 
-    def _flush(self, pending: _Pending, s: RunSummary, opts: RunOptions) -> None:
+    def _flush(
+        self,
+        pending: _Pending,
+        s: RunSummary,
+        opts: RunOptions,
+        hold: frozenset[str] = frozenset(),
+    ) -> None:
+        """Write the pending scores, but those of ``hold`` (contacts with actions still
+        to run), which stay pending: written after the actions, they answer with the
+        stamps the actions moved (a HubSpot deal moves its contact's), which then
+        need no read of their own."""
         if not pending.updates:
             return
-        updates = list(pending.updates.values())
-        written = pending.written
-        pending.updates, pending.written = {}, {}
+        updates = [u for cid, u in pending.updates.items() if cid not in hold]
+        written = {cid: w for cid, w in pending.written.items() if cid not in hold}
+        pending.updates = {cid: u for cid, u in pending.updates.items() if cid in hold}
+        pending.written = {cid: w for cid, w in pending.written.items() if cid in hold}
         if opts.dry_run:
             s.scores_written += len(updates)
             room = max(0, DRY_RUN_LIST_MAX - len(s.would_write))
@@ -1222,6 +1237,13 @@ def actions_kw(connector: Connector, wb: WritebackConfig) -> _ActionsKw:
         return {}
     on_cross = wb.on_cross
     return {"actions": tuple(k for k, v in (("deal", on_cross.deal), ("task", on_cross.task)) if v)}
+
+
+def _contacts_of(groups: Sequence[Sequence[LedgerEntry]], limit: int) -> frozenset[str]:
+    """The contacts of actions still to run, whose score writes wait for them; none
+    when they fill a write batch on their own (the batch goes out)."""
+    ids = frozenset(e.contact_id for entries in groups for e in entries)
+    return ids if len(ids) < limit else frozenset()
 
 
 def _raise_missing(check: FieldCheck) -> None:

@@ -410,7 +410,7 @@ def deal_to_ledger(spec: DealSpec) -> LedgerSpec:
     return out
 
 
-def deal_from_ledger(entry: LedgerEntry) -> DealSpec:
+def deal_from_ledger(entry: LedgerEntry, *, first_attempt: bool = False) -> DealSpec:
     spec = entry.spec or {}
     close = spec["close_date"]
     if isinstance(close, datetime):
@@ -427,6 +427,7 @@ def deal_from_ledger(entry: LedgerEntry) -> DealSpec:
         amount=float(amount) if isinstance(amount, int | float) else None,
         contact_kind=_contact_kind(str(spec.get("contact_kind", "contact"))),
         crm_options={k: str(v) for k, v in spec.items() if k not in _DEAL_FIELDS and v is not None},
+        first_attempt=first_attempt,
     )
 
 
@@ -442,7 +443,7 @@ def task_to_ledger(spec: TaskSpec) -> LedgerSpec:
     }
 
 
-def task_from_ledger(entry: LedgerEntry) -> TaskSpec:
+def task_from_ledger(entry: LedgerEntry, *, first_attempt: bool = False) -> TaskSpec:
     spec = entry.spec or {}
     due = spec["due_at"]
     if not isinstance(due, datetime):
@@ -464,6 +465,7 @@ def task_from_ledger(entry: LedgerEntry) -> TaskSpec:
         if kind in ("call", "email", "todo")
         else "call",
         contact_kind=_contact_kind(str(spec.get("contact_kind", "contact"))),
+        first_attempt=first_attempt,
     )
 
 
@@ -539,7 +541,9 @@ class OwnerPool:
         return ids[position % len(ids)] if ids else None
 
 
-def execute_entry(connector: Connector, entry: LedgerEntry) -> tuple[LedgerStatus, str | None]:
+def execute_entry(
+    connector: Connector, entry: LedgerEntry, *, first_attempt: bool = False
+) -> tuple[LedgerStatus, str | None]:
     """Run one ledger entry against the CRM; returns (status, result id)."""
     spec = entry.spec or {}
     if entry.kind == LedgerKind.OWNER:
@@ -549,9 +553,11 @@ def execute_entry(connector: Connector, entry: LedgerEntry) -> tuple[LedgerStatu
         )
         return LedgerStatus.DONE, owner
     if entry.kind == LedgerKind.DEAL:
-        return LedgerStatus.DONE, connector.create_deal(deal_from_ledger(entry)).id
+        deal = deal_from_ledger(entry, first_attempt=first_attempt)
+        return LedgerStatus.DONE, connector.create_deal(deal).id
     if entry.kind == LedgerKind.TASK:
-        return LedgerStatus.DONE, connector.create_task(task_from_ledger(entry)).id
+        task = task_from_ledger(entry, first_attempt=first_attempt)
+        return LedgerStatus.DONE, connector.create_task(task).id
     raise ValueError(f"unknown ledger entry kind {entry.kind!r}")
 
 
@@ -567,6 +573,15 @@ class EntryOutcome:
 
 
 RecordOutcome = Callable[[EntryOutcome], None]
+# Commits the "sent" mark of these keys before a call carries them; returns the keys
+# no earlier call carried (``StateStore.mark_sent``).
+MarkSent = Callable[[Sequence[str]], set[str]]
+
+
+def _nothing_known_unsent(keys: Sequence[str]) -> set[str]:
+    return set()
+
+
 # Errors that stop the whole run (the rest stays as intents for the next one).
 _RUN_STOPPERS = (QuotaExhausted, AuthError, ConnectorConfigError)
 _STEPS = (LedgerKind.OWNER, LedgerKind.DEAL, LedgerKind.TASK)
@@ -578,6 +593,7 @@ def execute_groups(
     *,
     record: RecordOutcome,
     crash: CrashHook = no_crash,
+    mark_sent: MarkSent = _nothing_known_unsent,
 ) -> None:
     """Run the entries of many actions (each group: one action's entries) and hand
     each entry's outcome to ``record``, which writes it to the ledger.
@@ -589,13 +605,17 @@ def execute_groups(
     intents for a later run). The crash points keep their meaning per entry:
     ``after_crm_write`` once the CRM answered for the entry, ``after_ledger`` once
     ``record`` wrote its outcome. The intents were committed before: a crash anywhere
-    leaves keys that the next run completes without a duplicate."""
+    leaves keys that the next run completes without a duplicate. ``mark_sent`` is
+    called before each call with the entries it carries; the entries no call carried
+    before are handed on as first attempts, which a connector may create without
+    first looking for their keys (with the default, none is)."""
     ordered = [sorted(g, key=lambda e: e.seq) for g in groups if g]
     if not isinstance(connector, CreatesInBatches):
         for entries in ordered:
             for i, entry in enumerate(entries):
                 try:
-                    _, result_id = execute_entry(connector, entry)
+                    first = entry.key in mark_sent([entry.key])
+                    _, result_id = execute_entry(connector, entry, first_attempt=first)
                 except _RUN_STOPPERS:
                     raise
                 except ConnectorError as exc:
@@ -616,7 +636,8 @@ def execute_groups(
             continue
         answers: Sequence[BatchOutcome | ConnectorError]
         try:
-            answers = _run_step(connector, kind, [e for _, _, e in todo])
+            step = [e for _, _, e in todo]
+            answers = _run_step(connector, kind, step, mark_sent([e.key for e in step]))
         except _RUN_STOPPERS:
             raise
         except ConnectorError as exc:
@@ -641,7 +662,10 @@ def _done(
 
 
 def _run_step(
-    connector: CreatesInBatches, kind: LedgerKind, entries: Sequence[LedgerEntry]
+    connector: CreatesInBatches,
+    kind: LedgerKind,
+    entries: Sequence[LedgerEntry],
+    fresh: set[str],
 ) -> Sequence[BatchOutcome]:
     if kind == LedgerKind.OWNER:
         specs = [
@@ -655,9 +679,13 @@ def _run_step(
         ]
         answers = connector.set_owners(specs)
     elif kind == LedgerKind.DEAL:
-        answers = connector.create_deals([deal_from_ledger(e) for e in entries])
+        answers = connector.create_deals(
+            [deal_from_ledger(e, first_attempt=e.key in fresh) for e in entries]
+        )
     else:
-        answers = connector.create_tasks([task_from_ledger(e) for e in entries])
+        answers = connector.create_tasks(
+            [task_from_ledger(e, first_attempt=e.key in fresh) for e in entries]
+        )
     if len(answers) != len(entries):
         raise CRMResponseError(f"{kind} batch: {len(answers)} answers for {len(entries)} inputs")
     return answers

@@ -6,6 +6,13 @@ search, sees a write at once); only the missing are created, 100 per ``batch/cre
 with their association to the contact in the same input. Each input carries its key as
 ``objectWriteTraceId``, so that a 207 names the inputs it refused and the others stand.
 
+A key the caller's ledger proves was never sent (``first_attempt``: the ledger marks a
+batch as sent before sending it) skips the keyed read: a create that carries it cannot
+have been applied before. Should that promise be wrong, the unique key still refuses a
+second record (a 409, settled below). Without the read, a portal that lacks the key
+property answers the create instead: ``KeyPropertyMissing``, so that the caller makes
+the property and runs the batch again.
+
 An answer that does not account for every input (a dropped connection, a 5xx, a 429
 after the retries) may still have been applied: the batch's keys are read again and
 only what is missing is created again. A 409 (a key that exists, e.g. created by a
@@ -36,6 +43,14 @@ KEY_PROPERTY = "leadsync_key"
 BATCH = reads.BATCH_READ  # HubSpot's batch endpoints take at most 100 inputs
 
 
+class KeyPropertyMissing(CRMResponseError):
+    """The CRM refused a create because the object type has no key property yet."""
+
+
+def _names_missing_key(text: str) -> bool:
+    return "PROPERTY_DOESNT_EXIST" in text and KEY_PROPERTY in text
+
+
 def ids_by_key(t: HubSpotTransport, object_type: str, keys: Sequence[str]) -> dict[str, str]:
     """``key → object id`` of the keys that exist (100 keys per call)."""
     found: dict[str, str] = {}
@@ -55,13 +70,16 @@ def create_once(
     *,
     max_attempts: int,
     sleep: Callable[[float], None],
+    never_sent: frozenset[str] = frozenset(),
 ) -> list[BatchOutcome]:
     """One outcome per ``(key, create input)``, in input order: the record found or
-    created under the key, or the CRM's refusal of that input."""
+    created under the key, or the CRM's refusal of that input. The keys in
+    ``never_sent`` are not looked for first."""
     out: dict[str, BatchOutcome] = {}
     for start in range(0, len(inputs), BATCH):
         chunk = list(inputs[start : start + BATCH])
-        found = ids_by_key(t, object_type, [k for k, _ in chunk])
+        maybe_sent = [k for k, _ in chunk if k not in never_sent]
+        found = ids_by_key(t, object_type, maybe_sent) if maybe_sent else {}
         for key, object_id in found.items():
             out[key] = ActionResult(key, object_id, created=False, note="already existed")
         missing = [(k, body) for k, body in chunk if k not in found]
@@ -95,6 +113,8 @@ def _create(
                 record_statuses=(400, 409),
             )
         except RecordRejected as exc:
+            if exc.status == 400 and _names_missing_key(exc.reason):
+                raise KeyPropertyMissing(exc.reason) from exc
             if exc.status == 409:  # a key exists already: read them, create the rest
                 items = _settle(t, object_type, items, out, created=False)
                 if len(items) > 1:
@@ -162,6 +182,9 @@ def _answer(
             continue
         context = error.get("context") or {}
         traces = context.get("objectWriteTraceId") if isinstance(context, Mapping) else None
+        if _names_missing_key(str(error.get("message", ""))):
+            # every input carries the key, so none was created: make it, run again
+            raise KeyPropertyMissing(t.redactor(str(error["message"])))
         reason = t.redactor(
             "; ".join(str(error[k]) for k in ("category", "message") if error.get(k)) or "refused"
         )

@@ -260,7 +260,8 @@ class HubSpotConnector:
         and remember them as our own writes, with the digest of the fields we read,
         so that the next read does not take them for changes. If the read fails, or
         HubSpot recalculates after it, those contacts are re-read next run: a cost,
-        never a miss."""
+        never a miss. A score write after the deals answers with those stamps, and
+        takes its contacts off the list (``write_scores``)."""
         ids = sorted(self._linked)
         self._linked.clear()
         if not ids:
@@ -846,6 +847,9 @@ class HubSpotConnector:
         for start in range(0, len(inputs), reads.BATCH_READ):
             self._update_batch(inputs[start : start + reads.BATCH_READ], succeeded, failed, stamps)
         self._remember(stamps)
+        # a write after our deals were linked answers with the stamp they moved (the
+        # sync acts before it writes the scores of whom it acted on): nothing to read
+        self._linked.difference_update(stamps)
         return WriteResult(tuple(succeeded), tuple(failed))
 
     def _before_write(self) -> None:
@@ -967,7 +971,7 @@ class HubSpotConnector:
         if not specs:
             return []
         inputs = [(spec.key, self._deal_input(spec)) for spec in specs]
-        outcomes = self._batch_create("deals", inputs)
+        outcomes = self._batch_create("deals", inputs, _never_sent(specs))
         contacts = {spec.key: spec.contact_id for spec in specs}
         created = int(to_epoch_ms(self.context.now()))
         for outcome in outcomes:
@@ -984,7 +988,7 @@ class HubSpotConnector:
         if not specs:
             return []
         inputs = [(spec.key, self._task_input(spec)) for spec in specs]
-        return self._batch_create("tasks", inputs)
+        return self._batch_create("tasks", inputs, _never_sent(specs))
 
     def set_owners(self, specs: Sequence[OwnerSpec]) -> Sequence[BatchOutcome]:
         """Owner assignments in batch updates of 100 contacts."""
@@ -997,30 +1001,35 @@ class HubSpotConnector:
         return outcomes
 
     def _batch_create(
-        self, object_type: str, inputs: list[tuple[str, dict[str, Any]]]
+        self,
+        object_type: str,
+        inputs: list[tuple[str, dict[str, Any]]],
+        never_sent: frozenset[str],
     ) -> Sequence[BatchOutcome]:
         """The key property is not checked before each run's first batch (two calls a
-        run): the keyed read refuses a missing one with a 400, and only then is it
-        created and the batch run again (its keyed read makes that safe)."""
+        run): the keyed read refuses a missing one with a 400, and so does a create
+        that names it; only then is it created and the batch run again, every key
+        looked for first (which makes that safe)."""
 
-        def run() -> Sequence[BatchOutcome]:
+        def run(fresh: frozenset[str]) -> Sequence[BatchOutcome]:
             return actions.create_once(
                 self.transport,
                 object_type,
                 inputs,
                 max_attempts=self.settings.max_attempts,
                 sleep=self.context.sleep,
+                never_sent=fresh,
             )
 
         if object_type in self._key_checked:
-            return run()
+            return run(never_sent)
         try:
-            return run()
+            return run(never_sent)
         except CRMResponseError as exc:
-            if "(HTTP 400)" not in str(exc):
+            if not isinstance(exc, actions.KeyPropertyMissing) and "(HTTP 400)" not in str(exc):
                 raise
             self._ensure_key(object_type)
-            return run()
+            return run(frozenset())
 
     def _deal_by_key(self, key: str) -> str | None:
         api = self.transport.api("crm.objects.basic_api")
@@ -1198,3 +1207,7 @@ def _match_by_id_or_label(items: Sequence[Raw], wanted: str) -> Raw | None:
         if str(item.get("label") or "").strip().casefold() == folded:
             return item
     return None
+
+
+def _never_sent(specs: Sequence[DealSpec] | Sequence[TaskSpec]) -> frozenset[str]:
+    return frozenset(spec.key for spec in specs if spec.first_attempt)

@@ -61,8 +61,11 @@ def create_keyed(
     unique: bool,
     timeout: float,
     error_text: ErrorText,
+    never_sent: frozenset[str] = frozenset(),
 ) -> dict[str, BatchOutcome]:
-    """One outcome per key: found, created, or refused (the record's own reason)."""
+    """One outcome per key: found, created, or refused (the record's own reason). The
+    keys in ``never_sent`` (the caller's ledger proves no call carried them) are not
+    read before the first attempt's write; every retry reads them all."""
     out: dict[str, BatchOutcome] = {}
     for start in range(0, len(items), COLLECTION_SIZE):
         chunk = list(items[start : start + COLLECTION_SIZE])
@@ -72,7 +75,12 @@ def create_keyed(
             sf: Any, chunk: list[Item] = chunk, tries: list[int] = tries
         ) -> tuple[dict[str, str], list[Any]]:
             tries[0] += 1
-            found = read_keys(sf, obj, key_field, chunk, by_person=not unique, timeout=timeout)
+            look = [i for i in chunk if tries[0] > 1 or i[0] not in never_sent]
+            found = (
+                read_keys(sf, obj, key_field, look, by_person=not unique, timeout=timeout)
+                if look
+                else {}
+            )
             missing = [item for item in chunk if item[0] not in found]
             if not missing:
                 return found, []

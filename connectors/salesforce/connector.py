@@ -1103,6 +1103,7 @@ class SalesforceConnector:
             unique=unique,
             timeout=self.settings.timeout_seconds,
             error_text=_record_error,
+            never_sent=frozenset(s.key for s in specs if s.first_attempt),
         )
         pairs: list[tuple[str, str]] = []
         fresh: set[str] = set()
@@ -1212,6 +1213,7 @@ class SalesforceConnector:
             unique=unique,
             timeout=self.settings.timeout_seconds,
             error_text=_record_error,
+            never_sent=frozenset(s.key for s in specs if s.first_attempt),
         )
         return [made[s.key] for s in specs]
 

@@ -232,3 +232,33 @@ def test_no_baseline_line_when_the_run_failed_before_reading(tmp_path: Path, cap
 @pytest.fixture(autouse=True)
 def _quiet_logs(caplog) -> None:
     caplog.set_level("CRITICAL", logger="leadsync")
+
+
+def test_an_older_database_takes_its_unfinished_actions_for_sent(tmp_path: Path) -> None:
+    """A release before the sent mark left no proof that an intent was never sent (a
+    crash may have followed its call), so every existing entry counts as sent."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    old = StateStore(url)
+    with old.tx() as conn:
+        old.t["migrations"].create(conn)
+        led = old.t["ledger"]
+        cols = [c for c in led.columns if c.name != "sent"]
+        sa.Table("ls_ledger", sa.MetaData(), *(c._copy() for c in cols)).create(conn)
+        for _, migration in MIGRATIONS[:3]:  # the ledger is there: it is kept as it is
+            migration(conn, old.t)
+        for version in (1, 2, 3):
+            conn.execute(old.t["migrations"].insert().values(version=version, applied_at=0))
+        conn.execute(
+            sa.text(
+                "INSERT INTO ls_ledger (key, group_key, seq, run_id, contact_id, model, kind,"
+                " status, attempts, created_at, updated_at) VALUES"
+                " ('main:c1:e:x:deal', 'main:c1:e:x', 1, 'r', 'c1', 'main', 'deal', 'intent',"
+                " 0, 0, 0)"
+            )
+        )
+    old.close()
+    store = StateStore(url)
+    store.migrate()
+    assert [e.key for e in store.pending_actions()] == ["main:c1:e:x:deal"]
+    assert store.mark_sent(["main:c1:e:x:deal"]) == set()  # may have been sent
+    store.close()

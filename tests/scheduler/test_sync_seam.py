@@ -5,10 +5,12 @@ codes and ledger vocabularies are defined once, the redactor is the host's."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
+import pytest
 from sync_fakes import SeqState
 
-from connectors.base import DealSpec, Redactor, TaskSpec
+from connectors.base import ActionResult, DealSpec, Redactor, TaskSpec
 from scheduler.cli_common import ExitCode
 from scheduler.config import parse_config
 from scheduler.state import LedgerEntry, LedgerKind, LedgerStatus
@@ -60,6 +62,70 @@ def test_the_crash_hook_is_called_at_each_point_in_order(h) -> None:
         "after_score_write",
         "before_cursor",
     ]
+
+
+class _Killed(BaseException):
+    """The process dies here: nothing after this point runs."""
+
+
+def test_an_action_is_a_first_attempt_until_a_call_may_have_carried_it(h) -> None:
+    """The connector may skip its keyed read only for an entry the ledger proves was
+    never sent; after a death past the call, the next run's spec says it may exist."""
+    h.crm.add("hot", points=10, owner_id="o1")
+    h.run()
+    h.crm.add("hot", points=90, owner_id="o1")  # crosses on the next run
+    seen: list[tuple[str, bool]] = []
+    create_deal = h.crm.create_deal
+
+    def recording(spec: DealSpec) -> ActionResult:
+        seen.append((spec.key, spec.first_attempt))
+        return create_deal(spec)
+
+    h.crm.create_deal = recording  # type: ignore[method-assign]
+
+    def die(point: str) -> None:
+        if point == "after_crm_write":
+            raise _Killed(point)
+
+    with pytest.raises(_Killed):
+        h.sync(crash=die).run(RunOptions())
+    assert [first for _, first in seen] == [True]
+    assert h.run().exit_code == 0
+    assert seen[1:] == [(seen[0][0], False)]  # resumed: looked for before creating
+    assert len(h.crm.deals_for("hot")) == 1
+
+
+def test_the_contacts_acted_on_get_their_score_writes_after_the_actions(h) -> None:
+    """A HubSpot deal moves its contact's modification stamp; a score write after it
+    answers with the moved stamp, which spares a read. So even when the writes of a
+    long run go out before its act step, those of the contacts acted on wait for it."""
+    for i in range(40):
+        h.crm.add(f"c{i:02}", points=10, owner_id="o1")
+    h.run()
+    hot = {f"c{i:02}" for i in range(0, 40, 3)}
+    for i in range(40):  # every score moves; every third contact crosses
+        h.crm.add(f"c{i:02}", points=90 if f"c{i:02}" in hot else 20, owner_id="o1")
+    order: list[tuple[str, str]] = []
+    create_deal, write_scores = h.crm.create_deal, h.crm.write_scores
+
+    def deal(spec: DealSpec) -> ActionResult:
+        order.append(("deal", spec.contact_id))
+        return create_deal(spec)
+
+    def write(updates: Any) -> Any:
+        order.extend(("write", u.contact_id) for u in updates)
+        return write_scores(updates)
+
+    h.crm.create_deal = deal  # type: ignore[method-assign]
+    h.crm.write_scores = write  # type: ignore[method-assign]
+    h.writeback = {"write_batch": 20}  # two batches go out before the act step
+    s = h.run()
+    assert s.crossings == len(hot) and s.scores_written == 40
+    first_deal = order.index(next(o for o in order if o[0] == "deal"))
+    assert any(kind == "write" for kind, _ in order[:first_deal])  # batches went out early
+    for _, cid in order[:first_deal]:
+        assert cid not in hot, cid
+    assert {cid for kind, cid in order[first_deal:] if kind == "write"} >= hot
 
 
 def test_ledger_specs_are_typed_specs_serialised_as_earlier_releases_stored_them() -> None:

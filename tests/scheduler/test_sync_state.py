@@ -166,6 +166,32 @@ def test_model_state_ledger_and_rejected(store: StateStore) -> None:
     assert store.ledger_for("c1")[0].status == "done"
 
 
+def test_marking_entries_sent_tells_which_no_call_had_carried(store: StateStore) -> None:
+    """The mark that lets a connector skip its keyed read: it is committed before each
+    call, and says which entries are certainly not in the CRM yet."""
+    keys = [f"m:c{i}:1:deal" for i in range(3)]
+    with store.tx() as conn:
+        store.add_intents(
+            conn,
+            [
+                LedgerEntry(k, k[:-5], 1, f"c{i}", "m", "deal", "intent", {}, None, None, 0)
+                for i, k in enumerate(keys)
+            ],
+            "run1",
+        )
+    assert store.mark_sent(keys[:2]) == set(keys[:2])
+    assert store.mark_sent(keys) == {keys[2]}  # the first two may be there now
+    store.record_outcome(keys[0], status="failed", error="x")
+    assert store.mark_sent(keys) == set()  # an outcome does not undo the mark
+    with store.tx() as conn:  # a key planned again is the same entry, still sent
+        store.add_intents(
+            conn,
+            [LedgerEntry(keys[1], "g", 1, "c1", "m", "deal", "intent", {}, None, None, 0)],
+            "r2",
+        )
+    assert store.mark_sent([keys[1]]) == set()
+
+
 def test_the_run_lock_excludes_a_second_holder(
     store: StateStore, backend: tuple[str, str | None], clock: _Clock
 ) -> None:

@@ -4,6 +4,7 @@ record per key through dropped answers, 5xx, 409s and 207s."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime
 
 import requests
@@ -226,6 +227,55 @@ def test_the_key_property_costs_no_call_once_it_exists_and_is_made_when_missing(
         out = later.create_deals([_deal(c, f"d-{c}") for c in contacts])
         assert _calls(env) == 2  # one keyed read, one batch create
         assert [isinstance(o, ActionResult) and o.created for o in out] == [False] * 5 + [True] * 5
+
+
+def _fresh(spec: DealSpec | TaskSpec) -> DealSpec | TaskSpec:
+    return replace(spec, first_attempt=True)
+
+
+def test_actions_never_sent_are_created_without_a_keyed_read() -> None:
+    with sandbox_env(200) as env:
+        connector = env.connector()
+        assert isinstance(connector, CreatesInBatches)
+        connector.ensure_fields([])
+        contacts = sorted(env.contact_ids())[:150]
+        env.app.reset_stats()
+        deals = connector.create_deals([_fresh(_deal(c, f"d-{c}")) for c in contacts])
+        tasks = connector.create_tasks([_fresh(_task(c, f"t-{c}")) for c in contacts])
+        # per kind and per 100: one batch create, no read
+        assert _calls(env) == 4, env.stats()["by_route"]
+        assert all(isinstance(o, ActionResult) and o.created for o in [*deals, *tasks])
+        assert all(len(v) == 1 for v in _by_key(env, "deals").values())
+        connector.close()
+
+
+def test_a_key_that_exists_after_all_is_found_not_duplicated() -> None:
+    """``first_attempt`` is a promise of the caller's ledger; if it is wrong (a key the
+    CRM holds), the unique key refuses the create and the existing record is taken."""
+    with sandbox_env(30) as env:
+        connector = env.connector()
+        connector.ensure_fields([])
+        contacts = sorted(env.contact_ids())[:10]
+        first = connector.create_deals([_deal(c, f"d-{c}") for c in contacts[:4]])
+        again = connector.create_deals([_fresh(_deal(c, f"d-{c}")) for c in contacts])
+        assert [o.id for o in again[:4]] == [o.id for o in first]
+        assert [isinstance(o, ActionResult) and o.created for o in again] == [False] * 4 + [
+            True
+        ] * 6
+        assert all(len(v) == 1 for v in _by_key(env, "deals").values())
+        connector.close()
+
+
+def test_a_missing_key_property_is_made_when_a_never_sent_create_names_it() -> None:
+    with sandbox_env(30) as env:
+        contacts = sorted(env.contact_ids())[:10]
+        connector = env.connector()  # a portal without the key property yet
+        out = connector.create_tasks([_fresh(_task(c, f"t-{c}")) for c in contacts])
+        assert all(isinstance(o, ActionResult) and o.created for o in out)
+        assert env.get("/crm/v3/properties/tasks/leadsync_key").json()["hasUniqueValue"] is True
+        assert sorted(_by_key(env, "tasks")) == sorted(f"t-{c}" for c in contacts)
+        assert all(len(v) == 1 for v in _by_key(env, "tasks").values())
+        connector.close()
 
 
 ASSOCIATION_READ = "POST /crm/v4/associations/deals/contacts/batch/read"

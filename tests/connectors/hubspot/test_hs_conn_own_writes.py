@@ -8,14 +8,14 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 import requests
 from hs_conn_env import TOKEN, Env, Rule, read_all, sandbox_env
 
-from connectors.base import FieldSpec, ReadBatch, ScoreUpdate
+from connectors.base import DealSpec, FieldSpec, ReadBatch, ScoreUpdate
 from connectors.hubspot import HubSpotConnector
 from connectors.hubspot.own_writes import OwnWrites, fields_digest
 from connectors.sandbox import Request
@@ -480,31 +480,32 @@ def test_a_connector_that_never_completed_a_read_has_no_checkpoint() -> None:
         assert connector.checkpoint() is None
 
 
+def _deals(contact_ids: list[str], *, first_attempt: bool = False) -> list[DealSpec]:
+    return [
+        DealSpec(
+            key=f"deal-{cid}",
+            contact_id=cid,
+            name=f"Hot lead {cid}",
+            owner_id=None,
+            stage="appointmentscheduled",
+            close_date=date(2027, 1, 31),
+            first_attempt=first_attempt,
+        )
+        for cid in contact_ids
+    ]
+
+
 def test_contacts_our_deals_were_linked_to_are_not_taken_for_changes() -> None:
     """A deal associated with a contact moves the contact's stamp (its deal count is
     recalculated) after our score write: the checkpoint reads the new stamps, so the
     next run is still one count; a contact someone else edits is still delivered."""
-    from datetime import date
-
-    from connectors.base import ActionResult, DealSpec
+    from connectors.base import ActionResult
 
     with sandbox_env(300) as env:
         base = _baseline(env)
         env.clock.advance(1)  # the act step, after the score writes
         linked = sorted(base.ids)[:5]
-        made = base.connector.create_deals(
-            [
-                DealSpec(
-                    key=f"deal-{cid}",
-                    contact_id=cid,
-                    name=f"Hot lead {cid}",
-                    owner_id=None,
-                    stage="appointmentscheduled",
-                    close_date=date(2027, 1, 31),
-                )
-                for cid in linked
-            ]
-        )
+        made = base.connector.create_deals(_deals(linked))
         assert all(isinstance(m, ActionResult) and m.created for m in made)
         env.app.reset_stats()
         cursor = _checkpoint(base.connector)
@@ -517,6 +518,27 @@ def test_contacts_our_deals_were_linked_to_are_not_taken_for_changes() -> None:
         env.clock.advance(QUARTER_HOUR)
         again, _, _ = _read(env, batches[-1].cursor)
         assert _ids(again) == [linked[0]]
+
+
+def test_a_score_write_after_the_deals_carries_their_contacts_new_stamps() -> None:
+    """The sync acts before it writes the scores of the contacts it acted on: those
+    writes answer with the stamps the deals moved, so the checkpoint reads none."""
+    with sandbox_env(300) as env:
+        base = _baseline(env)
+        env.clock.advance(1)
+        linked = sorted(base.ids)[:5]
+        base.connector.create_deals(_deals(linked, first_attempt=True))
+        env.clock.advance(1)
+        written = linked[:3]  # two of them get no new score in this run
+        base.connector.write_scores([ScoreUpdate(cid, {"lead_score": 95}) for cid in written])
+        with _requests_seen(env) as seen:
+            cursor = _checkpoint(base.connector)
+        # only the two contacts whose stamps no answer carried are read
+        assert [r.path for r in seen] == ["/crm/v3/objects/contacts/batch/read"]
+        assert sorted(i["id"] for i in json.loads(seen[0].body)["inputs"]) == linked[3:]
+        env.clock.advance(QUARTER_HOUR)
+        batches, connector, calls = _read(env, cursor)
+        assert _ids(batches) == [] and connector.fast_reads == 1 and calls <= 2
 
 
 def test_our_owner_writes_are_remembered_with_the_new_owner() -> None:

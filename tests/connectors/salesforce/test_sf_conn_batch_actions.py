@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -132,6 +133,31 @@ def test_leads_get_status_changes_in_one_update(org: Org) -> None:
     assert all(isinstance(o, ActionResult) and o.created for o in out)
     again = c.create_deals([_deal(p, f"d-{p}", "lead") for p in leads])
     assert not any(a.created for a in again)  # type: ignore[union-attr]
+
+
+def test_actions_never_sent_are_written_without_a_keyed_read(big_org: Org) -> None:
+    """An action the ledger never sent cannot be in the org: no read before its upsert
+    (nor, on a retry after a lost answer, without one)."""
+    org = big_org
+    org.add_leadsync_fields()
+    c = org.connector()
+    contacts = _people(c, org, "contact")[:150]
+    c.ensure_fields([])
+    org.app.reset_stats()
+    deals = c.create_deals([replace(_deal(p, f"d-{p}"), first_attempt=True) for p in contacts])
+    tasks = c.create_tasks([replace(_task(p, f"t-{p}"), first_attempt=True) for p in contacts])
+    # deals: contact read, upsert, contact roles; tasks: upsert (each per 200)
+    assert _calls(org) <= 4, org.app.stats()["by_route"]
+    assert all(isinstance(o, ActionResult) and o.created for o in [*deals, *tasks])
+    _faults(org, commit_then_drop=0.5)
+    more = _people(c, org, "lead")[:40]
+    first = c.create_tasks([replace(_task(p, f"l-{p}", "lead"), first_attempt=True) for p in more])
+    _faults(org)
+    c.create_tasks([_task(p, f"l-{p}", "lead") for p in more])
+    tasks_made = _rows(c, "SELECT Id, leadsync_key__c FROM Task WHERE leadsync_key__c != null")
+    keys = Counter(r["leadsync_key__c"] for r in tasks_made)
+    assert all(keys[f"l-{p}"] == 1 for p in more) and all(keys[f"t-{p}"] == 1 for p in contacts)
+    assert any(isinstance(o, ActionResult) for o in first)
 
 
 def test_task_key_without_external_id_falls_back_to_the_people_tasks(org: Org) -> None:
