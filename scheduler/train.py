@@ -89,7 +89,9 @@ class TrainOptions:
     milestone: Milestone = "won"
     span: timedelta = timedelta(weeks=52)  # training window before the holdout
     holdout: timedelta = timedelta(weeks=8)  # the latest snapshots, judged, never trained on
-    calibration_share: float = 0.25  # the latest share of training snapshots fits calibration
+    # the latest share of training snapshots fits the calibration (on the scores of a
+    # model fitted on the rest), before the model is fitted on all of training
+    calibration_share: float = 0.25
     regularisation: float = 1.0  # scikit-learn's C
     # logistic: a regression over the base model's parts; trees: gradient-boosted trees
     # over those and the per-event-type and per-field features (docs/predictive.md)
@@ -346,16 +348,16 @@ def train(
     _check_enough(full, options, window)
     holdout = build_training_set(data, base, holdout_times, options, specs)
 
-    # Later training snapshots fit the calibration, earlier ones the model.
+    # Later training snapshots fit the calibration, on the scores of a model fitted on
+    # the earlier ones.
     cut_index = int(len(training_times) * (1 - options.calibration_share))
     cut = np.datetime64(training_times[cut_index].replace(tzinfo=None), "us")
     fit = _subset(full, full.t < cut)
     cal = _subset(full, full.t >= cut)
     if len(set(fit.y.tolist())) < 2:
         fit, cal = full, _subset(full, full.t < full.t.min())
-    fitted = (
-        _fit_trees(fit, options) if options.estimator == "trees" else _fit_logistic(fit, options)
-    )
+    fit_model = _fit_trees if options.estimator == "trees" else _fit_logistic
+    fitted = fit_model(fit, options)
     calibration = Calibration()
     platt: Any = None
     if cal.x.shape[0] and len(set(cal.y.tolist())) == 2:
@@ -364,6 +366,12 @@ def train(
         calibration = Calibration(
             method="platt", a=float(platt.coef_[0, 0]), b=float(platt.intercept_[0])
         )
+        # The calibration had to see scores of snapshots the model did not learn
+        # from; the model itself then learns from all of training, the latest weeks
+        # (the most like what it will score) included, with the same settings. Its
+        # log-odds keep their scale, so the calibration carries over: the holdout's
+        # calibration error tells (docs/predictive.md, "Training").
+        fitted = fit_model(full, options)
     features = fitted.features
     intercept = fitted.intercept
     artifact = Artifact(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -46,6 +47,20 @@ def test_tree_model_beats_chance_and_is_calibrated_on_the_later_holdout(
 ) -> None:
     h = trained_trees.artifact.holdout
     assert h["auc"] > 0.75 and h["ece"] < 0.05
+
+
+def test_the_model_is_fitted_on_every_training_snapshot_once_calibrated(
+    trained_trees: TrainResult,
+) -> None:
+    """The calibration is fitted on the latest quarter of training, on the scores of a
+    model that never saw it; then the model is fitted again on all of training (the
+    latest weeks are the most like the holdout), keeping that calibration. The trees'
+    starting log-odds are the positive rate of what they were fitted on."""
+    t = trained_trees.artifact.training
+    rate = t["positives"] / t["pairs"]
+    assert trained_trees.artifact.intercept == pytest.approx(math.log(rate / (1 - rate)), abs=1e-9)
+    assert t["from"] < t["calibration_from"] < t["to"]
+    assert trained_trees.artifact.calibration.method == "platt"
 
 
 def test_tree_artifact_is_plain_json_and_broken_trees_are_refused(
