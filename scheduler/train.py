@@ -90,7 +90,7 @@ class TrainOptions:
     span: timedelta = timedelta(weeks=52)  # training window before the holdout
     holdout: timedelta = timedelta(weeks=8)  # the latest snapshots, judged, never trained on
     # the latest share of training snapshots fits the calibration (on the scores of a
-    # model fitted on the rest), before the model is fitted on all of training
+    # model fitted on the rest), before trees are fitted on all of training
     calibration_share: float = 0.25
     regularisation: float = 1.0  # scikit-learn's C
     # logistic: a regression over the base model's parts; trees: gradient-boosted trees
@@ -366,12 +366,14 @@ def train(
         calibration = Calibration(
             method="platt", a=float(platt.coef_[0, 0]), b=float(platt.intercept_[0])
         )
-        # The calibration had to see scores of snapshots the model did not learn
-        # from; the model itself then learns from all of training, the latest weeks
-        # (the most like what it will score) included, with the same settings. Its
-        # log-odds keep their scale, so the calibration carries over: the holdout's
-        # calibration error tells (docs/predictive.md, "Training").
-        fitted = fit_model(full, options)
+        if options.estimator == "trees":
+            # The calibration had to see scores of snapshots the model did not learn
+            # from; the trees then learn from all of training, the latest weeks (the
+            # most like what they will score) included, with the same settings. Their
+            # log-odds keep their scale, so the calibration carries over: the
+            # holdout's calibration error tells (docs/predictive.md, "Training"). A
+            # regression keeps its fit: refitted, it gained nothing measurable.
+            fitted = fit_model(full, options)
     features = fitted.features
     intercept = fitted.intercept
     artifact = Artifact(

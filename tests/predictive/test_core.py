@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import UTC, datetime
 
 import numpy as np
@@ -106,10 +105,9 @@ def test_reasons_are_top_positive_and_negative_in_score_points(
     y = trained.holdout.y
     reasons = reasons_for(trained.artifact, model_set.get("current"), x)
     p = predict(trained.artifact, x)
-    # meetings (the world's one real signal) are the converting contacts' commonest
-    # strongest positive reason; page views are noise there
-    top = Counter(r[0].rule for r, label in zip(reasons, y, strict=True) if label == 1 and r)
-    assert top.most_common(1)[0][0] == "meeting", top
+    # the converting contacts' meetings are their strongest positive reason
+    top = [r[0].rule for r, label in zip(reasons, y, strict=True) if label == 1 and r]
+    assert top.count("meeting") > len(top) / 2
     for row, prob in zip(reasons[:200], p[:200], strict=True):
         ups = [r.points for r in row if r.points > 0]
         downs = [r.points for r in row if r.points < 0]

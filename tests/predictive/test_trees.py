@@ -49,11 +49,11 @@ def test_tree_model_beats_chance_and_is_calibrated_on_the_later_holdout(
     assert h["auc"] > 0.75 and h["ece"] < 0.05
 
 
-def test_the_model_is_fitted_on_every_training_snapshot_once_calibrated(
+def test_the_trees_are_fitted_on_every_training_snapshot_once_calibrated(
     trained_trees: TrainResult,
 ) -> None:
     """The calibration is fitted on the latest quarter of training, on the scores of a
-    model that never saw it; then the model is fitted again on all of training (the
+    model that never saw it; then the trees are fitted again on all of training (the
     latest weeks are the most like the holdout), keeping that calibration. The trees'
     starting log-odds are the positive rate of what they were fitted on."""
     t = trained_trees.artifact.training
