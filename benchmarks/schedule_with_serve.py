@@ -166,6 +166,18 @@ class World:
         self.n = n_contacts
         self.serve_proc: subprocess.Popen[str] | None = None
         self.url = ""
+        self.sandbox: Any = None  # set by each CRM: its sandbox and the app serving it
+        self.app: Any = None
+
+    # -- the sandbox, the same for both CRMs
+    def simulate(self, count: int, seed: int) -> list[str]:
+        return list(self.sandbox.simulate_activity(count, seed=seed))
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self.app.stats())
+
+    def reset(self) -> None:
+        self.app.reset_stats()
 
     # -- per CRM
     def crm_config(self) -> dict[str, Any]:
@@ -371,15 +383,6 @@ class HubSpot(World):
     def settle(self) -> None:
         time.sleep(SEARCH_LAG_S + 0.2)
 
-    def simulate(self, count: int, seed: int) -> list[str]:
-        return self.sandbox.simulate_activity(count, seed=seed)
-
-    def stats(self) -> dict[str, Any]:
-        return dict(self.app.stats())
-
-    def reset(self) -> None:
-        self.app.reset_stats()
-
 
 #: Set-up calls, left out of both sides as ``api_calls.py`` does: field checks
 #: (``ensure_fields``), Salesforce's OAuth token and describes.
@@ -556,15 +559,6 @@ class Salesforce(World):
 
     def settle(self) -> None:
         time.sleep(1.1)  # SystemModstamp has whole seconds: the next run reads after them
-
-    def simulate(self, count: int, seed: int) -> list[str]:
-        return self.sandbox.simulate_activity(count, seed=seed)
-
-    def stats(self) -> dict[str, Any]:
-        return dict(self.app.stats())
-
-    def reset(self) -> None:
-        self.app.reset_stats()
 
 
 def salesforce_serve_minimum(batches: list[int], routes: dict[str, int]) -> int:
