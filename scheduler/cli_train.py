@@ -288,6 +288,16 @@ def execute_train(
             f"AUC {_fmt(h['auc'])} (rules {_fmt(h['rules_auc'])}), "
             f"calibration error {_fmt(h['ece'])} (rules {_fmt(h['rules_ece'])})"
         )
+        if h.get("auc_gain") is not None:
+            ci = h.get("auc_gain_ci95")
+            _out(
+                f"AUC gain over the rules model {h['auc_gain']:+.3f}"
+                + (
+                    f", 95% interval {ci[0]:+.3f} to {ci[1]:+.3f} (contacts resampled)"
+                    if ci
+                    else ""
+                )
+            )
         _out("reliability on the holdout (predicted -> observed, per tenth of the pairs):")
         for name, key in (("predictive", "reliability"), ("rules", "rules_reliability")):
             points = ", ".join(f"{b['predicted']:.3f}->{b['observed']:.3f}" for b in h.get(key, []))

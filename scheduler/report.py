@@ -394,6 +394,14 @@ def _predictive_html(c: Mapping[str, Any]) -> list[str]:
         f"{c['positives']} converted. Earlier snapshots taught the model and are not judged. "
         "The rules score is read as a probability the way a user reads “72 of 100”.</p>"
     )
+    gain, ci = c.get("auc_gain"), c.get("auc_gain_ci95")
+    if gain is not None:
+        ci_text = "n/a" if ci is None else f"[{ci[0]:+.3f}, {ci[1]:+.3f}]"
+        head += (
+            f"<p>AUC gain over the rules model: {gain:+.3f} (95% bootstrap interval "
+            f"{ci_text}, resamples of contacts with all their snapshots: one contact's "
+            "snapshots are not independent examples).</p>"
+        )
     if not c["pairs"]:
         return [
             head + "<p>No snapshot is left to judge it on: train it on older data or "

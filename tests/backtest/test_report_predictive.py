@@ -42,6 +42,15 @@ def test_report_puts_the_predictive_model_beside_its_rules_model(report: str) ->
     assert [name for name, _ in rows] == ["learned", "current"]
     aucs = {name: float(auc) for name, auc in rows}
     assert aucs["learned"] > 0.5 and aucs["current"] > 0.5
+    gain = re.search(
+        r"AUC gain over the rules model: ([+-][0-9.]+) \(95% bootstrap interval "
+        r"\[([+-][0-9.]+), ([+-][0-9.]+)\], resamples of contacts",
+        section,
+    )
+    assert gain, section[:600]
+    value, low, high = (float(g) for g in gain.groups())
+    assert value == pytest.approx(aucs["learned"] - aucs["current"], abs=0.0015)
+    assert low <= value <= high
     for words in ("top-decile lift", "calibration error", "advised (max F1)", "leads / week"):
         assert words in section
 

@@ -31,6 +31,10 @@ def test_train_writes_a_json_artifact_and_score_uses_it(project: Path) -> None:
     parsed = parse_artifact(artifact.read_text(), str(artifact))
     assert parsed.base_model == "current" and parsed.holdout["pairs"] > 0
     assert "AUC" in out and f"artifact: {artifact}" in out
+    gain, low, high = parsed.holdout["auc_gain"], *parsed.holdout["auc_gain_ci95"]
+    assert (
+        f"AUC gain over the rules model {gain:+.3f}, 95% interval {low:+.3f} to {high:+.3f}" in out
+    )
 
     code, out, err = _run(
         "score",

@@ -164,3 +164,32 @@ def test_a_rule_whose_events_the_history_never_holds_does_not_hold_training_back
     with_unsubscribe = replace(pruned, events=pl.concat([events, one]))
     assert history_needed(base, with_unsubscribe.events) == 365 + 40
     assert first_usable(with_unsubscribe, base) == start + timedelta(days=365 + 40)
+
+
+def test_holdout_gives_the_auc_gain_with_an_interval_over_contacts(
+    trained: TrainResult,
+) -> None:
+    """The gain over the rules model, and how sure it is: contacts are resampled with
+    all their snapshots, so more snapshots of the same people add no false certainty."""
+    from scheduler.train import judge
+
+    h = trained.artifact.holdout
+    assert h["auc_gain"] == pytest.approx(h["auc"] - h["rules_auc"], abs=1e-12)
+    low, high = h["auc_gain_ci95"]
+    assert low < h["auc_gain"] < high
+    assert high - low < 0.5
+
+    # Every pair five times over, as five snapshots of the same people would be: the
+    # same contacts drawn, the same interval. Pairs resampled one by one would narrow it.
+    holdout = trained.holdout
+    repeated = replace(
+        holdout,
+        t=np.tile(holdout.t, 5),
+        contact_id=np.tile(holdout.contact_id, 5),
+        x=np.tile(holdout.x, (5, 1)),
+        y=np.tile(holdout.y, 5),
+        base_score=np.tile(holdout.base_score, 5),
+    )
+    again = judge(trained.artifact, repeated)
+    assert again["auc_gain"] == pytest.approx(h["auc_gain"], abs=1e-12)
+    assert again["auc_gain_ci95"] == pytest.approx([low, high], abs=1e-12)
