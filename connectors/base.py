@@ -264,6 +264,12 @@ class TaskSpec:
     first_attempt: bool = False  # as DealSpec's
 
 
+def never_sent(specs: Iterable[DealSpec] | Iterable[TaskSpec]) -> frozenset[str]:
+    """The keys of the specs the caller's ledger proves were never sent
+    (``first_attempt``): a connector may create those without looking for them."""
+    return frozenset(spec.key for spec in specs if spec.first_attempt)
+
+
 @dataclass(frozen=True, slots=True)
 class ActionResult:
     key: str

@@ -515,13 +515,11 @@ def judge(artifact: Artifact, holdout: TrainingSet) -> dict[str, Any]:
     read "72 of 100"; a rules score is not calibrated, which is what this shows."""
     p = predict(artifact, holdout.x) if holdout.x.shape[0] else np.zeros(0)
     rules = np.clip(holdout.base_score / 100.0, 0.0, 1.0)
-    gain = _gain(holdout.base_score, p, holdout.y, holdout.contact_id)
     return {
         "pairs": int(holdout.y.size),
         "positives": int(holdout.y.sum()),
         "auc": ev.roc_auc(p, holdout.y),
-        "auc_gain": gain.diff,
-        "auc_gain_ci95": None if gain.low is None else [gain.low, gain.high],
+        **_gain(holdout.base_score, p, holdout.y, holdout.contact_id),
         "ece": ev.expected_calibration_error(p, holdout.y) if p.size else None,
         "rules_auc": ev.roc_auc(holdout.base_score, holdout.y),
         "rules_ece": ev.expected_calibration_error(rules, holdout.y) if p.size else None,
@@ -535,14 +533,19 @@ def _gain(
     predictive: np.ndarray[Any, Any],
     labels: np.ndarray[Any, Any],
     contacts: np.ndarray[Any, Any],
-) -> ev.BootstrapDiff:
-    """The predictive model's AUC minus the rules model's on the same pairs, with the
-    backtest's 95 % interval: contacts resampled, each with all its snapshots. One
-    contact's weekly snapshots are not independent examples; resampling pairs would
-    make the interval look narrower than the evidence is."""
+) -> dict[str, Any]:
+    """``auc_gain``, the predictive model's AUC minus the rules model's on the same
+    pairs, and ``auc_gain_ci95``, its 95 % interval as the backtest's comparison
+    resamples: contacts, each with all its snapshots. One contact's weekly snapshots
+    are not independent examples; resampling pairs would make the interval look
+    narrower than the evidence is."""
     if labels.size == 0:
-        return ev.BootstrapDiff(None, None, None, 0, 0)
-    return ev.auc_difference(rules, predictive, labels, [str(c) for c in contacts])
+        return {"auc_gain": None, "auc_gain_ci95": None}
+    gain = ev.auc_difference(rules, predictive, labels, [str(c) for c in contacts])
+    return {
+        "auc_gain": gain.diff,
+        "auc_gain_ci95": None if gain.low is None else [gain.low, gain.high],
+    }
 
 
 def reliability_curve(
@@ -668,7 +671,6 @@ def beside_rules(
     weeks = max(len(later), 1) * (
         (later[1] - later[0]) / timedelta(weeks=1) if len(later) > 1 else 1.0
     )
-    gain = _gain(pairs.base_score, p, pairs.y, pairs.contact_id)
     rows = []
     for name, scores, threshold, probabilities in (
         (spec.name, 100.0 * p, spec.threshold, p),
@@ -703,8 +705,7 @@ def beside_rules(
         "to": _iso(later[-1]) if later else None,
         "pairs": int(pairs.y.size),
         "positives": int(pairs.y.sum()),
-        "auc_gain": gain.diff,
-        "auc_gain_ci95": None if gain.low is None else [gain.low, gain.high],
+        **_gain(pairs.base_score, p, pairs.y, pairs.contact_id),
         "models": rows,
     }
 

@@ -44,6 +44,7 @@ from connectors.base import (
     TaskSpec,
     WriteResult,
     bucket_of,
+    never_sent,
 )
 from connectors.fieldcheck import hubspot_property_problem
 from connectors.hubspot import actions, reads
@@ -971,7 +972,7 @@ class HubSpotConnector:
         if not specs:
             return []
         inputs = [(spec.key, self._deal_input(spec)) for spec in specs]
-        outcomes = self._batch_create("deals", inputs, _never_sent(specs))
+        outcomes = self._batch_create("deals", inputs, never_sent(specs))
         contacts = {spec.key: spec.contact_id for spec in specs}
         created = int(to_epoch_ms(self.context.now()))
         for outcome in outcomes:
@@ -988,7 +989,7 @@ class HubSpotConnector:
         if not specs:
             return []
         inputs = [(spec.key, self._task_input(spec)) for spec in specs]
-        return self._batch_create("tasks", inputs, _never_sent(specs))
+        return self._batch_create("tasks", inputs, never_sent(specs))
 
     def set_owners(self, specs: Sequence[OwnerSpec]) -> Sequence[BatchOutcome]:
         """Owner assignments in batch updates of 100 contacts."""
@@ -1004,7 +1005,7 @@ class HubSpotConnector:
         self,
         object_type: str,
         inputs: list[tuple[str, dict[str, Any]]],
-        never_sent: frozenset[str],
+        unsent: frozenset[str],
     ) -> Sequence[BatchOutcome]:
         """The key property is not checked before each run's first batch (two calls a
         run): the keyed read refuses a missing one with a 400, and so does a create
@@ -1022,9 +1023,9 @@ class HubSpotConnector:
             )
 
         if object_type in self._key_checked:
-            return run(never_sent)
+            return run(unsent)
         try:
-            return run(never_sent)
+            return run(unsent)
         except CRMResponseError as exc:
             if not isinstance(exc, actions.KeyPropertyMissing) and "(HTTP 400)" not in str(exc):
                 raise
@@ -1207,7 +1208,3 @@ def _match_by_id_or_label(items: Sequence[Raw], wanted: str) -> Raw | None:
         if str(item.get("label") or "").strip().casefold() == folded:
             return item
     return None
-
-
-def _never_sent(specs: Sequence[DealSpec] | Sequence[TaskSpec]) -> frozenset[str]:
-    return frozenset(spec.key for spec in specs if spec.first_attempt)

@@ -44,6 +44,7 @@ from connectors.base import (
     StoredState,
     TaskSpec,
     WriteResult,
+    never_sent,
 )
 from connectors.fieldcheck import salesforce_field_problem
 from connectors.salesforce import actions, mapping
@@ -1103,7 +1104,7 @@ class SalesforceConnector:
             unique=unique,
             timeout=self.settings.timeout_seconds,
             error_text=_record_error,
-            never_sent=frozenset(s.key for s in specs if s.first_attempt),
+            never_sent=never_sent(specs),
         )
         pairs: list[tuple[str, str]] = []
         fresh: set[str] = set()
@@ -1213,7 +1214,7 @@ class SalesforceConnector:
             unique=unique,
             timeout=self.settings.timeout_seconds,
             error_text=_record_error,
-            never_sent=frozenset(s.key for s in specs if s.first_attempt),
+            never_sent=never_sent(specs),
         )
         return [made[s.key] for s in specs]
 

@@ -4,8 +4,10 @@ record per key through dropped answers, 5xx, 409s and 207s."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 import requests
 from hs_conn_env import TOKEN, Env, Rule, error_json, sandbox_env
@@ -65,15 +67,23 @@ def _calls(env: Env) -> int:
     return sum(env.stats()["by_route"].values())
 
 
+def _act_on_150(
+    env: Env, spec: Callable[[DealSpec | TaskSpec], DealSpec | TaskSpec] = lambda s: s
+) -> tuple[Any, list[str], Sequence[Any], Sequence[Any]]:
+    """A deal and a task for each of 150 contacts, calls counted from the first create."""
+    connector = env.connector()
+    assert isinstance(connector, CreatesInBatches)
+    connector.ensure_fields([])
+    contacts = sorted(env.contact_ids())[:150]
+    env.app.reset_stats()
+    deals = connector.create_deals([spec(_deal(c, f"d-{c}")) for c in contacts])
+    tasks = connector.create_tasks([spec(_task(c, f"t-{c}")) for c in contacts])
+    return connector, contacts, deals, tasks
+
+
 def test_150_deals_and_tasks_cost_a_few_calls_each_linked_to_its_contact() -> None:
     with sandbox_env(200) as env:
-        connector = env.connector()
-        assert isinstance(connector, CreatesInBatches)
-        connector.ensure_fields([])
-        contacts = sorted(env.contact_ids())[:150]
-        env.app.reset_stats()
-        deals = connector.create_deals([_deal(c, f"d-{c}") for c in contacts])
-        tasks = connector.create_tasks([_task(c, f"t-{c}") for c in contacts])
+        connector, contacts, deals, tasks = _act_on_150(env)
         # per kind and per 100: one keyed read and one batch create
         assert _calls(env) == 8, env.stats()["by_route"]
         assert all(isinstance(d, ActionResult) and d.created for d in deals)
@@ -235,13 +245,7 @@ def _fresh(spec: DealSpec | TaskSpec) -> DealSpec | TaskSpec:
 
 def test_actions_never_sent_are_created_without_a_keyed_read() -> None:
     with sandbox_env(200) as env:
-        connector = env.connector()
-        assert isinstance(connector, CreatesInBatches)
-        connector.ensure_fields([])
-        contacts = sorted(env.contact_ids())[:150]
-        env.app.reset_stats()
-        deals = connector.create_deals([_fresh(_deal(c, f"d-{c}")) for c in contacts])
-        tasks = connector.create_tasks([_fresh(_task(c, f"t-{c}")) for c in contacts])
+        connector, _, deals, tasks = _act_on_150(env, _fresh)
         # per kind and per 100: one batch create, no read
         assert _calls(env) == 4, env.stats()["by_route"]
         assert all(isinstance(o, ActionResult) and o.created for o in [*deals, *tasks])
