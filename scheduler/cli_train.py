@@ -146,7 +146,10 @@ class RunModel:
 
     @property
     def history_days(self) -> float | None:
-        return self.base.history_days
+        """The base model's history, or the artifact's event features' when longer (a
+        year for the per-type rates)."""
+        days = self.base.history_days
+        return None if days is None else max(days, self.artifact.history_days)
 
 
 Scorer = Callable[..., list[Any]]

@@ -166,17 +166,24 @@ def first_usable(data: HistoryData, base: ScoringModel) -> datetime | None:
     the features read :func:`history_needed` back. An earlier snapshot would teach the
     model that nobody engaged, only because nothing older was kept. An export (no
     ``kept_since``) is taken as the whole history."""
-    if data.kept_since is None:
-        return None
+    start = history_start(data)
     needed = history_needed(base, data.events)
-    if needed is None:
+    if start is None or needed is None:
+        return None
+    return start + timedelta(days=needed)
+
+
+def history_start(data: HistoryData) -> datetime | None:
+    """When the kept events begin: ``kept_since``, or the first kept event when later;
+    None for an export (taken as the whole history)."""
+    if data.kept_since is None:
         return None
     start = data.kept_since
     if data.events.height:
         earliest = data.events.get_column("occurred_at").min()
         if isinstance(earliest, datetime) and earliest > start:
             start = earliest
-    return start + timedelta(days=needed)
+    return start
 
 
 def history_needed(base: ScoringModel, events: pl.DataFrame) -> float | None:
@@ -262,6 +269,7 @@ def build_training_set(
     xs: list[np.ndarray[Any, Any]] = []
     ys: list[np.ndarray[Any, Any]] = []
     bases: list[np.ndarray[Any, Any]] = []
+    kept_from = history_start(data)
     for t in snapshots:
         at_t = pairs.filter(pl.col("t") == t)
         if at_t.height == 0:
@@ -272,7 +280,15 @@ def build_training_set(
         scores = columns.scores.join(
             at_t.select("contact_id", "label"), on="contact_id", how="inner"
         )
-        x = feature_matrix(scores, columns.reasons, specs, t, contacts=contacts, events=data.events)
+        x = feature_matrix(
+            scores,
+            columns.reasons,
+            specs,
+            t,
+            contacts=contacts,
+            events=data.events,
+            history_start=kept_from,
+        )
         ts.append(np.full(scores.height, np.datetime64(t.replace(tzinfo=None), "us")))
         ids.append(scores.get_column("contact_id").to_numpy())
         xs.append(x)

@@ -67,3 +67,26 @@ def test_run_without_artifact_scores_the_rules_model_only(tmp_path: Path) -> Non
     assert [m.name for m in models] == ["current"]
     assert len(warnings) == 1 and "no artifact yet" in warnings[0]
     assert {r.model for r in scorer(models, CONTACTS, EVENTS, as_of=AS_OF)} == {"current"}
+
+
+def test_the_sync_keeps_the_year_a_tree_artifact_reads(
+    tmp_path: Path, trained: TrainResult, trained_trees: TrainResult
+) -> None:
+    """The per-type rates read a year of events: a sync keeping only its rules model's
+    history would score them on less than they were trained on."""
+    from datetime import timedelta
+
+    from scheduler.sync import events_kept
+
+    path = tmp_path / "model.yaml"
+    path.write_text(MODEL_FILE)
+    (tmp_path / "learned.json").write_text(trained_trees.artifact.to_json())
+    models, _, _ = run_models([path], load_model_files([path]))
+    rules, learned = models
+    assert rules.history_days is not None and rules.history_days < 365
+    assert learned.history_days == 365
+    assert events_kept(models, timedelta(days=30)) == timedelta(days=366)
+    # a regression reads the base model's parts only: its history is the base model's
+    (tmp_path / "learned.json").write_text(trained.artifact.to_json())
+    models, _, _ = run_models([path], load_model_files([path]))
+    assert models[1].history_days == rules.history_days

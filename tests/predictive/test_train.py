@@ -193,3 +193,33 @@ def test_holdout_gives_the_auc_gain_with_an_interval_over_contacts(
     again = judge(trained.artifact, repeated)
     assert again["auc_gain"] == pytest.approx(h["auc_gain"], abs=1e-12)
     assert again["auc_gain_ci95"] == pytest.approx([low, high], abs=1e-12)
+
+
+def test_rates_at_an_early_snapshot_count_over_the_kept_history_only(
+    model_set: ModelSet, history: object
+) -> None:
+    """Two months into the kept history, a person who engaged every week has a weekly
+    rate, not a twelfth of one: a year's window over two months of events would teach
+    the model that early snapshots are quiet."""
+    import polars as pl
+
+    from scheduler.train import build_training_set
+    from scoring.predictive import FeatureSpec
+
+    base = model_set.get("current")
+    kept = datetime(2025, 6, 1, tzinfo=UTC)  # half the contacts are older
+    pruned = replace(history, kept_since=kept)  # type: ignore[type-var]
+    pruned = replace(pruned, events=pruned.events.filter(pl.col("occurred_at") >= kept))
+    first = pruned.events.get_column("occurred_at").min()
+    t = kept + timedelta(days=60)
+    rate = FeatureSpec(name="page_view.per_30d", source="event_rate", event="page_view", days=365)
+    count = FeatureSpec(name="page_view.last_60d", source="event_count", event="page_view", days=60)
+    built = build_training_set(pruned, base, [t], OPTIONS, [rate, count])
+    assert built.x.shape[0] > 100 and built.x[:, 1].sum() > 0
+    created = dict(pruned.contacts.select(pl.col("id").cast(pl.String), "created_at").iter_rows())
+    older = 0
+    for cid, (r, n) in zip(built.contact_id, built.x, strict=True):
+        older += created[cid] < first and n > 0
+        known = min((t - first).total_seconds(), (t - created[cid]).total_seconds()) / 86400
+        assert r == pytest.approx(30 * n / max(known, 30))
+    assert older > 50

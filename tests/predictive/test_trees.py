@@ -167,3 +167,50 @@ def test_event_features_read_only_events_up_to_the_snapshot() -> None:
     ]
     x = feature_matrix(scores, reasons, specs, t, contacts=contacts, events=events)
     assert x.tolist() == [[1.0, 2.0, 2.0, 1.0, 120.0, 10.0], [0.0, 0.0, 90.0, 0.0, 0.0, 0.0]]
+
+
+def test_event_rates_count_a_year_per_30_days_over_the_span_the_history_covers() -> None:
+    """A long-run rate tells a steady buyer from a busy one-off week; its span is the
+    year before the snapshot, cut to when the contact was created or the kept history
+    starts, never under 30 days, so a short history is not read as a quiet person."""
+    t = datetime(2025, 6, 1, tzinfo=UTC)
+    ids = ["old", "new", "none", "baby"]
+    scores = pl.DataFrame(
+        {"contact_id": ids, "score": [0.0] * 4, "last_activity_at": [None] * 4},
+        schema_overrides={"last_activity_at": pl.Datetime("us", "UTC")},
+    )
+    reasons = pl.DataFrame(
+        schema={"contact_id": pl.String, "rule": pl.String, "raw_points": pl.Float64,
+                "events": pl.UInt32}
+    )  # fmt: skip
+    days = [400, 300, 100, 10, 60, 5, 1]  # days before t
+    who = ["old", "old", "old", "old", "new", "baby", "baby"]
+    events = pl.DataFrame(
+        {"contact_id": who, "type": ["email_click"] * len(who),
+         "occurred_at": [t - timedelta(days=d) for d in days]},
+        schema_overrides={"occurred_at": pl.Datetime("us", "UTC")},
+    )  # fmt: skip
+    contacts = pl.DataFrame(
+        {"id": ids,
+         "created_at": [t - timedelta(days=d) for d in (900, 90, 900, 6)]},
+        schema_overrides={"created_at": pl.Datetime("us", "UTC")},
+    )  # fmt: skip
+    spec = FeatureSpec(
+        name="email_click.per_30d", source="event_rate", event="email_click", days=365,
+        transform="log1p",
+    )  # fmt: skip
+    rate = np.expm1(feature_matrix(scores, reasons, [spec], t, contacts=contacts, events=events))
+    # old: 3 clicks in the year (the one 400 days back is outside it); new: 1 in the 90
+    # days since creation; none: 0; baby: 2 in 6 days, counted over 30.
+    assert rate[:, 0] == pytest.approx([30 * 3 / 365, 30 * 1 / 90, 0.0, 30 * 2 / 30])
+    # The kept history starts 120 days back: the older contacts' span is 120 days.
+    kept = feature_matrix(
+        scores, reasons, [spec], t, contacts=contacts, events=events,
+        history_start=t - timedelta(days=120),
+    )  # fmt: skip
+    assert np.expm1(kept)[:, 0] == pytest.approx([30 * 2 / 120, 30 * 1 / 90, 0.0, 30 * 2 / 30])
+    # Without a creation date the span is the whole year.
+    bare = feature_matrix(
+        scores, reasons, [spec], t, contacts=contacts.drop("created_at"), events=events
+    )
+    assert np.expm1(bare)[:, 0] == pytest.approx([30 * 3 / 365, 30 / 365, 0.0, 30 * 2 / 365])
