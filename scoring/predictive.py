@@ -1,16 +1,20 @@
-"""Predictive scoring: a logistic regression over a rules model's own parts.
+"""Predictive scoring: a learned model over a rules model's parts and the contact's
+engagement.
 
 A predictive model (docs/predictive.md) reads what its ``base_model`` already
 computes for a contact: each rule's points after its caps, each behaviour rule's event
-count, and how recently and how often the contact engaged. Training (in ``scheduler``,
-with scikit-learn) writes what it learned to a JSON artifact; this module reads that
-artifact and turns features into a calibrated probability, shown as 0-100, with the
-features that pushed it up and down as reasons in the rules models' own form.
+count, and how recently and how often the contact engaged; a tree model also reads each
+event type's recent counts and long-run rate and the base model's fit fields. Training
+(in ``scheduler``, with scikit-learn) writes what it learned to a JSON artifact; this
+module reads that artifact and turns features into a calibrated probability, shown as
+0-100, with the features that pushed it up and down as reasons in the rules models' own
+form.
 
 Why JSON and not a pickle: loading a pickle runs code, and a user must be able to read
-what the model weighs. Why logistic regression: every coefficient is a statement a user
-can check ("a pricing view multiplies the odds by 1.8"), and its probabilities can be
-reproduced exactly here without importing scikit-learn.
+what the model weighs. Both kinds are reproduced here exactly without importing
+scikit-learn: a logistic regression, whose every coefficient is a statement a user can
+check ("a pricing view multiplies the odds by 1.8"), and gradient-boosted trees, stored
+node by node, which rank better where signals interact.
 
 Pure: no I/O, no clock; the artifact's text and ``as_of`` are passed in.
 """
