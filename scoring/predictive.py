@@ -83,6 +83,8 @@ Source = Literal[
     "field_equals",
     "field_number",
 ]
+# The sources read from the events of one type within ``days`` before the instant.
+_EVENT_SOURCES = ("event_count", "days_since_event", "event_rate")
 Estimator = Literal["logistic", "trees"]
 Transform = Literal["identity", "log1p"]
 
@@ -278,9 +280,9 @@ def feature_specs(
     behaviour rule's counted events, the rules score, recency and frequency of
     engagement; then, per event type in ``event_types``, its counts over the last 7, 30
     and 90 days (velocity: a buying cycle shows as a recent burst), the days since the
-    last one and its rate per 30 days over the last year (habit); per fit field, one indicator per value in ``field_values`` and the
-    number of each of ``number_fields``. Counts and days are log-transformed: the tenth
-    visit says less than the first."""
+    last one and its rate per 30 days over the last year (habit); per fit field, one
+    indicator per value in ``field_values`` and the number of each of ``number_fields``.
+    Counts and days are log-transformed: the tenth visit says less than the first."""
     out: list[FeatureSpec] = []
     for rule in base.rules:
         out.append(FeatureSpec(name=f"{rule.id}.points", source="points", rule=rule.id))
@@ -357,7 +359,7 @@ def artifact_problems(artifact: Artifact, spec: PredictiveSpec, base: ScoringMod
                 )
             elif feature.source == "events" and not isinstance(rule, BehaviorRule):
                 out.append(f"features.{index}.rule: {feature.rule!r} is not a behaviour rule")
-        elif feature.source in ("event_count", "days_since_event", "event_rate"):
+        elif feature.source in _EVENT_SOURCES:
             if not feature.event or feature.days is None:
                 out.append(f"features.{index}: {feature.source} needs an event and days")
         elif (
@@ -426,7 +428,7 @@ def feature_matrix(
     points = joined.get_column("raw_points").to_numpy().astype(np.float64)
     counted = joined.get_column("events").fill_null(0).to_numpy().astype(np.float64)
     last = scores.get_column("last_activity_at")
-    as_of_us = int(pl.Series([as_of]).dt.epoch("us")[0])
+    as_of_us = _epoch_us(as_of)
     last_us = last.dt.epoch("us").to_numpy()
     days = np.where(
         last.is_null().to_numpy(),
@@ -437,7 +439,7 @@ def feature_matrix(
     recent = _recent_events(specs, ids, events, as_of, as_of_us)
     fields = _fields(specs, ids, contacts)
     kept_days = (
-        (as_of_us - int(pl.Series([history_start]).dt.epoch("us")[0])) / _US_PER_DAY
+        (as_of_us - _epoch_us(history_start)) / _US_PER_DAY
         if history_start is not None
         else math.inf
     )
@@ -457,7 +459,7 @@ def feature_matrix(
             column = total
         elif spec.source == "score":
             column = scores.get_column("score").to_numpy().astype(np.float64)
-        elif spec.source in ("event_count", "days_since_event", "event_rate"):
+        elif spec.source in _EVENT_SOURCES:
             e_rows, e_age = recent.get(spec.event or "", (np.zeros(0, np.int64), np.zeros(0)))
             window = float(spec.days or 0.0)
             inside = e_age < window
@@ -494,7 +496,7 @@ def _recent_events(
 ) -> dict[str, tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]]:
     """Per event type the features read: (row of ``scores``, age in days) of each
     event in ``(as_of - longest window, as_of]``."""
-    wanted = [s for s in specs if s.source in ("event_count", "days_since_event", "event_rate")]
+    wanted = [s for s in specs if s.source in _EVENT_SOURCES]
     if not wanted or events is None or events.height == 0:
         return {}
     types = sorted({s.event or "" for s in wanted})
@@ -528,15 +530,7 @@ def _known_days(
         return known
     if contacts is not None and "created_at" in contacts.columns:
         created = (
-            ids.join(
-                contacts.select(
-                    pl.col("id").cast(pl.String).alias("contact_id"),
-                    pl.col("created_at").dt.epoch("us").alias("_created"),
-                ).unique("contact_id", keep="first"),
-                on="contact_id",
-                how="left",
-            )
-            .sort("_r")
+            _per_row(ids, contacts, pl.col("created_at").dt.epoch("us").alias("_created"))
             .get_column("_created")
             .to_numpy()
             .astype(np.float64)
@@ -554,15 +548,28 @@ def _fields(
     if not names or contacts is None:
         return {}
     present = [f for f in names if f in contacts.columns]
-    frame = ids.join(
-        contacts.select(
-            pl.col("id").cast(pl.String).alias("contact_id"),
-            *[pl.col(f).cast(pl.String).str.strip_chars().str.to_lowercase() for f in present],
-        ).unique("contact_id", keep="first"),
+    frame = _per_row(
+        ids,
+        contacts,
+        *[pl.col(f).cast(pl.String).str.strip_chars().str.to_lowercase() for f in present],
+    )
+    return {f: frame.get_column(f).fill_null("").to_numpy() for f in present}
+
+
+def _per_row(ids: pl.DataFrame, contacts: pl.DataFrame, *columns: pl.Expr) -> pl.DataFrame:
+    """``columns`` of ``contacts`` aligned with the rows of ``ids`` (null where the
+    contact is missing; its first record where it appears twice)."""
+    return ids.join(
+        contacts.select(pl.col("id").cast(pl.String).alias("contact_id"), *columns).unique(
+            "contact_id", keep="first"
+        ),
         on="contact_id",
         how="left",
     ).sort("_r")
-    return {f: frame.get_column(f).fill_null("").to_numpy() for f in present}
+
+
+def _epoch_us(t: datetime) -> int:
+    return int(pl.Series([t]).dt.epoch("us")[0])
 
 
 def _numbers(text: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:

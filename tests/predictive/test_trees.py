@@ -133,6 +133,18 @@ def test_retrain_rule_judges_tree_artifacts_on_the_same_holdout(
     assert at_least_as_good(trained_trees.artifact, trained.artifact, holdout)
 
 
+def _no_reasons() -> pl.DataFrame:
+    """The base model's reasons frame with no rule firing: these tests read events."""
+    return pl.DataFrame(
+        schema={
+            "contact_id": pl.String,
+            "rule": pl.String,
+            "raw_points": pl.Float64,
+            "events": pl.UInt32,
+        }
+    )
+
+
 def test_event_features_read_only_events_up_to_the_snapshot() -> None:
     t = datetime(2025, 6, 1, tzinfo=UTC)
     scores = pl.DataFrame(
@@ -143,14 +155,7 @@ def test_event_features_read_only_events_up_to_the_snapshot() -> None:
         },
         schema_overrides={"last_activity_at": pl.Datetime("us", "UTC")},
     )
-    reasons = pl.DataFrame(
-        schema={
-            "contact_id": pl.String,
-            "rule": pl.String,
-            "raw_points": pl.Float64,
-            "events": pl.UInt32,
-        }
-    )
+    reasons = _no_reasons()
     when = [t - timedelta(days=2), t - timedelta(days=20), t + timedelta(hours=1)]
     events = pl.DataFrame(
         {"contact_id": ["a", "a", "a"], "type": ["call"] * 3, "occurred_at": when},
@@ -179,10 +184,7 @@ def test_event_rates_count_a_year_per_30_days_over_the_span_the_history_covers()
         {"contact_id": ids, "score": [0.0] * 4, "last_activity_at": [None] * 4},
         schema_overrides={"last_activity_at": pl.Datetime("us", "UTC")},
     )
-    reasons = pl.DataFrame(
-        schema={"contact_id": pl.String, "rule": pl.String, "raw_points": pl.Float64,
-                "events": pl.UInt32}
-    )  # fmt: skip
+    reasons = _no_reasons()
     days = [400, 300, 100, 10, 60, 5, 1]  # days before t
     who = ["old", "old", "old", "old", "new", "baby", "baby"]
     events = pl.DataFrame(
